@@ -1,0 +1,32 @@
+"""Test environment: everything offline except a Hub-protocol server on 127.0.0.1.
+
+The Hub client's endpoint is fixed when `huggingface_hub` is imported, so the
+environment is set here, at conftest import time, before any test module imports it.
+"""
+
+import os
+import socket
+import tempfile
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+HUB_PORT = _free_port()
+_HF_HOME = tempfile.mkdtemp(prefix="hubevo-hf-home-")
+os.environ.update(
+    {
+        "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "HF_HOME": _HF_HOME,
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "TRANSFORMERS_VERBOSITY": "error",
+    }
+)
+os.environ.pop("HF_TOKEN", None)
