@@ -1,0 +1,11 @@
+"""hubevo entry point: `python app.py demo | evolve run.yaml [--resume]`.
+
+The same commands are installed as the `hubevo` console script.
+"""
+
+import sys
+
+from hubevo.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Run configuration: one YAML file, validated by frozen pydantic models.
+
+Every stage of the loop reads its section of `RunConfig`; nothing else parses user
+input. Paths are resolved against the YAML file's folder when loaded with
+`load_config`, and a bad field becomes a `ConfigError` that names it and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hubevo.errors import ConfigError
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Member(Frozen):
+    """One initial member: a local model folder or a Hub repo (`org/name[@revision]`)."""
+
+    path: Path | None = None
+    repo: str | None = None
+    name: str | None = Field(None, description="Display name; defaults to the folder or repo name.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value):
+        if isinstance(value, (str, Path)):
+            text = str(value)
+            looks_local = text.startswith((".", "/", "~")) or Path(text).expanduser().exists()
+            return {"path": text} if looks_local or not REPO_ID.match(text) else {"repo": text}
+        return value
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_syntax(cls, repo):
+        if repo is not None and not REPO_ID.match(repo):
+            raise ValueError(f"{repo!r} is not a Hub repo id; expected 'org/name' or 'org/name@revision'")
+        return repo
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.repo is None):
+            raise ValueError("give exactly one of 'path' (a local model folder) or 'repo' (org/name[@rev])")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return self.repo.split("@")[0] if self.repo else Path(self.path).name
+
+    def resolved(self, root: Path) -> "Member":
+        if self.path is None or Path(self.path).is_absolute():
+            return self
+        return self.model_copy(update={"path": (root / Path(self.path).expanduser()).resolve()})
+
+
+class PopulationConfig(Frozen):
+    members: list[Member] = Field(min_length=1, description="Initial members of the population.")
+    base_model: Member | None = Field(
+        None, description="Shared ancestor; required by ties, dare_*, task_arithmetic, breadcrumbs, della, model_stock."
+    )
+
+
+class TaskSpec(Frozen):
+    name: str
+    weight: float = Field(1.0, gt=0)
+    metric: str = "exact_match"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value):
+        return {"name": value} if isinstance(value, str) else value
+
+
+class FitnessConfig(Frozen):
+    tasks: list[TaskSpec] = Field(min_length=1, description="lm-eval tasks whose weighted mean is the fitness.")
+    heldout: list[TaskSpec] = Field(default_factory=list, description="Evaluated on survivors only; never selects.")
+    include_path: list[Path] = Field(default_factory=list, description="Folders of local lm-eval YAML tasks.")
+    limit: int | None = Field(None, gt=0, description="Examples per task and generation; None = all.")
+    resample: bool = Field(True, description="Draw a fresh seeded sample of `limit` examples every generation.")
+    seed: int = 0
+    batch_size: int = Field(64, gt=0)
+    heldout_limit: int | None = Field(None, gt=0)
+    lm_eval_kwargs: dict = Field(default_factory=dict, description="Passed through to lm_eval.simple_evaluate.")
+
+    @field_validator("include_path", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, (str, Path)) else value
+
+
+class SelectionConfig(Frozen):
+    method: Literal["roulette", "tournament"] = "roulette"
+    keep_top_k: int = Field(1, ge=0, description="Elites carried unchanged into the next generation.")
+    random_pick_prob: float = Field(0.1, ge=0, le=1, description="Chance that a parent is picked uniformly.")
+    tournament_size: int = Field(3, ge=2)
+    parents_per_child: int = Field(2, ge=2)
+
+
+DEFAULT_METHODS = (
+    "linear", "slerp", "nuslerp", "ties", "dare_ties", "dare_linear",
+    "task_arithmetic", "breadcrumbs", "della", "model_stock",
+)
+DEFAULT_RANGES = {
+    "weight": (0.0, 1.0),
+    "density": (0.2, 1.0),
+    "t": (0.0, 1.0),
+    "lambda": (0.5, 1.5),
+    "epsilon": (0.05, 0.2),
+    "gamma": (0.0, 0.05),
+}
+
+
+class CrossoverConfig(Frozen):
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1)
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_RANGES))
+    inherit_prob: float = Field(0.7, ge=0, le=1, description="Chance a child inherits its method and genes.")
+
+    @field_validator("ranges")
+    @classmethod
+    def _ordered(cls, ranges):
+        for name, (low, high) in ranges.items():
+            if low > high:
+                raise ValueError(f"range for {name!r} is empty: {low} > {high}")
+        return {**DEFAULT_RANGES, **ranges}
+
+
+class MutationConfig(Frozen):
+    probability: float = Field(0.8, ge=0, le=1, description="Chance that a child is mutated.")
+    operators: list[str] = Field(default_factory=lambda: ["perturb"], min_length=1)
+    strength: float = Field(0.15, ge=0, description="Gaussian sigma as a fraction of each gene's range.")
+    method_flip_prob: float = Field(0.1, ge=0, le=1, description="Chance to switch to another merge method.")
+
+
+class BudgetConfig(Frozen):
+    generations: int = Field(3, ge=0)
+    population_size: int = Field(6, ge=2)
+    max_evaluations: int | None = Field(None, gt=0)
+    wall_time_s: float | None = Field(None, gt=0)
+
+
+class OutputConfig(Frozen):
+    dir: Path = Path("runs/hubevo")
+
+
+class RunConfig(Frozen):
+    name: str = Field("hubevo", pattern=r"^[\w.-]+$")
+    population: PopulationConfig
+    fitness: FitnessConfig
+    selection: SelectionConfig = SelectionConfig()
+    crossover: CrossoverConfig = CrossoverConfig()
+    mutation: MutationConfig = MutationConfig()
+    budget: BudgetConfig = BudgetConfig()
+    output: OutputConfig = OutputConfig()
+    seed: int = 0
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="after")
+    def _elites_fit(self):
+        if self.selection.keep_top_k >= self.budget.population_size:
+            raise ValueError(
+                f"selection.keep_top_k ({self.selection.keep_top_k}) must be smaller than "
+                f"budget.population_size ({self.budget.population_size}) to leave room for children"
+            )
+        return self
+
+    def resolved(self, root: Path) -> "RunConfig":
+        """Resolve every relative path against `root` (the YAML file's folder)."""
+        pop = self.population
+        fit = self.fitness
+        out_dir = self.output.dir if self.output.dir.is_absolute() else (root / self.output.dir).resolve()
+        return self.model_copy(
+            update={
+                "population": pop.model_copy(
+                    update={
+                        "members": [m.resolved(root) for m in pop.members],
+                        "base_model": pop.base_model.resolved(root) if pop.base_model else None,
+                    }
+                ),
+                "fitness": fit.model_copy(
+                    update={"include_path": [p if p.is_absolute() else (root / p).resolve() for p in fit.include_path]}
+                ),
+                "output": self.output.model_copy(update={"dir": out_dir}),
+            }
+        )
+
+
+def format_validation_error(err: ValidationError, *, source: str) -> str:
+    lines = [f"invalid run config {source}:"]
+    for item in err.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict, *, root: Path, source: str = "") -> RunConfig:
+    try:
+        return RunConfig.model_validate(data).resolved(root)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source=source)) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"run config {str(path)!r} does not exist; pass the path of a YAML file")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"run config {str(path)!r} must be a YAML mapping, got {type(data).__name__}")
+    return parse_config(data, root=path.resolve().parent, source=repr(str(path)))

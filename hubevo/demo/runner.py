@@ -1,0 +1,85 @@
+"""`python app.py demo`: the embedded default run on the tiny demo zoo (CPU, no Hub, no network).
+
+Builds (or reuses) the zoo, evolves its specialists for a few generations and
+prints the leaderboard and how the champion compares with every specialist on the
+held-out tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from hubevo.config import RunConfig, parse_config
+from hubevo.publish import leaderboard, results_frame
+from hubevo.state import RunState
+
+log = logging.getLogger("hubevo")
+
+COMBINED = "demo_combined_heldout"
+
+
+def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: int = 6, seed: int = 0) -> RunConfig:
+    data = {
+        "name": "demo",
+        "population": {
+            "members": [{"path": str(p), "name": name} for name, p in zoo.specialists.items()],
+            "base_model": {"path": str(zoo.base), "name": "base"},
+        },
+        "fitness": {
+            "tasks": list(zoo.fitness_tasks),
+            "heldout": list(zoo.heldout_tasks),
+            "include_path": [str(zoo.tasks_dir)],
+            "limit": 64,
+            "resample": True,
+            "seed": seed,
+        },
+        "selection": {"method": "roulette", "keep_top_k": 2, "random_pick_prob": 0.1},
+        "crossover": {
+            "methods": ["linear", "slerp", "nuslerp", "ties", "dare_ties", "dare_linear",
+                        "task_arithmetic", "breadcrumbs", "della", "model_stock"],
+            "ranges": {"weight": [0.3, 1.2], "density": [0.3, 1.0], "lambda": [0.8, 1.6]},
+        },
+        "mutation": {"probability": 0.8, "strength": 0.15},
+        "budget": {"generations": generations, "population_size": population_size, "wall_time_s": 280},
+        "output": {"dir": str(out_dir)},
+        "seed": seed,
+    }
+    return parse_config(data, root=out_dir.parent, source="(demo)")
+
+
+def comparison(state: RunState) -> str:
+    """Held-out scores of the champion against every initial member."""
+    frame = results_frame(state)
+    champion = state.champion()
+    rows = frame[(frame["kind"] == "seed") | (frame["id"] == champion)].copy()
+    rows["role"] = rows["id"].map(lambda i: "champion" if i == champion else "initial member")
+    cols = ["role", "model", "method", "fitness"] + sorted(c for c in frame.columns if c.startswith("heldout/"))
+    return rows[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def champion_beats_members(state: RunState, task: str = COMBINED) -> bool:
+    champion = state.champion()
+    seeds = [i for i, ind in state.individuals.items() if ind.kind == "seed" and i in state.heldout]
+    best_seed = max(state.heldout[i].get(task, 0.0) for i in seeds)
+    return state.heldout.get(champion, {}).get(task, -1.0) > best_seed
+
+
+def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None, progress: bool = True,
+             generations: int = 4) -> RunState:
+    from hubevo.demo.zoo import build_zoo
+    from hubevo.loop import evolve
+
+    zoo = build_zoo(cache_dir, progress=progress)
+    out_dir = out_dir.resolve()
+    shutil.rmtree(out_dir, ignore_errors=True)
+    cfg = demo_config(zoo, out_dir=out_dir, generations=generations)
+    state = evolve(cfg, progress=progress)
+    print(f"\nleaderboard ({state.stop_reason}; run directory {out_dir}):\n")
+    print(leaderboard(state, top=15))
+    print("\nchampion versus the initial members on held-out tasks:\n")
+    print(comparison(state))
+    verdict = "beats" if champion_beats_members(state) else "does NOT beat"
+    print(f"\nthe champion {verdict} every initial member on {COMBINED}")
+    return state

@@ -1,0 +1,136 @@
+"""Stage 2, evaluate: fitness and held-out scores through lm-evaluation-harness.
+
+The loaded (in-memory) model is wrapped in lm-eval's `HFLM` and scored with
+`simple_evaluate`; local tasks come from `TaskManager(include_path=...)`. Each
+generation may draw a fresh seeded sample of every fitness task (lm-eval's
+`samples=`), so selection does not overfit one fixed subset.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import math
+from collections.abc import Sequence
+from functools import cached_property
+
+import numpy as np
+
+from hubevo.config import FitnessConfig, TaskSpec
+from hubevo.errors import CandidateError, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def weighted_fitness(scores: dict[str, float], tasks: Sequence[TaskSpec]) -> float:
+    total = sum(t.weight for t in tasks)
+    return sum(t.weight * scores[t.name] for t in tasks) / total
+
+
+def metric_value(task_results: dict, metric: str) -> float | None:
+    for key, value in task_results.items():
+        if key == metric or key.startswith(f"{metric},"):
+            return None if value in (None, "N/A") else float(value)
+    return None
+
+
+class Evaluator:
+    """Scores loaded models on the configured lm-eval tasks."""
+
+    def __init__(self, cfg: FitnessConfig, *, device: str | None = None):
+        self.cfg = cfg
+        self.device = device or default_device()
+
+    @cached_property
+    def task_manager(self):
+        from lm_eval.tasks import TaskManager
+
+        include = [str(p) for p in self.cfg.include_path] or None
+        names = {t.name for t in (*self.cfg.tasks, *self.cfg.heldout)}
+        if include:
+            local = TaskManager(include_path=include, include_defaults=False, verbosity="ERROR")
+            if names <= set(local.all_tasks) | set(local.all_groups):
+                return local
+        return TaskManager(include_path=include, verbosity="ERROR")
+
+    def check_tasks(self) -> None:
+        """Raise ConfigError naming any task lm-eval does not know, with close matches."""
+        for path in self.cfg.include_path:
+            if not path.is_dir():
+                raise ConfigError(f"fitness.include_path {str(path)!r} is not a folder of lm-eval task YAML files")
+        known = set(self.task_manager.all_tasks) | set(self.task_manager.all_groups) | set(self.task_manager.all_tags)
+        for spec in (*self.cfg.tasks, *self.cfg.heldout):
+            if spec.name not in known:
+                close = difflib.get_close_matches(spec.name, known, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise ConfigError(
+                    f"fitness task {spec.name!r} is unknown to lm-eval{hint} "
+                    "(add its YAML folder to fitness.include_path)"
+                )
+
+    @cached_property
+    def doc_counts(self) -> dict[str, int]:
+        from lm_eval.tasks import get_task_dict
+
+        counts = {}
+        for spec in self.cfg.tasks:
+            task = get_task_dict([spec.name], self.task_manager)[spec.name]
+            counts[spec.name] = len(task.eval_docs) if hasattr(task, "eval_docs") else 0
+        return counts
+
+    def sample_indices(self, generation: int) -> dict[str, list[int]] | None:
+        """The examples every candidate of `generation` is scored on (None = lm-eval's `limit`)."""
+        if self.cfg.limit is None or not self.cfg.resample:
+            return None
+        rng = np.random.default_rng([self.cfg.seed, generation])
+        samples = {}
+        for name, count in self.doc_counts.items():
+            if count == 0:  # a group: fall back to the limit for it
+                return None
+            size = min(self.cfg.limit, count)
+            samples[name] = sorted(int(i) for i in rng.choice(count, size=size, replace=False))
+        return samples
+
+    def score(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None, limit=None) -> dict[str, float]:
+        """Per-task metric values for a loaded model; CandidateError if lm-eval fails or yields no metric."""
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, device=self.device, batch_size=self.cfg.batch_size)
+        kwargs = {"bootstrap_iters": 0, "log_samples": False, "verbosity": "ERROR", **self.cfg.lm_eval_kwargs}
+        try:
+            out = lm_eval.simple_evaluate(
+                model=lm, tasks=[t.name for t in tasks], task_manager=self.task_manager,
+                samples=samples, limit=None if samples else limit, **kwargs,
+            )
+        except (RuntimeError, ValueError) as err:  # torch OOM is a RuntimeError
+            raise CandidateError(f"lm-eval failed: {type(err).__name__}: {err}") from err
+        scores = {}
+        for spec in tasks:
+            value = metric_value(out["results"].get(spec.name, {}), spec.metric)
+            if value is None or math.isnan(value):
+                raise CandidateError(f"lm-eval returned no {spec.metric!r} for task {spec.name!r}")
+            scores[spec.name] = value
+        return scores
+
+    def fitness(self, model, tokenizer, *, generation: int) -> tuple[float, dict[str, float], int]:
+        """(fitness, per-task scores, examples used) on this generation's sample."""
+        samples = self.sample_indices(generation)
+        scores = self.score(model, tokenizer, tasks=self.cfg.tasks, samples=samples, limit=self.cfg.limit)
+        used = sum(len(v) for v in samples.values()) if samples else self._examples(self.cfg.limit)
+        return weighted_fitness(scores, self.cfg.tasks), scores, used
+
+    def heldout(self, model, tokenizer) -> dict[str, float]:
+        if not self.cfg.heldout:
+            return {}
+        return self.score(model, tokenizer, tasks=self.cfg.heldout, limit=self.cfg.heldout_limit)
+
+    def _examples(self, limit: int | None) -> int:
+        counts = self.doc_counts
+        return sum(min(limit, c) if limit else c for c in counts.values())

@@ -1,0 +1,1 @@
+"""Every huggingface_hub call of the project lives in this package (the Hub edge)."""

@@ -1,0 +1,78 @@
+"""Merge-method table for crossover, read from mergekit's own registry.
+
+Which parameters are genes, whether a method needs a base model and how many
+parents it takes all come from each method's `MergeMethodSpec`, so hubevo follows
+mergekit instead of restating it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import cache
+
+from mergekit.merge_methods import registry
+from mergekit.merge_methods.base import BasePolicy, ParameterScope
+
+from hubevo.errors import UnknownNameError
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    shared_genes: tuple[str, ...]  # one value for the whole merge (t, lambda)
+    input_genes: tuple[str, ...]  # one value per parent (weight, density, epsilon, gamma)
+    base: str  # "required" | "optional" | "ignored"
+    min_parents: int
+    max_parents: int | None
+
+    @property
+    def needs_base(self) -> bool:
+        return self.base == "required"
+
+    def accepts(self, n_parents: int) -> bool:
+        return n_parents >= self.min_parents and (self.max_parents is None or n_parents <= self.max_parents)
+
+
+def _float_params(spec, scopes) -> tuple[str, ...]:
+    return tuple(p.name for p in spec.parameters if p.value_type is float and p.scope in scopes and p.name != "eps")
+
+
+def _parent_bounds(spec) -> tuple[int, int | None]:
+    """Parent counts excluding the base model, from mergekit's input contract."""
+    contract = spec.contract
+    if contract.base == BasePolicy.REQUIRED:
+        low = max(1, (contract.min_inputs or 1) - 1)
+        high = None if contract.max_inputs is None else contract.max_inputs - 1
+        if spec.name == "slerp":  # slerp interpolates base -> other: two parents, the first is the base
+            return 2, 2
+        return low, high
+    low = max(contract.min_inputs or 1, contract.min_non_base or 1)
+    return low, contract.max_non_base if contract.max_non_base is not None else contract.max_inputs
+
+
+@cache
+def method_table() -> dict[str, MethodInfo]:
+    table = {}
+    for method in registry.registered_methods():
+        spec = method.spec
+        low, high = _parent_bounds(spec)
+        base = "ignored" if spec.name == "slerp" else spec.contract.base.value
+        table[spec.name] = MethodInfo(
+            name=spec.name,
+            shared_genes=_float_params(spec, {ParameterScope.SHARED}),
+            input_genes=_float_params(spec, {ParameterScope.INPUT, ParameterScope.NON_BASE}),
+            base=base,
+            min_parents=low,
+            max_parents=high,
+        )
+    return table
+
+
+def get_method(name: str) -> MethodInfo:
+    table = method_table()
+    if name not in table:
+        close = difflib.get_close_matches(name, table, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownNameError(f"unknown merge method {name!r}.{hint} Known methods: {', '.join(sorted(table))}")
+    return table[name]

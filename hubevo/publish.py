@@ -1,0 +1,159 @@
+"""Stage 6, publish: survivor folders with lineage cards, the results table and the lineage graph.
+
+A lineage card is a `huggingface_hub.ModelCard`: the model-tree fields
+(`base_model`, `base_model_relation`) in its YAML, the exact mergekit YAML that
+rebuilds the weights, the generation, and fitness and held-out scores as
+evaluation results. Pushing to the Hub happens in `hubevo.hub`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from hubevo.genome import Individual, to_merge_dict
+from hubevo.state import RunState, atomic_write_text
+
+CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+Bred by hubevo in run `{{ run_name }}`, generation {{ generation }}:
+a **{{ method }}** merge of {{ parent_list }}.
+
+## Scores
+
+| task | split | score |
+| --- | --- | --- |
+{% for row in score_rows %}| {{ row[0] }} | {{ row[1] }} | {{ "%.4f"|format(row[2]) }} |
+{% endfor %}
+Fitness (weighted mean of the fitness tasks): **{{ "%.4f"|format(fitness) }}**. Held-out tasks never
+took part in selection.
+
+## Lineage
+
+{% for p in parents %}- `{{ p }}`
+{% endfor %}
+## Recipe
+
+Running `mergekit-yaml` on this configuration rebuilds the weights:
+
+```yaml
+{{ merge_yaml }}```
+{% if mutation %}
+## Mutation
+
+```yaml
+{{ mutation }}```
+{% endif %}"""
+
+
+def eval_results(scores: Mapping[str, float], *, split: str, metric: str = "exact_match") -> list[EvalResult]:
+    return [
+        EvalResult(
+            task_type="text-generation", dataset_type=task, dataset_name=task, dataset_split=split,
+            metric_type=metric, metric_value=float(value), metric_name=f"{metric} ({split})",
+        )
+        for task, value in scores.items()
+    ]
+
+
+def lineage_card(
+    ind: Individual,
+    *,
+    run_name: str,
+    parent_refs: Mapping[str, str],
+    merge_refs: Mapping[str, str],
+    fitness: float,
+    scores: Mapping[str, float],
+    heldout: Mapping[str, float],
+    dtype: str = "float32",
+) -> ModelCard:
+    """The model card of a merged survivor; `parent_refs` name parents as the Hub should show them."""
+    parents = [parent_refs[p] for p in ind.parents]
+    data = ModelCardData(
+        model_name=ind.name,
+        base_model=parents if len(parents) > 1 else parents[0],
+        base_model_relation="merge" if ind.kind == "merge" else "finetune",
+        library_name="transformers",
+        tags=["hubevo", "merge", "mergekit", ind.genome.method, f"gen-{ind.generation}"],
+        eval_results=eval_results(scores, split="fitness") + eval_results(heldout, split="heldout"),
+    )
+    merge_yaml = yaml.safe_dump(to_merge_dict(ind.genome, refs=merge_refs, dtype=dtype), sort_keys=False)
+    rows = [(t, "fitness", v) for t, v in scores.items()] + [(t, "held-out", v) for t, v in heldout.items()]
+    return ModelCard.from_template(
+        data, template_str=CARD_TEMPLATE, run_name=run_name, generation=ind.generation, method=ind.genome.method,
+        parent_list=", ".join(f"`{p}`" for p in parents), parents=parents, score_rows=rows, fitness=fitness,
+        merge_yaml=merge_yaml, mutation=None,
+    )
+
+
+def results_frame(state: RunState) -> pd.DataFrame:
+    """One row per evaluated candidate: the table the leaderboard and the Hub results dataset hold."""
+    rows = []
+    for ev in state.evaluations.values():
+        ind = state.individuals[ev.id]
+        g = ind.genome
+        rows.append({
+            "generation": ind.generation,
+            "evaluated_in": ev.generation,
+            "id": ind.id,
+            "model": ind.name,
+            "kind": ind.kind,
+            "method": g.method if g else "seed",
+            "parents": [state.individuals[p].name for p in ind.parents],
+            "genes": json.dumps({"shared": g.shared, "per_parent": list(g.per_parent)} if g else {}),
+            "status": ev.status,
+            "reason": ev.reason,
+            "fitness": ev.fitness,
+            **{f"fitness/{k}": v for k, v in ev.scores.items()},
+            **{f"heldout/{k}": v for k, v in state.heldout.get(ev.id, {}).items()},
+            "heldout": _mean(state.heldout.get(ev.id)),
+            "examples": ev.examples,
+            "seconds": ev.seconds,
+            "survivor": any(ev.id in ids for ids in state.survivors.values()),
+            "path": state.saved.get(ev.id),
+        })
+    return pd.DataFrame(rows)
+
+
+def _mean(scores: Mapping[str, float] | None) -> float | None:
+    return sum(scores.values()) / len(scores) if scores else None
+
+
+def lineage_graph(state: RunState) -> dict:
+    """Node-link JSON of the family tree (networkx's format)."""
+    nodes = [
+        {"id": i.id, "name": i.name, "kind": i.kind, "generation": i.generation,
+         "method": i.genome.method if i.genome else None,
+         "fitness": state.evaluations[i.id].fitness if i.id in state.evaluations else None}
+        for i in state.individuals.values()
+    ]
+    edges = [{"source": p, "target": i.id} for i in state.individuals.values() for p in i.parents]
+    return {"directed": True, "multigraph": False, "graph": {}, "nodes": nodes, "edges": edges}
+
+
+def write_tables(state: RunState, run_dir: Path) -> None:
+    frame = results_frame(state)
+    tmp = run_dir / ".results.parquet.tmp"
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(run_dir / "results.parquet")
+    atomic_write_text(run_dir / "lineage.json", json.dumps(lineage_graph(state), indent=1))
+
+
+def leaderboard(state: RunState, *, top: int | None = None) -> str:
+    frame = results_frame(state)
+    if frame.empty:
+        return "(no candidates evaluated)"
+    frame = frame.sort_values(["fitness", "generation"], ascending=[False, True], na_position="last")
+    frame["parents"] = frame["parents"].map(lambda ps: "+".join(ps) if len(ps) else "-")
+    cols = ["generation", "model", "parents", "method", "fitness", "heldout", "status"]
+    shown = frame[cols].head(top) if top else frame[cols]
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")

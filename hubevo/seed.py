@@ -1,0 +1,85 @@
+"""Stage 1, seed: resolve the initial members to local folders and check they can be merged.
+
+Compatibility is decided from `config.json` and the tokenizer files alone, before
+any weights are read, and an incompatible population fails with the members named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubevo.config import Member, PopulationConfig
+from hubevo.errors import CompatibilityError, ConfigError, MemberNotFoundError
+
+ARCH_FIELDS = (
+    "model_type", "architectures", "hidden_size", "num_hidden_layers", "intermediate_size",
+    "num_attention_heads", "num_key_value_heads", "vocab_size", "tie_word_embeddings",
+)
+
+
+@dataclass(frozen=True)
+class ResolvedMember:
+    label: str
+    source: str  # what the user wrote: a path or org/name@revision
+    path: Path  # local folder with config.json
+    revision: str | None = None  # resolved commit sha for Hub members
+
+
+def resolve(member: Member, *, downloader=None) -> ResolvedMember:
+    if member.path is not None:
+        path = Path(member.path)
+        if not (path / "config.json").is_file():
+            what = "does not exist" if not path.exists() else "has no config.json"
+            raise MemberNotFoundError(f"population member {str(path)!r} {what}; give a Hugging Face model folder")
+        return ResolvedMember(label=member.label, source=str(path), path=path)
+    if downloader is None:
+        from hubevo.hub.download import snapshot as downloader
+    path, sha = downloader(member.repo)
+    return ResolvedMember(label=member.label, source=member.repo, path=Path(path), revision=sha)
+
+
+def arch_signature(path: Path) -> dict:
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise MemberNotFoundError(f"cannot read {path / 'config.json'}: {err}") from None
+    text = config.get("text_config", config)
+    return {k: (config.get(k) if k in ("model_type", "architectures") else text.get(k)) for k in ARCH_FIELDS}
+
+
+def vocab_digest(path: Path) -> str | None:
+    tok = path / "tokenizer.json"
+    if not tok.is_file():
+        return None
+    vocab = json.loads(tok.read_text()).get("model", {}).get("vocab")
+    return hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest() if vocab is not None else None
+
+
+def check_compatible(members: list[ResolvedMember]) -> None:
+    """Raise CompatibilityError naming the first member that differs from the first one, and how."""
+    ref = members[0]
+    ref_sig, ref_vocab = arch_signature(ref.path), vocab_digest(ref.path)
+    for other in members[1:]:
+        sig = arch_signature(other.path)
+        diffs = [f"{k}: {ref_sig[k]!r} vs {sig[k]!r}" for k in ARCH_FIELDS if ref_sig[k] != sig[k]]
+        vocab = vocab_digest(other.path)
+        if ref_vocab and vocab and ref_vocab != vocab:
+            diffs.append("tokenizer vocabularies differ")
+        if diffs:
+            raise CompatibilityError(
+                f"members {ref.label!r} and {other.label!r} cannot be merged: " + "; ".join(diffs)
+            )
+
+
+def seed_population(cfg: PopulationConfig, *, downloader=None) -> tuple[list[ResolvedMember], ResolvedMember | None]:
+    members = [resolve(m, downloader=downloader) for m in cfg.members]
+    base = resolve(cfg.base_model, downloader=downloader) if cfg.base_model else None
+    labels = [m.label for m in members]
+    duplicates = sorted({x for x in labels if labels.count(x) > 1})
+    if duplicates:
+        raise ConfigError(f"population.members has duplicate names {duplicates}; set a distinct 'name' on each")
+    check_compatible(members + ([base] if base else []))
+    return members, base

@@ -1,0 +1,104 @@
+"""Run state: the single source of truth for `--resume`, written atomically after every step.
+
+Every random draw of the loop comes from a generator seeded by (run seed, generation,
+stage), so a resumed run re-derives exactly what the killed one would have done;
+the state only has to remember what was already paid for: evaluations, survivors
+written to disk, and the population of the current generation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from hubevo.config import RunConfig
+from hubevo.errors import ConfigError
+from hubevo.genome import Individual
+
+STATE_FILE = "state.json"
+
+
+class Evaluation(BaseModel):
+    id: str
+    generation: int
+    status: Literal["ok", "failed"]
+    reason: str | None = None
+    fitness: float | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    examples: int = 0
+    seconds: float = 0.0
+
+
+class RunState(BaseModel):
+    config_hash: str
+    generation: int = 0
+    population: list[str] = Field(default_factory=list)
+    individuals: dict[str, Individual] = Field(default_factory=dict)
+    evaluations: dict[str, Evaluation] = Field(default_factory=dict)
+    heldout: dict[str, dict[str, float]] = Field(default_factory=dict)
+    survivors: dict[int, list[str]] = Field(default_factory=dict)
+    saved: dict[str, str] = Field(default_factory=dict)
+    elapsed_s: float = 0.0
+    finished: bool = False
+    stop_reason: str | None = None
+
+    def fitness_of(self, ids) -> dict[str, float | None]:
+        return {i: self.evaluations[i].fitness for i in ids if i in self.evaluations}
+
+    def champion(self) -> str | None:
+        ok = [e for e in self.evaluations.values() if e.status == "ok"]
+        return max(ok, key=lambda e: (e.fitness, e.id)).id if ok else None
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """Hash of everything that shapes the search; the budget may change between resumes."""
+    payload = cfg.model_dump(mode="json", exclude={"budget": {"generations", "max_evaluations", "wall_time_s"}})
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rng_for(seed: int, generation: int, stage: str) -> np.random.Generator:
+    return np.random.default_rng([seed, generation, int(hashlib.sha256(stage.encode()).hexdigest()[:8], 16)])
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def save_state(state: RunState, run_dir: Path) -> None:
+    atomic_write_text(run_dir / STATE_FILE, state.model_dump_json(indent=1))
+
+
+def load_state(run_dir: Path) -> RunState | None:
+    path = run_dir / STATE_FILE
+    return RunState.model_validate_json(path.read_text()) if path.is_file() else None
+
+
+def open_state(cfg: RunConfig, *, resume: bool) -> RunState | None:
+    """The saved state to resume from, or None for a fresh run; refuses to mix two runs."""
+    run_dir = cfg.output.dir
+    state = load_state(run_dir)
+    if state is None:
+        return None
+    if not resume:
+        raise ConfigError(
+            f"output.dir {str(run_dir)!r} already holds a run; pass --resume to continue it or choose another output.dir"
+        )
+    if state.config_hash != config_hash(cfg):
+        raise ConfigError(
+            f"output.dir {str(run_dir)!r} holds a run made with a different config; "
+            "resume it with the same config (only budget may change) or choose another output.dir"
+        )
+    return state
