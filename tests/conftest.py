@@ -30,3 +30,18 @@ os.environ.update(
     }
 )
 os.environ.pop("HF_TOKEN", None)
+
+import pytest  # noqa: E402
+
+from tests.hub_server import HubServer  # noqa: E402  (imports no huggingface_hub)
+
+
+@pytest.fixture(scope="session")
+def hub_server():
+    """A Hub-protocol server on HUB_PORT with two users: alice (org alice-org) and bob."""
+    server = HubServer(port=HUB_PORT)
+    server.add_user("alice", "token-alice", orgs=["alice-org"])
+    server.add_user("bob", "token-bob")
+    server.start()
+    yield server
+    server.stop()
