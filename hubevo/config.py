@@ -64,11 +64,33 @@ class Member(Frozen):
         return self.model_copy(update={"path": (root / Path(self.path).expanduser()).resolve()})
 
 
+class HubQuery(Frozen):
+    """Candidates found on the Hub with `HfApi.list_models`; checked for compatibility before download."""
+
+    author: str | None = None
+    search: str | None = None
+    filter: list[str] = Field(default_factory=list, description="Tags such as 'base_model:org/name'.")
+    sort: Literal["trending_score", "downloads", "likes", "last_modified", "created_at"] = "downloads"
+    limit: int = Field(8, gt=0, le=200)
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
 class PopulationConfig(Frozen):
-    members: list[Member] = Field(min_length=1, description="Initial members of the population.")
+    members: list[Member] = Field(default_factory=list, description="Initial members of the population.")
+    query: HubQuery | None = Field(None, description="Add compatible Hub models found by this query.")
     base_model: Member | None = Field(
         None, description="Shared ancestor; required by ties, dare_*, task_arithmetic, breadcrumbs, della, model_stock."
     )
+
+    @model_validator(mode="after")
+    def _someone(self):
+        if not self.members and self.query is None:
+            raise ValueError("give population.members, population.query, or both")
+        return self
 
 
 class TaskSpec(Frozen):
@@ -153,6 +175,29 @@ class OutputConfig(Frozen):
     dir: Path = Path("runs/hubevo")
 
 
+class PublishConfig(Frozen):
+    """Where survivors go on the Hub: `{namespace}/{run}-{id}` repos, a champion repo and a results dataset."""
+
+    namespace: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]*$")
+    private: bool = True
+    push: Literal["survivors", "champion", "none"] = "none"
+
+    @model_validator(mode="after")
+    def _namespace_when_pushing(self):
+        if self.push != "none" and not self.namespace:
+            raise ValueError(f"publish.push is {self.push!r} but publish.namespace is not set; name a user or org")
+        return self
+
+    def survivor_repo(self, run_name: str, individual_id: str) -> str:
+        return f"{self.namespace}/{run_name}-{individual_id}"
+
+    def champion_repo(self, run_name: str) -> str:
+        return f"{self.namespace}/{run_name}"
+
+    def results_repo(self, run_name: str) -> str:
+        return f"{self.namespace}/{run_name}-results"
+
+
 class RunConfig(Frozen):
     name: str = Field("hubevo", pattern=r"^[\w.-]+$")
     population: PopulationConfig
@@ -162,6 +207,7 @@ class RunConfig(Frozen):
     mutation: MutationConfig = MutationConfig()
     budget: BudgetConfig = BudgetConfig()
     output: OutputConfig = OutputConfig()
+    publish: PublishConfig = PublishConfig()
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 

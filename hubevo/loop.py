@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from tqdm.auto import tqdm
 
 from hubevo import publish, selection
@@ -23,7 +24,7 @@ from hubevo.evaluation import Evaluator
 from hubevo.genome import Individual, child_individual, seed_individual, to_merge_config
 from hubevo.mutation import get_operator
 from hubevo.seed import seed_population
-from hubevo.state import Evaluation, RunState, config_hash, open_state, rng_for, save_state
+from hubevo.state import Evaluation, RunState, atomic_write_text, config_hash, open_state, rng_for, save_state
 
 log = logging.getLogger("hubevo")
 
@@ -43,6 +44,7 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     _materializer: object | None = None
     _tokenizer: object | None = None
+    api: object | None = None  # an injected huggingface_hub.HfApi; None = built from the environment
 
     @property
     def run_dir(self) -> Path:
@@ -75,10 +77,10 @@ class Run:
 
 
 # 1 seed ------------------------------------------------------------------------------------------
-def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, downloader=None) -> Run:
+def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=None) -> Run:
     """Validate everything that can be validated before the first merge, then open or create the state."""
     state = open_state(cfg, resume=resume)
-    members, base = seed_population(cfg.population, downloader=downloader)
+    members, base = seed_population(cfg.population, api=api)
     evaluator = Evaluator(cfg.fitness)
     evaluator.check_tasks()
     for name in cfg.crossover.methods:
@@ -98,7 +100,9 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, downlo
     hub_names = {ind.id: (m.source.split("@")[0] if m.revision else m.label) for ind, m in everyone}
     yaml_refs = {ind.id: (f"{m.source.split('@')[0]}@{m.revision}" if m.revision else str(m.path)) for ind, m in everyone}
     run = Run(cfg, state, evaluator, paths, hub_names, yaml_refs, base_seed[0].id if base_seed else None, progress)
+    run.api = api
     run.save()
+    atomic_write_text(run.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     return run
 
 
@@ -201,7 +205,7 @@ def write_survivor(run: Run, ind: Individual) -> None:
     run.state.heldout[ind.id] = heldout
     ev = run.state.evaluations[ind.id]
     card = publish.lineage_card(
-        ind, run_name=run.cfg.name, parent_refs=card_names(run), merge_refs={**run.paths, **run.yaml_refs}, fitness=ev.fitness,
+        ind, run_name=run.cfg.name, parent_refs=card_names(run), merge_refs=yaml_refs(run), fitness=ev.fitness,
         scores=ev.scores, heldout=heldout, dtype=run.cfg.dtype,
     )
     card.save(tmp / "README.md")
@@ -212,7 +216,21 @@ def write_survivor(run: Run, ind: Individual) -> None:
 
 
 def card_names(run: Run) -> dict[str, str]:
-    return {i: run.hub_names.get(i, ind.name) for i, ind in run.state.individuals.items()}
+    """How cards name each individual: Hub repo ids where they are (or will be) on the Hub."""
+    pub = run.cfg.publish
+    on_hub = lambda ind: pub.push == "survivors" and ind.kind != "seed"  # noqa: E731
+    return {
+        i: pub.survivor_repo(run.cfg.name, i) if on_hub(ind) else run.hub_names.get(i, ind.name)
+        for i, ind in run.state.individuals.items()
+    }
+
+
+def yaml_refs(run: Run) -> dict[str, str]:
+    """How a card's mergekit YAML names each parent: repo@sha for Hub seeds, Hub repos or local folders."""
+    names = card_names(run)
+    pushed = {i: names[i] for i, ind in run.state.individuals.items()
+              if ind.kind != "seed" and run.cfg.publish.push == "survivors"}
+    return {**run.paths, **pushed, **run.yaml_refs}
 
 
 # 4 crossover + 5 mutate ---------------------------------------------------------------------------
@@ -268,15 +286,29 @@ def summarize(run: Run) -> str:
             f"mean {mean:.3f}, survivors {len(state.survivors.get(state.generation, []))}")
 
 
-def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, downloader=None) -> RunState:
+def push(run: Run) -> None:
+    """Publish what is on disk to the Hub; a failed push is logged and retried at the next generation."""
+    if run.cfg.publish.push == "none":
+        return
+    from hubevo.errors import HubError
+    from hubevo.hub.publish import publish_generation
+
+    try:
+        publish_generation(run_dir=run.run_dir, state=run.state, cfg=run.cfg, api=run.api)
+    except HubError as err:
+        log.warning("publishing to the Hub failed (local survivors are kept): %s", err)
+
+
+def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=None) -> RunState:
     """Run (or resume) an evolution to the end of its budget; returns the final state."""
-    run = start(cfg, resume=resume, progress=progress, downloader=downloader)
+    run = start(cfg, resume=resume, progress=progress, api=api)
     run.state.finished = False
     while True:
         evaluate_generation(run)
         reason = stop_reason(run)
         plan = plan_generation(run, final=reason is not None)
         write_survivors(run, plan)
+        push(run)
         log.info(summarize(run))
         if reason is not None or not plan.couples:
             break
@@ -284,4 +316,5 @@ def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, downl
     run.state.finished, run.state.stop_reason = True, reason or "fewer than two candidates alive"
     run.save()
     publish.write_tables(run.state, run.run_dir)
+    push(run)
     return run.state

@@ -28,16 +28,16 @@ class ResolvedMember:
     revision: str | None = None  # resolved commit sha for Hub members
 
 
-def resolve(member: Member, *, downloader=None) -> ResolvedMember:
+def resolve(member: Member, *, api=None) -> ResolvedMember:
     if member.path is not None:
         path = Path(member.path)
         if not (path / "config.json").is_file():
             what = "does not exist" if not path.exists() else "has no config.json"
             raise MemberNotFoundError(f"population member {str(path)!r} {what}; give a Hugging Face model folder")
         return ResolvedMember(label=member.label, source=str(path), path=path)
-    if downloader is None:
-        from hubevo.hub.download import snapshot as downloader
-    path, sha = downloader(member.repo)
+    from hubevo.hub.download import snapshot
+
+    path, sha = snapshot(member.repo, api=api)
     return ResolvedMember(label=member.label, source=member.repo, path=Path(path), revision=sha)
 
 
@@ -74,9 +74,17 @@ def check_compatible(members: list[ResolvedMember]) -> None:
             )
 
 
-def seed_population(cfg: PopulationConfig, *, downloader=None) -> tuple[list[ResolvedMember], ResolvedMember | None]:
-    members = [resolve(m, downloader=downloader) for m in cfg.members]
-    base = resolve(cfg.base_model, downloader=downloader) if cfg.base_model else None
+def seed_population(cfg: PopulationConfig, *, api=None) -> tuple[list[ResolvedMember], ResolvedMember | None]:
+    """Resolve members (and Hub-query candidates) to local folders; fail before any merge if incompatible."""
+    base = resolve(cfg.base_model, api=api) if cfg.base_model else None
+    members = [resolve(m, api=api) for m in cfg.members]
+    if cfg.query is not None:
+        from hubevo.hub.discover import discover_members
+
+        reference = (members[0] if members else base)
+        members += [resolve(m, api=api) for m in discover_members(cfg.query, reference=reference, api=api)]
+    if not members:
+        raise ConfigError("population is empty: no member given and the Hub query found no compatible model")
     labels = [m.label for m in members]
     duplicates = sorted({x for x in labels if labels.count(x) > 1})
     if duplicates:

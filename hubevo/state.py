@@ -59,7 +59,7 @@ class RunState(BaseModel):
 
 def config_hash(cfg: RunConfig) -> str:
     """Hash of everything that shapes the search; the budget may change between resumes."""
-    payload = cfg.model_dump(mode="json", exclude={"budget": {"generations", "max_evaluations", "wall_time_s"}})
+    payload = cfg.model_dump(mode="json", exclude={"budget": {"generations", "max_evaluations", "wall_time_s"}, "publish": True})
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
