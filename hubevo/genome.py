@@ -49,6 +49,7 @@ class Individual(BaseModel):
     name: str
     genome: MergeGenome | None = None
     source: str | None = Field(None, description="Seeds only: local path or Hub repo id (with @revision).")
+    revision: str | None = Field(None, description="Seeds from the Hub: the resolved commit sha.")
 
     @property
     def parents(self) -> tuple[str, ...]:
@@ -63,8 +64,9 @@ def recipe_hash(payload: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def seed_individual(*, name: str, source: str) -> Individual:
-    return Individual(id=f"seed-{recipe_hash({'source': source})[:8]}", kind="seed", name=name, source=source)
+def seed_individual(*, name: str, source: str, revision: str | None = None) -> Individual:
+    digest = recipe_hash({"source": source})[:8]
+    return Individual(id=f"seed-{digest}", kind="seed", name=name, source=source, revision=revision)
 
 
 def child_individual(genome: MergeGenome, *, generation: int) -> Individual:

@@ -89,8 +89,8 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
         get_method(name)
     for name in cfg.mutation.operators:
         get_operator(name)
-    seeds = [(seed_individual(name=m.label, source=m.source), m) for m in members]
-    base_seed = (seed_individual(name=base.label, source=base.source), base) if base else None
+    seeds = [(seed_individual(name=m.label, source=m.source, revision=m.revision), m) for m in members]
+    base_seed = (seed_individual(name=base.label, source=base.source, revision=base.revision), base) if base else None
     everyone = seeds + ([base_seed] if base_seed else [])
     if state is None:
         state = RunState(config_hash=config_hash(cfg), population=[ind.id for ind, _ in seeds])

@@ -89,7 +89,7 @@ def lineage_card(
     merge_yaml = yaml.safe_dump(to_merge_dict(ind.genome, refs=merge_refs, dtype=dtype), sort_keys=False)
     rows = [(t, "fitness", v) for t, v in scores.items()] + [(t, "held-out", v) for t, v in heldout.items()]
     return ModelCard.from_template(
-        data, template_str=CARD_TEMPLATE, run_name=run_name, generation=ind.generation, method=ind.genome.method,
+        data, template_str=CARD_TEMPLATE, model_name=ind.name, run_name=run_name, generation=ind.generation, method=ind.genome.method,
         parent_list=", ".join(f"`{p}`" for p in parents), parents=parents, score_rows=rows, fitness=fitness,
         merge_yaml=merge_yaml, mutation=None,
     )
@@ -131,7 +131,8 @@ def _mean(scores: Mapping[str, float] | None) -> float | None:
 def lineage_graph(state: RunState) -> dict:
     """Node-link JSON of the family tree (networkx's format)."""
     nodes = [
-        {"id": i.id, "name": i.name, "kind": i.kind, "generation": i.generation,
+        {"id": i.id, "name": i.name, "kind": i.kind, "generation": i.generation, "source": i.source,
+         "revision": i.revision,
          "method": i.genome.method if i.genome else None,
          "fitness": state.evaluations[i.id].fitness if i.id in state.evaluations else None}
         for i in state.individuals.values()

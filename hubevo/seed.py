@@ -82,7 +82,9 @@ def seed_population(cfg: PopulationConfig, *, api=None) -> tuple[list[ResolvedMe
         from hubevo.hub.discover import discover_members
 
         reference = (members[0] if members else base)
-        members += [resolve(m, api=api) for m in discover_members(cfg.query, reference=reference, api=api)]
+        given = [m.source for m in members] + ([base.source] if base else [])
+        found = discover_members(cfg.query, reference=reference, api=api, exclude=given)
+        members += [resolve(m, api=api) for m in found]
     if not members:
         raise ConfigError("population is empty: no member given and the Hub query found no compatible model")
     labels = [m.label for m in members]

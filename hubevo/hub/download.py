@@ -1,12 +1,25 @@
-"""Download population members from the Hub: weights, config and tokenizer only, at a revision."""
+"""Download population members from the Hub: weights, config and tokenizer only, at a pinned revision.
+
+A revision (branch, tag or commit) is resolved to its commit sha first, and the files
+are then fetched at that sha, so the sha recorded in the lineage is the one whose bytes
+were merged. `metadata_snapshot` fetches the config and tokenizer files alone: discovery
+checks compatibility with them before any weights are downloaded.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hubevo.errors import HubError, MemberNotFoundError
+from hubevo.errors import MemberNotFoundError
+from hubevo.hub.client import ensure_api, hub_call
 
-MODEL_FILES = ["*.safetensors", "*.json", "tokenizer.model", "*.txt", "*.tiktoken", "*.py"]
+TOKENIZER_FILES = [
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "tokenizer.model", "vocab.json", "vocab.txt", "merges.txt", "*.tiktoken", "chat_template.jinja",
+    "chat_template.json",
+]
+METADATA_FILES = ["config.json", "generation_config.json", *TOKENIZER_FILES]
+MODEL_FILES = ["*.safetensors", "*.safetensors.index.json", *METADATA_FILES]
 
 
 def split_revision(repo: str) -> tuple[str, str | None]:
@@ -15,25 +28,24 @@ def split_revision(repo: str) -> tuple[str, str | None]:
 
 
 def snapshot(repo: str, *, api=None, cache_dir: Path | None = None) -> tuple[Path, str]:
-    """(local folder, resolved commit sha) of a model repo `org/name[@revision]`."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
-
-    api = api or HfApi()
+    """(local folder, resolved commit sha) of a model repo `org/name[@revision]`, weights included."""
+    api = ensure_api(api)
     repo_id, revision = split_revision(repo)
-    try:
+    with hub_call(repo_id, action="download", api=api):
         info = api.model_info(repo_id, revision=revision)
-        path = api.snapshot_download(
-            repo_id, revision=info.sha, allow_patterns=MODEL_FILES, cache_dir=cache_dir
-        )
-    except GatedRepoError:
-        raise MemberNotFoundError(f"Hub repo {repo_id!r} is gated: accept its terms on the Hub and log in") from None
-    except RevisionNotFoundError:
-        raise MemberNotFoundError(f"Hub repo {repo_id!r} has no revision {revision!r}") from None
-    except RepositoryNotFoundError:
-        raise MemberNotFoundError(
-            f"Hub repo {repo_id!r} does not exist or is private; check the id or log in with a token that can read it"
-        ) from None
-    except OSError as err:  # connection errors, offline mode
-        raise HubError(f"could not reach the Hub for {repo_id!r}: {type(err).__name__}") from None
+        files = [s.rfilename for s in info.siblings or []]
+        if not any(f.endswith(".safetensors") for f in files):
+            raise MemberNotFoundError(
+                f"Hub repo {repo!r} has no .safetensors weights (files: {', '.join(files[:8]) or 'none'}); "
+                "hubevo merges safetensors checkpoints only"
+            )
+        path = api.snapshot_download(repo_id, revision=info.sha, allow_patterns=MODEL_FILES, cache_dir=cache_dir)
     return Path(path), info.sha
+
+
+def metadata_snapshot(repo_id: str, *, revision: str, api=None, cache_dir: Path | None = None) -> Path:
+    """A local folder holding only `config.json` and the tokenizer files of `repo_id` at `revision`."""
+    api = ensure_api(api)
+    with hub_call(repo_id, action="read the config of", api=api):
+        path = api.snapshot_download(repo_id, revision=revision, allow_patterns=METADATA_FILES, cache_dir=cache_dir)
+    return Path(path)

@@ -1,0 +1,133 @@
+"""The Hub client and its errors: one `HfApi`, injected everywhere, and one translation of failures.
+
+Every function of `hubevo.hub` takes `api=`; None builds a client from the environment
+(`HF_ENDPOINT`, and the token from `HF_TOKEN` or the stored `hf auth login`). Retries of
+429s, 5xx and dropped connections are the client's own; what is left when they give up
+becomes a `HubError` (or `MemberNotFoundError` for a repo that cannot be read) naming the
+repo and what would fix it. No message ever carries a token: server text is redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from hubevo.errors import HubError, HubevoError, MemberNotFoundError
+
+TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{20,}")
+
+
+class GatedMemberError(MemberNotFoundError):
+    """A gated Hub repo whose terms the token's account has not accepted."""
+
+
+def make_api(*, endpoint: str | None = None, token: str | None = None):
+    """An `HfApi`; without `token` the client reads `HF_TOKEN` or the stored login on every call."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=endpoint, token=token)
+
+
+def ensure_api(api=None):
+    return api if api is not None else make_api()
+
+
+def current_token(api=None) -> str | None:
+    """The token a call through `api` would send (None when anonymous); only for redaction."""
+    from huggingface_hub import get_token
+
+    token = getattr(api, "token", None)
+    return token if isinstance(token, str) else get_token()
+
+
+def redact(text: str, *, api=None) -> str:
+    token = current_token(api)
+    if token:
+        text = text.replace(token, "***")
+    return TOKEN_PATTERN.sub("***", text)
+
+
+def translate(
+    err: Exception, *, repo_id: str, action: str, api=None, missing: type[HubevoError] = MemberNotFoundError
+) -> HubevoError:
+    """The hubevo error for a failed Hub call `action` ("read", "push to", ...) on `repo_id`.
+
+    `missing` is the class for a repo, revision or file that cannot be read: a population
+    member missing is `MemberNotFoundError`; a repo missing while publishing is a `HubError`.
+    """
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(err, GatedRepoError):
+        gated = GatedMemberError if missing is MemberNotFoundError else missing
+        return gated(f"Hub repo {repo_id!r} is gated: accept its terms on the Hub, then log in with that account")
+    if isinstance(err, RepositoryNotFoundError):
+        return missing(
+            f"Hub repo {repo_id!r} does not exist or is private; check the id, or log in "
+            "(HF_TOKEN or `hf auth login`) with a token that can read it"
+        )
+    if isinstance(err, RevisionNotFoundError):
+        return missing(f"Hub repo {repo_id!r} has no such revision (branch, tag or commit): {_server(err, api)}")
+    if isinstance(err, LocalEntryNotFoundError):  # the client could not connect and nothing was cached
+        return HubError(f"could not reach the Hub to {action} {repo_id!r} and no cached copy exists; "
+                        "check the network or HF_ENDPOINT and run again")
+    if isinstance(err, EntryNotFoundError):
+        return missing(f"Hub repo {repo_id!r} lacks a file that was asked for: {_server(err, api)}")
+    if isinstance(err, OfflineModeIsEnabled):
+        return HubError(f"cannot {action} Hub repo {repo_id!r}: HF_HUB_OFFLINE is set")
+    if isinstance(err, HfHubHTTPError) and err.response is not None:
+        status = err.response.status_code
+        return HubError(_http_message(status, repo_id=repo_id, action=action, detail=_server(err, api)))
+    return HubError(
+        f"could not reach the Hub to {action} {repo_id!r} ({type(err).__name__}: {redact(str(err), api=api)[:200]}); "
+        "check the network or HF_ENDPOINT and run again"
+    )
+
+
+def _http_message(status: int, *, repo_id: str, action: str, detail: str) -> str:
+    if status == 401:
+        return (f"the Hub refused the token when trying to {action} {repo_id!r} (HTTP 401): "
+                "it is invalid or expired; set HF_TOKEN or run `hf auth login`")
+    if status == 403:
+        namespace = repo_id.split("/")[0]
+        return (f"no permission to {action} {repo_id!r} (HTTP 403): the token needs write access to "
+                f"{namespace!r} (your user or one of your orgs); {detail}")
+    if status == 429:
+        return (f"rate-limited by the Hub while trying to {action} {repo_id!r} "
+                "(HTTP 429, after the client's retries); wait a few minutes and run again with --resume")
+    if status >= 500:
+        return (f"the Hub failed (HTTP {status}) while trying to {action} {repo_id!r}, "
+                "after the client's retries; run again later")
+    return f"the Hub answered HTTP {status} when trying to {action} {repo_id!r}: {detail}"
+
+
+def _server(err: Exception, api) -> str:
+    text = getattr(err, "server_message", None) or str(err).splitlines()[0]
+    return redact(str(text), api=api)[:300]
+
+
+def hub_exceptions() -> tuple[type[Exception], ...]:
+    """What a Hub call can raise besides hubevo's own errors: HTTP errors and dropped connections."""
+    import httpx2
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    return (HfHubHTTPError, EntryNotFoundError, httpx2.HTTPError, ConnectionError, TimeoutError)
+
+
+@contextmanager
+def hub_call(
+    repo_id: str, *, action: str = "read", api=None, missing: type[HubevoError] = MemberNotFoundError
+) -> Iterator[None]:
+    """Run Hub calls on `repo_id`, turning any client failure into a hubevo error (see `translate`)."""
+    try:
+        yield
+    except hub_exceptions() as err:
+        raise translate(err, repo_id=repo_id, action=action, api=api, missing=missing) from None

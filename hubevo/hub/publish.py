@@ -1,0 +1,236 @@
+"""Stage 6 at the Hub edge: push survivors, the succession of champions and the results dataset.
+
+Everything pushed is derived from the run state and the run folder, never from a record
+of what was pushed before, so a call is idempotent and a push that failed midway is
+completed by the next call:
+
+- each survivor `{namespace}/{run}-{id}` gets its folder (lineage card as README) in one
+  commit, then a tag `gen-N` for every generation it survived; a repo that already has
+  all its tags is left alone;
+- the champion repo `{namespace}/{run}` gets one commit and one tag `gen-N` for every
+  generation in which the champion changed, in order; tags already there are done;
+- the results dataset `{namespace}/{run}-results` gets the candidate table, the lineage
+  graph, the run config and a card, in one commit that the client skips when nothing changed.
+
+The local run folder is only read: a failed push never loses a survivor.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hubevo.config import REPO_ID, RunConfig
+from hubevo.errors import HubError, MemberNotFoundError
+from hubevo.hub.cards import champion_card, results_card
+from hubevo.hub.client import ensure_api, hub_call
+from hubevo.hub.download import MODEL_FILES, snapshot
+from hubevo.publish import results_frame
+from hubevo.state import RunState
+
+log = logging.getLogger("hubevo")
+
+RESULT_FILES = ("lineage.json", "config.yaml")
+
+
+@dataclass
+class Published:
+    """What a call left on the Hub: repo ids (the survivors' keyed by individual id)."""
+
+    survivors: dict[str, str] = field(default_factory=dict)
+    champion: str | None = None
+    results: str | None = None
+
+
+def publish_generation(*, run_dir: Path, state: RunState, cfg: RunConfig, api=None) -> Published:
+    """Bring the Hub up to date with `state` as `cfg.publish` asks; raises HubError naming the repo on failure."""
+    pub = cfg.publish
+    if pub.push == "none":
+        return Published()
+    api = ensure_api(api)
+    done = Published()
+    if pub.push == "survivors":
+        for cid, generations in survivor_generations(state).items():
+            repo_id = pub.survivor_repo(cfg.name, cid)
+            push_survivor(api, repo_id=repo_id, folder=Path(state.saved[cid]), generations=generations,
+                          private=pub.private, message=survivor_message(state, cid))
+            done.survivors[cid] = repo_id
+    done.champion = push_champions(api, state=state, cfg=cfg)
+    done.results = push_results(api, run_dir=Path(run_dir), state=state, cfg=cfg)
+    return done
+
+
+# what to push, derived from the state (pure) ----------------------------------------------------
+def survivor_generations(state: RunState) -> dict[str, list[int]]:
+    """Bred survivors written to disk -> the generations they survived (seeds live where they came from)."""
+    out: dict[str, list[int]] = {}
+    for generation in sorted(state.survivors):
+        for cid in state.survivors[generation]:
+            if state.individuals[cid].kind != "seed" and cid in state.saved:
+                out.setdefault(cid, []).append(generation)
+    return out
+
+
+def champion_history(state: RunState) -> list[tuple[int, str]]:
+    """(generation, champion id) for every finished generation in which the champion changed.
+
+    The champion after generation g is the best evaluation among candidates evaluated up to
+    g (ties broken by id, as `RunState.champion`); a generation is finished once its
+    survivors are written.
+    """
+    history: list[tuple[int, str]] = []
+    for generation in sorted(state.survivors):
+        ok = [e for e in state.evaluations.values() if e.status == "ok" and e.generation <= generation]
+        if not ok:
+            continue
+        best = max(ok, key=lambda e: (e.fitness, e.id)).id
+        if not history or history[-1][1] != best:
+            history.append((generation, best))
+    return history
+
+
+def hub_repo_of(state: RunState, cfg: RunConfig, cid: str) -> str | None:
+    """The Hub repo where individual `cid` can be found, if any: its survivor repo or its source repo."""
+    ind = state.individuals[cid]
+    if ind.kind == "seed":
+        source = ind.source or ""
+        return source.split("@")[0] if REPO_ID.match(source) and not Path(source).exists() else None
+    if cfg.publish.push == "survivors" and cid in state.saved:
+        return cfg.publish.survivor_repo(cfg.name, cid)
+    return None
+
+
+def survivor_message(state: RunState, cid: str) -> str:
+    ind, ev = state.individuals[cid], state.evaluations.get(cid)
+    fitness = f", fitness {ev.fitness:.4f}" if ev and ev.fitness is not None else ""
+    return f"{ind.name}: generation {ind.generation} {ind.genome.method} merge{fitness}"
+
+
+# pushing ----------------------------------------------------------------------------------------------
+def existing_tags(api, repo_id: str, *, repo_type: str = "model") -> set[str] | None:
+    """Tags of `repo_id`, or None when the repo does not exist (or cannot be seen)."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return {tag.name for tag in api.list_repo_refs(repo_id, repo_type=repo_type).tags}
+    except RepositoryNotFoundError:
+        return None
+
+
+def folder_files(folder: Path, *, patterns: list[str] | None = None) -> dict[str, Path]:
+    """Path in repo -> local file of every visible file of `folder` (only `patterns` if given)."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)}
+    return {k: files[k] for k in filter_repo_objects(files, allow_patterns=patterns)} if patterns else files
+
+
+def commit_files(api, repo_id: str, files: dict[str, Path | bytes], *, message: str, repo_type: str = "model",
+                 delete_others: bool = False):
+    """One commit holding `files` (the client drops unchanged ones; nothing changed = no commit)."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    ops = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=data if isinstance(data, bytes) else str(data))
+           for path, data in files.items()]
+    if delete_others:
+        stale = set(api.list_repo_files(repo_id, repo_type=repo_type)) - set(files) - {".gitattributes"}
+        ops += [CommitOperationDelete(path_in_repo=path) for path in sorted(stale)]
+    return api.create_commit(repo_id, operations=ops, commit_message=message, repo_type=repo_type)
+
+
+def model_files(folder: Path, *, repo_id: str, patterns: list[str] | None = None) -> dict[str, Path]:
+    """`folder_files` of a model folder; HubError if it holds no weights (never push an empty model)."""
+    files = folder_files(folder, patterns=patterns)
+    if not any(path.endswith(".safetensors") for path in files):
+        raise HubError(f"cannot push {repo_id!r}: its local folder {str(folder)!r} holds no .safetensors weights")
+    return files
+
+
+def push_survivor(api, *, repo_id: str, folder: Path, generations: list[int], private: bool, message: str) -> None:
+    tags = [f"gen-{g}" for g in generations]
+    files = model_files(folder, repo_id=repo_id)
+    with hub_call(repo_id, action="push to", api=api, missing=HubError):
+        have = existing_tags(api, repo_id)
+        todo = [t for t in tags if have is None or t not in have]
+        if not todo:
+            return
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        commit = commit_files(api, repo_id, files, message=message)
+        for tag in todo:
+            api.create_tag(repo_id, tag=tag, revision=commit.oid, tag_message=message, exist_ok=True)
+    log.info("pushed survivor %s (%s)", repo_id, ", ".join(todo))
+
+
+def push_champions(api, *, state: RunState, cfg: RunConfig) -> str | None:
+    """Commit and tag every change of champion not yet on the champion repo; returns the repo id."""
+    history = champion_history(state)
+    if not history:
+        return None
+    repo_id = cfg.publish.champion_repo(cfg.name)
+    with hub_call(repo_id, action="push to", api=api, missing=HubError):
+        have = existing_tags(api, repo_id)
+        todo = [(g, cid) for g, cid in history if have is None or f"gen-{g}" not in have]
+        if todo:
+            api.create_repo(repo_id, private=cfg.publish.private, exist_ok=True)
+        for generation, cid in todo:
+            ev, name = state.evaluations[cid], state.individuals[cid].name
+            message = f"gen-{generation}: {name} is the champion (fitness {ev.fitness:.4f})"
+            files = champion_files(api, state=state, cfg=cfg, cid=cid, generation=generation)
+            commit = commit_files(api, repo_id, files, message=message, delete_others=True)
+            api.create_tag(repo_id, tag=f"gen-{generation}", revision=commit.oid, tag_message=message, exist_ok=True)
+            log.info("pushed champion %s at gen-%d to %s", name, generation, repo_id)
+    return repo_id
+
+
+def champion_files(api, *, state: RunState, cfg: RunConfig, cid: str, generation: int) -> dict[str, Path | bytes]:
+    """The champion's model files and the champion card; a seed champion is read from where it came from."""
+    ind, ev = state.individuals[cid], state.evaluations[cid]
+    card = dict(run_name=cfg.name, generation=generation, name=ind.name, fitness=ev.fitness)
+    repo_id = cfg.publish.champion_repo(cfg.name)
+    if ind.kind != "seed":
+        files = model_files(Path(state.saved[cid]), repo_id=repo_id)
+        readme = files.pop("README.md", None)
+        text = readme.read_text() if readme else None
+        files["README.md"] = champion_card(text, also_at=hub_repo_of(state, cfg, cid), **card).encode()
+        return files
+    seed_repo = hub_repo_of(state, cfg, cid)
+    try:
+        folder = snapshot(ind.source, api=api)[0] if seed_repo else Path(ind.source)
+    except MemberNotFoundError as err:
+        raise HubError(f"cannot push the champion {ind.name!r} to {repo_id!r}: {err}") from None
+    files = model_files(folder, repo_id=repo_id, patterns=MODEL_FILES)
+    files["README.md"] = champion_card(None, seed_repo=seed_repo, **card).encode()
+    return files
+
+
+def push_results(api, *, run_dir: Path, state: RunState, cfg: RunConfig) -> str:
+    """The results dataset: candidate table, lineage graph, run config and card, in one commit."""
+    repo_id = cfg.publish.results_repo(cfg.name)
+    history = champion_history(state)
+    champion = state.individuals[history[-1][1]].name if history else None
+    files: dict[str, Path | bytes] = {name: run_dir / name for name in RESULT_FILES if (run_dir / name).is_file()}
+    files["results.parquet"] = results_table(state, cfg)
+    files["README.md"] = results_card(
+        repo_id=repo_id, run_name=cfg.name, generations=sorted(state.survivors), evaluated=len(state.evaluations),
+        champion=champion, champion_repo=cfg.publish.champion_repo(cfg.name) if history else None,
+    ).encode()
+    with hub_call(repo_id, action="push to", api=api, missing=HubError):
+        api.create_repo(repo_id, repo_type="dataset", private=cfg.publish.private, exist_ok=True)
+        generation = max(state.survivors, default=state.generation)
+        commit_files(api, repo_id, files, repo_type="dataset",
+                     message=f"results after generation {generation}: {len(state.evaluations)} candidates")
+    return repo_id
+
+
+def results_table(state: RunState, cfg: RunConfig) -> bytes:
+    """The candidate table as parquet bytes, with each model's Hub repo and without local paths."""
+    frame = results_frame(state)
+    if not frame.empty:
+        frame = frame.drop(columns=["path"])
+        frame["repo"] = [hub_repo_of(state, cfg, cid) for cid in frame["id"]]
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()

@@ -1,0 +1,137 @@
+"""End to end on the Hub: a population given as Hub repo ids evolves and its survivors are pushed.
+
+Tiny Llamas (a base and three fine-tunes) are uploaded to the Hub-protocol test server,
+scored on a tiny local multiple-choice lm-eval task, merged for one generation, and every
+survivor, the champion's history and the results dataset are read back from the server.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard, hf_hub_download, snapshot_download
+from safetensors.torch import load_file
+
+from hubevo.config import parse_config
+from hubevo.hub.publish import champion_history
+from hubevo.loop import evolve
+from tests.tiny_models import build_zoo
+
+torch.set_num_threads(1)
+
+ALICE, ALICE_TOKEN, BOB_TOKEN = "alice", "token-alice", "token-bob"
+TASK = "hubevo_e2e_mc"
+
+
+def write_task(folder: Path) -> Path:
+    """A 16-question multiple-choice lm-eval task read from a local JSONL file (metric `acc`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = [{"prompt": f"{a}+{b}=", "choices": [str(a + b + d) for d in (0, 1, 2, 3)], "answer": 0}
+            for a, b in [(i % 7, i % 5 + 1) for i in range(16)]]
+    (folder / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / f"{TASK}.yaml").write_text(
+        f"task: {TASK}\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {folder / 'docs.jsonl'}\n"
+        "test_split: test\n"
+        "output_type: multiple_choice\n"
+        "doc_to_text: prompt\n"
+        "doc_to_choice: choices\n"
+        "doc_to_target: answer\n"
+        "metric_list:\n  - metric: acc\n"
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def hub_members(hub_server, tmp_path_factory) -> dict[str, str]:
+    alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
+    repos = {}
+    for name, folder in build_zoo(tmp_path_factory.mktemp("e2e-zoo"), finetunes=3).items():
+        repo = f"{ALICE}/e2e-{name}"
+        alice.create_repo(repo, exist_ok=True)
+        alice.upload_folder(repo_id=repo, folder_path=folder)
+        repos[name] = repo
+    return repos
+
+
+def test_evolution_from_hub_ids_pushes_survivors_champion_and_results(hub_server, hub_members, tmp_path):
+    alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
+    cfg = parse_config({
+        "name": "e2e",
+        "population": {"members": [hub_members[f"ft{i}"] for i in (1, 2, 3)], "base_model": hub_members["base"]},
+        "fitness": {"tasks": [{"name": TASK, "metric": "acc"}], "include_path": [str(write_task(tmp_path / "tasks"))],
+                    "limit": 8, "batch_size": 16},
+        "selection": {"keep_top_k": 0},  # the next generation is all children, so a child survives at the end
+        "crossover": {"methods": ["linear", "ties"]},
+        "budget": {"generations": 1, "population_size": 3},
+        "output": {"dir": str(tmp_path / "run")},
+        "publish": {"namespace": ALICE, "private": False, "push": "survivors"},
+    }, root=tmp_path)
+
+    state = evolve(cfg, progress=False, api=alice)
+
+    assert state.finished and len(state.evaluations) == 6
+    children = [i for gen in sorted(state.survivors) for i in state.survivors[gen]
+                if state.individuals[i].kind != "seed"]
+    assert children, "the final generation's best child survives"
+    seeds_by_id = {i: ind.source for i, ind in state.individuals.items() if ind.kind == "seed"}
+    for cid in children:
+        repo, ind = cfg.publish.survivor_repo(cfg.name, cid), state.individuals[cid]
+        card = ModelCard.load(repo, token=ALICE_TOKEN)
+        parents = [seeds_by_id[p] for p in ind.parents]
+        assert set(parents) <= set(hub_members.values())
+        assert card.data.base_model == (parents if len(parents) > 1 else parents[0])
+        assert card.data.base_model_relation == "merge"
+        for parent in parents:  # the recipe pins each parent to the commit that was merged
+            assert f"{parent}@{alice.model_info(parent).sha}" in card.text
+        generations = [g for g, ids in state.survivors.items() if cid in ids]
+        assert sorted(t.name for t in alice.list_repo_refs(repo).tags) == [f"gen-{g}" for g in generations]
+        at_tag = Path(snapshot_download(repo, revision=f"gen-{generations[0]}", token=ALICE_TOKEN))
+        local = load_file(Path(state.saved[cid]) / "model.safetensors")
+        remote = load_file(at_tag / "model.safetensors")
+        assert local.keys() == remote.keys() and all(torch.equal(local[k], remote[k]) for k in local)
+
+    champion = cfg.publish.champion_repo(cfg.name)
+    history = champion_history(state)
+    assert history[-1][1] == state.champion()
+    assert sorted(t.name for t in alice.list_repo_refs(champion).tags) == sorted(f"gen-{g}" for g, _ in history)
+    assert hub_server.commit_count(champion) == len(history) + 1
+
+    results = cfg.publish.results_repo(cfg.name)
+    frame = pd.read_parquet(hf_hub_download(results, "results.parquet", repo_type="dataset", token=ALICE_TOKEN))
+    assert len(frame) == 6 and set(frame["id"]) == set(state.evaluations)
+    pushed = frame[frame["survivor"] & (frame["kind"] != "seed")]
+    assert sorted(pushed["repo"]) == sorted(cfg.publish.survivor_repo(cfg.name, c) for c in children)
+    assert alice.file_exists(results, "lineage.json", repo_type="dataset")
+    assert alice.file_exists(results, "config.yaml", repo_type="dataset")
+
+
+def test_a_failing_push_never_stops_the_run_nor_loses_a_survivor(hub_server, hub_members, tmp_path, caplog):
+    cfg = parse_config({
+        "name": "e2e-forbidden",
+        "population": {"members": [hub_members["ft1"], hub_members["ft2"]]},
+        "fitness": {"tasks": [{"name": TASK, "metric": "acc"}], "include_path": [str(write_task(tmp_path / "tasks"))],
+                    "limit": 4, "batch_size": 16},
+        "selection": {"keep_top_k": 0},
+        "crossover": {"methods": ["linear"]},
+        "budget": {"generations": 1, "population_size": 2},
+        "output": {"dir": str(tmp_path / "run")},
+        "publish": {"namespace": ALICE, "push": "survivors"},
+    }, root=tmp_path)
+    bob = HfApi(endpoint=hub_server.url, token=BOB_TOKEN)  # reads alice's public members, may not write there
+
+    state = evolve(cfg, progress=False, api=bob)
+
+    assert state.finished and state.saved
+    for folder in state.saved.values():
+        assert (Path(folder) / "model.safetensors").is_file()
+    warnings = [r.getMessage() for r in caplog.records if "publishing to the Hub failed" in r.getMessage()]
+    assert warnings and all("403" in w and f"{ALICE}/e2e-forbidden" in w for w in warnings)
+    assert BOB_TOKEN not in caplog.text
+    alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
+    assert not alice.repo_exists(cfg.publish.champion_repo(cfg.name))
