@@ -171,6 +171,18 @@ class BudgetConfig(Frozen):
     wall_time_s: float | None = Field(None, gt=0)
 
 
+class SearchConfig(Frozen):
+    strategy: str = Field("ga", description="Search strategy: ga (EvoMerge population GA) or another registered one.")
+    options: dict = Field(default_factory=dict, description="Strategy-specific options.")
+
+
+class ExecutionConfig(Frozen):
+    backend: Literal["local", "ray"] = "local"
+    address: str = Field("auto", description="Ray cluster address: auto, local or ray://host:port.")
+    workers: int | None = Field(None, gt=0, description="Ray evaluation workers; default: one per GPU, or 2 on CPU.")
+    gpus_per_worker: float = Field(1.0, ge=0)
+
+
 class OutputConfig(Frozen):
     dir: Path = Path("runs/hubevo")
 
@@ -206,6 +218,8 @@ class RunConfig(Frozen):
     crossover: CrossoverConfig = CrossoverConfig()
     mutation: MutationConfig = MutationConfig()
     budget: BudgetConfig = BudgetConfig()
+    search: SearchConfig = SearchConfig()
+    execution: ExecutionConfig = ExecutionConfig()
     output: OutputConfig = OutputConfig()
     publish: PublishConfig = PublishConfig()
     seed: int = 0

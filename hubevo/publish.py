@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hubevo.config import REPO_ID
 from hubevo.genome import Individual, to_merge_dict
 from hubevo.state import RunState, atomic_write_text
 
@@ -75,13 +76,19 @@ def lineage_card(
     scores: Mapping[str, float],
     heldout: Mapping[str, float],
     dtype: str = "float32",
+    hub_only: bool = False,
 ) -> ModelCard:
-    """The model card of a merged survivor; `parent_refs` name parents as the Hub should show them."""
+    """The model card of a merged survivor; `parent_refs` name parents as the Hub should show them.
+
+    With `hub_only`, `base_model` keeps only parents that are Hub repo ids (the Hub rejects
+    local names); the lineage section still lists every parent.
+    """
     parents = [parent_refs[p] for p in ind.parents]
+    tree = [p for p in parents if REPO_ID.match(p)] if hub_only else parents
     data = ModelCardData(
         model_name=ind.name,
-        base_model=parents if len(parents) > 1 else parents[0],
-        base_model_relation="merge" if ind.kind == "merge" else "finetune",
+        base_model=(tree if len(tree) > 1 else tree[0]) if tree else None,
+        base_model_relation=("merge" if ind.kind == "merge" else "finetune") if tree else None,
         library_name="transformers",
         tags=["hubevo", "merge", "mergekit", ind.genome.method, f"gen-{ind.generation}"],
         eval_results=eval_results(scores, split="fitness") + eval_results(heldout, split="heldout"),

@@ -45,6 +45,8 @@ class RunState(BaseModel):
     heldout: dict[str, dict[str, float]] = Field(default_factory=dict)
     survivors: dict[int, list[str]] = Field(default_factory=dict)
     saved: dict[str, str] = Field(default_factory=dict)
+    told: int = Field(-1, description="Last generation whose results the strategy has been told.")
+    strategy_state: dict = Field(default_factory=dict)
     elapsed_s: float = 0.0
     finished: bool = False
     stop_reason: str | None = None
@@ -58,8 +60,9 @@ class RunState(BaseModel):
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """Hash of everything that shapes the search; the budget may change between resumes."""
-    payload = cfg.model_dump(mode="json", exclude={"budget": {"generations", "max_evaluations", "wall_time_s"}, "publish": True})
+    """Hash of everything that shapes the search; budget, publishing and execution may change on resume."""
+    payload = cfg.model_dump(mode="json", exclude={
+        "budget": {"generations", "max_evaluations", "wall_time_s"}, "publish": True, "execution": True})
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -4,7 +4,9 @@ The Hub client's endpoint is fixed when `huggingface_hub` is imported, so the
 environment is set here, at conftest import time, before any test module imports it.
 """
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 
@@ -17,6 +19,7 @@ def _free_port() -> int:
 
 HUB_PORT = _free_port()
 _HF_HOME = tempfile.mkdtemp(prefix="hubevo-hf-home-")
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 os.environ.update(
     {
         "HF_ENDPOINT": f"http://127.0.0.1:{HUB_PORT}",
