@@ -28,7 +28,7 @@ from hubevo.genome import Individual, seed_individual, to_merge_config
 from hubevo.methods import get_method
 from hubevo.mutation import get_operator
 from hubevo.seed import seed_population
-from hubevo.state import RunState, atomic_write_text, config_hash, open_state, save_state
+from hubevo.state import RunState, append_event, atomic_write_text, config_hash, open_state, save_state
 from hubevo.strategies import get_strategy
 
 log = logging.getLogger("hubevo")
@@ -147,6 +147,8 @@ def evaluate_generation(run: Run, backend) -> None:
     for evaluation in backend.evaluate(budgeted, generation=state.generation):
         state.evaluations[evaluation.id] = evaluation
         run.save()
+        append_event(run.run_dir, "evaluated", id=evaluation.id, generation=state.generation,
+                     status=evaluation.status, fitness=evaluation.fitness, done=bar.n + 1, total=len(todo))
         bar.update()
     bar.close()
 
@@ -202,6 +204,8 @@ def write_survivor(run: Run, ind: Individual) -> None:
     tmp.rename(final)
     run.state.saved[ind.id] = str(final)
     run.paths[ind.id] = str(final)
+    run.save()
+    append_event(run.run_dir, "survivor", id=ind.id, generation=run.state.generation, path=str(final))
 
 
 def card_names(run: Run) -> dict[str, str]:
@@ -294,6 +298,7 @@ def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=N
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
             push(run)                                     # 6 to the Hub
             log.info(summarize(run))
+            append_event(run.run_dir, "generation", generation=run.state.generation, summary=summarize(run))
             if reason is not None:
                 break
             advance(run)

@@ -18,6 +18,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hubevo.config import REPO_ID
 from hubevo.genome import Individual, to_merge_dict
+from hubevo.materialize import DEFAULT_SEED
 from hubevo.state import RunState, atomic_write_text
 
 CARD_TEMPLATE = """---
@@ -44,7 +45,8 @@ took part in selection.
 {% endfor %}
 ## Recipe
 
-Running `mergekit-yaml` on this configuration rebuilds the weights:
+Running `mergekit-yaml recipe.yaml out --random-seed {{ merge_seed }}` on this configuration rebuilds
+the weights (the seed fixes the random masks of DARE and DELLA):
 
 ```yaml
 {{ merge_yaml }}```
@@ -98,7 +100,7 @@ def lineage_card(
     return ModelCard.from_template(
         data, template_str=CARD_TEMPLATE, model_name=ind.name, run_name=run_name, generation=ind.generation, method=ind.genome.method,
         parent_list=", ".join(f"`{p}`" for p in parents), parents=parents, score_rows=rows, fitness=fitness,
-        merge_yaml=merge_yaml, mutation=None,
+        merge_yaml=merge_yaml, merge_seed=DEFAULT_SEED, mutation=None,
     )
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,7 @@ from hubevo.errors import ConfigError
 from hubevo.genome import Individual
 
 STATE_FILE = "state.json"
+EVENTS_FILE = "events.jsonl"
 
 
 class Evaluation(BaseModel):
@@ -82,6 +84,18 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def save_state(state: RunState, run_dir: Path) -> None:
     atomic_write_text(run_dir / STATE_FILE, state.model_dump_json(indent=1))
+
+
+def append_event(run_dir: Path, event: str, **fields) -> None:
+    """One line per committed step (appended after the state is saved): progress for people and tools."""
+    line = json.dumps({"event": event, "time": time.time(), "pid": os.getpid(), **fields})
+    with open(run_dir / EVENTS_FILE, "a") as handle:
+        handle.write(line + "\n")
+
+
+def read_events(run_dir: Path) -> list[dict]:
+    path = run_dir / EVENTS_FILE
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def load_state(run_dir: Path) -> RunState | None:

@@ -40,6 +40,20 @@ from tests.hub_server import HubServer  # noqa: E402  (imports no huggingface_hu
 
 
 @pytest.fixture(scope="session")
+def demo_zoo(tmp_path_factory):
+    """The demo zoo (base + specialists + lm-eval tasks), built once per test session.
+
+    Set HUBEVO_TEST_ZOO to a folder to reuse a zoo across sessions.
+    """
+    from pathlib import Path
+
+    from hubevo.demo.zoo import build_zoo
+
+    cache = os.environ.get("HUBEVO_TEST_ZOO")
+    return build_zoo(Path(cache) if cache else tmp_path_factory.mktemp("demo-zoo"), progress=False)
+
+
+@pytest.fixture(scope="session")
 def hub_server():
     """A Hub-protocol server on HUB_PORT with two users: alice (org alice-org) and bob."""
     server = HubServer(port=HUB_PORT)

@@ -1,0 +1,201 @@
+"""The evolution loop end to end on the demo zoo: fitness moves, survivors are real, resume loses nothing."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM
+
+from hubevo.demo.runner import demo_config
+from hubevo.errors import CompatibilityError, ConfigError, UnknownNameError
+from hubevo.loop import evolve
+from hubevo.state import load_state, read_events
+from tests.tiny_models import build_llama
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_config(zoo, out_dir, **budget):
+    cfg = demo_config(zoo, out_dir=out_dir, generations=budget.pop("generations", 2),
+                      population_size=budget.pop("population_size", 4))
+    return cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"wall_time_s": None, **budget})})
+
+
+@pytest.fixture(scope="module")
+def finished_run(demo_zoo, tmp_path_factory):
+    cfg = small_config(demo_zoo, tmp_path_factory.mktemp("run") / "out", generations=3, population_size=5)
+    return cfg, evolve(cfg, progress=False)
+
+
+def test_champion_fitness_exceeds_best_initial_member(finished_run):
+    cfg, state = finished_run
+    seeds = [e.fitness for i, e in state.evaluations.items() if state.individuals[i].kind == "seed"]
+    champion = state.evaluations[state.champion()]
+    assert state.individuals[champion.id].kind == "merge"
+    assert champion.fitness > max(seeds)
+    assert state.finished and state.stop_reason == "3 generations done"
+
+
+def test_survivors_are_loadable_models_with_lineage_cards(finished_run):
+    cfg, state = finished_run
+    assert state.saved, "no survivor was written"
+    for cid, folder in state.saved.items():
+        ind = state.individuals[cid]
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        assert torch.isfinite(next(model.parameters())).all()
+        card = ModelCard.load(Path(folder) / "README.md")
+        parents = [state.individuals[p].name for p in ind.parents]
+        base_model = card.data.base_model if isinstance(card.data.base_model, list) else [card.data.base_model]
+        assert base_model == parents
+        assert card.data.base_model_relation == "merge" and card.data.library_name == "transformers"
+        assert f"gen-{ind.generation}" in card.data.tags
+        assert {r.dataset_type for r in card.data.eval_results} >= set(state.evaluations[cid].scores)
+
+
+def test_card_recipe_rebuilds_the_weights_with_mergekit_yaml(finished_run, tmp_path):
+    cfg, state = finished_run
+    cid, folder = next(iter(state.saved.items()))
+    text = (Path(folder) / "README.md").read_text()
+    recipe = re.search(r"## Recipe.*?```yaml\n(.*?)```", text, re.S).group(1)
+    seed = re.search(r"--random-seed (\d+)", text).group(1)
+    (tmp_path / "recipe.yaml").write_text(recipe)
+    cli = Path(sys.executable).with_name("mergekit-yaml")
+    subprocess.run([str(cli), str(tmp_path / "recipe.yaml"), str(tmp_path / "rebuilt"), "--random-seed", seed],
+                   check=True, capture_output=True, timeout=300)
+    rebuilt = load_file(tmp_path / "rebuilt" / "model.safetensors")
+    saved = load_file(Path(folder) / "model.safetensors")
+    assert rebuilt.keys() == saved.keys()
+    for name in saved:
+        assert torch.equal(rebuilt[name], saved[name]), name
+
+
+def test_results_table_and_lineage_graph(finished_run):
+    cfg, state = finished_run
+    frame = pd.read_parquet(cfg.output.dir / "results.parquet")
+    assert len(frame) == len(state.evaluations)
+    assert {"generation", "model", "parents", "method", "fitness", "heldout", "status"} <= set(frame.columns)
+    graph = json.loads((cfg.output.dir / "lineage.json").read_text())
+    edges = {(e["source"], e["target"]) for e in graph["edges"]}
+    for ind in state.individuals.values():
+        assert all((p, ind.id) in edges for p in ind.parents)
+
+
+def test_elites_are_not_evaluated_twice(finished_run):
+    cfg, state = finished_run
+    events = [e for e in read_events(cfg.output.dir) if e["event"] == "evaluated"]
+    ids = [e["id"] for e in events]
+    assert len(ids) == len(set(ids)) == len(state.evaluations)
+    carried = [i for g in range(1, 4) for i in state.survivors.get(g - 1, []) if i in state.evaluations
+               and state.evaluations[i].generation < g]
+    assert carried, "no elite was carried over"
+
+
+def test_same_config_and_seed_give_the_same_run(finished_run, tmp_path):
+    cfg, state = finished_run
+    again = evolve(cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": tmp_path / "again"})}),
+                   progress=False)
+    assert {i: e.fitness for i, e in again.evaluations.items()} == {i: e.fitness for i, e in state.evaluations.items()}
+
+
+def test_resume_after_sigkill_loses_and_repeats_nothing(demo_zoo, tmp_path):
+    cfg = small_config(demo_zoo, tmp_path / "killed", generations=2, population_size=4)
+    reference = evolve(cfg.model_copy(update={"output": cfg.output.model_copy(update={"dir": tmp_path / "ref"})}),
+                       progress=False)
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    command = [sys.executable, "-m", "hubevo.cli", "evolve", str(config_path), "--no-progress"]
+    proc = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # wait until generation 1 is partly evaluated
+        state = load_state(cfg.output.dir) if (cfg.output.dir / "state.json").exists() else None
+        if state and state.generation == 1 and any(e.generation == 1 for e in state.evaluations.values()):
+            break
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = load_state(cfg.output.dir)
+    assert not before.finished and before.generation == 1
+    saved_before = dict(before.saved)
+
+    subprocess.run(command + ["--resume"], cwd=REPO, env=os.environ.copy(), check=True, capture_output=True,
+                   timeout=300)
+    after = load_state(cfg.output.dir)
+    assert after.finished
+    assert saved_before.items() <= after.saved.items()
+    assert all(Path(p, "model.safetensors").is_file() for p in after.saved.values())
+    evaluated = [e["id"] for e in read_events(cfg.output.dir) if e["event"] == "evaluated"]
+    assert len(evaluated) == len(set(evaluated)), "an evaluation was repeated after resume"
+    assert set(before.evaluations) <= set(after.evaluations)
+    assert {i: e.fitness for i, e in after.evaluations.items()} == {i: e.fitness for i, e in reference.evaluations.items()}
+    assert after.survivors == reference.survivors
+
+
+def test_a_failing_candidate_does_not_stop_the_run(demo_zoo, tmp_path):
+    broken = tmp_path / "broken"
+    name, source = next(iter(demo_zoo.specialists.items()))
+    import shutil
+
+    shutil.copytree(source, broken)
+    weights = load_file(broken / "model.safetensors")
+    key = next(k for k in weights if "mlp" in k)
+    weights[key][0, 0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    cfg = small_config(demo_zoo, tmp_path / "out", generations=1, population_size=4)
+    members = [*cfg.population.members, cfg.population.members[0].model_copy(update={"path": broken, "name": "broken"})]
+    cfg = cfg.model_copy(update={"population": cfg.population.model_copy(update={"members": members})})
+    state = evolve(cfg, progress=False)
+    failed = [e for e in state.evaluations.values() if e.status == "failed"]
+    assert [state.individuals[e.id].name for e in failed] == ["broken"]
+    assert "non-finite" in failed[0].reason and key in failed[0].reason
+    assert state.finished and state.champion() is not None
+
+
+def _with(cfg, **sections):
+    return cfg.model_copy(update={k: getattr(cfg, k).model_copy(update=v) for k, v in sections.items()})
+
+
+def test_bad_input_fails_before_any_merge(demo_zoo, tmp_path):
+    cfg = small_config(demo_zoo, tmp_path / "out")
+    with pytest.raises(UnknownNameError, match="unknown merge method 'tie'.*Did you mean ties.*Known methods"):
+        evolve(_with(cfg, crossover={"methods": ["tie"]}), progress=False)
+    task = cfg.fitness.tasks[0]
+    typo = task.model_copy(update={"name": task.name[:-1]})
+    with pytest.raises(ConfigError, match=f"fitness task '{typo.name}' is unknown to lm-eval; did you mean {task.name}"):
+        evolve(_with(cfg, fitness={"tasks": [typo]}), progress=False)
+    odd = build_llama(tmp_path / "odd", hidden_size=48)
+    members = [*cfg.population.members, cfg.population.members[0].model_copy(update={"path": odd, "name": "odd"})]
+    with pytest.raises(CompatibilityError, match="cannot be merged: .*hidden_size"):
+        evolve(_with(cfg, population={"members": members}), progress=False)
+    assert not (cfg.output.dir / "models").exists() and not (cfg.output.dir / "state.json").exists()
+
+
+def test_existing_run_dir_needs_resume_and_same_config(finished_run):
+    cfg, _ = finished_run
+    with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
+        evolve(cfg, progress=False)
+    with pytest.raises(ConfigError, match="different config"):
+        evolve(cfg.model_copy(update={"seed": 99}), resume=True, progress=False)
+
+
+def test_cli_reports_bad_config_clearly(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"population": {"members": ["./a"]}, "fitness": {"tasks": ["x"]},
+                                    "selection": {"method": "lottery"}}))
+    out = subprocess.run([sys.executable, "-m", "hubevo.cli", "evolve", str(path)], cwd=REPO,
+                         capture_output=True, text=True, env=os.environ.copy())
+    assert out.returncode == 2
+    assert "selection.method: Input should be 'roulette' or 'tournament'" in out.stderr
+    assert "Traceback" not in out.stderr
