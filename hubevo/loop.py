@@ -27,7 +27,8 @@ from hubevo.execution import get_backend
 from hubevo.genome import Individual, seed_individual, to_merge_config
 from hubevo.methods import get_method
 from hubevo.mutation import get_operator
-from hubevo.seed import seed_population
+from hubevo.racing import race_generation
+from hubevo.seed import ResolvedMember, check_compatible, seed_population
 from hubevo.state import RunState, append_event, atomic_write_text, config_hash, open_state, save_state
 from hubevo.strategies import get_strategy
 
@@ -113,24 +114,52 @@ def validate_names(cfg: RunConfig) -> None:
     get_backend(cfg.execution.backend)
 
 
+def record_member(state: RunState, member: ResolvedMember) -> str:
+    """Add a seed (initial member, base or immigrant) to the state; returns its id."""
+    ind = seed_individual(name=member.label, source=member.source, revision=member.revision)
+    state.individuals.setdefault(ind.id, ind)
+    state.members[ind.id] = {"label": member.label, "source": member.source, "path": str(member.path),
+                             "revision": member.revision}
+    return ind.id
+
+
+def first_state(cfg: RunConfig, *, api=None) -> RunState:
+    members, base = seed_population(cfg.population, api=api)
+    state = RunState(config_hash=config_hash(cfg))
+    state.initial = [record_member(state, m) for m in members]
+    state.base = record_member(state, base) if base else None
+    return state
+
+
+def local_member(member: dict, *, api=None) -> ResolvedMember:
+    """A recorded seed, downloaded again at its pinned revision if its folder is gone."""
+    resolved = ResolvedMember(**{**member, "path": Path(member["path"])})
+    if (resolved.path / "config.json").is_file() or not resolved.revision:
+        return resolved
+    from hubevo.config import Member
+    from hubevo.seed import resolve
+
+    repo = f"{member['source'].split('@')[0]}@{member['revision']}"
+    return ResolvedMember(**{**member, "path": resolve(Member(repo=repo), api=api).path})
+
+
 def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=None) -> Run:
-    """Validate everything that can be validated before the first merge, then open or create the state."""
+    """Validate everything that can be validated before the first merge, then open or create the state.
+
+    A resumed run takes its seeds from the state (pinned paths and revisions), never from a new query.
+    """
     validate_names(cfg)
     state = open_state(cfg, resume=resume)
     evaluator = Evaluator(cfg.fitness)
     evaluator.check_tasks()
-    members, base = seed_population(cfg.population, api=api)
-    seeds = [(seed_individual(name=m.label, source=m.source, revision=m.revision), m) for m in members]
-    based = [(seed_individual(name=base.label, source=base.source, revision=base.revision), base)] if base else []
-    everyone = seeds + based
-    if state is None:
-        state = RunState(config_hash=config_hash(cfg))
-        state.individuals.update({ind.id: ind for ind, _ in everyone})
-    paths = {ind.id: str(m.path) for ind, m in everyone} | dict(state.saved)
-    hub_names = {ind.id: (m.source.split("@")[0] if m.revision else m.label) for ind, m in everyone}
-    yaml_refs = {ind.id: (f"{m.source.split('@')[0]}@{m.revision}" if m.revision else str(m.path)) for ind, m in everyone}
-    run = Run(cfg, state, evaluator, paths, hub_names, yaml_refs, seed_ids=[ind.id for ind, _ in seeds],
-              base_id=based[0][0].id if based else None, progress=progress, api=api)
+    state = state or first_state(cfg, api=api)
+    members = {i: local_member(m, api=api) for i, m in state.members.items()}
+    paths = {i: str(m.path) for i, m in members.items()} | dict(state.saved)
+    hub_names = {i: (m.source.split("@")[0] if m.revision else m.label) for i, m in members.items()}
+    yaml_refs = {i: (f"{m.source.split('@')[0]}@{m.revision}" if m.revision else str(m.path))
+                 for i, m in members.items()}
+    run = Run(cfg, state, evaluator, paths, hub_names, yaml_refs, seed_ids=list(state.initial),
+              base_id=state.base, progress=progress, api=api)
     run.strategy = get_strategy(cfg.search.strategy)(run)
     run.strategy.load_state_dict(state.strategy_state)
     run.save()
@@ -144,7 +173,9 @@ def evaluate_generation(run: Run, backend) -> None:
     todo = [state.individuals[i] for i in state.population if i not in state.evaluations]
     bar = tqdm(total=len(todo), desc=f"generation {state.generation}", unit="candidate", disable=not run.progress)
     budgeted = (ind for ind in todo if not stop_reason(run, within_generation=True))
-    for evaluation in backend.evaluate(budgeted, generation=state.generation):
+    evaluations = (race_generation(run, todo, generation=state.generation) if run.cfg.fitness.racing
+                   else backend.evaluate(budgeted, generation=state.generation))
+    for evaluation in evaluations:
         state.evaluations[evaluation.id] = evaluation
         run.save()
         append_event(run.run_dir, "evaluated", id=evaluation.id, generation=state.generation,
@@ -247,7 +278,8 @@ def next_generation(run: Run) -> bool:
     asked = run.strategy.ask()
     for ind in asked:
         state.individuals.setdefault(ind.id, ind)
-    state.population = [ind.id for ind in asked]
+    state.population = list(dict.fromkeys([*state.pending, *(ind.id for ind in asked)]))
+    state.pending = []
     run.save()
     return any(i not in state.evaluations for i in state.population)
 
@@ -278,6 +310,24 @@ def summarize(run: Run) -> str:
             f"best {best.fitness:.3f} ({ind.name}, {ind.genome.method if ind.genome else 'seed'}), "
             f"mean {sum(e.fitness for e in ok) / len(ok):.3f}, "
             f"survivors {len(state.survivors.get(state.generation, []))}, {state.elapsed_s:.0f} s")
+
+
+def add_immigrants(run: Run, members: list[ResolvedMember]) -> list[str]:
+    """New seeds (e.g. from a Hub query) that join the next generation; incompatible ones raise."""
+    template = ResolvedMember(label="population", source=run.template, path=Path(run.template))
+    added = []
+    for member in members:
+        check_compatible([template, member])
+        if seed_individual(name=member.label, source=member.source).id in run.state.individuals:
+            continue
+        cid = record_member(run.state, member)
+        run.state.pending.append(cid)
+        run.paths[cid] = str(member.path)
+        run.hub_names[cid] = member.source.split("@")[0] if member.revision else member.label
+        run.yaml_refs[cid] = f"{member.source.split('@')[0]}@{member.revision}" if member.revision else str(member.path)
+        added.append(cid)
+    run.save()
+    return added
 
 
 def advance(run: Run) -> None:

@@ -48,6 +48,10 @@ class RunState(BaseModel):
     survivors: dict[int, list[str]] = Field(default_factory=dict)
     saved: dict[str, str] = Field(default_factory=dict)
     told: int = Field(-1, description="Last generation whose results the strategy has been told.")
+    members: dict[str, dict] = Field(default_factory=dict, description="Every seed: id -> label, source, path, revision.")
+    initial: list[str] = Field(default_factory=list, description="Ids of the initial members, in config order.")
+    base: str | None = Field(None, description="Id of the base model, if any.")
+    pending: list[str] = Field(default_factory=list, description="Immigrants waiting to join the next generation.")
     strategy_state: dict = Field(default_factory=dict)
     elapsed_s: float = 0.0
     finished: bool = False

@@ -1,0 +1,240 @@
+"""Continuous mode: apscheduler jobs that keep populations evolving, one generation at a time.
+
+Per population (a folder `runs_root/<name>/` holding `run.yaml`, `control.json` and the run's
+output), two jobs:
+
+- `generation`: resume the run for exactly one more generation (evaluate, select, write
+  survivors, publish), until its budget's generation count is reached;
+- `immigrants` (when the population has a Hub query): look for new compatible models and
+  queue them to join the next generation.
+
+All jobs share one worker thread, so only one generation touches the GPU at a time, and
+every job is `max_instances=1` and coalescing. Jobs live in a SQLite job store inside
+`runs_root`, so they and their next run times survive a restart; a run resumes from its
+state file where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import yaml
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from hubevo.config import RunConfig, load_config, parse_config
+from hubevo.errors import ConfigError, HubevoError
+from hubevo.state import atomic_write_text, load_state, read_events
+
+log = logging.getLogger("hubevo")
+
+RUN_FILE, CONTROL_FILE, JOBS_FILE = "run.yaml", "control.json", "jobs.sqlite"
+_SCHEDULERS: dict[str, "Scheduler"] = {}  # runs_root -> live scheduler, for jobs to find their Hub client
+_RUNNING: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def run_dir(runs_root: Path, name: str) -> Path:
+    return Path(runs_root) / name
+
+
+def read_control(folder: Path) -> dict:
+    path = folder / CONTROL_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"state": "active"}
+
+
+def write_control(folder: Path, **fields) -> None:
+    atomic_write_text(folder / CONTROL_FILE, json.dumps({**read_control(folder), **fields}, indent=1))
+
+
+def load_run_config(runs_root: str | Path, name: str) -> RunConfig:
+    return load_config(run_dir(Path(runs_root), name) / RUN_FILE)
+
+
+def next_target(cfg: RunConfig) -> int | None:
+    """The generation to run up to next, or None when the budget's generations are done."""
+    state = load_state(cfg.output.dir)
+    if state is None:
+        return 0
+    target = state.generation + (1 if state.finished else 0)
+    return None if target > cfg.budget.generations else target
+
+
+# jobs: module-level functions, so the persistent job store can name them --------------------------
+def generation_job(runs_root: str, name: str) -> None:
+    """Run one more generation of `name` (resuming from its state), then publish."""
+    from hubevo.loop import evolve
+
+    folder = run_dir(Path(runs_root), name)
+    cfg = load_run_config(runs_root, name)
+    target = next_target(cfg)
+    if target is None:
+        write_control(folder, state="finished")
+        _remove_jobs(runs_root, name)
+        return
+    budget = cfg.budget.model_copy(update={"generations": target})
+    with _running(name):
+        try:
+            evolve(cfg.model_copy(update={"budget": budget}), resume=True, progress=False, api=_api(runs_root))
+            write_control(folder, last_error=None)
+        except HubevoError as err:
+            log.error("run %s: %s", name, err)
+            write_control(folder, last_error=str(err))
+
+
+def immigrant_job(runs_root: str, name: str) -> None:
+    """Queue new compatible Hub models matching the population's query for the next generation."""
+    from hubevo.hub.discover import discover_members
+    from hubevo.loop import add_immigrants, start
+    from hubevo.seed import ResolvedMember, resolve
+
+    cfg = load_run_config(runs_root, name)
+    if cfg.population.query is None or load_state(cfg.output.dir) is None:
+        return
+    with _running(name):
+        try:
+            run = start(cfg, resume=True, progress=False, api=_api(runs_root))
+            known = [m["source"] for m in run.state.members.values()]
+            reference = ResolvedMember(label="population", source=run.template, path=Path(run.template))
+            found = discover_members(cfg.population.query, reference=reference, api=run.api, exclude=known)
+            added = add_immigrants(run, [resolve(m, api=run.api) for m in found])
+            if added:
+                log.info("run %s: %d immigrant(s) queued for the next generation", name, len(added))
+        except HubevoError as err:
+            log.warning("run %s: looking for immigrants failed: %s", name, err)
+
+
+class _running:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        with _LOCK:
+            _RUNNING.add(self.name)
+
+    def __exit__(self, *exc):
+        with _LOCK:
+            _RUNNING.discard(self.name)
+
+
+def _api(runs_root: str):
+    live = _SCHEDULERS.get(str(Path(runs_root).resolve()))
+    return live.api if live else None
+
+
+def _remove_jobs(runs_root: str, name: str) -> None:
+    live = _SCHEDULERS.get(str(Path(runs_root).resolve()))
+    if live:
+        for job in live.jobs(name):
+            job.remove()
+
+
+# the controller ------------------------------------------------------------------------------------
+class Scheduler:
+    """Owns the apscheduler instance; the Space's controller (submit, status, pause, resume, stop)."""
+
+    def __init__(self, runs_root: Path, *, generation_every_s: float = 30, immigrants_every_s: float = 3600,
+                 api=None):
+        self.runs_root = Path(runs_root).resolve()
+        self.runs_root.mkdir(parents=True, exist_ok=True)
+        self.generation_every_s = generation_every_s
+        self.immigrants_every_s = immigrants_every_s
+        self.api = api
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{self.runs_root / JOBS_FILE}")},
+            executors={"default": ThreadPoolExecutor(1)},  # one generation at a time on the GPU
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    def start(self) -> "Scheduler":
+        _SCHEDULERS[str(self.runs_root)] = self
+        self.scheduler.start()
+        self.rebuild()
+        return self
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self.scheduler.shutdown(wait=wait)
+        _SCHEDULERS.pop(str(self.runs_root), None)
+
+    def rebuild(self) -> None:
+        """Re-create missing jobs of active runs (a lost job store, or runs copied in by hand)."""
+        for folder in sorted(p for p in self.runs_root.iterdir() if (p / RUN_FILE).is_file()):
+            if read_control(folder).get("state") == "active" and not self.jobs(folder.name):
+                self._schedule(folder.name, load_run_config(self.runs_root, folder.name))
+
+    def jobs(self, name: str) -> list:
+        return [job for job in self.scheduler.get_jobs() if job.id.startswith(f"{name}:")]
+
+    def submit(self, run_config: dict, *, user: str) -> str:
+        """Validate a run config (from the seeding page or a file) and queue it; returns its name."""
+        name = run_config.get("name") or ""
+        folder = run_dir(self.runs_root, name)
+        if (folder / RUN_FILE).exists():
+            raise ConfigError(f"a run named {name!r} already exists; choose another name")
+        data = {**run_config, "output": {"dir": str(folder)}}
+        cfg = parse_config(data, root=folder, source=f"for run {name!r}")
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(folder / RUN_FILE, yaml.safe_dump(data, sort_keys=False))
+        write_control(folder, state="active", owner=user, submitted=time.time())
+        self._schedule(name, cfg)
+        return name
+
+    def _schedule(self, name: str, cfg: RunConfig) -> None:
+        args = [str(self.runs_root), name]
+        self.scheduler.add_job(generation_job, "interval", seconds=self.generation_every_s, args=args,
+                               id=f"{name}:generation", next_run_time=_now(), replace_existing=True)
+        if cfg.population.query is not None:
+            self.scheduler.add_job(immigrant_job, "interval", seconds=self.immigrants_every_s, args=args,
+                                   id=f"{name}:immigrants", replace_existing=True)
+
+    def pause(self, name: str) -> None:
+        for job in self.jobs(name):
+            job.pause()
+        write_control(run_dir(self.runs_root, name), state="paused")
+
+    def resume(self, name: str) -> None:
+        for job in self.jobs(name):
+            job.resume()
+        write_control(run_dir(self.runs_root, name), state="active")
+
+    def stop(self, name: str) -> None:
+        for job in self.jobs(name):
+            job.remove()
+        write_control(run_dir(self.runs_root, name), state="stopped")
+
+    def status(self) -> list[dict]:
+        return [run_status(folder, running=folder.name in _RUNNING)
+                for folder in sorted(self.runs_root.iterdir()) if (folder / RUN_FILE).is_file()]
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+def run_status(folder: Path, *, running: bool = False) -> dict:
+    """One run's progress for the status page: generation, candidate, time left, best fitness."""
+    cfg = load_config(folder / RUN_FILE)
+    control, state = read_control(folder), load_state(folder)
+    evaluated = [e for e in read_events(folder) if e["event"] == "evaluated"]
+    last = evaluated[-1] if evaluated else {}
+    per_eval = state.elapsed_s / max(len(state.evaluations), 1) if state else None
+    left = max(cfg.budget.generations - (state.generation if state else 0), 0) * cfg.budget.population_size
+    phase = control.get("state", "active")
+    if phase == "active":
+        phase = "running" if running else ("finished" if state and state.finished and next_target(cfg) is None
+                                           else "queued")
+    best = state.evaluations[state.champion()].fitness if state and state.champion() else None
+    return {
+        "name": folder.name, "state": phase, "generation": state.generation if state else 0,
+        "generations": cfg.budget.generations, "candidate": last.get("done", 0), "candidates": last.get("total", 0),
+        "elapsed_s": state.elapsed_s if state else 0.0, "eta_s": per_eval * left if per_eval else None,
+        "best_fitness": best, "message": control.get("last_error") or (state.stop_reason if state else "queued"),
+        "owner": control.get("owner"),
+    }

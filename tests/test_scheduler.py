@@ -1,0 +1,117 @@
+"""Continuous mode with real apscheduler jobs on short intervals, against the Hub test server."""
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from huggingface_hub import HfApi
+
+from hubevo.errors import ConfigError
+from hubevo.scheduler import Scheduler
+from hubevo.state import load_state
+from tests.tiny_models import build_zoo, make_finetune
+
+TASK_YAML = """task: sched_add
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: generate_until
+doc_to_text: "{{{{q}}}}"
+doc_to_target: "{{{{a}}}}"
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 3
+metric_list:
+  - metric: exact_match
+"""
+
+
+@pytest.fixture(scope="module")
+def hub_population(hub_server, tmp_path_factory):
+    """Three tiny compatible models on the test Hub under alice/sched-*, plus a local task."""
+    root = tmp_path_factory.mktemp("sched")
+    api = HfApi(endpoint=hub_server.url, token="token-alice")
+    zoo = build_zoo(root / "zoo", finetunes=3)
+    for name in ("ft1", "ft2"):
+        api.create_repo(f"alice/sched-{name}", exist_ok=True)
+        api.upload_folder(repo_id=f"alice/sched-{name}", folder_path=zoo[name])
+    tasks = root / "tasks"
+    tasks.mkdir()
+    rows = [{"q": f"{a}+{b}=", "a": str(a + b)} for a in range(4) for b in range(4)]
+    (tasks / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tasks / "sched.yaml").write_text(TASK_YAML.format(data=tasks / "data.jsonl"))
+    return {"api": api, "zoo": zoo, "tasks": tasks, "root": root}
+
+
+def run_config(pop, name="pop1", generations=3):
+    return {
+        "name": name,
+        "population": {"query": {"author": "alice", "search": "sched-", "limit": 10}},
+        "fitness": {"tasks": ["sched_add"], "include_path": [str(pop["tasks"])], "limit": 4},
+        "selection": {"keep_top_k": 1},
+        "crossover": {"methods": ["linear", "slerp"]},
+        "budget": {"generations": generations, "population_size": 3},
+    }
+
+
+def wait_for(predicate, *, timeout=120.0, what=""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
+    pop = hub_population
+    runs = tmp_path / "runs"
+    sched = Scheduler(runs, generation_every_s=0.5, immigrants_every_s=1.0, api=pop["api"]).start()
+    try:
+        name = sched.submit(run_config(pop), user="alice")
+        folder = runs / name
+        wait_for(lambda: (s := load_state(folder)) is not None and s.finished, what="generation 0")
+        first = load_state(folder)
+        assert {m["source"].split("@")[0] for m in first.members.values()} == {"alice/sched-ft1", "alice/sched-ft2"}
+
+        newcomer = make_finetune(pop["zoo"]["base"], pop["root"] / "ft9", seed=9)
+        pop["api"].create_repo("alice/sched-ft9", exist_ok=True)
+        pop["api"].upload_folder(repo_id="alice/sched-ft9", folder_path=newcomer)
+
+        def immigrant_evaluated():
+            state = load_state(folder)
+            ids = [i for i, m in state.members.items() if m["source"].startswith("alice/sched-ft9")]
+            return ids and ids[0] in state.evaluations
+
+        wait_for(immigrant_evaluated, what="the immigrant to be evaluated")
+        assert {j.id for j in sched.jobs(name)} == {f"{name}:generation", f"{name}:immigrants"}
+        sched.pause(name)
+        paused = {j.id: j.next_run_time for j in sched.jobs(name)}
+        assert all(t is None for t in paused.values())
+    finally:
+        sched.shutdown()
+
+    again = Scheduler(runs, generation_every_s=0.5, immigrants_every_s=1.0, api=pop["api"]).start()
+    try:
+        kept = {j.id: j.next_run_time for j in again.jobs(name)}
+        assert kept == paused, "jobs or their (paused) next run times were lost in the restart"
+        status = {s["name"]: s for s in again.status()}[name]
+        assert status["state"] == "paused" and status["generation"] >= 1
+        again.resume(name)
+        wait_for(lambda: load_state(folder).finished and load_state(folder).generation == 3, timeout=180,
+                 what="the run to finish its 3 generations")
+        wait_for(lambda: {s["name"]: s for s in again.status()}[name]["state"] == "finished", what="finished")
+    finally:
+        again.shutdown()
+
+
+def test_submit_validates_before_queueing(hub_population, tmp_path):
+    sched = Scheduler(tmp_path / "runs", api=hub_population["api"])
+    bad = {**run_config(hub_population, name="bad"), "selection": {"method": "lottery"}}
+    with pytest.raises(ConfigError, match="selection.method"):
+        sched.submit(bad, user="alice")
+    assert not (tmp_path / "runs" / "bad" / "run.yaml").exists()
+    assert sched.status() == []
