@@ -1,4 +1,6 @@
-"""Command line: `hubevo evolve run.yaml [--resume]` and `hubevo demo`.
+"""Command line: `hubevo demo`, `hubevo evolve run.yaml [--resume]`, `hubevo worker run.yaml`, `hubevo space`.
+
+With no command (as a Hugging Face Space runs `app.py`), the Space starts.
 
 Errors hubevo raises on purpose are printed as one clear line and exit with status 2.
 """
@@ -43,6 +45,48 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    """Continuous mode without the UI: the same scheduler, until the run's budget is spent."""
+    import time
+
+    import yaml
+
+    from hubevo.scheduler import Scheduler, run_status
+
+    sched = Scheduler(Path(args.runs), generation_every_s=args.every, immigrants_every_s=args.immigrants_every)
+    data = yaml.safe_load(Path(args.config).read_text())
+    name = data.get("name", "hubevo")
+    if not (sched.runs_root / name / "run.yaml").exists():
+        sched.submit(data, user="worker", root=Path(args.config).resolve().parent)
+    sched.start()
+    try:
+        while (status := run_status(sched.runs_root / name))["state"] not in ("finished", "stopped"):
+            time.sleep(5)
+    finally:
+        sched.shutdown()
+    print(f"run {name} {status['state']}: generation {status['generation']}, best fitness {status['best_fitness']}")
+    return 0
+
+
+def cmd_space(args) -> int:
+    """The Space: scheduler in the background, Gradio UI in front."""
+    from hubevo.hub.client import make_api
+    from hubevo.scheduler import Scheduler
+    from space.ui import build_app
+
+    sched = Scheduler(Path(args.runs), api=make_api()).start()
+    allow = [u for u in os.environ.get("HUBEVO_ALLOW", "").split(",") if u]
+    datasets = [d for d in os.environ.get("HUBEVO_RESULTS_DATASETS", "").split(",") if d]
+    app = build_app(runs_root=sched.runs_root, controller=sched, admin_token=os.environ.get("HUBEVO_ADMIN_TOKEN"),
+                    allow_list=allow, hub_datasets=datasets, api=sched.api)
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    try:
+        app.launch(server_name=host, server_port=args.port)
+    finally:
+        sched.shutdown(wait=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubevo", description="Evolve language models by merging and selection.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
@@ -58,11 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cache-dir", default=None, help="where the demo zoo is cached")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(func=cmd_demo)
+    worker = sub.add_parser("worker", help="continuous mode without the UI (a Hub job or an endpoint)")
+    worker.add_argument("config", help="path of the run YAML")
+    worker.add_argument("--runs", default=os.environ.get("HUBEVO_RUNS", "runs"), help="folder of all runs")
+    worker.add_argument("--every", type=float, default=30, help="seconds between generation jobs")
+    worker.add_argument("--immigrants-every", type=float, default=3600, help="seconds between Hub queries")
+    worker.set_defaults(func=cmd_worker)
+    space = sub.add_parser("space", help="the leaderboard Space: scheduler and Gradio UI")
+    space.add_argument("--runs", default=os.environ.get("HUBEVO_RUNS", "runs"), help="folder of all runs")
+    space.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
+    space.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
+    space.set_defaults(func=cmd_space)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv or ["space"])
     setup_logging(args.verbose)
     try:
         return args.func(args)

@@ -170,14 +170,18 @@ class Scheduler:
     def jobs(self, name: str) -> list:
         return [job for job in self.scheduler.get_jobs() if job.id.startswith(f"{name}:")]
 
-    def submit(self, run_config: dict, *, user: str) -> str:
-        """Validate a run config (from the seeding page or a file) and queue it; returns its name."""
+    def submit(self, run_config: dict, *, user: str, root: Path | None = None) -> str:
+        """Validate a run config (from the seeding page or a file) and queue it; returns its name.
+
+        Relative paths in it are resolved against `root` (default: the run's own folder).
+        """
         name = run_config.get("name") or ""
         folder = run_dir(self.runs_root, name)
         if (folder / RUN_FILE).exists():
             raise ConfigError(f"a run named {name!r} already exists; choose another name")
-        data = {**run_config, "output": {"dir": str(folder)}}
-        cfg = parse_config(data, root=folder, source=f"for run {name!r}")
+        cfg = parse_config({**run_config, "output": {"dir": str(folder)}}, root=Path(root or folder),
+                           source=f"for run {name!r}")
+        data = cfg.model_dump(mode="json")
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(folder / RUN_FILE, yaml.safe_dump(data, sort_keys=False))
         write_control(folder, state="active", owner=user, submitted=time.time())
