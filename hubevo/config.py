@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hubevo.errors import ConfigError
+from hubevo.finetune import FinetuneSpace
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
@@ -104,6 +105,23 @@ class TaskSpec(Frozen):
         return {"name": value} if isinstance(value, str) else value
 
 
+class RacingConfig(Frozen):
+    """Successive halving: score everyone on a small sample, promote the best fraction to larger ones."""
+
+    rungs: list[int] = Field(
+        default_factory=lambda: [8, 32], min_length=1,
+        description="Examples per task at each rung before the full fitness sample; increasing.")
+    keep: float = Field(0.5, gt=0, lt=1, description="Fraction promoted from one rung to the next (1/eta).")
+    min_keep: int = Field(1, ge=1, description="Candidates promoted at least, however few are racing.")
+
+    @field_validator("rungs")
+    @classmethod
+    def _increasing(cls, rungs):
+        if any(r <= 0 for r in rungs) or any(b <= a for a, b in zip(rungs, rungs[1:])):
+            raise ValueError(f"racing rungs must be positive and increasing, got {rungs}")
+        return rungs
+
+
 class FitnessConfig(Frozen):
     tasks: list[TaskSpec] = Field(min_length=1, description="lm-eval tasks whose weighted mean is the fitness.")
     heldout: list[TaskSpec] = Field(default_factory=list, description="Evaluated on survivors only; never selects.")
@@ -114,6 +132,15 @@ class FitnessConfig(Frozen):
     batch_size: int = Field(64, gt=0)
     heldout_limit: int | None = Field(None, gt=0)
     lm_eval_kwargs: dict = Field(default_factory=dict, description="Passed through to lm_eval.simple_evaluate.")
+    racing: RacingConfig | None = Field(None, description="Race candidates over growing samples; None = full samples.")
+    allow_test_sets: bool = Field(
+        False, description="Knowingly select on well-known benchmark test sets (refused otherwise).")
+
+    @model_validator(mode="after")
+    def _rungs_below_limit(self):
+        if self.racing and self.limit is not None and self.racing.rungs[-1] >= self.limit:
+            raise ValueError(f"racing rungs {self.racing.rungs} must stay below fitness.limit ({self.limit})")
+        return self
 
     @field_validator("include_path", mode="before")
     @classmethod
@@ -159,9 +186,20 @@ class CrossoverConfig(Frozen):
 
 class MutationConfig(Frozen):
     probability: float = Field(0.8, ge=0, le=1, description="Chance that a child is mutated.")
-    operators: list[str] = Field(default_factory=lambda: ["perturb"], min_length=1)
+    operators: list[str] = Field(
+        default_factory=lambda: ["perturb"], min_length=1,
+        description="Drawn per mutated child: perturb (merge genes), dpo or sft (fine-tune a selected parent).",
+    )
     strength: float = Field(0.15, ge=0, description="Gaussian sigma as a fraction of each gene's range.")
     method_flip_prob: float = Field(0.1, ge=0, le=1, description="Chance to switch to another merge method.")
+    finetune: FinetuneSpace | None = Field(None, description="Ranges of the fine-tuning genes (dpo, sft).")
+
+    @model_validator(mode="after")
+    def _finetune_space(self):
+        trained = [op for op in self.operators if op in ("dpo", "sft")]
+        if trained and self.finetune is None:
+            raise ValueError(f"mutation.operators names {trained} but mutation.finetune (datasets, ranges) is not set")
+        return self
 
 
 class BudgetConfig(Frozen):
@@ -174,6 +212,21 @@ class BudgetConfig(Frozen):
 class SearchConfig(Frozen):
     strategy: str = Field("ga", description="Search strategy: ga (EvoMerge population GA) or another registered one.")
     options: dict = Field(default_factory=dict, description="Strategy-specific options.")
+
+    @model_validator(mode="after")
+    def _options_fit_strategy(self):
+        if not self.options:  # defaults fit every strategy; also keeps SearchConfig() import-safe
+            return self
+        from hubevo.strategies import STRATEGIES  # imports this module: resolved at validation time
+
+        options = getattr(STRATEGIES.get(self.strategy), "Options", None)
+        if options is not None:
+            try:
+                options.model_validate(self.options)
+            except ValidationError as err:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(options)'}: {e['msg']}" for e in err.errors())
+                raise ValueError(f"options of strategy {self.strategy!r}: {problems}") from None
+        return self
 
 
 class ExecutionConfig(Frozen):
@@ -251,8 +304,18 @@ class RunConfig(Frozen):
                     update={"include_path": [p if p.is_absolute() else (root / p).resolve() for p in fit.include_path]}
                 ),
                 "output": self.output.model_copy(update={"dir": out_dir}),
+                "mutation": self.mutation.model_copy(update={"finetune": self._resolved_finetune(root)}),
             }
         )
+
+    def _resolved_finetune(self, root: Path):
+        """Local preference files named relative to the YAML file (Hub dataset ids stay as they are)."""
+        space = self.mutation.finetune
+        if space is None:
+            return None
+        local = lambda p: (root / p).resolve() if not Path(p).is_absolute() and (root / p).exists() else None  # noqa: E731
+        datasets = [d.model_copy(update={"path": str(local(d.path))}) if local(d.path) else d for d in space.datasets]
+        return space.model_copy(update={"datasets": datasets})
 
 
 def format_validation_error(err: ValidationError, *, source: str) -> str:

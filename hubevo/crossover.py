@@ -29,7 +29,7 @@ def sample_gene(name: str, ranges: dict[str, tuple[float, float]], rng: np.rando
 
 def inherited_value(parent: Individual, gene: str) -> float | None:
     """A parent's own value for a per-parent gene: the mean over the parents it was merged from."""
-    if parent.genome is None:
+    if not isinstance(parent.genome, MergeGenome):
         return None
     values = [genes[gene] for genes in parent.genome.per_parent if gene in genes]
     return float(np.mean(values)) if values else None
@@ -65,7 +65,7 @@ def crossover(
             + ("" if base_id else " without population.base_model")
         )
     by_name = {m.name: m for m in candidates}
-    donors = [p.genome for p in parents if p.genome is not None and p.genome.method in by_name]
+    donors = [p.genome for p in parents if isinstance(p.genome, MergeGenome) and p.genome.method in by_name]
     if donors and rng.random() < cfg.inherit_prob:
         donor = donors[rng.integers(len(donors))]
         method = by_name[donor.method]

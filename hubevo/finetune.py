@@ -10,37 +10,41 @@ trainer, trains, merges a LoRA adapter back (`merge_and_unload`) and writes a pl
 folder that mergekit can merge again. A run that diverges, an empty sample or a missing
 chat template raises `CandidateError`: that child fails and the run goes on.
 
-Memory on one GPU (LoRA is the default because of this). With peft, `DPOTrainer` computes
-the reference log-probabilities with the adapter disabled, so a LoRA mutation holds one
-copy of the model, in bf16 when CUDA supports it: a 7B model is about 14 GB of weights,
-plus the adapter and its AdamW states (rank 8 on every linear layer of a 7B Llama is
-about 20M parameters, with fp32 weights, gradients and two moments about 0.3 GB), plus
-activations for the chosen and rejected sequences of a batch (gradient checkpointing is on
-under CUDA; a few GB at batch 8 and 512 tokens): about 20 GB in all. Full fine-tuning
-keeps fp32 master weights (28 GB), their gradients (28 GB) and AdamW's two moments
-(56 GB), plus a second, frozen reference model (14 GB in bf16): about 126 GB before
-activations, i.e. more than one 80 GB GPU; `precompute_ref_log_probs=True` in
-`trainer_kwargs` drops the reference copy during training but not the 112 GB of optimizer
-state, so full DPO of a 7B model needs sharding (FSDP/DeepSpeed) or an 8-bit optimizer.
+Memory on one GPU, for a 7B Llama (32 layers, hidden 4096, MLP 11008), DPO at batch 8 of
+512-token pairs. LoRA (the default): with peft, `DPOTrainer` computes the reference
+log-probabilities with the adapter disabled, so there is one copy of the model, loaded in
+bf16 when the GPU supports it: 14 GB. Rank 8 on every linear layer is 20M adapter
+parameters; fp32 weights, gradients and AdamW's two moments take 16 bytes each: 0.3 GB.
+Activations, with activation checkpointing (on under CUDA) and trl's fused LM head (no
+full logits): about 2 GB of checkpoints (16 sequences x 512 x 4096 x 2 bytes x 32 layers)
+plus about 1 GB for the layer being recomputed. About 18 GB in all plus the CUDA context:
+a 24 GB GPU is tight, 40 GB comfortable. Full fine-tuning (lora_rank 0) trains fp32 master
+weights (28 GB) with fp32 gradients (28 GB) and AdamW moments (56 GB), and trl loads the
+reference model in the policy's dtype (another 28 GB): about 140 GB, more than an 80 GB
+GPU. `trainer_kwargs: {precompute_ref_log_probs: true}` drops the reference during
+training (112 GB, which an H200 holds), and an 8-bit AdamW (`optim: adamw_bnb_8bit`,
+bitsandbytes) cuts the moments to 14 GB (70 GB with both); otherwise shard with FSDP/DeepSpeed.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hubevo.config import Frozen
 from hubevo.errors import CandidateError, ConfigError, UnknownNameError
 
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet"}
@@ -52,7 +56,12 @@ DPO_LOSSES = (
 MAX_LENGTH = 1024  # tokens per prompt + completion, unless the model or tokenizer allows fewer
 
 
-class PreferenceSource(Frozen):
+class _Frozen(BaseModel):
+    # Not hubevo.config's: config.py embeds FinetuneSpace, so importing it here would be circular.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PreferenceSource(_Frozen):
     """One dataset of the list the `dataset` gene picks from."""
 
     path: str = Field(description="A local .json/.jsonl/.parquet file (or data folder), or a Hub dataset id.")
@@ -94,7 +103,7 @@ def _ordered(name: str, low, high, *, positive: bool = False) -> None:
         raise ValueError(f"{name} range must be positive (it is sampled log-uniformly), got {low}")
 
 
-class FinetuneSpace(Frozen):
+class FinetuneSpace(_Frozen):
     """The config section of fine-tuning mutations: the ranges each mutation's genes are drawn from."""
 
     operator: Literal["dpo", "sft"] = "dpo"
@@ -126,7 +135,7 @@ class FinetuneSpace(Frozen):
         return self.model_copy(update={"datasets": [d.resolved(root) for d in self.datasets]})
 
 
-class FinetuneRecipe(Frozen):
+class FinetuneRecipe(_Frozen):
     """The genes of one fine-tuning mutation, recorded with the child (results table, model card)."""
 
     operator: str
@@ -194,24 +203,24 @@ def _hub_revision(source: PreferenceSource) -> str | None:
 
 
 def _open(source: PreferenceSource):
-    """(dataset split, revision string) of a local file/folder or a Hub dataset."""
+    """(dataset split, revision string) of a local file/folder or a Hub dataset (the whole split is fetched once)."""
     from datasets import load_dataset
     from datasets.exceptions import DatasetNotFoundError
 
     path = Path(source.path).expanduser()
+    if source.is_local() and not path.exists():
+        raise ConfigError(f"preference dataset {source.path!r} does not exist; give an existing file or a Hub id")
+    if path.is_file() and path.suffix not in LOCAL_FORMATS:
+        raise ConfigError(f"preference dataset {source.path!r}: local files must be {', '.join(LOCAL_FORMATS)}")
     try:
-        if path.is_file() and path.suffix in LOCAL_FORMATS:
+        if path.is_file():
             data = load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split=source.split)
             return data, _file_digest(path)
         if path.is_dir():
             return load_dataset(str(path), split=source.split), _file_digest(path)
-        if source.is_local():
-            raise ConfigError(f"preference dataset {source.path!r} does not exist; give an existing file or a Hub id")
         revision = _hub_revision(source)
         return load_dataset(source.path, revision=revision, split=source.split), revision
     except (DatasetNotFoundError, FileNotFoundError, ValueError) as err:
-        if isinstance(err, ConfigError):
-            raise
         raise ConfigError(f"cannot read preference dataset {source.path!r} (split {source.split!r}): {err}") from None
 
 
@@ -222,11 +231,12 @@ def required_columns(operator: str) -> tuple[str, ...]:
 def _mapping(source: PreferenceSource, *, operator: str, found: list[str]) -> dict[str, str]:
     """Our column name -> the dataset's; sft falls back to `chosen` as the completion of a preference set."""
     mapping = {name: source.columns.get(name, name) for name in required_columns(operator)}
-    if operator == "sft" and "completion" not in source.columns and "completion" not in found and "chosen" in found:
-        mapping["completion"] = "chosen"
+    chosen = source.columns.get("chosen", "chosen")
+    if operator == "sft" and "completion" not in source.columns and "completion" not in found and chosen in found:
+        mapping["completion"] = chosen
     missing = {ours: theirs for ours, theirs in mapping.items() if theirs not in found}
     if missing:
-        wanted = ", ".join(ours if ours == theirs else f"{ours} (mapped to {theirs!r})" for ours, theirs in missing.items())
+        wanted = ", ".join(o if o == t else f"{o} (mapped to {t!r})" for o, t in missing.items())
         raise ConfigError(
             f"preference dataset {source.path!r} lacks column(s) {wanted} for operator {operator!r}; "
             f"found columns: {', '.join(found) or 'none'}; map yours with `columns`, e.g. {{prompt: question}}"
@@ -239,7 +249,7 @@ def _load(source: PreferenceSource, *, operator: str, samples: int, seed: int):
     mapping = _mapping(source, operator=operator, found=list(data.column_names))
     count = min(samples, len(data))
     order = np.random.default_rng(seed).choice(len(data), size=count, replace=False) if count else []
-    data = data.select([int(i) for i in order]).select_columns(list(set(mapping.values())))
+    data = data.select([int(i) for i in order]).select_columns(sorted(set(mapping.values())))
     rows = [{ours: row[theirs] for ours, theirs in mapping.items()} for row in data]
     rows = [row for row in rows if all(value not in (None, "", []) for value in row.values())]
     if not rows:
@@ -312,7 +322,7 @@ def _common_args(recipe: FinetuneRecipe, *, place: Placement, output_dir: str, m
         "use_cpu": not place.cuda,
         "bf16": place.bf16,
         "fp16": False,
-        "gradient_checkpointing": place.cuda,  # memory matters on a GPU; on CPU it only costs time
+        "activation_checkpointing": place.cuda,  # memory matters on a GPU; on CPU it only costs time
         "max_length": max_length,
         "logging_steps": 1,
         "logging_nan_inf_filter": False,  # the default would hide a NaN loss behind the running mean
@@ -326,14 +336,14 @@ def _dpo(model, tokenizer, pairs, *, recipe: FinetuneRecipe, args: dict, peft_co
     from trl import DPOConfig, DPOTrainer
 
     config = DPOConfig(**{**args, "beta": recipe.beta, "loss_type": [recipe.loss_type], **recipe.trainer_kwargs})
-    return DPOTrainer(model=model, args=config, train_dataset=pairs, processing_class=tokenizer, peft_config=peft_config)
+    return DPOTrainer(model, args=config, train_dataset=pairs, processing_class=tokenizer, peft_config=peft_config)
 
 
 def _sft(model, tokenizer, pairs, *, recipe: FinetuneRecipe, args: dict, peft_config):
     from trl import SFTConfig, SFTTrainer
 
     config = SFTConfig(**{**args, **recipe.trainer_kwargs})
-    return SFTTrainer(model=model, args=config, train_dataset=pairs, processing_class=tokenizer, peft_config=peft_config)
+    return SFTTrainer(model, args=config, train_dataset=pairs, processing_class=tokenizer, peft_config=peft_config)
 
 
 @dataclass(frozen=True)
@@ -387,6 +397,24 @@ def _quiet(trainer) -> None:
         trainer.remove_callback(callback)
 
 
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Silence the per-mutation bars of datasets (map, filter) and transformers (load, save); restore them after."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets_on, transformers_on = datasets.is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if datasets_on:
+            datasets.enable_progress_bars()
+        if transformers_on:
+            hf_logging.enable_progress_bar()
+
+
 def _parent_dtype(config):
     import torch
 
@@ -395,16 +423,30 @@ def _parent_dtype(config):
 
 
 def _load_parent(model_dir: Path, *, recipe: FinetuneRecipe, place: Placement):
-    """(model, tokenizer, parent dtype); LoRA trains over bf16 weights on a bf16 GPU, full FT keeps fp32 masters."""
+    """(model, parent dtype); LoRA trains over bf16 weights on a bf16 GPU, full fine-tuning keeps fp32 masters."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    dtype = _parent_dtype(AutoConfig.from_pretrained(model_dir))
+    load_dtype = torch.bfloat16 if recipe.lora_rank and place.bf16 else torch.float32
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=load_dtype), dtype
+
+
+def _load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
 
     if not (model_dir / "config.json").is_file():
         raise CandidateError(f"parent model folder {str(model_dir)!r} has no config.json")
-    dtype = _parent_dtype(AutoConfig.from_pretrained(model_dir))
-    load_dtype = torch.bfloat16 if recipe.lora_rank and place.bf16 else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=load_dtype)
-    return model, AutoTokenizer.from_pretrained(model_dir), dtype
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def _release(place: Placement) -> None:
+    """Give the trainer's GPU memory back before the next mutation or evaluation in this process."""
+    if place.cuda:
+        import torch
+
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def _max_length(model, tokenizer) -> int:
@@ -438,7 +480,7 @@ def _check_weights(model, *, recipe: FinetuneRecipe) -> None:
 
     for name, param in model.named_parameters():
         if not torch.isfinite(param).all():
-            raise CandidateError(f"{recipe.operator} mutation of {recipe.parent} diverged: non-finite weights in {name}")
+            raise CandidateError(f"{recipe.operator} mutation of {recipe.parent} diverged: non-finite weights {name}")
 
 
 def _save(model, tokenizer, *, out_dir: Path, dtype, use_cache) -> None:
@@ -446,8 +488,12 @@ def _save(model, tokenizer, *, out_dir: Path, dtype, use_cache) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     model.config.use_cache = use_cache
-    model.to(dtype).save_pretrained(partial)
-    tokenizer.save_pretrained(partial)
+    try:
+        model.to(dtype).save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(partial, out_dir)
@@ -465,6 +511,27 @@ def _metrics(steps: list[dict], *, seconds: float, global_step: int, revision: s
     }
 
 
+def _train(model, tokenizer, pairs, *, recipe: FinetuneRecipe, place: Placement, callbacks=()):
+    """Build the operator's trainer in a scratch output folder and train; returns the trainer."""
+    import torch
+
+    operator = get_operator(recipe.operator)
+    with tempfile.TemporaryDirectory(prefix="hubevo-finetune-") as scratch, warnings.catch_warnings():
+        # trl 1.16 still asks transformers 5 for the renamed attribute, once per trainer
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+        args = _common_args(recipe, place=place, output_dir=scratch, max_length=_max_length(model, tokenizer))
+        lora = _peft_config(recipe.lora_rank)
+        trainer = operator(model, tokenizer, pairs, recipe=recipe, args=args, peft_config=lora)
+        _quiet(trainer)
+        for callback in (_stop_on_non_finite(), *callbacks):
+            trainer.add_callback(callback)
+        try:
+            trainer.train()
+        except torch.OutOfMemoryError:
+            raise CandidateError(f"{recipe.operator} mutation of {recipe.parent} ran out of GPU memory") from None
+    return trainer
+
+
 def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: str | None = None) -> dict:
     """Fine-tune the parent in `model_dir` by `recipe` and write the child, a plain HF model folder, to `out_dir`.
 
@@ -473,28 +540,22 @@ def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: 
     `CandidateError` when the sample is empty, a conversational dataset meets a tokenizer
     without chat template, the run diverges (non-finite loss or weights) or runs out of memory.
     """
-    import torch
-
     start = time.perf_counter()
-    model_dir, out_dir = Path(model_dir), Path(out_dir)
-    operator, place = get_operator(recipe.operator), Placement.of(device)
-    pairs, revision = _load(recipe.dataset, operator=recipe.operator, samples=recipe.samples, seed=recipe.seed)
-    model, tokenizer, dtype = _load_parent(model_dir, recipe=recipe, place=place)
-    _require_chat_template(pairs, tokenizer, source=recipe.dataset)
-    use_cache = model.config.use_cache
-    with tempfile.TemporaryDirectory(prefix="hubevo-finetune-") as scratch:
-        args = _common_args(recipe, place=place, output_dir=scratch, max_length=_max_length(model, tokenizer))
-        trainer = operator(model, tokenizer, pairs, recipe=recipe, args=args, peft_config=_peft_config(recipe.lora_rank))
-        _quiet(trainer)
-        trainer.add_callback(_stop_on_non_finite())
-        try:
-            trainer.train()
-        except torch.OutOfMemoryError:
-            raise CandidateError(f"{recipe.operator} mutation of {recipe.parent} ran out of GPU memory") from None
-    steps = _check_history(trainer.state.log_history, recipe=recipe)
-    child = trainer.accelerator.unwrap_model(trainer.model)
-    child = child.merge_and_unload() if recipe.lora_rank else child
-    _check_weights(child, recipe=recipe)
-    _save(child, tokenizer, out_dir=out_dir, dtype=dtype, use_cache=use_cache)
-    seconds = time.perf_counter() - start
-    return _metrics(steps, seconds=seconds, global_step=trainer.state.global_step, revision=revision)
+    get_operator(recipe.operator)
+    place, model_dir = Placement.of(device), Path(model_dir)
+    with _no_progress_bars():
+        pairs, revision = _load(recipe.dataset, operator=recipe.operator, samples=recipe.samples, seed=recipe.seed)
+        tokenizer = _load_tokenizer(model_dir)
+        _require_chat_template(pairs, tokenizer, source=recipe.dataset)
+        model, dtype = _load_parent(model_dir, recipe=recipe, place=place)
+        use_cache = model.config.use_cache
+        trainer = _train(model, tokenizer, pairs, recipe=recipe, place=place)
+        steps, global_step = _check_history(trainer.state.log_history, recipe=recipe), trainer.state.global_step
+        child = trainer.accelerator.unwrap_model(trainer.model)
+        del trainer, model
+        child = child.merge_and_unload() if recipe.lora_rank else child
+        _check_weights(child, recipe=recipe)
+        _save(child, tokenizer, out_dir=Path(out_dir), dtype=dtype, use_cache=use_cache)
+    del child
+    _release(place)
+    return _metrics(steps, seconds=time.perf_counter() - start, global_step=global_step, revision=revision)

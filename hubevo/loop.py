@@ -154,7 +154,8 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
     evaluator.check_tasks()
     state = state or first_state(cfg, api=api)
     members = {i: local_member(m, api=api) for i, m in state.members.items()}
-    paths = {i: str(m.path) for i, m in members.items()} | dict(state.saved)
+    trained = {i: str(cfg.output.dir / "candidates" / i) for i in state.training}
+    paths = {i: str(m.path) for i, m in members.items()} | trained | dict(state.saved)
     hub_names = {i: (m.source.split("@")[0] if m.revision else m.label) for i, m in members.items()}
     yaml_refs = {i: (f"{m.source.split('@')[0]}@{m.revision}" if m.revision else str(m.path))
                  for i, m in members.items()}
@@ -229,6 +230,7 @@ def write_survivor(run: Run, ind: Individual) -> None:
     card = publish.lineage_card(
         ind, run_name=run.cfg.name, parent_refs=card_names(run), merge_refs=yaml_refs(run), fitness=ev.fitness,
         scores=ev.scores, heldout=heldout, dtype=run.cfg.dtype, hub_only=run.cfg.publish.push != "none",
+        training=run.state.training.get(ind.id),
     )
     card.save(tmp / "README.md")
     shutil.rmtree(final, ignore_errors=True)
@@ -307,7 +309,7 @@ def summarize(run: Run) -> str:
     ind = state.individuals[best.id]
     new = sum(1 for e in evs if e.generation == state.generation)
     return (f"generation {state.generation}: {len(evs)} candidates ({new} new, {len(evs) - len(ok)} failed), "
-            f"best {best.fitness:.3f} ({ind.name}, {ind.genome.method if ind.genome else 'seed'}), "
+            f"best {best.fitness:.3f} ({ind.name}, {ind.kind if ind.genome is None else ind.genome.method}), "
             f"mean {sum(e.fitness for e in ok) / len(ok):.3f}, "
             f"survivors {len(state.survivors.get(state.generation, []))}, {state.elapsed_s:.0f} s")
 

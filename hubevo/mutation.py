@@ -1,8 +1,9 @@
 """Stage 5, mutate: operators in a registry, chosen per child.
 
 `perturb` is pure: Gaussian noise on the merge-parameter genes, clipped to their
-ranges, and now and then a switch to another merge method. Elites are never mutated
-(the loop only mutates new children).
+ranges, and now and then a switch to another merge method. `dpo` and `sft` (in
+`hubevo.finetune`) train a child from one selected parent. Elites are never mutated:
+they are carried unchanged, and only new children are mutated.
 """
 
 from __future__ import annotations
@@ -72,7 +73,19 @@ def perturb(
 GENE_OPERATORS: dict[str, GeneOperator] = {"perturb": perturb}
 
 
-def get_operator(name: str) -> GeneOperator:
-    if name not in GENE_OPERATORS:
-        raise UnknownNameError(f"unknown mutation operator {name!r}; known: {', '.join(sorted(GENE_OPERATORS))}")
-    return GENE_OPERATORS[name]
+def is_finetune(name: str) -> bool:
+    from hubevo.finetune import OPERATORS
+
+    return name in OPERATORS
+
+
+def get_operator(name: str):
+    """A gene operator (pure, on merge genomes) or a fine-tuning operator (trl, on a parent model)."""
+    from hubevo.finetune import OPERATORS
+
+    if name in GENE_OPERATORS:
+        return GENE_OPERATORS[name]
+    if name in OPERATORS:
+        return OPERATORS[name]
+    known = sorted({*GENE_OPERATORS, *OPERATORS})
+    raise UnknownNameError(f"unknown mutation operator {name!r}; known: {', '.join(known)}")

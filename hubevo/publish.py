@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hubevo import pareto
 from hubevo.config import REPO_ID
 from hubevo.genome import Individual, to_merge_dict
 from hubevo.materialize import DEFAULT_SEED
@@ -28,7 +29,7 @@ CARD_TEMPLATE = """---
 # {{ model_name }}
 
 Bred by hubevo in run `{{ run_name }}`, generation {{ generation }}:
-a **{{ method }}** merge of {{ parent_list }}.
+{% if merge_yaml %}a **{{ method }}** merge of {{ parent_list }}.{% else %}a **{{ method }}** fine-tune of {{ parent_list }}.{% endif %}
 
 ## Scores
 
@@ -43,15 +44,16 @@ took part in selection.
 
 {% for p in parents %}- `{{ p }}`
 {% endfor %}
-## Recipe
+{% if merge_yaml %}## Recipe
 
 Running `mergekit-yaml recipe.yaml out --random-seed {{ merge_seed }}` on this configuration rebuilds
 the weights (the seed fixes the random masks of DARE and DELLA):
 
 ```yaml
 {{ merge_yaml }}```
-{% if mutation %}
-## Mutation
+{% endif %}{% if mutation %}## Mutation
+
+Fine-tuned from `{{ parents[0] }}` with trl; the sampled hyper-parameters and the training outcome:
 
 ```yaml
 {{ mutation }}```
@@ -79,6 +81,7 @@ def lineage_card(
     heldout: Mapping[str, float],
     dtype: str = "float32",
     hub_only: bool = False,
+    training: Mapping | None = None,
 ) -> ModelCard:
     """The model card of a merged survivor; `parent_refs` name parents as the Hub should show them.
 
@@ -87,26 +90,36 @@ def lineage_card(
     """
     parents = [parent_refs[p] for p in ind.parents]
     tree = [p for p in parents if REPO_ID.match(p)] if hub_only else parents
+    method = ind.finetune.operator if ind.finetune else getattr(ind.genome, "method", "passthrough")
     data = ModelCardData(
         model_name=ind.name,
         base_model=(tree if len(tree) > 1 else tree[0]) if tree else None,
-        base_model_relation=("merge" if ind.kind == "merge" else "finetune") if tree else None,
+        base_model_relation=("finetune" if ind.finetune else "merge") if tree else None,
         library_name="transformers",
-        tags=["hubevo", "merge", "mergekit", ind.genome.method, f"gen-{ind.generation}"],
+        tags=["hubevo", *(["finetune", "trl"] if ind.finetune else ["merge", "mergekit"]), method,
+              f"gen-{ind.generation}"],
         eval_results=eval_results(scores, split="fitness") + eval_results(heldout, split="heldout"),
     )
-    merge_yaml = yaml.safe_dump(to_merge_dict(ind.genome, refs=merge_refs, dtype=dtype), sort_keys=False)
+    merge_yaml = None if ind.finetune else yaml.safe_dump(
+        to_merge_dict(ind.genome, refs=merge_refs, dtype=dtype), sort_keys=False)
+    mutation = yaml.safe_dump(mutation_record(ind, training), sort_keys=False) if ind.finetune else None
     rows = [(t, "fitness", v) for t, v in scores.items()] + [(t, "held-out", v) for t, v in heldout.items()]
     return ModelCard.from_template(
-        data, template_str=CARD_TEMPLATE, model_name=ind.name, run_name=run_name, generation=ind.generation, method=ind.genome.method,
-        parent_list=", ".join(f"`{p}`" for p in parents), parents=parents, score_rows=rows, fitness=fitness,
-        merge_yaml=merge_yaml, merge_seed=DEFAULT_SEED, mutation=None,
+        data, template_str=CARD_TEMPLATE, model_name=ind.name, run_name=run_name, generation=ind.generation,
+        method=method, parent_list=", ".join(f"`{p}`" for p in parents), parents=parents, score_rows=rows,
+        fitness=fitness, merge_yaml=merge_yaml, merge_seed=DEFAULT_SEED, mutation=mutation,
     )
+
+
+def mutation_record(ind: Individual, training: Mapping | None) -> dict:
+    """The fine-tuning recipe (dataset, revision, sampled genes) and its outcome, as cards and tables show it."""
+    recipe = ind.finetune.model_dump(mode="json", exclude={"parent"})
+    return {"recipe": recipe, "outcome": dict(training or {})}
 
 
 def results_frame(state: RunState) -> pd.DataFrame:
     """One row per evaluated candidate: the table the leaderboard and the Hub results dataset hold."""
-    rows = []
+    rows, front = [], pareto.run_front(state)
     for ev in state.evaluations.values():
         ind = state.individuals[ev.id]
         g = ind.genome
@@ -116,9 +129,10 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "id": ind.id,
             "model": ind.name,
             "kind": ind.kind,
-            "method": g.method if g else "seed",
+            "method": ind.finetune.operator if ind.finetune else getattr(g, "method", "seed"),
             "parents": [state.individuals[p].name for p in ind.parents],
-            "genes": json.dumps({"shared": g.shared, "per_parent": list(g.per_parent)} if g else {}),
+            "genes": json.dumps(g.genes() if g else {}),
+            "mutation": json.dumps(mutation_record(ind, state.training.get(ind.id))) if ind.finetune else None,
             "status": ev.status,
             "reason": ev.reason,
             "fitness": ev.fitness,
@@ -128,6 +142,7 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "examples": ev.examples,
             "seconds": ev.seconds,
             "survivor": any(ev.id in ids for ids in state.survivors.values()),
+            "pareto": ev.id in front,
             "path": state.saved.get(ev.id),
         })
     return pd.DataFrame(rows)
@@ -142,7 +157,7 @@ def lineage_graph(state: RunState) -> dict:
     nodes = [
         {"id": i.id, "name": i.name, "kind": i.kind, "generation": i.generation, "source": i.source,
          "revision": i.revision,
-         "method": i.genome.method if i.genome else None,
+         "method": i.finetune.operator if i.finetune else getattr(i.genome, "method", None),
          "fitness": state.evaluations[i.id].fitness if i.id in state.evaluations else None}
         for i in state.individuals.values()
     ]
@@ -155,6 +170,8 @@ def write_tables(state: RunState, run_dir: Path) -> None:
     tmp = run_dir / ".results.parquet.tmp"
     frame.to_parquet(tmp, index=False)
     tmp.replace(run_dir / "results.parquet")
+    if state.finished:
+        pareto.plot_front(frame, run_dir / "pareto.png")
     atomic_write_text(run_dir / "lineage.json", json.dumps(lineage_graph(state), indent=1))
 
 

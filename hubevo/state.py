@@ -47,6 +47,7 @@ class RunState(BaseModel):
     heldout: dict[str, dict[str, float]] = Field(default_factory=dict)
     survivors: dict[int, list[str]] = Field(default_factory=dict)
     saved: dict[str, str] = Field(default_factory=dict)
+    training: dict[str, dict] = Field(default_factory=dict, description="Fine-tuned children: training metrics.")
     told: int = Field(-1, description="Last generation whose results the strategy has been told.")
     members: dict[str, dict] = Field(default_factory=dict, description="Every seed: id -> label, source, path, revision.")
     initial: list[str] = Field(default_factory=list, description="Ids of the initial members, in config order.")

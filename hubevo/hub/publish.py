@@ -105,7 +105,8 @@ def hub_repo_of(state: RunState, cfg: RunConfig, cid: str) -> str | None:
 def survivor_message(state: RunState, cid: str) -> str:
     ind, ev = state.individuals[cid], state.evaluations.get(cid)
     fitness = f", fitness {ev.fitness:.4f}" if ev and ev.fitness is not None else ""
-    return f"{ind.name}: generation {ind.generation} {ind.genome.method} merge{fitness}"
+    how = f"{ind.finetune.operator} fine-tune" if ind.finetune else f"{getattr(ind.genome, 'method', 'seed')} merge"
+    return f"{ind.name}: generation {ind.generation} {how}{fitness}"
 
 
 # pushing ----------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 tell: elites (`keep_top_k`, carried unchanged) and, for every other slot of the next
 population, parents picked by roulette wheel or tournament with a chance of a
 uniform pick. ask: the seeds in generation 0; afterwards the elites plus one child
-per planned couple, made by crossover (a merge recipe) and mutation.
+per planned couple, made by crossover (a merge recipe) and mutation: gene perturbation,
+or fine-tuning (dpo, sft) of the couple's first, fitter-picked parent.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from collections.abc import Mapping
 
 from hubevo import selection
 from hubevo.crossover import crossover
-from hubevo.genome import Individual, child_individual
-from hubevo.mutation import get_operator
+from hubevo.finetune import sample_recipe
+from hubevo.genome import Individual, child_individual, finetune_individual
+from hubevo.mutation import get_operator, is_finetune
 from hubevo.state import Evaluation, rng_for
 from hubevo.strategies.base import Strategy
 
@@ -47,8 +49,12 @@ class GeneticAlgorithm(Strategy):
         base_id = self.run.base_id
         genome = crossover([state.individuals[p] for p in parents], base_id=base_id, cfg=cfg.crossover, rng=rng)
         if rng.random() < cfg.mutation.probability:
-            op = get_operator(cfg.mutation.operators[rng.integers(len(cfg.mutation.operators))])
-            genome = op(genome, mutation=cfg.mutation, cross=cfg.crossover, base_id=base_id, rng=rng)
+            name = cfg.mutation.operators[rng.integers(len(cfg.mutation.operators))]
+            if is_finetune(name):  # EvoMerge's mutation by training: a child of the fitter parent alone
+                space = cfg.mutation.finetune.model_copy(update={"operator": name})
+                recipe = sample_recipe(space, parent=parents[0], rng=rng)
+                return finetune_individual(recipe, generation=state.generation)
+            genome = get_operator(name)(genome, mutation=cfg.mutation, cross=cfg.crossover, base_id=base_id, rng=rng)
         return child_individual(genome, generation=state.generation)
 
     def tell(self, results: Mapping[str, Evaluation]) -> None:
