@@ -69,19 +69,20 @@ def cmd_worker(args) -> int:
 
 
 def cmd_space(args) -> int:
-    """The Space: scheduler in the background, Gradio UI in front."""
+    """The Space: scheduler in the background, Gradio UI in front (settings from HUBEVO_* variables)."""
+    from dataclasses import replace
+
     from hubevo.hub.client import make_api
     from hubevo.scheduler import Scheduler
-    from space.ui import build_app
+    from space.settings import SpaceSettings
+    from space.ui import build_app, serve
 
-    sched = Scheduler(Path(args.runs), api=make_api()).start()
-    allow = [u for u in os.environ.get("HUBEVO_ALLOW", "").split(",") if u]
-    datasets = [d for d in os.environ.get("HUBEVO_RESULTS_DATASETS", "").split(",") if d]
-    app = build_app(runs_root=sched.runs_root, controller=sched, admin_token=os.environ.get("HUBEVO_ADMIN_TOKEN"),
-                    allow_list=allow, hub_datasets=datasets, api=sched.api)
-    host = args.host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    settings = SpaceSettings.from_env()
+    if args.runs:
+        settings = replace(settings, runs_root=Path(args.runs))
+    sched = Scheduler(settings.runs_root, api=make_api()).start()
     try:
-        app.launch(server_name=host, server_port=args.port)
+        serve(build_app(controller=sched, api=sched.api, **settings.app_kwargs()), host=args.host, port=args.port)
     finally:
         sched.shutdown(wait=False)
     return 0
@@ -104,12 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     worker = sub.add_parser("worker", help="continuous mode without the UI (a Hub job or an endpoint)")
     worker.add_argument("config", help="path of the run YAML")
-    worker.add_argument("--runs", default=os.environ.get("HUBEVO_RUNS", "runs"), help="folder of all runs")
+    worker.add_argument("--runs", default=os.environ.get("HUBEVO_RUNS_ROOT", "runs"), help="folder of all runs")
     worker.add_argument("--every", type=float, default=30, help="seconds between generation jobs")
     worker.add_argument("--immigrants-every", type=float, default=3600, help="seconds between Hub queries")
     worker.set_defaults(func=cmd_worker)
     space = sub.add_parser("space", help="the leaderboard Space: scheduler and Gradio UI")
-    space.add_argument("--runs", default=os.environ.get("HUBEVO_RUNS", "runs"), help="folder of all runs")
+    space.add_argument("--runs", default=None, help="folder of all runs (default $HUBEVO_RUNS_ROOT or runs)")
     space.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
     space.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     space.set_defaults(func=cmd_space)

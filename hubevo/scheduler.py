@@ -196,20 +196,29 @@ class Scheduler:
             self.scheduler.add_job(immigrant_job, "interval", seconds=self.immigrants_every_s, args=args,
                                    id=f"{name}:immigrants", replace_existing=True)
 
+    def _known(self, name: str) -> Path:
+        folder = run_dir(self.runs_root, name)
+        if not name or folder.parent != self.runs_root or not (folder / RUN_FILE).is_file():
+            raise ConfigError(f"no run named {name!r} in {str(self.runs_root)!r}")
+        return folder
+
     def pause(self, name: str) -> None:
+        folder = self._known(name)
         for job in self.jobs(name):
             job.pause()
-        write_control(run_dir(self.runs_root, name), state="paused")
+        write_control(folder, state="paused")
 
     def resume(self, name: str) -> None:
+        folder = self._known(name)
         for job in self.jobs(name):
             job.resume()
-        write_control(run_dir(self.runs_root, name), state="active")
+        write_control(folder, state="active")
 
     def stop(self, name: str) -> None:
+        folder = self._known(name)
         for job in self.jobs(name):
             job.remove()
-        write_control(run_dir(self.runs_root, name), state="stopped")
+        write_control(folder, state="stopped")
 
     def status(self) -> list[dict]:
         return [run_status(folder, running=folder.name in _RUNNING)

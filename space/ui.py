@@ -1,0 +1,372 @@
+"""The Gradio Space: tabs Leaderboard, Family tree, Progress, Model, Seed and Status.
+
+`build_app` wires `space.data` (tables from run directories and results datasets),
+`space.tree` (the family tree picture), `space.seeding` (form -> run config) and
+`space.auth` (who may act) to a scheduler `Controller`. Reading is public; seeding,
+pausing, resuming and stopping are checked on the server in each handler. `serve`
+binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`).
+"""
+
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+from PIL import Image
+
+from hubevo.errors import HubevoError, UnknownNameError
+from space import data
+from space.auth import Access, AccessDenied
+from space.catalog import Catalog
+from space.charts import progress_figure
+from space.seeding import PUSH_MODES, BudgetCaps, SeedForm, TaskCatalog, build_run_config, local_task_names
+from space.tree import tree_png
+
+DEFAULT_METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic")
+LEADERBOARD_TYPES = ["number", "str", "markdown", "number", "str", "str", "number", "number", "str", "str"]
+STATUS_REFRESH_S = 5.0
+
+
+def build_app(
+    *,
+    runs_root: Path,
+    controller,
+    admin_token: str | None,
+    allow_list: list[str],
+    hub_datasets: Sequence[str] = (),
+    api=None,
+    task_dirs: Sequence[Path] = (),
+    caps: BudgetCaps = BudgetCaps(),
+    oauth: bool | None = None,
+) -> gr.Blocks:
+    """The Space. `controller` queues and steers runs (see `space.controller`; None = read-only).
+
+    `task_dirs`: folders of local lm-eval tasks a seeded run may use (other names are checked
+    against lm-eval's registry); `caps`: the most one seeded run may spend; `oauth`: show the
+    Hugging Face sign-in button (default: only when running on a Space, where it works).
+    """
+    catalog = Catalog(runs_root=runs_root, hub_datasets=hub_datasets, api=api)
+    access = Access.of(admin_token=admin_token, allow_list=allow_list)
+    tasks = TaskCatalog(folders=tuple(Path(d).resolve() for d in task_dirs))
+    hub_url = getattr(api, "endpoint", None) or _default_endpoint()
+    oauth = bool(os.environ.get("SPACE_ID")) if oauth is None else oauth
+    with gr.Blocks(title="hubevo") as demo:
+        with gr.Row(equal_height=True):
+            gr.Markdown("# hubevo\nModels bred by merging on the Hugging Face Hub: who is best, who their "
+                        "parents are, and what is running.")
+            if oauth:
+                gr.LoginButton()
+            token = gr.Textbox(label="Admin token", type="password", visible=access.admin_token is not None,
+                               elem_id="admin-token", scale=0, min_width=220)
+        with gr.Tabs():
+            board = leaderboard_tab(catalog, hub_url=hub_url)
+            tree = tree_tab(catalog)
+            progress = progress_tab(catalog)
+            model = model_tab(catalog, hub_url=hub_url)
+            seed = seed_tab(catalog, controller, access=access, token=token, tasks=tasks, caps=caps,
+                            runs_root=runs_root)
+            status = status_tab(catalog, controller, access=access, token=token)
+        seed["submit"].click(seed["queue"], seed["inputs"], [seed["result"], status], api_name="queue_run")
+        pickers = [tree["model"], model["model"]]
+        board["table"].select(row_picker(catalog), None, pickers)
+        outputs = all_outputs(board, tree, progress, model, status)
+        fill = lambda: everything(catalog, hub_url=hub_url, controller=controller)  # noqa: E731
+        board["refresh"].click(catalog.refresh).then(fill, None, outputs)
+        demo.load(fill, None, outputs)
+    return demo
+
+
+def serve(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, **launch) -> None:
+    """Launch `demo` on `host`, else `$GRADIO_SERVER_NAME` (a Space sets 0.0.0.0), else 127.0.0.1 only."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    demo.launch(server_name=host, server_port=port, **launch)
+
+
+def _default_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT or data.HF_URL
+
+
+# refreshing every tab at once ----------------------------------------------------------------------------
+def all_outputs(board, tree, progress, model, status) -> list:
+    return [board["run"], board["generation"], board["table"], board["notes"], tree["model"], progress["run"],
+            model["model"], status]
+
+
+def everything(catalog: Catalog, *, hub_url: str, controller) -> list:
+    runs = catalog.runs()
+    names = [r.name for r in runs]
+    choices = data.model_choices(runs)
+    first = choices[0][1] if choices else None
+    return [
+        gr.Dropdown(choices=[data.ALL, *names], value=data.ALL),
+        gr.Dropdown(choices=[data.ALL, *map(str, data.generations_of(runs))], value=data.ALL),
+        data.leaderboard(runs, hub_url=hub_url),
+        notes_markdown(catalog),
+        gr.Dropdown(choices=choices, value=first),
+        gr.Dropdown(choices=names, value=names[0] if names else None),
+        gr.Dropdown(choices=choices, value=first),
+        status_frame(catalog, controller),
+    ]
+
+
+def notes_markdown(catalog: Catalog) -> str:
+    return "\n".join(f"- {note}" for note in catalog.notes.values())
+
+
+def row_picker(catalog: Catalog):
+    def pick_from_row(evt: gr.SelectData):
+        """A click on a leaderboard row selects that model in the Family tree and Model tabs."""
+        row = evt.row_value or []
+        if len(row) < 3:
+            return gr.skip(), gr.skip()
+        found = data.find_model(catalog.runs(), data.model_key(str(row[1]), data.link_text(row[2])))
+        if found is None:
+            return gr.skip(), gr.skip()
+        key = data.model_key(found[0].name, found[1])
+        return key, key
+
+    return pick_from_row
+
+
+# tabs --------------------------------------------------------------------------------------------------
+def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
+    with gr.Tab("Leaderboard", id="leaderboard"):
+        with gr.Row():
+            run = gr.Dropdown(label="Run", choices=[data.ALL], value=data.ALL, elem_id="leaderboard-run")
+            generation = gr.Dropdown(label="Generation", choices=[data.ALL], value=data.ALL,
+                                     elem_id="leaderboard-generation")
+            query = gr.Textbox(label="Search models or methods", placeholder="e.g. ties")
+            survivors = gr.Checkbox(label="Survivors only")
+            refresh = gr.Button("Refresh", scale=0)
+        table = gr.Dataframe(headers=data.LEADERBOARD_COLUMNS, datatype=LEADERBOARD_TYPES, interactive=False,
+                             elem_id="leaderboard", max_height=640, wrap=True)
+        gr.Markdown("Click a column header to sort, a row to open that model in the Family tree and Model tabs; "
+                    "model names link to their Hub repos.")
+        notes = gr.Markdown(elem_id="notes")
+
+    def update(run_name, gen, text, only):
+        return data.leaderboard(catalog.runs(), run=run_name, generation=gen, query=text or "",
+                                survivors_only=bool(only), hub_url=hub_url)
+
+    def generations(run_name):
+        gens = data.generations_of(catalog.runs(), run=run_name)
+        return gr.Dropdown(choices=[data.ALL, *map(str, gens)], value=data.ALL)
+
+    filters = [run, generation, query, survivors]
+    run.change(generations, run, generation).then(update, filters, table)
+    generation.change(update, filters, table)
+    survivors.change(update, filters, table)
+    query.submit(update, filters, table)
+    return {"run": run, "generation": generation, "table": table, "notes": notes, "refresh": refresh}
+
+
+def tree_tab(catalog: Catalog) -> dict:
+    with gr.Tab("Family tree", id="tree"):
+        model = gr.Dropdown(label="Model", choices=[], elem_id="tree-model")
+        picture = gr.Image(label="Family tree", type="pil", elem_id="tree-image", interactive=False,
+                           buttons=["download", "fullscreen"])
+
+    def draw(key):
+        found = data.find_model(catalog.runs(), key)
+        if found is None:
+            return None
+        run, model_id = found
+        family = data.family_tree(run.lineage, model_id)
+        return Image.open(io.BytesIO(tree_png(family, focus=model_id)))
+
+    model.change(draw, model, picture)
+    return {"model": model}
+
+
+def progress_tab(catalog: Catalog) -> dict:
+    with gr.Tab("Progress", id="progress"):
+        run = gr.Dropdown(label="Run", choices=[])
+        plot = gr.Plot(label="Fitness and held-out score per generation", elem_id="progress-plot", format="png")
+        stats = gr.Dataframe(headers=data.STATS_COLUMNS, interactive=False, elem_id="progress-table")
+        gr.Markdown("Best and mean fitness of the candidates evaluated in each generation, and the champion "
+                    "so far with its held-out score (held-out tasks never take part in selection).")
+
+    def show(run_name):
+        runs = [r for r in catalog.runs() if r.name == run_name]
+        if not runs:
+            return None, None
+        table = data.generation_stats(runs[0].results)
+        return progress_figure(table, run_name=run_name), table
+
+    run.change(show, run, [plot, stats])
+    return {"run": run}
+
+
+def model_tab(catalog: Catalog, *, hub_url: str) -> dict:
+    with gr.Tab("Model", id="model"):
+        model = gr.Dropdown(label="Model", choices=[], elem_id="model-picker")
+        summary = gr.Markdown(elem_id="model-summary")
+        recipe = gr.Code(label="Recipe (mergekit YAML)", language="yaml", interactive=False, elem_id="model-recipe")
+        with gr.Accordion("Card metadata", open=False):
+            metadata = gr.Code(language="yaml", interactive=False, show_label=False)
+        gr.Markdown("### Lineage card")
+        card = gr.Markdown(elem_id="model-card")
+
+    def show(key):
+        found = data.find_model(catalog.runs(), key)
+        if found is None:
+            return "", "", "", ""
+        run, model_id = found
+        detail = data.model_detail(run, model_id, card=catalog.card(run, model_id))
+        meta, body = data.split_card(detail.card) if detail.card else ("", "*No card: seeds keep their own.*")
+        return detail_markdown(detail, hub_url=hub_url), detail.recipe or "# a seed: no recipe", meta, body
+
+    model.change(show, model, [summary, recipe, metadata, card])
+    return {"model": model}
+
+
+def detail_markdown(detail: data.ModelDetail, *, hub_url: str) -> str:
+    link = data.model_link(detail.repo, detail.repo, hub_url=hub_url) if detail.repo else "local only"
+    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+    scores = "\n".join(f"| {task} | {value:.4f} |" for task, value in sorted(detail.scores.items()))
+    return (
+        f"## {detail.name}\n\n"
+        f"run `{detail.run}` · generation {detail.generation} · {detail.kind} · method **{detail.method}** · "
+        f"status {detail.status}\n\n"
+        f"- parents: {', '.join(f'`{p}`' for p in detail.parents) or '-'}\n"
+        f"- fitness **{fmt(detail.fitness)}**, held-out **{fmt(detail.heldout)}**\n- repo: {link}\n\n"
+        + (f"| score | value |\n| --- | --- |\n{scores}\n" if scores else "")
+    )
+
+
+def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, caps: BudgetCaps, runs_root) -> dict:
+    from hubevo.methods import method_table
+
+    methods = sorted(method_table())
+    local_tasks = sorted(local_task_names(tasks.folders))
+    with gr.Tab("Seed", id="seed"):
+        gr.Markdown(seed_intro(access, caps=caps, local_tasks=local_tasks, controller=controller))
+        with gr.Row():
+            name = gr.Textbox(label="Run name", placeholder="my-run", elem_id="seed-name")
+            namespace = gr.Textbox(label="Publish namespace (user or org)", elem_id="seed-namespace")
+            push = gr.Dropdown(label="Publish", choices=list(PUSH_MODES), value="none")
+            private = gr.Checkbox(label="Private repos", value=True)
+        with gr.Row():
+            candidates = gr.Textbox(label="Candidate repo ids (one per line, org/name[@revision])", lines=4,
+                                    elem_id="seed-candidates")
+            base = gr.Textbox(label="Base model repo id (needed by ties, dare_*, task_arithmetic, ...)",
+                              elem_id="seed-base")
+        with gr.Accordion("Or find candidates with a Hub query", open=False):
+            with gr.Row():
+                q_author = gr.Textbox(label="Author")
+                q_search = gr.Textbox(label="Search")
+                q_filter = gr.Textbox(label="Tags (comma separated), e.g. base_model:org/name")
+                q_limit = gr.Number(label="At most", value=8, precision=0)
+        chosen = gr.CheckboxGroup(label="Merge methods", choices=methods,
+                                  value=[m for m in DEFAULT_METHODS if m in methods], elem_id="seed-methods")
+        with gr.Row():
+            fit = gr.Textbox(label="Fitness tasks", value=", ".join(local_tasks[:1]), elem_id="seed-tasks")
+            held = gr.Textbox(label="Held-out tasks", elem_id="seed-heldout")
+            limit = gr.Number(label="Examples per task", value=64, precision=0)
+        with gr.Row():
+            generations = gr.Number(label=f"Generations (≤ {caps.generations})", value=3, precision=0)
+            pop = gr.Number(label=f"Population size (≤ {caps.population_size})", value=6, precision=0)
+            max_evals = gr.Number(label=f"Max evaluations (≤ {caps.max_evaluations})", value=caps.max_evaluations,
+                                  precision=0)
+            hours = gr.Number(label=f"Wall time, hours (≤ {caps.wall_time_s / 3600:g})", value=caps.wall_time_s / 3600)
+        submit = gr.Button("Queue run", variant="primary", elem_id="seed-submit")
+        result = gr.Markdown(elem_id="seed-result")
+
+    def queue(token_text, run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
+              method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours,
+              profile: gr.OAuthProfile | None):
+        form = SeedForm(
+            name=(run_name or "").strip(), candidates=members or "", base_model=base_model or "",
+            query_author=author or "", query_search=search or "", query_filter=tags or "",
+            query_limit=_int(at_most) or 8, methods=list(method_names or []), tasks=fitness_tasks or "",
+            heldout=heldout_tasks or "", limit=_int(examples), generations=_int(gens) or 0,
+            population_size=_int(size) or 0, max_evaluations=_int(evals) or None,
+            wall_time_s=float(wall_hours) * 3600 if wall_hours else None, namespace=ns or "",
+            push=push_mode or "none", private=bool(is_private),
+        )
+        try:
+            user = access.user(username=profile.username if profile else None, token=token_text, action="start runs")
+            queued = submit_form(form, user=user, controller=controller, catalog=catalog, tasks=tasks, caps=caps,
+                                 runs_root=Path(runs_root))
+        except HubevoError as err:
+            return f"**Refused.** {_markdown_text(err)}", gr.skip()
+        return f"**Queued** run `{queued}` for {user}; follow it in the Status tab.", status_frame(catalog, controller)
+
+    inputs = [token, name, namespace, push, private, candidates, base, q_author, q_search, q_filter, q_limit, chosen,
+              fit, held, limit, generations, pop, max_evals, hours]
+    return {"submit": submit, "queue": queue, "inputs": inputs, "result": result}
+
+
+def submit_form(form: SeedForm, *, user: str, controller, catalog: Catalog, tasks: TaskCatalog, caps: BudgetCaps,
+                runs_root: Path) -> str:
+    """Validate `form` against the caps and the runs that exist, then queue it; returns the run's name."""
+    if controller is None:
+        raise AccessDenied("this deployment has no scheduler attached; it only shows results")
+    taken = [s.get("name") for s in controller.status()] + [r.name for r in catalog.runs()]
+    config = build_run_config(form, runs_root=runs_root, tasks=tasks, caps=caps, taken=taken)
+    return controller.submit(config, user=user)
+
+
+def seed_intro(access: Access, *, caps: BudgetCaps, local_tasks: list[str], controller) -> str:
+    who = ("Queuing a run needs an allow-listed Hugging Face account (sign in above) or the admin token."
+           if access.anyone_can_act else "Seeding is switched off: no allow-list and no admin token are configured.")
+    if controller is None:
+        who = "Seeding is switched off: no scheduler is attached to this deployment."
+    tasks = f" Local tasks: {', '.join(f'`{t}`' for t in local_tasks)}." if local_tasks else ""
+    return (f"### Start a population\n{who} Each run may use at most {caps.generations} generations, "
+            f"{caps.population_size} models per generation, {caps.max_evaluations} evaluations and "
+            f"{caps.wall_time_s / 3600:g} hours; open budgets are filled with these caps.{tasks}")
+
+
+def status_tab(catalog: Catalog, controller, *, access: Access, token) -> gr.Dataframe:
+    with gr.Tab("Status", id="status"):
+        table = gr.Dataframe(headers=data.STATUS_COLUMNS, interactive=False, elem_id="status-table", wrap=True)
+        with gr.Row():
+            name = gr.Textbox(label="Run", placeholder="run name", elem_id="status-run")
+            pause, resume, stop = (gr.Button("Pause"), gr.Button("Resume"), gr.Button("Stop", variant="stop"))
+        message = gr.Markdown(elem_id="status-message")
+        timer = gr.Timer(STATUS_REFRESH_S)
+
+    def act(verb: str):
+        def handler(token_text, run_name, profile: gr.OAuthProfile | None):
+            try:
+                user = access.user(username=profile.username if profile else None, token=token_text,
+                                   action=f"{verb} runs")
+                steer(controller, verb, (run_name or "").strip())
+            except HubevoError as err:
+                return f"**Refused.** {_markdown_text(err)}", gr.skip()
+            return f"{verb}: `{run_name}` (by {user})", status_frame(catalog, controller)
+        return handler
+
+    for button, verb in ((pause, "pause"), (resume, "resume"), (stop, "stop")):
+        button.click(act(verb), [token, name], [message, table], api_name=verb)
+    timer.tick(lambda: status_frame(catalog, controller), None, table, show_progress="hidden")
+    return table
+
+
+def steer(controller, verb: str, name: str) -> None:
+    """Pause, resume or stop a run the controller knows (never create one by naming it)."""
+    if controller is None:
+        raise AccessDenied("this deployment has no scheduler attached")
+    known = [s.get("name") for s in controller.status()]
+    if name not in known:
+        raise UnknownNameError(f"no run named {name!r} is managed here; runs: {', '.join(map(str, known)) or 'none'}")
+    getattr(controller, verb)(name)
+
+
+def status_frame(catalog: Catalog, controller) -> pd.DataFrame:
+    managed = controller.status() if controller is not None else []
+    found = [data.local_status(r) for r in catalog.runs()]
+    return data.status_table(data.merge_statuses(managed, found))
+
+
+def _int(value) -> int | None:
+    return None if value is None or value == "" else int(value)
+
+
+def _markdown_text(err: Exception) -> str:
+    return str(err).replace("\n- ", "\n\n- ")

@@ -1,0 +1,363 @@
+"""The Space's pure side: leaderboard, family tree, progress, model detail and status tables built
+from what the loop writes (a run directory, or a results dataset read back from the Hub), the
+seeding form's validation, and who may act.
+
+The run is written by the loop's own writers (`save_state`, `write_tables`, `lineage_card`):
+two Hub seeds; generation 1 breeds c1 (linear, the champion) and c3 (slerp, failed);
+generation 2 breeds c2 (slerp of c1 and s2), which does not beat c1.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+from huggingface_hub import HfApi
+from mergekit.config import MergeConfiguration
+from PIL import Image
+
+from hubevo.config import RunConfig, parse_config
+from hubevo.errors import HubError
+from hubevo.genome import MergeGenome, child_individual, seed_individual
+from hubevo.hub.publish import push_results
+from hubevo.publish import lineage_card, write_tables
+from hubevo.state import Evaluation, RunState, atomic_write_text, save_state
+from space import data
+from space.auth import ADMIN, Access, AccessDenied
+from space.catalog import Catalog
+from space.seeding import BudgetCaps, SeedError, SeedForm, TaskCatalog, build_run_config, local_task_names
+from space.settings import SpaceSettings
+from space.tree import tree_png
+
+HUB = "https://hub.example"
+ALICE_TOKEN = "token-alice"
+
+
+def write_run(root: Path, *, name: str = "sim", finished: bool = True) -> RunConfig:
+    cfg = parse_config({
+        "name": name,
+        "population": {"members": ["alice/s1", "alice/s2"]},
+        "fitness": {"tasks": ["tiny"], "heldout": ["tiny_heldout"]},
+        "budget": {"generations": 2, "population_size": 3},
+        "output": {"dir": str(root / name)},
+        "publish": {"namespace": "alice", "push": "survivors"},
+    }, root=root)
+    atomic_write_text(cfg.output.dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    s1, s2 = (seed_individual(name=f"alice/{n}", source=f"alice/{n}") for n in ("s1", "s2"))
+    c1 = child_individual(MergeGenome(method="linear", parents=(s1.id, s2.id),
+                                      per_parent=({"weight": 0.7}, {"weight": 0.3})), generation=1)
+    c3 = child_individual(MergeGenome(method="slerp", parents=(s1.id, s2.id), shared={"t": 0.3}), generation=1)
+    c2 = child_individual(MergeGenome(method="slerp", parents=(c1.id, s2.id), shared={"t": 0.4}), generation=2)
+    state = RunState(config_hash="test", individuals={i.id: i for i in (s1, s2, c1, c3, c2)})
+    for ind, fitness, gen in ((s1, 0.3, 0), (s2, 0.5, 0), (c1, 0.6, 1), (c3, None, 1), (c2, 0.55, 2)):
+        state.evaluations[ind.id] = Evaluation(
+            id=ind.id, generation=gen, status="ok" if fitness is not None else "failed", fitness=fitness,
+            scores={"tiny": fitness} if fitness is not None else {}, reason=None if fitness else "NaN weights")
+    state.survivors = {0: [s2.id, s1.id], 1: [c1.id, s2.id], 2: [c1.id, c2.id]}
+    state.heldout = {s1.id: {"tiny_heldout": 0.2}, s2.id: {"tiny_heldout": 0.4}, c1.id: {"tiny_heldout": 0.45},
+                     c2.id: {"tiny_heldout": 0.5}}
+    names = {i.id: i.source for i in (s1, s2)} | {c.id: cfg.publish.survivor_repo(name, c.id) for c in (c1, c2)}
+    for child in (c1, c2):
+        folder = cfg.output.dir / "models" / child.name
+        ev = state.evaluations[child.id]
+        lineage_card(child, run_name=name, parent_refs=names, merge_refs=names, fitness=ev.fitness,
+                     scores=ev.scores, heldout=state.heldout[child.id]).save(folder / "README.md")
+        state.saved[child.id] = str(folder)
+    state.generation, state.population = 2, [c1.id, c2.id]
+    state.finished, state.stop_reason = finished, "2 generations done" if finished else None
+    state.elapsed_s = 125.0
+    save_state(state, cfg.output.dir)
+    write_tables(state, cfg.output.dir)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("space-runs")
+    write_run(root, name="sim")
+    write_run(root, name="other", finished=False)
+    (root / "not-a-run").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def sim(runs_root) -> data.RunData:
+    return data.load_run_dir(runs_root / "sim")
+
+
+def ids(run: data.RunData) -> dict[str, str]:
+    """Short names (s1, s2, c1, c2, c3) -> individual ids."""
+    table = run.results
+    seeds = dict(zip(table["model"], table["id"], strict=True))
+    bred = {(g, m): i for g, m, i in zip(table["generation"], table["method"], table["id"], strict=True)}
+    return {"s1": seeds["alice/s1"], "s2": seeds["alice/s2"], "c1": bred[1, "linear"], "c3": bred[1, "slerp"],
+            "c2": bred[2, "slerp"]}
+
+
+# --------------------------------------------------------------------------- leaderboard
+def test_run_directories_are_found_under_the_runs_root(runs_root):
+    assert [p.name for p in data.run_dirs(runs_root)] == ["other", "sim"]
+    assert data.run_dirs(runs_root / "sim") == [runs_root / "sim"]
+    assert data.run_dirs(runs_root / "missing") == []
+
+
+def test_leaderboard_ranks_every_candidate_best_first_and_links_each_model_to_its_repo(sim):
+    i = ids(sim)
+    names = dict(zip(sim.results["id"], sim.results["model"], strict=True))
+    table = data.leaderboard([sim], hub_url=HUB)
+    assert list(table.columns) == data.LEADERBOARD_COLUMNS
+    assert [data.link_text(m) for m in table["model"]] == [names[i[k]] for k in ("c1", "c2", "s2", "s1", "c3")]
+    assert table["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert table["fitness"].tolist()[:4] == [0.6, 0.55, 0.5, 0.3]
+    assert table["model"].iloc[0] == f"[{names[i['c1']]}]({HUB}/alice/sim-{i['c1']})"
+    assert table["model"].iloc[2] == f"[alice/s2]({HUB}/alice/s2)"  # a Hub seed links to where it came from
+    assert table["model"].iloc[4] == names[i["c3"]]  # failed, never pushed: no link
+    assert table["status"].iloc[4] == "failed"
+    assert table["parents"].iloc[1] == f"{names[i['c1']]} + alice/s2"
+    assert table["held-out"].iloc[0] == 0.45
+    assert table["survivor"].tolist() == ["yes", "yes", "yes", "yes", ""]
+
+
+def test_leaderboard_filters_by_run_generation_text_and_survivors(runs_root, sim):
+    runs = [data.load_run_dir(p) for p in data.run_dirs(runs_root)]
+    assert len(data.leaderboard(runs)) == 10
+    assert set(data.leaderboard(runs, run="sim")["run"]) == {"sim"}
+    assert data.leaderboard(runs, run="sim", generation="1")["method"].tolist() == ["linear", "slerp"]
+    assert data.leaderboard(runs, run="sim", query="SLERP")["generation"].tolist() == [2, 1]
+    assert len(data.leaderboard(runs, run="sim", survivors_only=True)) == 4
+    assert data.leaderboard(runs, run="nope").empty
+    assert data.generations_of(runs, run="sim") == [0, 1, 2]
+
+
+def test_model_keys_resolve_from_the_pickers_and_from_a_leaderboard_row(sim):
+    i = ids(sim)
+    choices = data.model_choices([sim])
+    assert choices[0] == (f"sim · {sim.row(i['c1'])['model']}", f"sim/{i['c1']}")
+    assert data.find_model([sim], f"sim/{i['c1']}") == (sim, i["c1"])
+    assert data.find_model([sim], f"sim/{sim.row(i['c2'])['model']}") == (sim, i["c2"])  # by displayed name
+    assert data.find_model([sim], "sim/unknown") is None
+    assert data.find_model([sim], None) is None
+
+
+# --------------------------------------------------------------------------- family tree
+def test_family_tree_holds_the_model_and_its_ancestors_with_methods_on_the_edges(sim):
+    i = ids(sim)
+    tree = data.family_tree(sim.lineage, i["c2"])
+    assert set(tree.nodes) == {i["c2"], i["c1"], i["s1"], i["s2"]}  # c3 is a cousin, not an ancestor
+    assert {(u, v): d["method"] for u, v, d in tree.edges(data=True)} == {
+        (i["c1"], i["c2"]): "slerp", (i["s2"], i["c2"]): "slerp",
+        (i["s1"], i["c1"]): "linear", (i["s2"], i["c1"]): "linear",
+    }
+    layout = data.tree_layout(tree)
+    assert {n: x for n, (x, _) in layout.items()} == {i["s1"]: 0, i["s2"]: 0, i["c1"]: 1, i["c2"]: 2}
+    assert layout[i["s2"]][1] > layout[i["s1"]][1]  # the fitter seed is drawn on top
+    with pytest.raises(KeyError, match="not in the lineage"):
+        data.family_tree(sim.lineage, "nobody")
+
+
+def test_family_tree_picture_is_a_png_growing_with_the_generations(sim):
+    i = ids(sim)
+    deep = Image.open(io.BytesIO(tree_png(data.family_tree(sim.lineage, i["c2"]), focus=i["c2"])))
+    alone = Image.open(io.BytesIO(tree_png(data.family_tree(sim.lineage, i["s1"]), focus=i["s1"])))
+    assert deep.format == alone.format == "PNG"
+    assert deep.width > alone.width > 200
+
+
+# --------------------------------------------------------------------------- progress
+def test_generation_stats_give_fitness_and_the_champions_held_out_score(sim):
+    stats = data.generation_stats(sim.results)
+    assert stats["generation"].tolist() == [0, 1, 2]
+    assert stats["candidates"].tolist() == [2, 2, 1]
+    assert stats["failed"].tolist() == [0, 1, 0]
+    assert stats["best fitness"].tolist() == [0.5, 0.6, 0.55]
+    assert stats["mean fitness"].tolist() == [0.4, 0.6, 0.55]
+    c1 = sim.row(ids(sim)["c1"])["model"]
+    assert stats["champion"].tolist() == ["alice/s2", c1, c1]
+    assert stats["champion fitness"].tolist() == [0.5, 0.6, 0.6]
+    assert stats["champion held-out"].tolist() == [0.4, 0.45, 0.45]
+
+
+# --------------------------------------------------------------------------- model detail
+def test_model_detail_shows_the_lineage_card_and_a_recipe_mergekit_accepts(sim):
+    i = ids(sim)
+    detail = data.model_detail(sim, i["c2"])
+    assert (detail.method, detail.generation, detail.fitness, detail.heldout) == ("slerp", 2, 0.55, 0.5)
+    assert detail.repo == f"alice/sim-{i['c2']}"
+    assert detail.scores == {"fitness/tiny": 0.55, "heldout/tiny_heldout": 0.5}
+    meta, body = data.split_card(detail.card)
+    assert yaml.safe_load(meta)["base_model"] == [f"alice/sim-{i['c1']}", "alice/s2"]
+    assert "## Recipe" in body and "## Lineage" in body
+    recipe = yaml.safe_load(detail.recipe)
+    MergeConfiguration.model_validate(recipe)
+    assert recipe["merge_method"] == "slerp" and recipe["parameters"] == {"t": 0.4}
+    assert [m["model"] for m in recipe["models"]] == [f"alice/sim-{i['c1']}", "alice/s2"]
+    seed = data.model_detail(sim, i["s1"])
+    assert (seed.recipe, seed.card, seed.repo) == ("", None, "alice/s1")
+
+
+# --------------------------------------------------------------------------- results dataset on the Hub
+def test_a_results_dataset_on_the_hub_gives_the_same_leaderboard_tree_and_recipes(hub_server, runs_root, sim, tmp_path):
+    alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
+    cfg = RunConfig.model_validate(sim.config)
+    repo_id = push_results(alice, run_dir=Path(sim.where), state=sim.state, cfg=cfg)
+    hub = data.load_results_repo(repo_id, api=alice, cache_dir=tmp_path)
+    assert (hub.name, hub.source, hub.where) == ("sim", "hub", "alice/sim-results")
+    assert data.leaderboard([hub], hub_url=HUB).equals(data.leaderboard([sim], hub_url=HUB))
+    c2 = ids(sim)["c2"]
+    assert set(data.family_tree(hub.lineage, c2).nodes) == set(data.family_tree(sim.lineage, c2).nodes)
+    for key, ident in ids(sim).items():  # rebuilt from the table's genes, the recipes are the state's
+        if key != "c3":  # never pushed: no repo to name it by
+            assert data.recipe_yaml(hub, ident) == data.recipe_yaml(sim, ident), key
+    with pytest.raises(HubError, match="alice/missing-results"):
+        data.load_results_repo("alice/missing-results", api=alice, cache_dir=tmp_path)
+
+
+def test_the_catalog_shows_local_and_hub_runs_and_notes_what_it_cannot_read(hub_server, runs_root, sim):
+    alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
+    push_results(alice, run_dir=Path(sim.where), state=sim.state, cfg=RunConfig.model_validate(sim.config))
+    c1 = ids(sim)["c1"]
+    card = "---\nlicense: mit\n---\n# the champion\n"
+    alice.create_repo(f"alice/sim-{c1}", exist_ok=True)
+    alice.upload_file(path_or_fileobj=card.encode(), path_in_repo="README.md", repo_id=f"alice/sim-{c1}")
+    catalog = Catalog(runs_root=runs_root, hub_datasets=["alice/sim-results", "alice/missing-results"], api=alice)
+    runs = catalog.runs()
+    assert [r.name for r in runs] == ["other", "sim", "sim@hub"]  # the same run from the Hub keeps apart
+    assert list(catalog.notes) == ["alice/missing-results"] and "alice/missing-results" in catalog.notes[
+        "alice/missing-results"]
+    assert catalog.card(runs[2], c1) == card  # a Hub run's card comes from the survivor's repo
+    assert catalog.card(runs[1], c1) is None  # a local run's card is its README on disk
+    assert catalog.runs()[1] is runs[1]  # unchanged folders are not read again
+
+
+def test_settings_come_from_the_environment():
+    settings = SpaceSettings.from_env({"HUBEVO_RUNS_ROOT": "/srv/runs", "HUBEVO_ALLOW_LIST": "alice, bob,",
+                                       "HUBEVO_RESULTS_DATASETS": "alice/a-results", "HUBEVO_TASK_DIRS": "/t1,/t2"})
+    assert settings.app_kwargs() == {"runs_root": Path("/srv/runs"), "admin_token": None,
+                                     "allow_list": ["alice", "bob"], "hub_datasets": ["alice/a-results"],
+                                     "task_dirs": [Path("/t1"), Path("/t2")]}
+    assert SpaceSettings.from_env({}).runs_root == Path("runs")
+
+
+# --------------------------------------------------------------------------- status
+def test_status_rows_show_progress_and_the_controllers_runs_win(runs_root):
+    found = [data.local_status(data.load_run_dir(p), now=0) for p in data.run_dirs(runs_root)]
+    other, sim = found
+    assert (sim["state"], sim["generation"], sim["generations"], sim["best_fitness"]) == ("finished", 2, 2, 0.6)
+    assert other["state"] == "unfinished" and "resume" in other["message"]
+    managed = [{"name": "other", "state": "running", "generation": 1, "generations": 2, "candidate": 2,
+                "candidates": 6, "elapsed_s": 3725, "eta_s": 65, "best_fitness": 0.61234, "message": ""},
+               {"name": "new", "state": "queued"}]
+    table = data.status_table(data.merge_statuses(managed, found))
+    assert table["run"].tolist() == ["other", "new", "sim"]
+    assert table.iloc[0][["state", "generation", "candidate", "elapsed", "time left", "best fitness"]].tolist() == [
+        "running", "1 / 2", "2 / 6", "1h 02m", "1m 05s", 0.6123]
+    assert table.iloc[1][["generation", "candidate", "elapsed"]].tolist() == ["-", "-", "-"]
+    assert table.iloc[2][["state", "elapsed"]].tolist() == ["finished", "2m 05s"]
+
+
+# --------------------------------------------------------------------------- seeding form
+def write_tasks(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "add.yaml").write_text("task: local_add\ndataset_path: json\n")
+    (folder / "group.yaml").write_text("group: local_group\ntask:\n  - local_add\n")
+    return folder
+
+
+def good_form(**changes) -> SeedForm:
+    fields = dict(name="fresh", candidates="alice/a\nalice/b@v1", base_model="alice/base",
+                  methods=["linear", "ties"], tasks="local_add", heldout="local_group", limit=32,
+                  generations=2, population_size=4)
+    return SeedForm(**(fields | changes))
+
+
+def test_a_valid_form_becomes_a_run_config_within_the_caps(tmp_path):
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
+    config = build_run_config(good_form(), runs_root=tmp_path / "runs", tasks=tasks, caps=BudgetCaps())
+    cfg = RunConfig.model_validate(config)
+    assert [m.repo for m in cfg.population.members] == ["alice/a", "alice/b@v1"]
+    assert cfg.population.base_model.repo == "alice/base"
+    assert cfg.crossover.methods == ["linear", "ties"]
+    assert [t.name for t in cfg.fitness.tasks] == ["local_add"] and cfg.fitness.heldout[0].name == "local_group"
+    assert cfg.fitness.include_path == [tmp_path / "tasks"]
+    assert cfg.output.dir == (tmp_path / "runs" / "fresh").resolve()
+    assert (cfg.budget.max_evaluations, cfg.budget.wall_time_s) == (200, 6 * 3600)  # open budget -> the caps
+    assert cfg.publish.push == "none"
+
+
+def test_a_hub_query_can_replace_the_candidate_list(tmp_path):
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
+    form = good_form(candidates="", query_author="alice", query_filter="base_model:alice/base, merge", query_limit=5)
+    cfg = RunConfig.model_validate(build_run_config(form, runs_root=tmp_path, tasks=tasks))
+    assert cfg.population.members == []
+    assert (cfg.population.query.author, cfg.population.query.filter, cfg.population.query.limit) == (
+        "alice", ["base_model:alice/base", "merge"], 5)
+
+
+def test_a_bad_form_is_refused_with_every_problem_named(tmp_path):
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    form = good_form(name="taken", candidates="/etc/passwd\nalice/ok\nnot a repo", base_model="",
+                     methods=["linaer", "ties"], tasks="local_ad", heldout="", generations=50, population_size=1,
+                     namespace="bad ns", push="survivors")
+    with pytest.raises(SeedError) as refused:
+        build_run_config(form, runs_root=tmp_path / "runs", tasks=tasks)
+    message = str(refused.value)
+    for expected in ("'taken' already exists", "'/etc/passwd' is not a Hub repo id", "'not a repo' is not a Hub",
+                     "unknown merge method 'linaer'. Did you mean linear?", "ties need a base model",
+                     "task 'local_ad' is unknown; did you mean local_add", "generations 50 is outside 1..20",
+                     "population size 1 is outside 2..16", "namespace 'bad ns'"):
+        assert expected in message, expected
+
+
+@pytest.mark.parametrize("changes, expected", [
+    (dict(candidates="", query_author=""), "give candidate repo ids, a Hub query"),
+    (dict(methods=[]), "choose at least one merge method"),
+    (dict(tasks=""), "give at least one fitness task"),
+    (dict(max_evaluations=500), "max evaluations 500 is outside 1..200"),
+    (dict(wall_time_s=10 * 3600.0), "wall time (s) 36000 is outside 1..21600"),
+    (dict(push="champion"), "needs a namespace"),
+    (dict(name="../escape"), "run name '../escape' must be"),
+    (dict(candidates="\n".join(f"alice/m{k}" for k in range(17))), "exceed the cap of 16 candidates"),
+])
+def test_each_cap_and_rule_is_enforced(tmp_path, changes, expected):
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
+    with pytest.raises(SeedError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        build_run_config(good_form(**changes), runs_root=tmp_path, tasks=tasks)
+
+
+def test_tasks_outside_the_local_folders_are_left_to_lm_eval(tmp_path):
+    asked = []
+
+    def registry(folders):
+        asked.append(folders)
+        return frozenset({"arc_easy", "hellaswag"})
+
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=registry)
+    assert local_task_names(tasks.folders) == {"local_add", "local_group"}
+    assert tasks.unknown(["local_add"]) == [] and asked == []  # local names never index lm-eval
+    assert tasks.unknown(["arc_easy", "local_add"]) == []
+    assert tasks.unknown(["arc_esay"]) == ["task 'arc_esay' is unknown; did you mean arc_easy?"]
+
+
+# --------------------------------------------------------------------------- who may act
+def test_only_allow_listed_users_or_the_admin_token_may_act():
+    access = Access.of(admin_token="s3cret", allow_list=["Alice", " bob "])
+    assert access.user(username="alice", token=None) == "alice"
+    assert access.user(username="BOB", token="") == "BOB"
+    assert access.user(username=None, token="s3cret") == ADMIN
+    with pytest.raises(AccessDenied, match="sign in"):
+        access.user(username=None, token=None)
+    with pytest.raises(AccessDenied, match="'mallory' is not on this Space's allow-list"):
+        access.user(username="mallory", token=None)
+    with pytest.raises(AccessDenied, match="admin token is wrong"):
+        access.user(username="alice", token="guess")  # a wrong token is never excused by a login
+
+
+def test_with_nothing_configured_nobody_may_act():
+    closed = Access.of(admin_token="", allow_list=[])
+    assert not closed.anyone_can_act
+    for username, token in ((None, None), ("alice", None), (None, "anything")):
+        with pytest.raises(AccessDenied):
+            closed.user(username=username, token=token)

@@ -1,0 +1,321 @@
+"""The Space end to end in a browser: headless Chromium (Debian's `chromium`) driven by Playwright
+against the app on 127.0.0.1, over a finished run made by the real loop.
+
+A tiny zoo evolves for one generation on a local multiple-choice lm-eval task; the app
+serves that run directory. The browser sees the leaderboard rows, a family tree picture,
+the progress chart and a model's card and recipe; seeding is refused signed out and with a
+wrong token (in the page and through Gradio's API alike) and accepted with the admin token,
+after which the new run shows in the Status tab. A screenshot of every tab is saved under
+`artifacts/screenshots/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from huggingface_hub import HfApi  # noqa: E402
+
+from hubevo.config import RunConfig, parse_config  # noqa: E402
+from hubevo.hub.publish import push_results  # noqa: E402
+from hubevo.loop import evolve  # noqa: E402
+from hubevo.state import load_state  # noqa: E402
+from tests.test_space_data import write_run  # noqa: E402
+from tests.tiny_models import build_zoo  # noqa: E402
+
+torch.set_num_threads(1)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update"]
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+ADMIN_TOKEN = "space-admin-token"
+TASK = "space_add_mc"
+TIMEOUT_MS = 30_000
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=(
+    f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install -y chromium)"))
+
+
+class FakeController:
+    """An in-memory stand-in for the scheduler: records submissions and reports them as queued."""
+
+    def __init__(self):
+        self.submitted: list[tuple[dict, str]] = []
+        self.calls: list[tuple[str, str]] = []
+
+    def submit(self, run_config: dict, *, user: str) -> str:
+        self.submitted.append((run_config, user))
+        return run_config["name"]
+
+    def status(self) -> list[dict]:
+        return [{"name": cfg["name"], "state": "queued", "generation": 0, "generations": cfg["budget"]["generations"],
+                 "candidate": 0, "candidates": cfg["budget"]["population_size"], "elapsed_s": 0.0, "eta_s": None,
+                 "best_fitness": None, "message": f"queued by {user}"} for cfg, user in self.submitted]
+
+    def pause(self, name: str) -> None:
+        self.calls.append(("pause", name))
+
+    def resume(self, name: str) -> None:
+        self.calls.append(("resume", name))
+
+    def stop(self, name: str) -> None:
+        self.calls.append(("stop", name))
+
+
+def write_task(folder: Path) -> Path:
+    """A 16-question multiple-choice task (metric `acc`), so tiny random models get distinct scores."""
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = [{"prompt": f"{a}+{b}=", "choices": [str(a + b + d) for d in (0, 1, 2, 3)], "answer": 0}
+            for a, b in [(i % 7, i % 5 + 1) for i in range(16)]]
+    (folder / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / f"{TASK}.yaml").write_text(
+        f"task: {TASK}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / 'docs.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: prompt\ndoc_to_choice: choices\n"
+        "doc_to_target: answer\nmetric_list:\n  - metric: acc\n"
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> dict:
+    """A finished one-generation run under `runs/` (about 15 s on CPU)."""
+    root = tmp_path_factory.mktemp("space-ui")
+    zoo = build_zoo(root / "zoo", finetunes=2)
+    tasks = write_task(root / "tasks")
+    cfg = parse_config({
+        "name": "demo-run",
+        "population": {"members": [str(zoo["ft1"]), str(zoo["ft2"])], "base_model": str(zoo["base"])},
+        "fitness": {"tasks": [{"name": TASK, "metric": "acc"}], "heldout": [{"name": TASK, "metric": "acc"}],
+                    "include_path": [str(tasks)], "limit": 8},
+        "crossover": {"methods": ["linear", "ties", "slerp"]},
+        "budget": {"generations": 1, "population_size": 3},
+        "output": {"dir": str(root / "runs" / "demo-run")},
+    }, root=root)
+    state = evolve(cfg, progress=False)
+    assert state.finished
+    return {"runs_root": root / "runs", "tasks": tasks, "state": state}
+
+
+@pytest.fixture(scope="module")
+def hub_results(hub_server, tmp_path_factory) -> tuple[HfApi, str]:
+    """A results dataset of another run (`sim`, survivors pushed) on the test Hub."""
+    api = HfApi(endpoint=hub_server.url, token="token-alice")
+    cfg = write_run(tmp_path_factory.mktemp("space-ui-hub"), name="sim")
+    state = load_state(cfg.output.dir)
+    return api, push_results(api, run_dir=cfg.output.dir, state=state, cfg=cfg)
+
+
+@pytest.fixture(scope="module")
+def served(demo_run, hub_results):
+    from space.ui import build_app, serve
+
+    api, results_repo = hub_results
+    controller = FakeController()
+    demo = build_app(runs_root=demo_run["runs_root"], controller=controller, admin_token=ADMIN_TOKEN,
+                     allow_list=["alice"], task_dirs=[demo_run["tasks"]], hub_datasets=[results_repo], api=api)
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("GRADIO_SERVER_NAME", raising=False)
+        serve(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    assert demo.server_name == "127.0.0.1"  # nothing beyond this machine unless told otherwise
+    yield {"url": demo.local_url, "controller": controller}
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, served):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(served["url"])
+    page.locator("#leaderboard [role=gridcell]").first.wait_for()
+    yield page
+    context.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def shoot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    time.sleep(0.5)  # let images and fonts settle
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def choose(page, dropdown: str, option: str) -> None:
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def grid_texts(page, selector: str) -> list[str]:
+    return [text.strip() for text in page.locator(f"{selector} [role=gridcell]").all_inner_texts()]
+
+
+def fill_seed_form(page, *, name: str) -> None:
+    open_tab(page, "Seed")
+    page.locator("#seed-name textarea, #seed-name input").first.fill(name)
+    page.locator("#seed-candidates textarea").fill("alice/tiny-a\nalice/tiny-b@main")
+    page.locator("#seed-base textarea, #seed-base input").first.fill("alice/tiny-base")
+    page.locator("#seed-heldout textarea, #seed-heldout input").first.fill(TASK)
+
+
+def seed_result(page, *, containing: str) -> str:
+    result = page.locator("#seed-result")
+    result.get_by_text(containing).wait_for()
+    return result.inner_text()
+
+
+# --------------------------------------------------------------------------- reading is public
+def test_leaderboard_shows_every_candidate_best_first_linked_to_its_repo(page, demo_run, hub_results):
+    state = demo_run["state"]
+    cells = grid_texts(page, "#leaderboard")
+    names = {ind.name for i, ind in state.individuals.items() if i in state.evaluations}
+    assert names <= set(cells)
+    champion = state.individuals[state.champion()].name
+    assert cells.index(champion) < min(cells.index(n) for n in names - {champion})
+    api, _repo = hub_results  # the run read from its results dataset: every pushed model is a link
+    assert "sim" in cells
+    link = page.locator("#leaderboard a", has_text="alice/s2").first
+    assert link.get_attribute("href") == f"{api.endpoint}/alice/s2"
+    hrefs = {a.get_attribute("href") for a in page.locator("#leaderboard a").all()}
+    assert len({h for h in hrefs if h.startswith(f"{api.endpoint}/alice/sim-")}) == 2  # c1 and c2, pushed
+    shoot(page, "1-leaderboard")
+
+
+def test_leaderboard_filters_by_run_and_generation(page, demo_run):
+    from playwright.sync_api import expect
+
+    cell = lambda text: page.locator("#leaderboard [role=gridcell]").filter(  # noqa: E731
+        has_text=re.compile(f"^{re.escape(text)}$"))
+    choose(page, "#leaderboard-run", "demo-run")
+    expect(cell("sim")).to_have_count(0)
+    choose(page, "#leaderboard-generation", "1")
+    expect(cell("ft1")).to_have_count(0)
+    bred = [ind.name for ind in demo_run["state"].individuals.values() if ind.generation == 1]
+    assert set(grid_texts(page, "#leaderboard")) >= set(bred)
+
+
+def test_a_clicked_row_shows_its_family_tree_and_its_card(page, demo_run):
+    state = demo_run["state"]
+    bred = [i for i, ind in state.individuals.items() if ind.kind == "merge" and i in state.saved]
+    child = state.individuals[bred[0]]
+    page.locator("#leaderboard [role=gridcell]", has_text=child.name).first.click()
+    open_tab(page, "Family tree")
+    image = page.locator("#tree-image img")
+    image.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 400", arg=image.element_handle())
+    assert child.name in page.locator("#tree-model").inner_text() or child.name in page.locator(
+        "#tree-model input").input_value()
+    shoot(page, "2-family-tree")
+    open_tab(page, "Model")
+    page.locator("#model-summary").get_by_text(child.name).first.wait_for()
+    page.locator("#model-card").get_by_text("Lineage").first.wait_for()
+    assert f"merge_method: {child.genome.method}" in page.locator("#model-recipe").inner_text()
+    shoot(page, "4-model")
+
+
+def test_progress_tab_plots_fitness_and_held_out_per_generation(page):
+    open_tab(page, "Progress")
+    page.locator("#progress-plot img").wait_for()
+    assert grid_texts(page, "#progress-table")[:2] == ["0", "2"]  # generation 0: the two seeds
+    shoot(page, "3-progress")
+
+
+# --------------------------------------------------------------------------- acting needs an identity
+def test_seeding_is_refused_signed_out_and_accepted_with_the_admin_token(page, served, demo_run):
+    controller = served["controller"]
+    fill_seed_form(page, name="seeded-run")
+    page.locator("#seed-submit").click()
+    assert "sign in" in seed_result(page, containing="Refused")
+    shoot(page, "5-seed-refused-signed-out")
+    page.locator("#admin-token input").fill("not-the-token")
+    page.locator("#seed-submit").click()
+    assert "admin token is wrong" in seed_result(page, containing="wrong")
+    assert controller.submitted == []
+
+    page.locator("#admin-token input").fill(ADMIN_TOKEN)
+    page.locator("#seed-submit").click()
+    assert "seeded-run" in seed_result(page, containing="Queued")
+    shoot(page, "5-seed-accepted")
+    config, user = controller.submitted[-1]
+    assert user == "admin"
+    cfg = RunConfig.model_validate(config)
+    assert [m.repo for m in cfg.population.members] == ["alice/tiny-a", "alice/tiny-b@main"]
+    assert cfg.fitness.tasks[0].name == TASK and cfg.fitness.include_path == [demo_run["tasks"].resolve()]
+    assert cfg.output.dir == demo_run["runs_root"].resolve() / "seeded-run"
+
+    open_tab(page, "Status")
+    row = page.locator("#status-table [role=gridcell]", has_text="seeded-run")
+    row.first.wait_for()
+    cells = grid_texts(page, "#status-table")
+    assert cells[cells.index("seeded-run") + 1] == "queued"
+    assert "demo-run" in cells and "finished" in cells
+    page.locator("#status-run input, #status-run textarea").first.fill("seeded-run")
+    page.get_by_role("button", name="Pause").click()
+    page.locator("#status-message").get_by_text("pause: seeded-run").wait_for()
+    assert controller.calls == [("pause", "seeded-run")]
+    shoot(page, "6-status")
+
+
+def test_an_invalid_form_is_refused_with_its_problems_even_with_the_token(page, served):
+    before = len(served["controller"].submitted)
+    fill_seed_form(page, name="bad-run")
+    page.locator("#seed-candidates textarea").fill("/etc/passwd")
+    page.locator("#admin-token input").fill(ADMIN_TOKEN)
+    page.locator("#seed-submit").click()
+    text = seed_result(page, containing="Refused")
+    assert "'/etc/passwd' is not a Hub repo id" in text
+    assert len(served["controller"].submitted) == before
+
+
+def test_the_api_cannot_start_or_stop_runs_without_an_identity(served):
+    from gradio_client import Client
+
+    client = Client(served["url"], verbose=False)
+    controller = served["controller"]
+    before, calls = len(controller.submitted), len(controller.calls)
+    form = ["", "none", True, "alice/a", "alice/base", "", "", "", 8, ["linear"], TASK, "", 8, 1, 2, 10, 1]
+    for token in ("", "guess"):
+        result, _status = client.predict(token, "api-run", *form, api_name="/queue_run")
+        assert "Refused" in result
+    assert len(controller.submitted) == before
+    result, _status = client.predict(ADMIN_TOKEN, "api-run", *form, api_name="/queue_run")
+    assert "Queued" in result and controller.submitted[-1][0]["name"] == "api-run"
+
+    for verb in ("pause", "resume", "stop"):
+        message, _ = client.predict("", "api-run", api_name=f"/{verb}")
+        assert "Refused" in message and "sign in" in message
+    assert len(controller.calls) == calls
+    message, _ = client.predict(ADMIN_TOKEN, "demo-run", api_name="/stop")  # on disk, but no scheduler's run
+    assert "no run named 'demo-run' is managed here" in message and len(controller.calls) == calls
+    client.predict(ADMIN_TOKEN, "api-run", api_name="/pause")
+    client.predict(ADMIN_TOKEN, "api-run", api_name="/stop")
+    assert controller.calls[calls:] == [("pause", "api-run"), ("stop", "api-run")]
