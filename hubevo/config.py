@@ -310,12 +310,7 @@ class RunConfig(Frozen):
 
     def _resolved_finetune(self, root: Path):
         """Local preference files named relative to the YAML file (Hub dataset ids stay as they are)."""
-        space = self.mutation.finetune
-        if space is None:
-            return None
-        local = lambda p: (root / p).resolve() if not Path(p).is_absolute() and (root / p).exists() else None  # noqa: E731
-        datasets = [d.model_copy(update={"path": str(local(d.path))}) if local(d.path) else d for d in space.datasets]
-        return space.model_copy(update={"datasets": datasets})
+        return self.mutation.finetune.resolved(root) if self.mutation.finetune else None
 
 
 def format_validation_error(err: ValidationError, *, source: str) -> str:

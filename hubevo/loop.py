@@ -26,7 +26,7 @@ from hubevo.evaluation import Evaluator
 from hubevo.execution import get_backend
 from hubevo.genome import Individual, seed_individual, to_merge_config
 from hubevo.methods import get_method
-from hubevo.mutation import get_operator
+from hubevo.mutation import get_operator, is_finetune
 from hubevo.racing import race_generation
 from hubevo.seed import ResolvedMember, check_compatible, seed_population
 from hubevo.state import RunState, append_event, atomic_write_text, config_hash, open_state, save_state
@@ -112,6 +112,10 @@ def validate_names(cfg: RunConfig) -> None:
         get_operator(name)
     get_strategy(cfg.search.strategy)
     get_backend(cfg.execution.backend)
+    if cfg.mutation.finetune is not None and any(is_finetune(op) for op in cfg.mutation.operators):
+        from hubevo.finetune import check_sources
+
+        check_sources(cfg.mutation.finetune)
 
 
 def record_member(state: RunState, member: ResolvedMember) -> str:

@@ -1,0 +1,130 @@
+"""Bench for the fine-tuning mutation: seconds per DPO step, LoRA against full fine-tuning, on CPU.
+
+For each model size and variant, runs the DPO trainer that `hubevo.finetune.finetune` builds
+(same arguments, same data path) and times every optimizer step with a trainer callback;
+a run's figure is the median step after the first (warm-up) step, and the printed figure
+the median over --repeats runs. The whole `finetune` call (data, parent load, trainer
+construction, training, merge and save) is timed once per variant as well, to show the
+fixed cost of a mutation. One torch thread.
+
+    python bench/mutation.py [--sizes tiny,small] [--repeats 3] [--steps 12] [--rank 8]
+
+The fitness-change distribution of DPO mutations (fitness of child minus parent on the demo
+zoo) needs the evolution loop; `fitness_change` marks where it goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from hubevo import finetune as ft  # noqa: E402
+from tests.tiny_models import build_llama  # noqa: E402
+
+SHAPES = {
+    "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "intermediate_size": 64, "heads": 4, "kv_heads": 2},
+    "small": {"hidden_size": 256, "num_hidden_layers": 4, "intermediate_size": 768, "heads": 8, "kv_heads": 4},
+    "medium": {"hidden_size": 768, "num_hidden_layers": 8, "intermediate_size": 2048, "heads": 12, "kv_heads": 4},
+}
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.seconds: list[float] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def reversal_pairs(count: int) -> list[dict]:
+    words = [f"{chr(97 + i % 8)}{chr(97 + i // 8 % 8)}{chr(97 + i // 64 % 8)}h" for i in range(count)]
+    return [{"prompt": f"{w}>", "chosen": w[::-1], "rejected": w} for w in words]
+
+
+def make_recipe(data: Path, *, rank: int, steps: int) -> ft.FinetuneRecipe:
+    return ft.FinetuneRecipe(
+        operator="dpo", parent="bench", dataset=ft.PreferenceSource(path=str(data)),
+        learning_rate=1e-3 if rank else 1e-4, beta=0.1, loss_type="sigmoid", steps=steps, lora_rank=rank,
+        samples=64, seed=0, batch_size=8,
+    )
+
+
+def step_seconds(parent: Path, recipe: ft.FinetuneRecipe) -> float:
+    """Median seconds of one optimizer step after the first, through finetune's own trainer builder."""
+    place, timer = ft.Placement.of("cpu"), StepTimer()
+    with ft._no_progress_bars():
+        pairs, _ = ft._load(recipe.dataset, operator=recipe.operator, samples=recipe.samples, seed=recipe.seed)
+        model, _ = ft._load_parent(parent, recipe=recipe, place=place)
+        ft._train(model, ft._load_tokenizer(parent), pairs, recipe=recipe, place=place, callbacks=[timer])
+    return statistics.median(timer.seconds[1:])
+
+
+def mutation_seconds(parent: Path, recipe: ft.FinetuneRecipe, *, out_dir: Path) -> float:
+    start = time.perf_counter()
+    ft.finetune(parent, recipe, out_dir=out_dir, device="cpu")
+    return time.perf_counter() - start
+
+
+def param_count(model_dir: Path) -> int:
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as handle:
+        return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())
+
+
+def fitness_change(*_args, **_kwargs):
+    """Distribution of fitness(child) - fitness(parent) over DPO mutations of the demo zoo; needs the loop."""
+    raise NotImplementedError("added once the evolution loop runs fine-tuning mutations")
+
+
+def bench_size(size: str, *, root: Path, data: Path, rank: int, steps: int, repeats: int) -> None:
+    parent = build_llama(root / size, seed=0, **SHAPES[size])
+    figures = {}
+    for label, r in (("lora", rank), ("full", 0)):
+        recipe = make_recipe(data, rank=r, steps=steps)
+        per_step = statistics.median(step_seconds(parent, recipe) for _ in range(repeats))
+        figures[label] = (per_step, mutation_seconds(parent, recipe, out_dir=root / "child"))
+    (lora, lora_total), (full, full_total) = figures["lora"], figures["full"]
+    print(
+        f"{size:5s} {param_count(parent) / 1e6:5.2f}M params: s/DPO step lora(r={rank}) {lora:.4f}, full {full:.4f}"
+        f" -> lora/full {lora / full:.2f}x | one {steps}-step mutation end to end: lora {lora_total:.2f} s,"
+        f" full {full_total:.2f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="tiny", help=f"comma-separated, from {', '.join(SHAPES)}")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--rank", type=int, default=8, help="LoRA rank of the LoRA variant")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory(prefix="hubevo-bench-mutation-") as tmp:
+        root = Path(tmp)
+        data = root / "pairs.jsonl"
+        data.write_text("".join(json.dumps(row) + "\n" for row in reversal_pairs(256)))
+        for size in args.sizes.split(","):
+            bench_size(size, root=root, data=data, rank=args.rank, steps=args.steps, repeats=args.repeats)
+
+
+if __name__ == "__main__":
+    main()
