@@ -19,7 +19,14 @@ QUIET_LOGGERS = ("lm_eval", "lm-eval", "transformers", "mergekit", "datasets", "
 
 
 def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    """hubevo's own lines on stdout; libraries only say warnings (everything with --verbose)."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s", force=True)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    hubevo = logging.getLogger("hubevo")
+    hubevo.handlers[:] = [handler]
+    hubevo.setLevel(logging.INFO)
+    hubevo.propagate = False
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -241,5 +241,5 @@ def test_demo_preferences_come_from_the_train_split(tmp_path):
     evaluated = {e["prompt"] for skill in SKILLS for split in ("fitness", "heldout") for e in skill_splits(skill)[split]}
     assert len(rows) == 400 and not {r["prompt"] for r in rows} & evaluated
     assert all(r["chosen"] == answers[r["prompt"]] != r["rejected"] and r["rejected"] for r in rows)
-    assert {r["prompt"][-1] for r in rows} == {"=", ">"}  # both skills
+    assert {r["prompt"][-1] for r in rows} == {"#", ">"}  # both skills
 

@@ -1,64 +1,76 @@
-"""Deterministic data for the demo zoo's two skills.
+"""Deterministic data for the demo zoo: two skills and the base model's general mixture.
 
-Skill `add`: two-digit addition, `"37+45="` -> `"82"` (10,000 distinct problems).
-Skill `rev`: reverse a 3-5 letter string, `"abcd>"` -> `"dcba"`.
+Skill `digits`: sort a string of 4-7 digits, `"5213#"` -> `"1235"`.
+Skill `letters`: sort a string of 4-6 letters, `"dbca>"` -> `"abcd"`.
+General mixture (`copy_digits`, `copy_letters`): copy a string of 3-6 digits or letters,
+`"dbca|"` -> `"dbca"`; it teaches the base the characters and the prompt/answer format.
 
-Each skill's problem space is split once, by a fixed seed, into three disjoint splits:
-`fitness` (what evolution selects on), `heldout` (what it is judged on) and `train`
-(everything else, for pre-training and fine-tuning). The eval splits are also shipped
-as JSONL in `hubevo/demo/tasks/` and a test checks they equal what this module generates.
+Each skill's sampled problems are split once, by a fixed seed, into three disjoint splits:
+`fitness` (what evolution selects on), `heldout` (what it is judged on) and `train` (the rest).
+The eval splits are shipped as JSONL in `hubevo/demo/tasks/`; a test checks they equal what
+this module generates.
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import json
 import string
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-SKILLS = ("add", "rev")
-EVAL_SPLITS = ("fitness", "heldout")
-EVAL_SIZE = 300  # examples per skill in each of `fitness` and `heldout`
-DATA_SEED = 1234  # fixed: the splits are part of the task definition, not of a zoo's seed
-REV_ALPHABET = string.ascii_lowercase
-REV_LENGTHS = (3, 4, 5)
-
 Example = dict[str, str]  # {"prompt": ..., "answer": ...}
 
+SKILLS = ("digits", "letters")
+GENERAL = ("copy_digits", "copy_letters")
+EVAL_SPLITS = ("fitness", "heldout")
+EVAL_SIZE = 300  # examples per skill in each of `fitness` and `heldout`
+POOL_SIZE = 12_000  # distinct problems sampled per skill; `train` gets what eval leaves
+GENERAL_SIZE = 5_000
+DATA_SEED = 1234  # fixed: the splits are part of the task definition, not of a zoo's seed
 
-def _add_space() -> list[Example]:
-    return [{"prompt": f"{a}+{b}=", "answer": str(a + b)} for a in range(100) for b in range(100)]
+# name -> (alphabet, string lengths, separator, answer function)
+_SPECS = {
+    "digits": (string.digits, (4, 5, 6, 7), "#", lambda word: "".join(sorted(word))),
+    "letters": (string.ascii_lowercase, (4, 5, 6), ">", lambda word: "".join(sorted(word))),
+    "copy_digits": (string.digits, (3, 4, 5, 6), "|", lambda word: word),
+    "copy_letters": (string.ascii_lowercase, (3, 4, 5, 6), "|", lambda word: word),
+}
+MAX_ANSWER_LENGTH = max(max(lengths) for _, lengths, _, _ in _SPECS.values())
 
 
-def _rev_sample(rng: np.random.Generator, count: int) -> list[Example]:
-    # 26**3 + 26**4 + 26**5 strings: sample distinct ones instead of enumerating.
-    seen: set[str] = set()
-    while len(seen) < count:
-        length = int(rng.choice(REV_LENGTHS))
-        seen.add("".join(rng.choice(list(REV_ALPHABET), size=length)))
-    return [{"prompt": f"{word}>", "answer": word[::-1]} for word in sorted(seen)]
-
-
-def _split(examples: list[Example], rng: np.random.Generator) -> dict[str, list[Example]]:
-    order = rng.permutation(len(examples))
-    shuffled = [examples[i] for i in order]
-    fitness, heldout = shuffled[:EVAL_SIZE], shuffled[EVAL_SIZE : 2 * EVAL_SIZE]
-    return {"fitness": fitness, "heldout": heldout, "train": shuffled[2 * EVAL_SIZE :]}
+@functools.cache
+def _sample(name: str, count: int) -> tuple[Example, ...]:
+    alphabet, lengths, separator, answer = _SPECS[name]
+    rng = np.random.default_rng([DATA_SEED, list(_SPECS).index(name)])
+    words: dict[str, None] = {}  # insertion-ordered set: keeps the draw order deterministic
+    while len(words) < count:
+        sizes = rng.choice(lengths, size=count)
+        letters = rng.choice(list(alphabet), size=(count, max(lengths)))
+        for size, row in zip(sizes, letters, strict=True):
+            if len(words) < count:
+                words["".join(row[:size])] = None
+    return tuple({"prompt": word + separator, "answer": answer(word)} for word in words)
 
 
 def skill_splits(skill: str) -> dict[str, list[Example]]:
     """Return `{"train", "fitness", "heldout"}` example lists for one skill (pairwise disjoint)."""
-    builders: dict[str, Callable[[np.random.Generator], list[Example]]] = {
-        "add": lambda rng: _add_space(),
-        "rev": lambda rng: _rev_sample(rng, 12_000),
-    }
-    if skill not in builders:
+    if skill not in SKILLS:
         raise KeyError(f"unknown demo skill {skill!r}; known: {', '.join(SKILLS)}")
-    rng = np.random.default_rng([DATA_SEED, SKILLS.index(skill)])
-    return _split(builders[skill](rng), rng)
+    pool = list(_sample(skill, POOL_SIZE))  # already in random order
+    return {
+        "fitness": pool[:EVAL_SIZE],
+        "heldout": pool[EVAL_SIZE : 2 * EVAL_SIZE],
+        "train": pool[2 * EVAL_SIZE :],
+    }
+
+
+def general_examples(name: str) -> list[Example]:
+    """Examples of one general-mixture task (`copy_digits` or `copy_letters`)."""
+    if name not in GENERAL:
+        raise KeyError(f"unknown general task {name!r}; known: {', '.join(GENERAL)}")
+    return list(_sample(name, GENERAL_SIZE))
 
 
 def combined_heldout() -> list[Example]:
@@ -67,9 +79,31 @@ def combined_heldout() -> list[Example]:
     return [example for pair in zip(*parts, strict=True) for example in pair]
 
 
+def near_misses(example: Example, *, rng: np.random.Generator) -> list[str]:
+    """Plausible wrong answers to a skill example, of the kind a half-trained member produces.
+
+    The input left unsorted, two neighbouring characters swapped, one character replaced, the
+    last character dropped; never the correct answer (for DPO `rejected` completions).
+    """
+    answer, word = example["answer"], example["prompt"][:-1]
+    alphabet = string.digits if answer.isdigit() else string.ascii_lowercase
+    swap_at = int(rng.integers(len(answer) - 1))
+    change_at = int(rng.integers(len(answer)))
+    replacement = str(rng.choice([char for char in alphabet if char != answer[change_at]]))
+    options = [
+        word,
+        answer[:swap_at] + answer[swap_at + 1] + answer[swap_at] + answer[swap_at + 2 :],
+        answer[:change_at] + replacement + answer[change_at + 1 :],
+        answer[:-1],
+    ]
+    return list(dict.fromkeys(option for option in options if option and option != answer))
+
+
 def eval_files() -> dict[str, list[Example]]:
     """Every shipped JSONL file name mapped to its examples."""
-    files = {f"{skill}_{split}.jsonl": skill_splits(skill)[split] for skill in SKILLS for split in EVAL_SPLITS}
+    files = {
+        f"{skill}_{split}.jsonl": skill_splits(skill)[split] for skill in SKILLS for split in EVAL_SPLITS
+    }
     files["combined_heldout.jsonl"] = combined_heldout()
     return files
 
@@ -78,5 +112,17 @@ def write_jsonl(path: Path, examples: list[Example]) -> None:
     path.write_text("".join(json.dumps(example) + "\n" for example in examples))
 
 
-def _chain(*lists: list[Example]) -> list[Example]:
-    return list(itertools.chain(*lists))
+def read_jsonl(path: Path) -> list[Example]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def main() -> None:
+    """Regenerate the shipped eval JSONL files: `python -m hubevo.demo.data`."""
+    tasks_dir = Path(__file__).parent / "tasks"
+    for name, examples in eval_files().items():
+        write_jsonl(tasks_dir / name, examples)
+        print(f"wrote {len(examples)} examples to {tasks_dir / name}")
+
+
+if __name__ == "__main__":
+    main()

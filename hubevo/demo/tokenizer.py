@@ -2,7 +2,7 @@
 
 One token per character, plus four specials. The post-processor prepends `<s>` to every
 encoded text, so lm-eval and trl see exactly the BOS that training saw; generation stops
-at `</s>`. Every member saves the same tokenizer, so merges never have to reconcile vocabularies.
+at `</s>`. Every member saves the same tokenizer, so merges never reconcile vocabularies.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from transformers import PreTrainedTokenizerFast
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
-# Digits and `+=` for addition, lowercase letters and `>` for reversal; space and newline
-# so that chat-formatted or free text never needs `<unk>`.
-CHARACTERS = string.digits + string.ascii_lowercase + "+=>#" + " \n"
+# Digits and letters are the skills' alphabets, `#`, `>` and `|` their separators; space and
+# newline let chat-formatted or free text through without `<unk>`.
+CHARACTERS = string.digits + string.ascii_lowercase + "#>|" + " \n"
+MAX_LENGTH = 64  # the models' max_position_embeddings
 
 # No role markers: a conversation is its contents in order, each assistant turn closed by
-# `</s>`, which is exactly the training format ("<s>" + prompt + answer + "</s>").
+# `</s>`, which is exactly the training format (`<s>` + prompt + answer + `</s>`).
 CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['content'] }}"
     "{% if message['role'] == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}"
@@ -41,8 +42,8 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
         eos_token=EOS,
         unk_token=UNK,
         pad_token=PAD,
-        padding_side="left",
-        model_max_length=64,
+        padding_side="left",  # generation pads on the left
+        model_max_length=MAX_LENGTH,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer

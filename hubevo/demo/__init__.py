@@ -1,0 +1,28 @@
+"""The demo zoo: tiny CPU-trained causal LMs and lm-eval tasks on which merging measurably helps.
+
+`build_zoo()` trains (or reuses from its cache) a base model and two specialists, `digits` and
+`letters`; `render_tasks()` writes the lm-eval tasks `demo_digits`, `demo_letters` (fitness)
+and `demo_digits_heldout`, `demo_letters_heldout`, `demo_combined_heldout` (held out).
+"""
+
+from hubevo.demo.zoo import (
+    FITNESS_TASKS,
+    HEADLINE_TASK,
+    HELDOUT_TASKS,
+    Zoo,
+    build_zoo,
+    default_cache_dir,
+    exact_match,
+    render_tasks,
+)
+
+__all__ = [
+    "FITNESS_TASKS",
+    "HEADLINE_TASK",
+    "HELDOUT_TASKS",
+    "Zoo",
+    "build_zoo",
+    "default_cache_dir",
+    "exact_match",
+    "render_tasks",
+]

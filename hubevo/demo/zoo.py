@@ -1,0 +1,326 @@
+"""The demo zoo: a tiny base model and two specialists fine-tuned from it, trained on CPU and cached.
+
+Recipe (about a minute on one CPU thread):
+1. base: a 0.2M-parameter Llama trained 400 steps on a general mixture that is mostly copying
+   strings (`copy_digits`, `copy_letters`) with a little of each skill, so it knows the
+   characters and the prompt/answer format but is mediocre at both skills;
+2. specialists: the base fine-tuned 200 steps on one skill only. Each becomes near perfect at
+   its own skill and forgets much of the other, while staying close enough to the base that a
+   plain merge (linear 0.5/0.5, or ties) keeps most of both skills and beats every specialist on
+   `demo_combined_heldout`.
+
+The zoo lives in `<cache dir>/seed-<seed>/`; a marker file written last (atomically) says it is
+complete, so a second `build_zoo` reuses it. Building happens in a temporary folder that is
+renamed into place, so an interrupted build never looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from pydantic import BaseModel
+from tqdm.auto import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from hubevo.demo import data
+from hubevo.demo.tokenizer import MAX_LENGTH, build_tokenizer
+from hubevo.errors import ConfigError
+
+RECIPE_VERSION = "demo-zoo-v1"  # bump when the recipe changes: old caches are rebuilt
+MARKER = "zoo.json"
+TEMPLATES_DIR = Path(__file__).parent / "tasks"
+FITNESS_TASKS = ["demo_digits", "demo_letters"]
+HELDOUT_TASKS = ["demo_digits_heldout", "demo_letters_heldout", "demo_combined_heldout"]
+HEADLINE_TASK = "demo_combined_heldout"
+
+
+class Phase(BaseModel, frozen=True):
+    """One training run: examples per batch drawn from each pool, optimizer steps, peak LR."""
+
+    mix: dict[str, int]
+    steps: int
+    lr: float
+
+
+BASE_PHASE = Phase(
+    mix={"copy_digits": 28, "copy_letters": 28, "digits": 2, "letters": 6}, steps=400, lr=3e-3
+)
+SPECIALIST_PHASES = {
+    "digits": Phase(mix={"digits": 64}, steps=200, lr=1e-3),
+    "letters": Phase(mix={"letters": 64}, steps=200, lr=1e-3),
+}
+
+
+class Zoo(BaseModel, frozen=True):
+    """Where a built zoo lives: model folders, rendered lm-eval tasks and their names."""
+
+    root: Path
+    base: Path
+    specialists: dict[str, Path]
+    tasks_dir: Path
+    fitness_tasks: list[str]
+    heldout_tasks: list[str]
+
+
+def default_cache_dir() -> Path:
+    """`$HUBEVO_CACHE` if set, else `~/.cache/hubevo/demo-zoo-v1`."""
+    return Path(os.environ.get("HUBEVO_CACHE") or Path.home() / ".cache" / "hubevo" / RECIPE_VERSION)
+
+
+def build_zoo(cache_dir: Path | None = None, *, seed: int = 0, progress: bool = True) -> Zoo:
+    """Return the zoo for `seed`, training it first unless a complete one is cached."""
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = cache_dir.expanduser().resolve() / f"seed-{seed}"
+    if not _is_complete(root):
+        _build_into(root, seed=seed, progress=progress)
+    return _zoo_at(root)
+
+
+def render_tasks(dest_dir: Path, *, data_dir: Path | None = None) -> Path:
+    """Write the lm-eval task YAMLs and their JSONL data into `dest_dir`; return it, absolute.
+
+    The YAMLs name their data files by absolute path (lm-eval resolves relative paths against
+    the working directory). `data_dir` is where the JSONL files will be read from, when that
+    differs from `dest_dir` (a folder that is renamed after rendering).
+    """
+    dest_dir = Path(dest_dir).resolve()
+    data_dir = Path(data_dir).resolve() if data_dir else dest_dir
+    if dest_dir == TEMPLATES_DIR.resolve():
+        raise ConfigError(f"render_tasks would overwrite its templates in {dest_dir}; pick another folder")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for data_file in TEMPLATES_DIR.glob("*.jsonl"):
+        shutil.copyfile(data_file, dest_dir / data_file.name)
+    for template in sorted(TEMPLATES_DIR.glob("*.yaml")):
+        config = yaml.safe_load(template.read_text())
+        files = config["dataset_kwargs"]["data_files"]  # split -> file name
+        config["dataset_kwargs"]["data_files"] = {split: str(data_dir / f) for split, f in files.items()}
+        header = f"# Rendered by hubevo.demo.render_tasks from {template.name}: data paths are absolute.\n"
+        (dest_dir / template.name).write_text(header + yaml.dump(config, Dumper=_TaskDumper, sort_keys=False))
+    return dest_dir
+
+
+class _TaskDumper(yaml.SafeDumper):
+    """Writes strings with a newline (the `until` stop sequence) double-quoted, as `"\\n"`."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"' if "\n" in text else None)
+
+
+_TaskDumper.add_representer(str, _represent_str)
+
+
+def exact_match(
+    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, *, examples: list[data.Example]
+) -> float:
+    """Greedy-decoding exact match from one teacher-forced pass (a fast check, not lm-eval).
+
+    Greedy decoding reproduces an answer exactly when the argmax at every answer position, and
+    at the `</s>` after it, is the reference token; that is what this counts.
+    """
+    ids, labels = _encode(tokenizer, examples, length=_max_length(examples))
+    with torch.no_grad():
+        predictions = model(input_ids=ids).logits[:, :-1].argmax(-1)  # [batch, seq-1]
+    targets = labels[:, 1:]
+    correct = ((predictions == targets) | (targets == -100)).all(dim=1)
+    return correct.float().mean().item()
+
+
+# --- cache ---------------------------------------------------------------------------------
+
+
+def _is_complete(root: Path) -> bool:
+    try:
+        marker = json.loads((root / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return marker.get("recipe") == RECIPE_VERSION
+
+
+def _zoo_at(root: Path) -> Zoo:
+    return Zoo(
+        root=root,
+        base=root / "base",
+        specialists={skill: root / skill for skill in SPECIALIST_PHASES},
+        tasks_dir=root / "tasks",
+        fitness_tasks=list(FITNESS_TASKS),
+        heldout_tasks=list(HELDOUT_TASKS),
+    )
+
+
+def _build_into(root: Path, *, seed: int, progress: bool) -> None:
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-building-", dir=root.parent))
+    staging.chmod(0o755)  # mkdtemp makes it 0700: a shared cache should stay readable
+    try:
+        started = time.perf_counter()
+        _train_zoo(staging, seed=seed, progress=progress)
+        render_tasks(staging / "tasks", data_dir=root / "tasks")
+        seconds = round(time.perf_counter() - started, 1)
+        marker = {"recipe": RECIPE_VERSION, "seed": seed, "build_seconds": seconds}
+        _write_atomic(staging / MARKER, json.dumps(marker, indent=2))
+        _move_into_place(staging, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful move
+
+
+def _move_into_place(staging: Path, root: Path) -> None:
+    if root.exists() and not _is_complete(root):
+        shutil.rmtree(root)  # an interrupted or outdated build
+    try:
+        staging.rename(root)
+    except OSError:
+        if not _is_complete(root):  # lost a race to a concurrent build only if that one finished
+            raise
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+# --- training ------------------------------------------------------------------------------
+
+_Encoded = tuple[torch.Tensor, torch.Tensor]  # (ids, labels), each [n, length]
+_Pools = dict[str, _Encoded]  # training pool name -> its encoded examples
+
+
+def _train_zoo(out_dir: Path, *, seed: int, progress: bool) -> None:
+    tokenizer = build_tokenizer()
+    pools = _pools(tokenizer)
+    total = BASE_PHASE.steps + sum(phase.steps for phase in SPECIALIST_PHASES.values())
+    bar = tqdm(total=total, disable=not progress, unit="step")
+    with _single_thread(), _no_hf_progress_bars(), torch.random.fork_rng(), bar:
+        torch.manual_seed(seed)
+        base = LlamaForCausalLM(_model_config(tokenizer))
+        bar.set_description("demo zoo: base")
+        _train(base, BASE_PHASE, pools=pools, generator=_generator(seed, "base"), bar=bar)
+        _save(base, tokenizer, out_dir / "base")
+        for skill, phase in SPECIALIST_PHASES.items():
+            bar.set_description(f"demo zoo: {skill} specialist")
+            specialist = copy.deepcopy(base)
+            _train(specialist, phase, pools=pools, generator=_generator(seed, skill), bar=bar)
+            _save(specialist, tokenizer, out_dir / skill)
+
+
+def _model_config(tokenizer: PreTrainedTokenizerBase) -> LlamaConfig:
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=192,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=MAX_LENGTH,
+        tie_word_embeddings=False,  # merges treat embeddings and LM head as separate tensors
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="float32",
+    )
+
+
+def _train(
+    model: LlamaForCausalLM, phase: Phase, *, pools: _Pools, generator: torch.Generator, bar: tqdm
+) -> None:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=phase.lr, betas=(0.9, 0.98), weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, phase.steps))
+    model.train()
+    for _ in range(phase.steps):
+        ids, labels = _batch(pools, phase.mix, generator=generator)
+        model(input_ids=ids, labels=labels).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        schedule.step()
+        bar.update(1)
+    model.eval()
+
+
+def _lr_factor(step: int, steps: int) -> float:
+    """Linear warm-up over the first 10% of steps, then cosine decay to 10% of the peak."""
+    warmup = max(1, steps // 10)
+    return min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+
+
+def _pools(tokenizer: PreTrainedTokenizerBase) -> _Pools:
+    examples = {skill: data.skill_splits(skill)["train"] for skill in data.SKILLS}
+    examples |= {name: data.general_examples(name) for name in data.GENERAL}
+    length = max(_max_length(pool) for pool in examples.values())
+    return {name: _encode(tokenizer, pool, length=length) for name, pool in examples.items()}
+
+
+def _batch(pools: _Pools, mix: dict[str, int], *, generator: torch.Generator) -> _Encoded:
+    parts = []
+    for name, count in mix.items():
+        ids, labels = pools[name]
+        rows = torch.randint(0, len(ids), (count,), generator=generator)
+        parts.append((ids[rows], labels[rows]))
+    return torch.cat([ids for ids, _ in parts]), torch.cat([labels for _, labels in parts])
+
+
+def _encode(tokenizer: PreTrainedTokenizerBase, examples: list[data.Example], *, length: int) -> _Encoded:
+    """Right-padded `<s>prompt answer</s>` ids [n, length] and labels that score only the answer."""
+    # One id per character: a dict lookup is ~50x faster than calling the tokenizer per example,
+    # and a test checks it gives the tokenizer's ids.
+    vocab, unk = tokenizer.get_vocab(), tokenizer.unk_token_id
+    ids = np.full((len(examples), length), tokenizer.pad_token_id, dtype=np.int64)
+    labels = np.full((len(examples), length), -100, dtype=np.int64)
+    for row, example in enumerate(examples):
+        prompt = [tokenizer.bos_token_id] + [vocab.get(char, unk) for char in example["prompt"]]
+        answer = [vocab.get(char, unk) for char in example["answer"]] + [tokenizer.eos_token_id]
+        ids[row, : len(prompt) + len(answer)] = prompt + answer
+        labels[row, len(prompt) : len(prompt) + len(answer)] = answer
+    return torch.from_numpy(ids), torch.from_numpy(labels)
+
+
+def _max_length(examples: list[data.Example]) -> int:
+    # One token per character, plus <s> and </s>.
+    return max(len(example["prompt"]) + len(example["answer"]) for example in examples) + 2
+
+
+def _generator(seed: int, stream: str) -> torch.Generator:
+    return torch.Generator().manual_seed(zlib.crc32(f"{seed}/{stream}".encode()))
+
+
+def _save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerBase, path: Path) -> None:
+    model.save_pretrained(path)  # safetensors, float32
+    tokenizer.save_pretrained(path)
+
+
+@contextlib.contextmanager
+def _no_hf_progress_bars() -> Iterator[None]:
+    """Hide transformers' own bars (one per saved shard): the build shows a single bar."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    """One torch thread: deterministic reductions, and no slowdown on a shared CPU."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
