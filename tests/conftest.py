@@ -40,17 +40,23 @@ from tests.hub_server import HubServer  # noqa: E402  (imports no huggingface_hu
 
 
 @pytest.fixture(scope="session")
-def demo_zoo(tmp_path_factory):
-    """The demo zoo (base + specialists + lm-eval tasks), built once per test session.
-
-    Set HUBEVO_TEST_ZOO to a folder to reuse a zoo across sessions.
-    """
+def demo_zoo_cache(tmp_path_factory):
+    """Where this session's demo zoo lives; set HUBEVO_TEST_ZOO to reuse one across sessions."""
     from pathlib import Path
+
+    cache = os.environ.get("HUBEVO_TEST_ZOO")
+    return Path(cache) if cache else tmp_path_factory.mktemp("demo-zoo")
+
+
+@pytest.fixture(scope="session")
+def demo_zoo(demo_zoo_cache):
+    """The demo zoo (base + specialists + lm-eval tasks), built once per test session."""
+    import torch
 
     from hubevo.demo.zoo import build_zoo
 
-    cache = os.environ.get("HUBEVO_TEST_ZOO")
-    return build_zoo(Path(cache) if cache else tmp_path_factory.mktemp("demo-zoo"), progress=False)
+    torch.set_num_threads(1)
+    return build_zoo(demo_zoo_cache, progress=False)
 
 
 @pytest.fixture(scope="session")

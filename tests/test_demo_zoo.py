@@ -3,7 +3,6 @@ lm-eval tasks load from any working directory; specialists and merges behave as 
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -22,15 +21,13 @@ from hubevo.demo.tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="session")
-def zoo_cache(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """None (the default cache) when HUBEVO_CACHE is set, so a warm cache skips training."""
-    return None if os.environ.get("HUBEVO_CACHE") else tmp_path_factory.mktemp("demo-zoo")
+def zoo_cache(demo_zoo_cache: Path) -> Path:
+    return demo_zoo_cache
 
 
 @pytest.fixture(scope="session")
-def zoo(zoo_cache: Path | None) -> Zoo:
-    torch.set_num_threads(1)
-    return build_zoo(zoo_cache, progress=False)
+def zoo(demo_zoo: Zoo) -> Zoo:
+    return demo_zoo
 
 
 def _members(zoo: Zoo) -> dict[str, Path]:

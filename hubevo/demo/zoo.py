@@ -152,6 +152,8 @@ def _is_complete(root: Path) -> bool:
 
 
 def _zoo_at(root: Path) -> Zoo:
+    if not _tasks_point_at(root / "tasks"):  # the cache was moved or copied: absolute paths are stale
+        render_tasks(root / "tasks")
     return Zoo(
         root=root,
         base=root / "base",
@@ -160,6 +162,15 @@ def _zoo_at(root: Path) -> Zoo:
         fitness_tasks=list(FITNESS_TASKS),
         heldout_tasks=list(HELDOUT_TASKS),
     )
+
+
+def _tasks_point_at(tasks_dir: Path) -> bool:
+    rendered = sorted(tasks_dir.glob("*.yaml"))
+    for path in rendered:
+        files = yaml.safe_load(path.read_text())["dataset_kwargs"]["data_files"].values()
+        if any(Path(f).parent != tasks_dir for f in files):
+            return False
+    return bool(rendered)
 
 
 def _build_into(root: Path, *, seed: int, progress: bool) -> None:
