@@ -54,6 +54,17 @@ def build_genes(
     return shared, tuple(per_parent)
 
 
+def repair(genome: MergeGenome) -> MergeGenome:
+    """Keep gene combinations mergekit accepts: DELLA needs density +/- epsilon inside (0, 1)."""
+    def fix(genes: dict[str, float]) -> dict[str, float]:
+        if "epsilon" not in genes or "density" not in genes:
+            return genes
+        eps = min(genes["epsilon"], 0.49)
+        return {**genes, "epsilon": eps, "density": float(np.clip(genes["density"], eps + 1e-3, 1 - eps - 1e-3))}
+
+    return genome.model_copy(update={"per_parent": tuple(fix(g) for g in genome.per_parent)})
+
+
 def crossover(
     parents: Sequence[Individual], *, base_id: str | None, cfg: CrossoverConfig, rng: np.random.Generator
 ) -> MergeGenome:
@@ -72,10 +83,10 @@ def crossover(
     else:
         donor, method = None, candidates[rng.integers(len(candidates))]
     shared, per_parent = build_genes(method, parents, donor=donor, ranges=cfg.ranges, rng=rng)
-    return MergeGenome(
+    return repair(MergeGenome(
         method=method.name,
         parents=tuple(p.id for p in parents),
         base=base_id if method.base != "ignored" else None,
         shared=shared,
         per_parent=per_parent,
-    )
+    ))

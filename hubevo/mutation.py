@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hubevo.config import CrossoverConfig, MutationConfig
-from hubevo.crossover import sample_gene, usable_methods
+from hubevo.crossover import repair, sample_gene, usable_methods
 from hubevo.errors import UnknownNameError
 from hubevo.genome import MergeGenome
 from hubevo.methods import get_method
@@ -60,14 +60,14 @@ def perturb(
     if rng.random() < mutation.method_flip_prob:
         genome = _switch_method(genome, cross=cross, base_id=base_id, rng=rng)
     get_method(genome.method)  # fail loudly on an unknown method
-    return genome.model_copy(
+    return repair(genome.model_copy(
         update={
             "shared": _jitter(genome.shared, ranges=cross.ranges, strength=mutation.strength, rng=rng),
             "per_parent": tuple(
                 _jitter(g, ranges=cross.ranges, strength=mutation.strength, rng=rng) for g in genome.per_parent
             ),
         }
-    )
+    ))
 
 
 GENE_OPERATORS: dict[str, GeneOperator] = {"perturb": perturb}

@@ -123,3 +123,13 @@ def test_random_picks_keep_diversity():
     rng = np.random.default_rng(0)
     picks = [pick_parents(fitness, n=1, cfg=cfg, rng=rng)[0] for _ in range(200)]
     assert 40 < picks.count("weak") < 100
+
+
+def test_della_genes_stay_valid_for_mergekit():
+    cfg = CrossoverConfig(methods=["della"], ranges={"density": (0.9, 1.0), "epsilon": (0.15, 0.2)})
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        genome = crossover([A, B], base_id=BASE.id, cfg=cfg, rng=rng)
+        genome = perturb(genome, mutation=MutationConfig(strength=1.0), cross=cfg, base_id=BASE.id, rng=rng)
+        for genes in genome.per_parent:
+            assert 0 < genes["density"] - genes["epsilon"] and genes["density"] + genes["epsilon"] < 1
