@@ -9,8 +9,8 @@ fixed cost of a mutation. One torch thread.
 
     python bench/mutation.py [--sizes tiny,small] [--repeats 3] [--steps 12] [--rank 8]
 
-The fitness-change distribution of DPO mutations (fitness of child minus parent on the demo
-zoo) needs the evolution loop; `fitness_change` marks where it goes.
+With --fitness-change N, also the distribution of fitness(child) - fitness(parent) over N DPO
+mutations of the demo zoo's specialists (genes sampled per mutation, scored with lm-eval).
 """
 
 from __future__ import annotations
@@ -90,9 +90,51 @@ def param_count(model_dir: Path) -> int:
         return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())
 
 
-def fitness_change(*_args, **_kwargs):
-    """Distribution of fitness(child) - fitness(parent) over DPO mutations of the demo zoo; needs the loop."""
-    raise NotImplementedError("added once the evolution loop runs fine-tuning mutations")
+def fitness_change(root: Path, *, mutations: int = 10, seed: int = 0) -> list[float]:
+    """Fitness(child) - fitness(parent) of `mutations` DPO mutations of the demo zoo's specialists.
+
+    Each mutation samples its genes (learning rate, beta, steps, LoRA rank) from one space, trains
+    on the shipped preference data, and is scored with lm-eval on the full fitness sets, as the loop
+    would score it.
+    """
+    import numpy as np
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from hubevo.config import FitnessConfig
+    from hubevo.demo.preferences import write_preferences
+    from hubevo.demo.zoo import build_zoo
+    from hubevo.evaluation import Evaluator, weighted_fitness
+
+    zoo = build_zoo(progress=False)
+    prefs = write_preferences(root / "prefs.jsonl", seed=seed)
+    space = ft.FinetuneSpace(datasets=[ft.PreferenceSource(path=str(prefs))], samples=64, steps=(10, 30),
+                             learning_rate=(3e-4, 1.5e-3), lora_rank=[8, 16])
+    evaluator = Evaluator(FitnessConfig(tasks=zoo.fitness_tasks, include_path=[zoo.tasks_dir]))
+    tokenizer = AutoTokenizer.from_pretrained(zoo.base)
+
+    def fitness(folder: Path) -> float:
+        model = AutoModelForCausalLM.from_pretrained(folder)
+        return weighted_fitness(evaluator.score(model, tokenizer, tasks=evaluator.cfg.tasks), evaluator.cfg.tasks)
+
+    rng = np.random.default_rng(seed)
+    parents = list(zoo.specialists.items())
+    before = {name: fitness(path) for name, path in parents}
+    deltas = []
+    for index in range(mutations):
+        name, path = parents[index % len(parents)]
+        recipe = ft.sample_recipe(space, parent=name, rng=rng)
+        child = root / f"child-{index}"
+        metrics = ft.finetune(path, recipe, out_dir=child)
+        delta = fitness(child) - before[name]
+        deltas.append(delta)
+        print(f"mutation {index:2d} of {name:7s} lr {recipe.learning_rate:.1e} beta {recipe.beta:.2f} "
+              f"steps {recipe.steps:2d} rank {recipe.lora_rank:2d}: reward acc {metrics['reward_accuracy']:.2f}, "
+              f"fitness {before[name]:.3f} -> {before[name] + delta:.3f} ({delta:+.3f})")
+    improved = sum(d > 0 for d in deltas)
+    print(f"fitness change over {len(deltas)} DPO mutations: mean {statistics.mean(deltas):+.3f}, "
+          f"median {statistics.median(deltas):+.3f}, min {min(deltas):+.3f}, max {max(deltas):+.3f}, "
+          f"improved {improved}/{len(deltas)}")
+    return deltas
 
 
 def bench_size(size: str, *, root: Path, data: Path, rank: int, steps: int, repeats: int) -> None:
@@ -116,6 +158,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank of the LoRA variant")
+    parser.add_argument("--fitness-change", type=int, default=0, metavar="N",
+                        help="also run N DPO mutations of the demo zoo and print the fitness changes")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="hubevo-bench-mutation-") as tmp:
@@ -124,6 +168,8 @@ def main() -> None:
         data.write_text("".join(json.dumps(row) + "\n" for row in reversal_pairs(256)))
         for size in args.sizes.split(","):
             bench_size(size, root=root, data=data, rank=args.rank, steps=args.steps, repeats=args.repeats)
+        if args.fitness_change:
+            fitness_change(root, mutations=args.fitness_change)
 
 
 if __name__ == "__main__":

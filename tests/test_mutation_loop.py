@@ -1,0 +1,48 @@
+"""Mutation by fine-tuning inside the loop: DPO children on the demo zoo, recorded in table and cards."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from huggingface_hub import ModelCard
+from transformers import AutoModelForCausalLM
+
+from hubevo.demo.preferences import write_preferences
+from hubevo.demo.runner import demo_config
+from hubevo.loop import evolve
+
+
+def test_an_evolution_with_dpo_mutation_records_each_childs_genes(demo_zoo, tmp_path):
+    prefs = write_preferences(tmp_path / "prefs.jsonl", n=400)
+    cfg = demo_config(demo_zoo, out_dir=tmp_path / "run", generations=1, population_size=4)
+    mutation = cfg.mutation.model_copy(update={
+        "probability": 1.0, "operators": ["dpo"],
+        "finetune": {"datasets": [{"path": str(prefs)}], "samples": 32, "steps": (3, 6),
+                     "learning_rate": (3e-4, 1e-3), "lora_rank": [4, 8]},
+    })
+    cfg = cfg.model_validate({**cfg.model_dump(), "mutation": mutation.model_dump(),
+                              "budget": {**cfg.budget.model_dump(), "wall_time_s": None}})
+    state = evolve(cfg, progress=False)
+
+    children = [i for i in state.individuals.values() if i.kind == "finetune"]
+    assert len(children) == cfg.budget.population_size - cfg.selection.keep_top_k and state.finished
+    frame = pd.read_parquet(cfg.output.dir / "results.parquet").set_index("id")
+    recipes = {}
+    for child in children:
+        row = frame.loc[child.id]
+        assert row["method"] == "dpo" and list(row["parents"]) == [state.individuals[child.parents[0]].name]
+        record = json.loads(row["mutation"])
+        recipes[child.id] = record["recipe"]
+        assert 3e-4 <= record["recipe"]["learning_rate"] <= 1e-3 and 3 <= record["recipe"]["steps"] <= 6
+        assert record["recipe"]["lora_rank"] in (4, 8) and record["recipe"]["dataset"]["path"] == str(prefs)
+        assert {"final_loss", "reward_accuracy", "reward_margin"} <= set(record["outcome"])
+    assert len({json.dumps(r, sort_keys=True) for r in recipes.values()}) == len(children), "genes not sampled per child"
+
+    saved = [c for c in children if c.id in state.saved]
+    assert saved, "no fine-tuned child survived"
+    folder = Path(state.saved[saved[0].id])
+    AutoModelForCausalLM.from_pretrained(folder)
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.base_model == state.individuals[saved[0].parents[0]].name
+    assert card.data.base_model_relation == "finetune"
+    assert "learning_rate" in card.text and "reward_accuracy" in card.text and "dataset_revision" in card.text
