@@ -90,7 +90,7 @@ def param_count(model_dir: Path) -> int:
         return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())
 
 
-def fitness_change(root: Path, *, mutations: int = 10, seed: int = 0) -> list[float]:
+def fitness_change(root: Path, *, mutations: int = 10, seed: int = 0, trainer_kwargs: dict | None = None) -> list[float]:
     """Fitness(child) - fitness(parent) of `mutations` DPO mutations of the demo zoo's specialists.
 
     Each mutation samples its genes (learning rate, beta, steps, LoRA rank) from one space, trains
@@ -108,7 +108,7 @@ def fitness_change(root: Path, *, mutations: int = 10, seed: int = 0) -> list[fl
     zoo = build_zoo(progress=False)
     prefs = write_preferences(root / "prefs.jsonl", seed=seed)
     space = ft.FinetuneSpace(datasets=[ft.PreferenceSource(path=str(prefs))], samples=64, steps=(10, 30),
-                             learning_rate=(3e-4, 1.5e-3), lora_rank=[8, 16])
+                             learning_rate=(3e-4, 1.5e-3), lora_rank=[8, 16], trainer_kwargs=trainer_kwargs or {})
     evaluator = Evaluator(FitnessConfig(tasks=zoo.fitness_tasks, include_path=[zoo.tasks_dir]))
     tokenizer = AutoTokenizer.from_pretrained(zoo.base)
 
@@ -160,6 +160,8 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=8, help="LoRA rank of the LoRA variant")
     parser.add_argument("--fitness-change", type=int, default=0, metavar="N",
                         help="also run N DPO mutations of the demo zoo and print the fitness changes")
+    parser.add_argument("--rpo", action="store_true",
+                        help="with --fitness-change: add an NLL term on the chosen answer (loss_type [sigmoid, sft])")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="hubevo-bench-mutation-") as tmp:
@@ -169,7 +171,8 @@ def main() -> None:
         for size in args.sizes.split(","):
             bench_size(size, root=root, data=data, rank=args.rank, steps=args.steps, repeats=args.repeats)
         if args.fitness_change:
-            fitness_change(root, mutations=args.fitness_change)
+            rpo = {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]} if args.rpo else None
+            fitness_change(root, mutations=args.fitness_change, trainer_kwargs=rpo)
 
 
 if __name__ == "__main__":

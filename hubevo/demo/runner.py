@@ -20,7 +20,23 @@ log = logging.getLogger("hubevo")
 COMBINED = "demo_combined_heldout"
 
 
-def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: int = 6, seed: int = 0) -> RunConfig:
+def dpo_mutation(zoo) -> dict:
+    """The demo's fine-tuning mutation: DPO with an NLL term on the chosen answer (RPO), on shipped pairs."""
+    from hubevo.demo.preferences import write_preferences
+
+    prefs = zoo.root / "preferences.jsonl"
+    if not prefs.is_file():
+        write_preferences(prefs)
+    return {
+        "probability": 0.8, "operators": ["perturb", "dpo"], "strength": 0.15,
+        "finetune": {"datasets": [{"path": str(prefs)}], "samples": 64, "steps": [10, 25],
+                     "learning_rate": [3e-4, 1.2e-3], "lora_rank": [8, 16],
+                     "trainer_kwargs": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}},
+    }
+
+
+def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: int = 6, seed: int = 0,
+                dpo: bool = False) -> RunConfig:
     data = {
         "name": "demo",
         "population": {
@@ -41,7 +57,7 @@ def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: in
                         "task_arithmetic", "breadcrumbs", "della", "model_stock"],
             "ranges": {"weight": [0.3, 1.2], "density": [0.3, 1.0], "lambda": [0.8, 1.6]},
         },
-        "mutation": {"probability": 0.8, "strength": 0.15},
+        "mutation": dpo_mutation(zoo) if dpo else {"probability": 0.8, "strength": 0.15},
         "budget": {"generations": generations, "population_size": population_size, "wall_time_s": 280},
         "output": {"dir": str(out_dir)},
         "seed": seed,
@@ -67,14 +83,14 @@ def champion_beats_members(state: RunState, task: str = COMBINED) -> bool:
 
 
 def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None, progress: bool = True,
-             generations: int = 4) -> RunState:
+             generations: int = 4, dpo: bool = False) -> RunState:
     from hubevo.demo.zoo import build_zoo
     from hubevo.loop import evolve
 
     zoo = build_zoo(cache_dir, progress=progress)
     out_dir = out_dir.resolve()
     shutil.rmtree(out_dir, ignore_errors=True)
-    cfg = demo_config(zoo, out_dir=out_dir, generations=generations)
+    cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo)
     state = evolve(cfg, progress=progress)
     print(f"\nleaderboard ({state.stop_reason}; run directory {out_dir}):\n")
     print(leaderboard(state, top=15))
