@@ -7,7 +7,6 @@ survivor, the champion's history and the results dataset are read back from the 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,7 @@ from safetensors.torch import load_file
 from hubevo.config import parse_config
 from hubevo.hub.publish import champion_history
 from hubevo.loop import evolve
-from tests.tiny_models import build_zoo
+from tests.tiny_models import build_zoo, write_choice_task
 
 torch.set_num_threads(1)
 
@@ -28,23 +27,7 @@ TASK = "hubevo_e2e_mc"
 
 
 def write_task(folder: Path) -> Path:
-    """A 16-question multiple-choice lm-eval task read from a local JSONL file (metric `acc`)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    docs = [{"prompt": f"{a}+{b}=", "choices": [str(a + b + d) for d in (0, 1, 2, 3)], "answer": 0}
-            for a, b in [(i % 7, i % 5 + 1) for i in range(16)]]
-    (folder / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (folder / f"{TASK}.yaml").write_text(
-        f"task: {TASK}\n"
-        "dataset_path: json\n"
-        f"dataset_kwargs:\n  data_files:\n    test: {folder / 'docs.jsonl'}\n"
-        "test_split: test\n"
-        "output_type: multiple_choice\n"
-        "doc_to_text: prompt\n"
-        "doc_to_choice: choices\n"
-        "doc_to_target: answer\n"
-        "metric_list:\n  - metric: acc\n"
-    )
-    return folder
+    return write_choice_task(folder, TASK)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ from pathlib import Path
 import mergekit.merge
 import pytest
 import torch
-import yaml
 from mergekit.architecture import get_architecture_info
 from mergekit.config import MergeConfiguration
 from mergekit.io.tasks import LoaderCache, ReturnTensor

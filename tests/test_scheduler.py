@@ -1,8 +1,6 @@
 """Continuous mode with real apscheduler jobs on short intervals, against the Hub test server."""
 
-import json
 import time
-from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
@@ -10,23 +8,8 @@ from huggingface_hub import HfApi
 from hubevo.errors import ConfigError
 from hubevo.scheduler import Scheduler
 from hubevo.state import load_state
-from tests.tiny_models import build_zoo, make_finetune
+from tests.tiny_models import build_zoo, make_finetune, write_generation_task
 
-TASK_YAML = """task: sched_add
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: generate_until
-doc_to_text: "{{{{q}}}}"
-doc_to_target: "{{{{a}}}}"
-generation_kwargs:
-  until: ["\\n"]
-  max_gen_toks: 3
-metric_list:
-  - metric: exact_match
-"""
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +21,8 @@ def hub_population(hub_server, tmp_path_factory):
     for name in ("ft1", "ft2"):
         api.create_repo(f"alice/sched-{name}", exist_ok=True)
         api.upload_folder(repo_id=f"alice/sched-{name}", folder_path=zoo[name])
-    tasks = root / "tasks"
-    tasks.mkdir()
     rows = [{"q": f"{a}+{b}=", "a": str(a + b)} for a in range(4) for b in range(4)]
-    (tasks / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    (tasks / "sched.yaml").write_text(TASK_YAML.format(data=tasks / "data.jsonl"))
+    tasks = write_generation_task(root / "tasks", "sched_add", rows, max_gen_toks=3)
     return {"api": api, "zoo": zoo, "tasks": tasks, "root": root}
 
 

@@ -11,7 +11,6 @@ after which the new run shows in the Status tab. A screenshot of every tab is sa
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -30,7 +29,7 @@ from hubevo.hub.publish import push_results  # noqa: E402
 from hubevo.loop import evolve  # noqa: E402
 from hubevo.state import load_state  # noqa: E402
 from tests.test_space_data import write_run  # noqa: E402
-from tests.tiny_models import build_zoo  # noqa: E402
+from tests.tiny_models import build_zoo, write_choice_task  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -73,17 +72,7 @@ class FakeController:
 
 
 def write_task(folder: Path) -> Path:
-    """A 16-question multiple-choice task (metric `acc`), so tiny random models get distinct scores."""
-    folder.mkdir(parents=True, exist_ok=True)
-    docs = [{"prompt": f"{a}+{b}=", "choices": [str(a + b + d) for d in (0, 1, 2, 3)], "answer": 0}
-            for a, b in [(i % 7, i % 5 + 1) for i in range(16)]]
-    (folder / "docs.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (folder / f"{TASK}.yaml").write_text(
-        f"task: {TASK}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / 'docs.jsonl'}\n"
-        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: prompt\ndoc_to_choice: choices\n"
-        "doc_to_target: answer\nmetric_list:\n  - metric: acc\n"
-    )
-    return folder
+    return write_choice_task(folder, TASK)
 
 
 @pytest.fixture(scope="module")

@@ -85,3 +85,37 @@ def _save(model: LlamaForCausalLM, out_dir: Path) -> Path:
     model.save_pretrained(out_dir)
     build_tokenizer().save_pretrained(out_dir)
     return out_dir
+
+
+def write_choice_task(folder: Path, name: str) -> Path:
+    """A 16-question multiple-choice lm-eval task over a local JSONL file (metric `acc`).
+
+    Multiple choice gives tiny random models distinct, non-zero scores.
+    """
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    docs = [{"prompt": f"{a}+{b}=", "choices": [str(a + b + d) for d in (0, 1, 2, 3)], "answer": 0}
+            for a, b in [(i % 7, i % 5 + 1) for i in range(16)]]
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / f"{name}.yaml").write_text(
+        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / f'{name}.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_text: prompt\ndoc_to_choice: choices\n"
+        "doc_to_target: answer\nmetric_list:\n  - metric: acc\n"
+    )
+    return folder
+
+
+def write_generation_task(folder: Path, name: str, rows: list[dict], *, max_gen_toks: int = 4) -> Path:
+    """A `generate_until` / `exact_match` lm-eval task over `rows` of {"q", "a"} in a local JSONL file."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / f"{name}.yaml").write_text(
+        f"task: {name}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {folder / f'{name}.jsonl'}\n"
+        'test_split: test\noutput_type: generate_until\ndoc_to_text: "{{q}}"\ndoc_to_target: "{{a}}"\n'
+        f'generation_kwargs:\n  until: ["\\n"]\n  max_gen_toks: {max_gen_toks}\n'
+        "metric_list:\n  - metric: exact_match\n"
+    )
+    return folder
