@@ -201,7 +201,7 @@ def test_survivor_repo_carries_the_lineage_card_and_the_weights_at_every_tag(pub
     assert card.data.base_model == [c1_repo, seed_repos["s2"]]  # parents by their Hub repo ids
     assert card.data.base_model_relation == "merge"
     assert card.data.library_name == "transformers"
-    assert "Running `mergekit-yaml`" in card.text
+    assert "Running `mergekit-yaml recipe.yaml out --random-seed" in card.text
     info = alice.model_info(c2_repo)
     assert f"base_model:merge:{c1_repo}" in info.tags and f"base_model:merge:{seed_repos['s2']}" in info.tags
 
