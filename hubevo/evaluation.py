@@ -16,6 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
+from hubevo import guard
 from hubevo.config import FitnessConfig, TaskSpec
 from hubevo.errors import CandidateError, ConfigError
 
@@ -40,12 +41,44 @@ def metric_value(task_results: dict, metric: str) -> float | None:
     return None
 
 
+def skip_per_call_provenance() -> None:
+    """Stop `simple_evaluate` from collecting environment info and the git hash on every call.
+
+    That collection runs `torch.utils.collect_env` (subprocesses) and `git describe` and took
+    about 80% of a small evaluation; hubevo records the same provenance once per run instead
+    (`run_environment`, written to the run directory). Idempotent; the only private lm-eval
+    names hubevo touches, checked by tests/test_evaluation.py.
+    """
+    import lm_eval.evaluator as evaluator
+
+    evaluator.add_env_info = _no_env_info
+    evaluator.get_git_commit_hash = _no_git_hash
+
+
+def _no_env_info(results: dict) -> None:
+    del results
+
+
+def _no_git_hash() -> None:
+    return None
+
+
+def run_environment() -> dict:
+    """lm-eval's environment record (versions, torch environment, git), once per run."""
+    from lm_eval.loggers.utils import add_env_info
+
+    record: dict = {}
+    add_env_info(record)
+    return record
+
+
 class Evaluator:
     """Scores loaded models on the configured lm-eval tasks."""
 
     def __init__(self, cfg: FitnessConfig, *, device: str | None = None):
         self.cfg = cfg
         self.device = device or default_device()
+        skip_per_call_provenance()
 
     @cached_property
     def task_manager(self):
@@ -54,10 +87,10 @@ class Evaluator:
         include = [str(p) for p in self.cfg.include_path] or None
         names = {t.name for t in (*self.cfg.tasks, *self.cfg.heldout)}
         if include:
-            local = TaskManager(include_path=include, include_defaults=False, verbosity="ERROR")
+            local = TaskManager(include_path=include, include_defaults=False)
             if names <= set(local.all_tasks) | set(local.all_groups):
                 return local
-        return TaskManager(include_path=include, verbosity="ERROR")
+        return TaskManager(include_path=include)
 
     def check_tasks(self) -> None:
         """Raise ConfigError naming any task lm-eval does not know, with close matches."""
@@ -73,15 +106,16 @@ class Evaluator:
                     f"fitness task {spec.name!r} is unknown to lm-eval{hint} "
                     "(add its YAML folder to fitness.include_path)"
                 )
+        index = self.task_manager.task_index
+        configs = {t.name: index[t.name].cfg for t in self.cfg.tasks if t.name in index and index[t.name].cfg}
+        guard.check_fitness_tasks(self.cfg, task_configs=configs)
 
     @cached_property
     def doc_counts(self) -> dict[str, int]:
-        from lm_eval.tasks import get_task_dict
-
         counts = {}
         for spec in self.cfg.tasks:
-            task = get_task_dict([spec.name], self.task_manager)[spec.name]
-            counts[spec.name] = len(task.eval_docs) if hasattr(task, "eval_docs") else 0
+            task = self.task_manager.load([spec.name])["tasks"].get(spec.name)  # None for a group
+            counts[spec.name] = len(task.eval_docs) if task is not None else 0
         return counts
 
     def sample_indices(self, generation: int) -> dict[str, list[int]] | None:
@@ -96,6 +130,16 @@ class Evaluator:
             size = min(self.cfg.limit, count)
             samples[name] = sorted(int(i) for i in rng.choice(count, size=size, replace=False))
         return samples
+
+    def racing_order(self, generation: int) -> dict[str, list[int]]:
+        """This generation's whole fitness sample, per task, in a seeded order; racing rungs read prefixes."""
+        samples = self.sample_indices(generation)
+        if samples is None:  # lm-eval's `limit`: the first documents of each task
+            if 0 in self.doc_counts.values():
+                raise ConfigError("fitness.racing needs tasks, not groups: name the group's tasks in fitness.tasks")
+            samples = {t: list(range(min(self.cfg.limit or c, c))) for t, c in self.doc_counts.items()}
+        rng = np.random.default_rng([self.cfg.seed, generation, 1])
+        return {t: [idx[i] for i in rng.permutation(len(idx))] for t, idx in samples.items()}
 
     def score(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None, limit=None) -> dict[str, float]:
         """Per-task metric values for a loaded model; CandidateError if lm-eval fails or yields no metric."""

@@ -10,6 +10,7 @@ evaluation.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -22,7 +23,7 @@ from tqdm.auto import tqdm
 from hubevo import publish
 from hubevo.config import RunConfig
 from hubevo.errors import CandidateError, HubError
-from hubevo.evaluation import Evaluator
+from hubevo.evaluation import Evaluator, run_environment
 from hubevo.execution import get_backend
 from hubevo.genome import Individual, seed_individual, to_merge_config
 from hubevo.methods import get_method
@@ -169,6 +170,8 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
     run.strategy.load_state_dict(state.strategy_state)
     run.save()
     atomic_write_text(run.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    if not (run.run_dir / "env.json").is_file():
+        atomic_write_text(run.run_dir / "env.json", json.dumps(run_environment(), indent=1, default=str))
     return run
 
 

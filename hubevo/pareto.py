@@ -1,0 +1,77 @@
+"""Pareto fronts over the per-task fitness scores, and their plot (stage 6, publish).
+
+A candidate is on the front when no other candidate scores at least as well on every
+fitness task and better on one. The results table flags the front; the plot shows every
+evaluated candidate on two fitness tasks with the front joined up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hubevo.state import RunState
+
+
+def non_dominated(points: np.ndarray) -> np.ndarray:
+    """Boolean mask of the rows of `points` (n x objectives, maximised) that no other row dominates."""
+    points = np.asarray(points, dtype=float)
+    at_least = (points[None, :, :] >= points[:, None, :]).all(axis=2)  # [i, j]: j >= i everywhere
+    better = (points[None, :, :] > points[:, None, :]).any(axis=2)  # [i, j]: j > i somewhere
+    return ~(at_least & better).any(axis=1)
+
+
+def front(scores: Mapping[str, Mapping[str, float]], tasks: Sequence[str]) -> list[str]:
+    """Ids on the Pareto front of `scores` (id -> task -> score) over `tasks`."""
+    ids = [i for i, s in scores.items() if all(t in s for t in tasks)]
+    if not ids or not tasks:
+        return []
+    mask = non_dominated(np.array([[scores[i][t] for t in tasks] for i in ids]))
+    return [i for i, keep in zip(ids, mask, strict=True) if keep]
+
+
+def fitness_tasks(state: RunState) -> list[str]:
+    """The tasks every fully evaluated candidate has a score for."""
+    common = None
+    for ev in state.evaluations.values():
+        if ev.status == "ok":
+            common = set(ev.scores) if common is None else common & set(ev.scores)
+    return sorted(common or [])
+
+
+def run_front(state: RunState) -> set[str]:
+    scores = {i: e.scores for i, e in state.evaluations.items() if e.status == "ok"}
+    return set(front(scores, fitness_tasks(state)))
+
+
+def plot_front(frame: pd.DataFrame, path: Path, *, tasks: Sequence[str] | None = None) -> Path | None:
+    """Scatter every fully evaluated candidate on two fitness tasks, the front joined; None if < 2 tasks."""
+    cols = [f"fitness/{t}" for t in tasks] if tasks else sorted(c for c in frame.columns if c.startswith("fitness/"))
+    done = frame[frame["status"] == "ok"] if "status" in frame else frame
+    if len(cols) < 2 or done.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y = cols[:2]
+    on = done[non_dominated(done[cols].to_numpy(dtype=float))].sort_values(x)
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    ax.scatter(done[x], done[y], s=18, c="#9aa5b1", label="evaluated")
+    seeds = done[done["kind"] == "seed"] if "kind" in done else done.iloc[:0]
+    ax.scatter(seeds[x], seeds[y], s=50, marker="s", facecolors="none", edgecolors="k", label="initial members")
+    ax.plot(on[x], on[y], "o-", c="#d1495b", label="Pareto front" + (f" (over {len(cols)} tasks)" if len(cols) > 2 else ""))
+    for _, row in seeds.iterrows():
+        ax.annotate(str(row.get("model", "")), (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel(x.removeprefix("fitness/"))
+    ax.set_ylabel(y.removeprefix("fitness/"))
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
