@@ -120,6 +120,7 @@ def mutation_record(ind: Individual, training: Mapping | None) -> dict:
 def results_frame(state: RunState) -> pd.DataFrame:
     """One row per evaluated candidate: the table the leaderboard and the Hub results dataset hold."""
     rows, front = [], pareto.run_front(state)
+    names = {i: ind.name for i, ind in state.individuals.items()}
     for ev in state.evaluations.values():
         ind = state.individuals[ev.id]
         g = ind.genome
@@ -133,6 +134,7 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "parents": [state.individuals[p].name for p in ind.parents],
             "genes": json.dumps(g.genes() if g else {}),
             "mutation": json.dumps(mutation_record(ind, state.training.get(ind.id))) if ind.finetune else None,
+            "recipe": yaml.safe_dump(to_merge_dict(g, refs=names), sort_keys=False) if g is not None else None,
             "status": ev.status,
             "reason": ev.reason,
             "fitness": ev.fitness,

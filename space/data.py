@@ -339,7 +339,10 @@ def recipe_yaml(run: RunData, model_id: str) -> str:
 
 
 def recipe_from_row(row: pd.Series, *, refs: Mapping[str, str] | None = None, dtype: str = "float32") -> str:
-    """A recipe rebuilt from a results-table row (genes + parent names, `refs` renaming parents to repos)."""
+    """A candidate's mergekit recipe from a results-table row: the stored recipe (parents by name),
+    or, for tables without that column, one rebuilt from genes and parents (`refs` renames parents)."""
+    if isinstance(row.get("recipe"), str) and row["recipe"]:
+        return yaml.safe_dump(_renamed(yaml.safe_load(row["recipe"]), refs or {}), sort_keys=False)
     if row["kind"] == "seed" or not isinstance(row["genes"], str):
         return ""
     genes = json.loads(row["genes"])
@@ -356,6 +359,16 @@ def recipe_from_row(row: pd.Series, *, refs: Mapping[str, str] | None = None, dt
     if genes.get("shared"):
         config["parameters"] = genes["shared"]
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def _renamed(node, refs: Mapping[str, str]):
+    """A recipe with every model reference (`model`, `base_model`) renamed through `refs`."""
+    if isinstance(node, dict):
+        return {k: (refs.get(v, v) if k in ("model", "base_model") and isinstance(v, str) else _renamed(v, refs))
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_renamed(v, refs) for v in node]
+    return node
 
 
 def split_card(text: str) -> tuple[str, str]:
