@@ -106,9 +106,10 @@ def test_two_ray_workers_match_the_local_backend_through_a_killed_worker_and_a_r
 
     backend = made[0]
     [letters] = [i for i, ind in first.individuals.items() if ind.name == "letters"]
-    assert first.finished and letters in backend.retried
+    assert (Path(tempfile.gettempdir()) / f"hubevo-ray-died-once-{letters}").exists(), "no worker died"
+    # the dead worker's in-flight candidates (letters, or what it held beside a back-up copy of it) ran again
+    assert first.finished and backend.retried
     assert all(e.status == "ok" for e in first.evaluations.values())
-    assert len([w for i, w in backend.dispatched if i == letters]) == 2  # the one death cost one retry
 
     backend_class(RayBackend)
     resumed = evolve(config(demo_zoo, tmp_path / "run", backend="ray", generations=2), resume=True, progress=False)
