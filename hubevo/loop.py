@@ -161,9 +161,8 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
     members = {i: local_member(m, api=api) for i, m in state.members.items()}
     trained = {i: str(cfg.output.dir / "candidates" / i) for i in state.training}
     paths = {i: str(m.path) for i, m in members.items()} | trained | dict(state.saved)
-    hub_names = {i: (m.source.split("@")[0] if m.revision else m.label) for i, m in members.items()}
-    yaml_refs = {i: (f"{m.source.split('@')[0]}@{m.revision}" if m.revision else str(m.path))
-                 for i, m in members.items()}
+    hub_names = {i: m.hub_name for i, m in members.items()}
+    yaml_refs = {i: m.recipe_ref for i, m in members.items()}
     run = Run(cfg, state, evaluator, paths, hub_names, yaml_refs, seed_ids=list(state.initial),
               base_id=state.base, progress=progress, api=api)
     run.strategy = get_strategy(cfg.search.strategy)(run)
@@ -332,8 +331,8 @@ def add_immigrants(run: Run, members: list[ResolvedMember]) -> list[str]:
         cid = record_member(run.state, member)
         run.state.pending.append(cid)
         run.paths[cid] = str(member.path)
-        run.hub_names[cid] = member.source.split("@")[0] if member.revision else member.label
-        run.yaml_refs[cid] = f"{member.source.split('@')[0]}@{member.revision}" if member.revision else str(member.path)
+        run.hub_names[cid] = member.hub_name
+        run.yaml_refs[cid] = member.recipe_ref
         added.append(cid)
     run.save()
     return added

@@ -27,6 +27,16 @@ class ResolvedMember:
     path: Path  # local folder with config.json
     revision: str | None = None  # resolved commit sha for Hub members
 
+    @property
+    def hub_name(self) -> str:
+        """How a card's `base_model` names it: the Hub repo id, or the member's label."""
+        return self.source.split("@")[0] if self.revision else self.label
+
+    @property
+    def recipe_ref(self) -> str:
+        """How a mergekit recipe names it: `repo@sha` (pinned), or its local folder."""
+        return f"{self.source.split('@')[0]}@{self.revision}" if self.revision else str(self.path)
+
 
 def resolve(member: Member, *, api=None) -> ResolvedMember:
     if member.path is not None:

@@ -22,7 +22,7 @@ from hubevo.state import load_state
 from hubevo.strategies.cmaes import CMAESOptions, ParameterSpace, SpaceOptions, new_optimizer
 from hubevo.strategies.dfs import DataFlowSpace, DFSOptions
 from hubevo.strategies.nsga2 import nsga2_order
-from tests.tiny_models import build_zoo
+from tests.tiny_models import build_zoo, write_generation_task
 
 REFS = {"a": "/m/a", "b": "/m/b", "base": "/m/base"}
 RANGES = {"weight": (0.0, 1.0), "density": (0.2, 1.0), "t": (0.0, 1.0)}
@@ -116,20 +116,6 @@ def test_nsga2_keeps_the_specialist_that_the_average_crushes():
 
 
 # end to end on tiny models with a cheap stand-in fitness -------------------------------------------
-TASK = """task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: generate_until
-doc_to_text: "{{{{q}}}}"
-doc_to_target: "{{{{a}}}}"
-generation_kwargs:
-  until: ["\\n"]
-metric_list:
-  - metric: exact_match
-"""
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +123,9 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     zoo = build_zoo(root / "zoo", finetunes=2, num_hidden_layers=3)
     tasks = root / "tasks"
-    tasks.mkdir()
-    (tasks / "data.jsonl").write_text("".join(f'{{"q": "{i}+1=", "a": "{i + 1}"}}\n' for i in range(8)))
+    rows = [{"q": f"{i}+1=", "a": f"{i + 1}"} for i in range(8)]
     for name in ("tiny_one", "tiny_two"):
-        (tasks / f"{name}.yaml").write_text(TASK.format(name=name, data=tasks / "data.jsonl"))
+        write_generation_task(tasks, name, rows)
     probe = torch.arange(4, 40).reshape(2, 18)
     with torch.no_grad():
         targets = {t: AutoModelForCausalLM.from_pretrained(zoo[m]).eval()(probe).logits
