@@ -37,7 +37,7 @@ def baselines(zoo) -> dict[str, dict]:
 
 
 def identity(path: str):
-    from hubevo.loop import identity_config
+    from hubevo.genome import identity_dict as identity_config
 
     return identity_config(path, dtype="float32")
 

@@ -25,7 +25,8 @@ from hubevo.config import RacingConfig
 from hubevo.demo.runner import demo_config
 from hubevo.demo.zoo import build_zoo
 from hubevo.evaluation import Evaluator, weighted_fitness
-from hubevo.loop import evolve, identity_config
+from hubevo.genome import identity_dict as identity_config
+from hubevo.loop import evolve
 from hubevo.materialize import Materializer
 from hubevo.genome import to_merge_config
 

@@ -34,10 +34,11 @@ def setup_logging(verbose: bool = False) -> None:
 
 def cmd_evolve(args) -> int:
     from hubevo.config import load_config
+
+    cfg = load_config(args.config)  # every config error, before anything heavy is imported
     from hubevo.loop import evolve
     from hubevo.publish import leaderboard
 
-    cfg = load_config(args.config)
     state = evolve(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"\nstopped: {state.stop_reason}; run directory: {cfg.output.dir}\n")
     print(leaderboard(state, top=args.top))

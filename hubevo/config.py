@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from hubevo.errors import ConfigError
-from hubevo.finetune import FinetuneSpace
+from hubevo.finetune.recipe import FinetuneSpace
+from hubevo.frozen import Frozen
+from hubevo.methods import unknown_method_message
+from hubevo.strategies.options import option_problems
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+MUTATION_OPERATORS = ("perturb", "dpo", "sft")  # hubevo.mutation's gene operators and hubevo.finetune's trainers
 
 
 class Member(Frozen):
@@ -175,6 +175,14 @@ class CrossoverConfig(Frozen):
     ranges: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_RANGES))
     inherit_prob: float = Field(0.7, ge=0, le=1, description="Chance a child inherits its method and genes.")
 
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods):
+        problems = [p for p in map(unknown_method_message, methods) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return methods
+
     @field_validator("ranges")
     @classmethod
     def _ordered(cls, ranges):
@@ -193,6 +201,14 @@ class MutationConfig(Frozen):
     strength: float = Field(0.15, ge=0, description="Gaussian sigma as a fraction of each gene's range.")
     method_flip_prob: float = Field(0.1, ge=0, le=1, description="Chance to switch to another merge method.")
     finetune: FinetuneSpace | None = Field(None, description="Ranges of the fine-tuning genes (dpo, sft).")
+
+    @field_validator("operators")
+    @classmethod
+    def _known_operators(cls, operators):
+        unknown = [op for op in operators if op not in MUTATION_OPERATORS]
+        if unknown:
+            raise ValueError(f"unknown mutation operator(s) {unknown}; known: {', '.join(MUTATION_OPERATORS)}")
+        return operators
 
     @model_validator(mode="after")
     def _finetune_space(self):
@@ -215,17 +231,9 @@ class SearchConfig(Frozen):
 
     @model_validator(mode="after")
     def _options_fit_strategy(self):
-        if not self.options:  # defaults fit every strategy; also keeps SearchConfig() import-safe
-            return self
-        from hubevo.strategies import STRATEGIES  # imports this module: resolved at validation time
-
-        options = getattr(STRATEGIES.get(self.strategy), "Options", None)
-        if options is not None:
-            try:
-                options.model_validate(self.options)
-            except ValidationError as err:
-                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(options)'}: {e['msg']}" for e in err.errors())
-                raise ValueError(f"options of strategy {self.strategy!r}: {problems}") from None
+        problems = option_problems(self.strategy, self.options)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

@@ -110,6 +110,13 @@ class Evaluator:
         configs = {t.name: index[t.name].cfg for t in self.cfg.tasks if t.name in index and index[t.name].cfg}
         guard.check_fitness_tasks(self.cfg, task_configs=configs)
 
+    def check_racing(self) -> None:
+        """Racing reads example prefixes per task: a group has none (ConfigError, before any state is written)."""
+        groups = [name for name, count in self.doc_counts.items() if count == 0]
+        if groups:
+            raise ConfigError(f"fitness.racing needs tasks, not groups ({', '.join(groups)}): "
+                              "name the group's tasks in fitness.tasks")
+
     @cached_property
     def doc_counts(self) -> dict[str, int]:
         counts = {}

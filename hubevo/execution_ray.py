@@ -39,31 +39,24 @@ worker fails only that candidate, after releasing the memory.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import math
 import os
 import queue
-import shutil
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 import ray
 from ray.exceptions import ActorUnschedulableError, RayActorError, WorkerCrashedError
 from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
 
-from hubevo.config import ExecutionConfig, FitnessConfig
+from hubevo.config import ExecutionConfig, RunConfig
 from hubevo.errors import CandidateError, ConfigError, HubevoError
-from hubevo.genome import Individual
+from hubevo.runner import CandidateJob, RunnerSpec, failed, score_model, train, trained
 from hubevo.state import Evaluation
-
-if TYPE_CHECKING:
-    from hubevo.loop import Run
 
 log = logging.getLogger("hubevo")
 
@@ -144,27 +137,6 @@ def _capped(execution, *, capacity: int, default: int, cpus: int, gpus: float, t
 
 # the worker actor -------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class WorkerSpec:
-    """What a worker needs to build its own Materializer and Evaluator: paths and configs, no weights."""
-
-    template: str
-    fitness: FitnessConfig
-    dtype: str
-    threads: int = 1
-    shard: bool = False  # spread the resident model over every GPU of the actor
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    name: str
-    config: object  # mergekit MergeConfiguration
-    generation: int
-    attempt: int = 1
-    avoid: int | None = None  # worker slot whose actor died running it
-
-
-@dataclass(frozen=True)
 class Outcome:
     evaluation: Evaluation
     spans: tuple[tuple[str, float, float], ...]  # (stage, start, end), wall-clock seconds
@@ -173,7 +145,7 @@ class Outcome:
 class EvalWorker:
     """A Ray actor (`ray.remote(EvalWorker)`): resident models, an Evaluator, one merge and one evaluation at a time."""
 
-    def __init__(self, spec: WorkerSpec):
+    def __init__(self, spec: RunnerSpec):
         import torch
         from transformers import AutoTokenizer
 
@@ -196,16 +168,16 @@ class EvalWorker:
         self.slot_count = self.slots.qsize()
         self.merge_lock, self.eval_lock, self.rng_lock = threading.Lock(), threading.Lock(), threading.Lock()
         self.eval_draws: bool | None = None  # does an evaluation draw from torch's generator? (first one tells)
-        self.cancelled: set[str] = set()  # ids whose other copy already finished: skip them if not started
+        self.cancelled: set[str] = set()  # job keys whose other copy already finished: skip if not started
 
-    def cancel(self, job_id: str) -> None:
-        self.cancelled.add(job_id)
+    def cancel(self, key: str) -> None:
+        self.cancelled.add(key)
 
     def ready(self) -> dict:
         return {"device": self.device, "slots": self.slot_count, "pid": os.getpid(),
                 "node": ray.get_runtime_context().get_node_id()}
 
-    def score(self, job: Job) -> Outcome | None:
+    def score(self, job: CandidateJob) -> Outcome | None:
         import torch
 
         spans = []
@@ -215,39 +187,38 @@ class EvalWorker:
                 if self._cancelled(job):
                     return None
                 begin = time.time()
-                model = slot.materialize(job.config)
+                model = slot.materialize(job.merge)
                 spans.append(("merge", begin, time.time()))
             with self.eval_lock:
                 if self._cancelled(job):
                     return None
                 begin = time.time()
-                fitness, scores, used = self._fitness(model, generation=job.generation)
+                fitness, scores, used = self._fitness(model, job=job)
                 spans.append(("evaluate", begin, time.time()))
         except (CandidateError, torch.OutOfMemoryError) as err:
             self._release()
-            failed = _failed(job, reason=str(err) or type(err).__name__, seconds=_busy(spans))
-            return Outcome(failed, tuple(spans))
+            return Outcome(failed(job, reason=str(err) or type(err).__name__, seconds=_busy(spans)), tuple(spans))
         finally:
             self.slots.put(slot)
         evaluation = Evaluation(id=job.id, generation=job.generation, status="ok", fitness=fitness, scores=scores,
                                 examples=used, seconds=_busy(spans))  # merge + evaluation, as the local backend
         return Outcome(evaluation, tuple(spans))
 
-    def _cancelled(self, job: Job) -> bool:
-        if job.id not in self.cancelled:
+    def _cancelled(self, job: CandidateJob) -> bool:
+        if job.key not in self.cancelled:
             return False
-        self.cancelled.discard(job.id)
+        self.cancelled.discard(job.key)
         return True
 
-    def _fitness(self, model, *, generation: int):
+    def _fitness(self, model, *, job: CandidateJob):
         if self.eval_draws is False:  # nothing in it touches torch's generator: overlap merges freely
-            return self.evaluator.fitness(model, self.tokenizer, generation=generation)
+            return score_model(self.evaluator, model, self.tokenizer, job=job)
         import torch
 
         with self.rng_lock:
             torch.manual_seed(self.torch_seed)  # what simple_evaluate does when it seeds torch
             before = _rng_states()
-            result = self.evaluator.fitness(model, self.tokenizer, generation=generation)
+            result = score_model(self.evaluator, model, self.tokenizer, job=job)
             if self.eval_draws is None:
                 self.eval_draws = not all(a.equal(b) for a, b in zip(before, _rng_states(), strict=True))
         return result
@@ -301,40 +272,27 @@ def _rng_states() -> list:
     return states
 
 
-def _failed(job: Job, *, reason: str, seconds: float = 0.0) -> Evaluation:
-    return Evaluation(id=job.id, generation=job.generation, status="failed", reason=reason, seconds=seconds)
-
-
 def _busy(spans: list[tuple[str, float, float]]) -> float:
     return sum(end - start for _, start, end in spans)
 
 
 # fine-tuning mutations as Ray tasks --------------------------------------------------------------
 @ray.remote(num_cpus=1, num_gpus=0, max_retries=1, retry_exceptions=False)
-def run_finetune_task(model_dir: str, recipe, *, out_dir: str, threads: int = 1) -> dict:
-    """`hubevo.finetune.finetune` on a Ray worker (its GPU, if the task was given one) into `out_dir`.
+def run_finetune_task(job: CandidateJob, *, threads: int = 1) -> dict:
+    """The runner's fine-tuning stage on a Ray worker (its GPU, if the task was given one).
 
     Resources are set per call: `run_finetune_task.options(num_gpus=1).remote(...)`. Writes the
-    child to a temporary sibling, adds `training.json` (the metrics) and renames it into place,
-    as the local backend does, so a resumed run finds a finished folder or none. Returns the
-    metrics. A worker that dies is retried once by Ray; a `CandidateError` (diverged, out of
-    memory, empty sample) is not.
+    child as the local backend does (a temporary sibling renamed into place, with its
+    `training.json`), so a resumed run finds a finished folder or none. Returns the metrics.
+    A worker that dies is retried once by Ray; a `CandidateError` (diverged, out of memory,
+    empty sample) is not.
     """
     import torch
-
-    from hubevo.finetune import finetune
 
     device = "cuda" if ray.get_gpu_ids() else "cpu"
     if device == "cpu":
         torch.set_num_threads(threads)
-    out = Path(out_dir)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    metrics = finetune(Path(model_dir), recipe, out_dir=tmp, device=device)
-    (tmp / "training.json").write_text(json.dumps(metrics, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return metrics
+    return train(job, device=device)
 
 
 # the driver side --------------------------------------------------------------------------------
@@ -343,7 +301,7 @@ class _Worker:
     index: int
     actor: object
     probe: object | None  # ObjectRef of `ready()` until the actor has answered it
-    jobs: dict = field(default_factory=dict)  # ObjectRef -> Job
+    jobs: dict = field(default_factory=dict)  # ObjectRef -> CandidateJob
     restarts: int = 0
 
 
@@ -351,28 +309,22 @@ class _Worker:
 class _Round:
     """One `evaluate` call: where candidates come from and what waits for a worker."""
 
-    source: Iterator[Individual]
-    generation: int
+    source: Iterator[CandidateJob]
     waiting: deque = field(default_factory=deque)  # Jobs ready to run: retries and freshly trained children
-    training: dict = field(default_factory=dict)  # ObjectRef of a fine-tuning task -> Individual
+    training: dict = field(default_factory=dict)  # ObjectRef of a fine-tuning task -> CandidateJob
     exhausted: bool = False
 
 
 class RayBackend:
-    """Evaluates candidates on a Ray cluster's workers as they free up; yields evaluations as they finish."""
+    """Runs candidate jobs on a Ray cluster's workers as they free up; yields evaluations as they finish."""
 
     name = "ray"
     worker_class = EvalWorker
 
-    def __init__(self, run: "Run"):
-        from hubevo.mutation import is_finetune
-
-        self.run = run
-        self._owns_ray = connect(run.cfg.execution.address)
-        trains = any(is_finetune(name) for name in run.cfg.mutation.operators)
-        self.plan = plan_resources(run.cfg.execution, ray.nodes(), trains=trains)
-        self.spec = WorkerSpec(template=run.template, fitness=run.cfg.fitness, dtype=run.cfg.dtype,
-                               threads=self.plan.threads, shard=self.plan.num_gpus > 1)
+    def __init__(self, spec: RunnerSpec, execution: ExecutionConfig, *, trains: bool = False):
+        self._owns_ray = connect(execution.address)
+        self.plan = plan_resources(execution, ray.nodes(), trains=trains)
+        self.spec = replace(spec, device=None, threads=self.plan.threads, shard=self.plan.num_gpus > 1)
         log.info("ray backend: %s", self.plan.note)
         self._ever_ready, self._since = False, time.monotonic()
         self.workers = [self._spawn(index) for index in range(self.plan.workers)]
@@ -380,9 +332,15 @@ class RayBackend:
         self.retried: list[str] = []  # ids of candidates re-run after their worker died
         self.dispatched: list[tuple[str, int]] = []  # (candidate id, worker slot), in dispatch order
 
+    @classmethod
+    def for_run(cls, cfg: RunConfig, *, runner) -> "RayBackend":
+        """The backend of a run: workers built like the driver's `runner` (same template, tasks, dtype)."""
+        trains = any(name in ("dpo", "sft") for name in cfg.mutation.operators)
+        return cls(runner.spec, cfg.execution, trains=trains)
+
     # public -------------------------------------------------------------------------------------
-    def evaluate(self, candidates: Iterable[Individual], *, generation: int) -> Iterator[Evaluation]:
-        round_ = _Round(source=iter(candidates), generation=generation)
+    def evaluate(self, jobs: Iterable[CandidateJob]) -> Iterator[Evaluation]:
+        round_ = _Round(source=iter(jobs))
         try:
             while True:
                 self._dispatch(round_)
@@ -401,11 +359,10 @@ class RayBackend:
             for worker in self.workers:
                 worker.jobs.clear()
 
-    def submit_finetune(self, ind: Individual):
-        """Start training fine-tuned child `ind` as a Ray task with the plan's training resources."""
-        out_dir = self.run.run_dir / "candidates" / ind.id
+    def submit_finetune(self, job: CandidateJob):
+        """Start training fine-tuned child `job` as a Ray task with the plan's training resources."""
         return run_finetune_task.options(num_cpus=self.plan.train_cpus, num_gpus=self.plan.train_gpus).remote(
-            self.run.paths[ind.finetune.parent], ind.finetune, out_dir=str(out_dir), threads=self.plan.threads)
+            job, threads=self.plan.threads)
 
     def close(self) -> None:
         for worker in self.workers:
@@ -438,7 +395,7 @@ class RayBackend:
         if round_.exhausted and not (round_.waiting or round_.training):
             self._back_up(ready)
 
-    def _submit(self, worker: _Worker, job: Job) -> None:
+    def _submit(self, worker: _Worker, job: CandidateJob) -> None:
         worker.jobs[worker.actor.score.remote(job)] = job
         self.dispatched.append((job.id, worker.index))
 
@@ -450,50 +407,33 @@ class RayBackend:
         copy is the evaluation; the loser is cancelled if it has not started, ignored if it has.
         """
         for idle in (w for w in ready if not w.jobs):
-            copies = Counter(job.id for w in self.workers for job in w.jobs.values())
+            copies = Counter(job.key for w in self.workers for job in w.jobs.values())
             queued = [job for w in ready if len(w.jobs) >= IN_FLIGHT
-                      for job in list(w.jobs.values())[1:] if copies[job.id] == 1]  # behind the one evaluating
+                      for job in list(w.jobs.values())[1:] if copies[job.key] == 1]  # behind the one evaluating
             if queued:
                 self._submit(idle, queued[-1])
 
-    def _next_job(self, round_: _Round) -> Job | None:
-        """The next candidate ready to evaluate; fine-tuned children go to training first."""
-        while (ind := self._pull(round_)) is not None:
-            folder = self.run.run_dir / "candidates" / ind.id
-            if ind.finetune is None or (folder / "training.json").is_file():  # trained before a restart
-                return self._job(ind, generation=round_.generation)
-            round_.training[self.submit_finetune(ind)] = ind
+    def _next_job(self, round_: _Round) -> CandidateJob | None:
+        """The next job ready to evaluate; fine-tuned children go to training first (once)."""
+        while not round_.exhausted:
+            job = next(round_.source, None)
+            round_.exhausted = job is None
+            if job is None or trained(job):
+                return job
+            round_.training[self.submit_finetune(job)] = job
         return None
-
-    def _pull(self, round_: _Round) -> Individual | None:
-        """The next candidate, unless those in flight already fill `max_evaluations`."""
-        if round_.exhausted:
-            return None
-        cap = self.run.cfg.budget.max_evaluations
-        running = {job.id for w in self.workers for job in w.jobs.values()}  # a backup copy counts once
-        in_flight = len(running) + len(round_.waiting) + len(round_.training)
-        ind = None if cap and len(self.run.state.evaluations) + in_flight >= cap else next(round_.source, None)
-        round_.exhausted = ind is None
-        return ind
-
-    def _job(self, ind: Individual, *, generation: int) -> Job:
-        if ind.finetune is not None:  # the driver's state learns of the child, as with the local backend
-            folder = self.run.run_dir / "candidates" / ind.id
-            self.run.state.training[ind.id] = json.loads((folder / "training.json").read_text())
-            self.run.paths[ind.id] = str(folder)
-        return Job(id=ind.id, name=ind.name, config=self.run.merge_config(ind), generation=generation)
 
     # results and faults -------------------------------------------------------------------------
     def _trained(self, ref, round_: _Round) -> Iterator[Evaluation]:
-        ind = round_.training.pop(ref)
+        job = round_.training.pop(ref)
         try:
             ray.get(ref)
         except (CandidateError, *WORKER_DEATHS, WorkerCrashedError) as err:
             reason = str(getattr(err, "cause", None) or _first_line(err))  # a task's error: the CandidateError
-            log.warning("candidate %s failed: %s", ind.name, reason)
-            yield Evaluation(id=ind.id, generation=round_.generation, status="failed", reason=reason)
+            log.warning("candidate %s failed: %s", job.name, reason)
+            yield failed(job, reason=reason)
             return
-        round_.waiting.append(self._job(ind, generation=round_.generation))
+        round_.waiting.append(job)
 
     def _collect(self, ref, round_: _Round) -> Iterator[Evaluation]:
         worker = next(w for w in self.workers if ref in w.jobs or ref == w.probe)
@@ -506,35 +446,35 @@ class RayBackend:
         except WORKER_DEATHS as err:
             yield from self._lost(worker, [job, *worker.jobs.values()], err, round_)
             return
-        self._drop_copies(job.id)
+        self._drop_copies(job.key)
         self.spans += [(worker.index, stage, start, end) for stage, start, end in outcome.spans]
         if outcome.evaluation.status == "failed":
             log.warning("candidate %s failed: %s", job.name, outcome.evaluation.reason)
         yield outcome.evaluation
 
-    def _drop_copies(self, job_id: str) -> None:
+    def _drop_copies(self, key: str) -> None:
         """Stop waiting for the other copy of a finished job, and tell its worker to skip it."""
         for worker in self.workers:
             for ref, job in list(worker.jobs.items()):
-                if job.id == job_id:
+                if job.key == key:
                     del worker.jobs[ref]
-                    worker.actor.cancel.remote(job_id)
+                    worker.actor.cancel.remote(key)
 
-    def _lost(self, worker: _Worker, jobs: list[Job], err: Exception, round_: _Round) -> Iterator[Evaluation]:
+    def _lost(self, worker: _Worker, jobs: list[CandidateJob], err: Exception, round_: _Round) -> Iterator[Evaluation]:
         """Worker died: replace it; retry each of its jobs once elsewhere, then record it failed."""
         log.warning("ray worker %d died with %d candidate(s) in flight: %s", worker.index, len(jobs),
                     _first_line(err))
         worker.jobs.clear()
         self._replace(worker, err)
-        alive = {job.id for w in self.workers for job in w.jobs.values()}
+        alive = {job.key for w in self.workers for job in w.jobs.values()}
         for job in jobs:
-            if job.id in alive:  # its backup copy is still running elsewhere
+            if job.key in alive:  # its backup copy is still running elsewhere
                 continue
             if job.attempt < MAX_ATTEMPTS:
                 self.retried.append(job.id)
                 round_.waiting.append(replace(job, attempt=job.attempt + 1, avoid=worker.index))
             else:
-                yield _failed(job, reason=f"its worker died on {MAX_ATTEMPTS} attempts: {_first_line(err)}")
+                yield failed(job, reason=f"its worker died on {MAX_ATTEMPTS} attempts: {_first_line(err)}")
 
     def _started(self, worker: _Worker) -> None:
         try:

@@ -12,11 +12,12 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal
 
-from mergekit.config import MergeConfiguration
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hubevo.finetune import FinetuneRecipe
+from hubevo.finetune.recipe import FinetuneRecipe
 from hubevo.methods import get_method
+
+DEFAULT_SEED = 0  # every merge is seeded with it (DARE/DELLA masks): `mergekit-yaml --random-seed 0` rebuilds a recipe
 
 
 def _rounded(genes: Mapping[str, float]) -> dict[str, float]:
@@ -172,12 +173,15 @@ def child_individual(genome: MergeGenome | DataFlowGenome, *, generation: int) -
     return Individual(id=digest, kind="merge", generation=generation, name=f"g{generation}-{digest[:8]}", genome=genome)
 
 
-def to_merge_config(genome: MergeGenome | DataFlowGenome, *, refs: Mapping[str, str], dtype: str = "float32") -> MergeConfiguration:
+def to_merge_config(genome: MergeGenome | DataFlowGenome, *, refs: Mapping[str, str], dtype: str = "float32"):
     """The mergekit configuration that builds `genome`; `refs` maps individual ids to model paths or repo ids."""
+    from mergekit.config import MergeConfiguration
+
     return MergeConfiguration.model_validate(to_merge_dict(genome, refs=refs, dtype=dtype))
 
 
 def to_merge_dict(genome: MergeGenome | DataFlowGenome, *, refs: Mapping[str, str], dtype: str = "float32") -> dict:
+    """The mergekit configuration of `genome` as plain data (the one genome -> recipe renderer)."""
     if isinstance(genome, DataFlowGenome):
         return data_flow_dict(genome, refs=refs, dtype=dtype)
     info = get_method(genome.method)
@@ -222,6 +226,11 @@ def block_slices(genome: MergeGenome, *, refs: Mapping[str, str]) -> list[dict]:
         shared = _conditional(blocks, lambda b: b.shared)
         slices.append({"sources": sources, **({"parameters": shared} if shared else {})})
     return slices
+
+
+def identity_dict(ref: str, *, dtype: str = "float32") -> dict:
+    """A one-model linear merge: how a seed (or a fine-tuned child's folder) is materialised."""
+    return {"merge_method": "linear", "models": [{"model": ref, "parameters": {"weight": 1.0}}], "dtype": dtype}
 
 
 def data_flow_dict(genome: DataFlowGenome, *, refs: Mapping[str, str], dtype: str = "float32") -> dict:

@@ -1,18 +1,19 @@
 """The evolution loop: seed -> evaluate -> select -> crossover/mutate -> publish, repeated.
 
 The orchestrator (`evolve`, at the bottom) reads like the papers' figure. The search
-strategy decides who is evaluated (`ask`) and who survives (`tell`); the execution
-backend evaluates; survivors are written with lineage cards before they can be
-parents. The run state is saved atomically after every evaluated candidate and every
-written survivor, so a killed run resumes without losing a survivor or repeating an
-evaluation.
+strategy decides who is evaluated (`ask`) and learns from the results (`tell`); the
+execution backend runs candidate jobs; racing, when configured, is a policy over the
+backend; survivors are written with lineage cards before they can be parents, and the
+champion (`hubevo.ranking`) is always one of them. The run state is saved atomically after
+every evaluated candidate and every written survivor, so a killed run resumes without
+losing a survivor or repeating an evaluation. `Run` is this module's own: strategies see a
+`PopulationView`, backends see `CandidateJob`s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,73 +21,61 @@ from pathlib import Path
 import yaml
 from tqdm.auto import tqdm
 
-from hubevo import publish
+from hubevo import publish, ranking
 from hubevo.config import RunConfig
 from hubevo.errors import CandidateError, HubError
-from hubevo.evaluation import Evaluator, run_environment
-from hubevo.execution import get_backend
-from hubevo.genome import Individual, seed_individual, to_merge_config
-from hubevo.methods import get_method
-from hubevo.mutation import get_operator, is_finetune
-from hubevo.racing import race_generation
+from hubevo.fsio import atomic_dir, atomic_write_text
+from hubevo.genome import Individual, seed_individual
+from hubevo.population import PopulationView
+from hubevo.resolver import Resolver
+from hubevo.runner import CandidateJob, CandidateRunner, RunnerSpec, TRAINING_FILE
 from hubevo.seed import ResolvedMember, check_compatible, seed_population
-from hubevo.state import RunState, append_event, atomic_write_text, config_hash, open_state, save_state
-from hubevo.strategies import get_strategy
+from hubevo.state import RunState, append_event, config_hash, open_state, save_state
 
 log = logging.getLogger("hubevo")
 
 
 @dataclass
 class Run:
-    """Everything one run holds while it is alive: config, state, strategy and the resident model."""
+    """Everything one run holds while it is alive: config, state, resolver, strategy and the runner."""
 
     cfg: RunConfig
     state: RunState
-    evaluator: Evaluator
-    paths: dict[str, str]  # individual id -> local model folder
-    hub_names: dict[str, str]  # seed id -> how a card names it: Hub repo id, or the member's label
-    yaml_refs: dict[str, str]  # seed id -> how a card's mergekit YAML names it: repo@sha, or its path
-    seed_ids: list[str]
-    base_id: str | None
+    resolver: Resolver
+    view: PopulationView
     progress: bool = True
     api: object | None = None  # an injected huggingface_hub.HfApi; None = built from the environment
     started: float = field(default_factory=time.monotonic)
     strategy: object | None = None
-    _materializer: object | None = None
-    _tokenizer: object | None = None
+    _runner: CandidateRunner | None = None
 
     @property
     def run_dir(self) -> Path:
         return self.cfg.output.dir
 
     @property
+    def seed_ids(self) -> list[str]:
+        return list(self.state.initial)
+
+    @property
     def template(self) -> str:
-        return self.paths[self.seed_ids[0]]
+        return self.resolver.load_path(self.state.initial[0])
 
     @property
-    def materializer(self):
-        if self._materializer is None:
-            import torch
+    def runner(self) -> CandidateRunner:
+        if self._runner is None:
+            self._runner = CandidateRunner(RunnerSpec(template=self.template, fitness=self.cfg.fitness,
+                                                      dtype=self.cfg.dtype))
+        return self._runner
 
-            from hubevo.materialize import Materializer
-
-            dtype = getattr(torch, self.cfg.dtype)
-            self._materializer = Materializer(self.template, device=self.evaluator.device, dtype=dtype)
-        return self._materializer
-
-    @property
-    def tokenizer(self):
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(self.template)
-        return self._tokenizer
-
-    def merge_config(self, ind: Individual):
-        """The mergekit config that materialises `ind`; a seed is the identity merge of its folder."""
-        if ind.genome is None:
-            return identity_config(self.paths[ind.id], dtype=self.cfg.dtype)
-        return to_merge_config(ind.genome, refs=self.paths, dtype=self.cfg.dtype)
+    def job(self, ind: Individual, *, sample=None) -> CandidateJob:
+        """The candidate job of `ind` in the current generation, over local folders."""
+        ft = ind.finetune
+        return CandidateJob(
+            id=ind.id, name=ind.name, generation=self.state.generation, merge=self.resolver.merge_config(ind),
+            finetune=ft, parent_path=self.resolver.load_path(ft.parent) if ft else None,
+            train_dir=str(self.resolver.train_dir(ind.id)) if ft else None, sample=sample,
+        )
 
     def save(self) -> None:
         now = time.monotonic()
@@ -96,24 +85,22 @@ class Run:
         save_state(self.state, self.run_dir)
 
 
-def identity_config(path: str, *, dtype: str):
-    from mergekit.config import MergeConfiguration
-
-    return MergeConfiguration.model_validate(
-        {"merge_method": "linear", "models": [{"model": path, "parameters": {"weight": 1.0}}], "dtype": dtype}
-    )
-
-
 # 1 seed ------------------------------------------------------------------------------------------
 def validate_names(cfg: RunConfig) -> None:
-    """Unknown methods, operators and strategies fail before anything is downloaded or merged."""
+    """Registry names again (a config built in code may skip the schema), backends that need an extra,
+    preference sources that must exist."""
+    from hubevo.execution import get_backend
+    from hubevo.methods import get_method
+    from hubevo.mutation import get_operator
+    from hubevo.strategies import get_strategy
+
     for name in cfg.crossover.methods:
         get_method(name)
     for name in cfg.mutation.operators:
         get_operator(name)
     get_strategy(cfg.search.strategy)
     get_backend(cfg.execution.backend)
-    if cfg.mutation.finetune is not None and any(is_finetune(op) for op in cfg.mutation.operators):
+    if cfg.mutation.finetune is not None and any(op in ("dpo", "sft") for op in cfg.mutation.operators):
         from hubevo.finetune import check_sources
 
         check_sources(cfg.mutation.finetune)
@@ -148,28 +135,52 @@ def local_member(member: dict, *, api=None) -> ResolvedMember:
     return ResolvedMember(**{**member, "path": resolve(Member(repo=repo), api=api).path})
 
 
+def seed_layers(paths: dict[str, str]) -> dict[str, int]:
+    layers = {}
+    for cid, path in paths.items():
+        config = json.loads((Path(path) / "config.json").read_text())
+        layers[cid] = int(config.get("text_config", config)["num_hidden_layers"])
+    return layers
+
+
+def build_strategy(cfg: RunConfig, view: PopulationView, saved: dict):
+    from hubevo.strategies import get_strategy
+
+    strategy = get_strategy(cfg.search.strategy)(cfg, view)
+    strategy.load_state_dict(saved)
+    return strategy
+
+
 def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=None) -> Run:
     """Validate everything that can be validated before the first merge, then open or create the state.
 
     A resumed run takes its seeds from the state (pinned paths and revisions), never from a new query.
     """
+    from hubevo.evaluation import Evaluator
+
     validate_names(cfg)
     state = open_state(cfg, resume=resume)
     evaluator = Evaluator(cfg.fitness)
     evaluator.check_tasks()
+    if cfg.fitness.racing is not None:
+        evaluator.check_racing()
     state = state or first_state(cfg, api=api)
-    members = {i: local_member(m, api=api) for i, m in state.members.items()}
-    trained = {i: str(cfg.output.dir / "candidates" / i) for i in state.training}
-    paths = {i: str(m.path) for i, m in members.items()} | trained | dict(state.saved)
-    hub_names = {i: m.hub_name for i, m in members.items()}
-    yaml_refs = {i: m.recipe_ref for i, m in members.items()}
-    run = Run(cfg, state, evaluator, paths, hub_names, yaml_refs, seed_ids=list(state.initial),
-              base_id=state.base, progress=progress, api=api)
-    run.strategy = get_strategy(cfg.search.strategy)(run)
-    run.strategy.load_state_dict(state.strategy_state)
+    paths = {i: str(local_member(m, api=api).path) for i, m in state.members.items()}
+    resolver = Resolver(state=state, run_dir=cfg.output.dir, run_name=cfg.name, publish=cfg.publish,
+                        member_paths=paths, dtype=cfg.dtype)
+    view = PopulationView(state, seed_layers=seed_layers(paths))
+    run = Run(cfg, state, resolver, view, progress=progress, api=api)
+    run._runner = CandidateRunner(RunnerSpec(template=run.template, fitness=cfg.fitness, dtype=cfg.dtype),
+                                  evaluator=evaluator)
+    for cid, ind in state.individuals.items():  # states written before recipes were stored
+        if ind.genome is not None and cid not in state.recipes:
+            state.recipes[cid] = resolver.recipe(ind)
+    run.strategy = build_strategy(cfg, view, state.strategy_state)
     run.save()
     atomic_write_text(run.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     if not (run.run_dir / "env.json").is_file():
+        from hubevo.evaluation import run_environment
+
         atomic_write_text(run.run_dir / "env.json", json.dumps(run_environment(), indent=1, default=str))
     return run
 
@@ -178,27 +189,61 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
 def evaluate_generation(run: Run, backend) -> None:
     state = run.state
     todo = [state.individuals[i] for i in state.population if i not in state.evaluations]
+    cap = run.cfg.budget.max_evaluations
+    if cap is not None:
+        todo = todo[: max(0, cap - len(state.evaluations))]
     bar = tqdm(total=len(todo), desc=f"generation {state.generation}", unit="candidate", disable=not run.progress)
-    budgeted = (ind for ind in todo if not stop_reason(run, within_generation=True))
-    evaluations = (race_generation(run, todo, generation=state.generation) if run.cfg.fitness.racing
-                   else backend.evaluate(budgeted, generation=state.generation))
-    for evaluation in evaluations:
-        state.evaluations[evaluation.id] = evaluation
-        run.save()
+    for evaluation in scored(run, backend, todo):
+        record(run, evaluation)
         append_event(run.run_dir, "evaluated", id=evaluation.id, generation=state.generation,
                      status=evaluation.status, fitness=evaluation.fitness, done=bar.n + 1, total=len(todo))
         bar.update()
     bar.close()
 
 
+def scored(run: Run, backend, todo: list[Individual]):
+    """Evaluations of `todo`: raced over growing samples when `fitness.racing` says so, else in full."""
+    racing = run.cfg.fitness.racing
+    if racing is None:
+        within_budget = (run.job(ind) for ind in todo if not stop_reason(run, within_generation=True))
+        return backend.evaluate(within_budget)
+    from hubevo.evaluation import weighted_fitness
+    from hubevo.racing import race
+
+    tasks = run.cfg.fitness.tasks
+    return race([run.job(ind) for ind in todo], evaluate=backend.evaluate,
+                order=run.runner.evaluator.racing_order(run.state.generation), rungs=racing.rungs,
+                keep=racing.keep, min_keep=racing.min_keep, fitness=lambda scores: weighted_fitness(scores, tasks),
+                protect=frozenset(i.id for i in todo if i.kind == "seed"))  # a member is never raced out
+
+
+def record(run: Run, evaluation) -> None:
+    state = run.state
+    ind = state.individuals[evaluation.id]
+    if ind.finetune is not None:  # the driver learns how the child trained, whichever backend trained it
+        metrics = run.resolver.train_dir(ind.id) / TRAINING_FILE
+        if metrics.is_file():
+            state.training[ind.id] = json.loads(metrics.read_text())
+    state.evaluations[evaluation.id] = evaluation
+    run.save()
+
+
 # 3 select ----------------------------------------------------------------------------------------
-def select(run: Run, *, final: bool) -> list[str]:
-    """Tell the strategy this generation's results (once, even across resumes); name the survivors."""
+def tell(run: Run) -> None:
+    """Tell the strategy this generation's results (once, even across resumes)."""
     state = run.state
     if state.told < state.generation:
         run.strategy.tell({i: state.evaluations[i] for i in state.population if i in state.evaluations})
         state.told = state.generation
-    state.survivors[state.generation] = run.strategy.survivors(final=final)
+        run.save()
+
+
+def select(run: Run, *, final: bool) -> list[str]:
+    """The survivors of this generation: the strategy's, and always the champion."""
+    state = run.state
+    champion = state.champion()
+    state.survivors[state.generation] = list(dict.fromkeys(
+        [*run.strategy.survivors(final=final), *([champion] if champion else [])]))
     run.save()
     return state.survivors[state.generation]
 
@@ -218,51 +263,29 @@ def write_survivors(run: Run, survivors: list[str]) -> None:
 
 def heldout_scores(run: Run, ind: Individual) -> dict[str, float]:
     try:
-        model = run.materializer.materialize(run.merge_config(ind))
-        return run.evaluator.heldout(model, run.tokenizer)
+        return run.runner.heldout(run.resolver.merge_config(ind))
     except CandidateError as err:
         log.warning("held-out evaluation of %s failed: %s", ind.name, err)
         return {}
 
 
 def write_survivor(run: Run, ind: Individual) -> None:
-    final = run.run_dir / "models" / ind.name
-    tmp = final.with_name(f".{ind.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    heldout = run.state.heldout.get(ind.id) or heldout_scores(run, ind)  # leaves `ind` materialised
-    run.state.heldout[ind.id] = heldout
-    run.materializer.save(tmp, tokenizer_source=Path(run.template))
-    ev = run.state.evaluations[ind.id]
-    card = publish.lineage_card(
-        ind, run_name=run.cfg.name, parent_refs=card_names(run), merge_refs=yaml_refs(run), fitness=ev.fitness,
-        scores=ev.scores, heldout=heldout, dtype=run.cfg.dtype, hub_only=run.cfg.publish.push != "none",
-        training=run.state.training.get(ind.id),
-    )
-    card.save(tmp / "README.md")
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    run.state.saved[ind.id] = str(final)
-    run.paths[ind.id] = str(final)
+    state, resolver = run.state, run.resolver
+    final = resolver.survivor_dir(ind.id)
+    heldout = state.heldout.get(ind.id) or heldout_scores(run, ind)
+    state.heldout[ind.id] = heldout
+    with atomic_dir(final) as tmp:
+        run.runner.materialize(resolver.merge_config(ind))
+        run.runner.materializer.save(tmp, tokenizer_source=Path(run.template))
+        card = publish.lineage_card(
+            ind, run_name=run.cfg.name, parent_refs=resolver.card_names(), recipe=state.recipes.get(ind.id),
+            evaluation=state.evaluations[ind.id], heldout=heldout, hub_only=resolver.pushes_survivors,
+            training=state.training.get(ind.id),
+        )
+        card.save(tmp / "README.md")
+    state.saved[ind.id] = str(final)
     run.save()
-    append_event(run.run_dir, "survivor", id=ind.id, generation=run.state.generation, path=str(final))
-
-
-def card_names(run: Run) -> dict[str, str]:
-    """How cards name each individual: Hub repo ids where they are (or will be) on the Hub."""
-    pub = run.cfg.publish
-    on_hub = lambda ind: pub.push == "survivors" and ind.kind != "seed"  # noqa: E731
-    return {
-        i: pub.survivor_repo(run.cfg.name, i) if on_hub(ind) else run.hub_names.get(i, ind.name)
-        for i, ind in run.state.individuals.items()
-    }
-
-
-def yaml_refs(run: Run) -> dict[str, str]:
-    """How a card's mergekit YAML names each parent: repo@sha for Hub seeds, Hub repos or local folders."""
-    names = card_names(run)
-    pushed = {i: names[i] for i, ind in run.state.individuals.items()
-              if ind.kind != "seed" and run.cfg.publish.push == "survivors"}
-    return {**run.paths, **pushed, **run.yaml_refs}
+    append_event(run.run_dir, "survivor", id=ind.id, generation=state.generation, path=str(final))
 
 
 def push(run: Run) -> None:
@@ -286,6 +309,8 @@ def next_generation(run: Run) -> bool:
     asked = run.strategy.ask()
     for ind in asked:
         state.individuals.setdefault(ind.id, ind)
+        if ind.genome is not None and ind.id not in state.recipes:
+            state.recipes[ind.id] = run.resolver.recipe(ind)
     state.population = list(dict.fromkeys([*state.pending, *(ind.id for ind in asked)]))
     state.pending = []
     run.save()
@@ -306,18 +331,28 @@ def stop_reason(run: Run, *, within_generation: bool = False) -> str | None:
 
 
 def summarize(run: Run) -> str:
+    """One line per generation; the champion it names is `hubevo.ranking`'s, as everywhere else."""
     state = run.state
     evs = [state.evaluations[i] for i in state.population if i in state.evaluations]
     ok = [e for e in evs if e.status == "ok"]
-    if not ok:
+    champion = state.champion()
+    if not ok or champion is None:
         return f"generation {state.generation}: no candidate succeeded ({len(evs)} failed)"
-    best = max(ok, key=lambda e: e.fitness)
-    ind = state.individuals[best.id]
+    best = state.individuals[ranking.champion(ok)]
+    ind, ev = state.individuals[champion], state.evaluations[champion]
     new = sum(1 for e in evs if e.generation == state.generation)
-    return (f"generation {state.generation}: {len(evs)} candidates ({new} new, {len(evs) - len(ok)} failed), "
-            f"best {best.fitness:.3f} ({ind.name}, {ind.kind if ind.genome is None else ind.genome.method}), "
-            f"mean {sum(e.fitness for e in ok) / len(ok):.3f}, "
+    raced = sum(1 for e in evs if e.status == "raced_out")
+    return (f"generation {state.generation}: {len(evs)} candidates ({new} new, {len(evs) - len(ok) - raced} failed"
+            f"{f', {raced} raced out' if raced else ''}), best {state.evaluations[best.id].fitness:.3f} "
+            f"({best.name}), mean {sum(e.fitness for e in ok) / len(ok):.3f}, "
+            f"champion {ind.name} ({describe(ind)}, fitness {ev.fitness:.3f}), "
             f"survivors {len(state.survivors.get(state.generation, []))}, {state.elapsed_s:.0f} s")
+
+
+def describe(ind: Individual) -> str:
+    if ind.finetune is not None:
+        return ind.finetune.operator
+    return ind.kind if ind.genome is None else ind.genome.method
 
 
 def add_immigrants(run: Run, members: list[ResolvedMember]) -> list[str]:
@@ -330,9 +365,8 @@ def add_immigrants(run: Run, members: list[ResolvedMember]) -> list[str]:
             continue
         cid = record_member(run.state, member)
         run.state.pending.append(cid)
-        run.paths[cid] = str(member.path)
-        run.hub_names[cid] = member.hub_name
-        run.yaml_refs[cid] = member.recipe_ref
+        run.resolver.add_member(cid, str(member.path))
+        run.view.add_seed_layers(cid, seed_layers({cid: str(member.path)})[cid])
         added.append(cid)
     run.save()
     return added
@@ -344,15 +378,29 @@ def advance(run: Run) -> None:
     run.save()
 
 
+def finish(run: Run, reason: str | None) -> None:
+    state = run.state
+    state.finished, state.stop_reason = True, reason or "the strategy proposed no new candidate"
+    run.save()
+    publish.write_tables(state, run.run_dir)
+    push(run)
+    champion = state.champion()
+    if champion is not None:
+        log.info("champion: %s (fitness %.3f)", state.individuals[champion].name, state.evaluations[champion].fitness)
+
+
 def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=None) -> RunState:
     """Run (or resume) an evolution to the end of its budget; returns the final state."""
+    from hubevo.execution import make_backend
+
     run = start(cfg, resume=resume, progress=progress, api=api)
-    backend = get_backend(cfg.execution.backend)(run)
+    backend = make_backend(cfg, runner=run.runner)
     run.state.finished, reason = False, None
     try:
         while next_generation(run):                       # 4+5: crossover and mutation inside ask
             evaluate_generation(run, backend)             # 2
-            reason = stop_reason(run)
+            tell(run)                                     # 3
+            reason = stop_reason(run) or run.strategy.stop()
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
             push(run)                                     # 6 to the Hub
             log.info(summarize(run))
@@ -362,8 +410,6 @@ def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=N
             advance(run)
     finally:
         backend.close()
-    run.state.finished, run.state.stop_reason = True, reason or "the strategy proposed no new candidate"
-    run.save()
-    publish.write_tables(run.state, run.run_dir)
-    push(run)
+    finish(run, reason)
     return run.state
+

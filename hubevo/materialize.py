@@ -48,8 +48,7 @@ from mergekit.plan import MergePlanner
 from transformers.initialization import no_init_weights
 
 from hubevo.errors import CandidateError, MemberNotFoundError
-
-DEFAULT_SEED = 0
+from hubevo.genome import DEFAULT_SEED
 TOKENIZER_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -120,7 +119,7 @@ class Materializer:
     def model(self) -> transformers.PreTrainedModel:
         return self._model
 
-    def materialize(self, config: MergeConfiguration) -> transformers.PreTrainedModel:
+    def materialize(self, config: MergeConfiguration | dict) -> transformers.PreTrainedModel:
         """Run mergekit's planner/executor for `config` and copy every tensor into the resident model.
 
         Returns the resident model: the same object each call, unless the merge's output config
@@ -130,6 +129,8 @@ class Materializer:
         method and the tensor; the resident weights are then undefined until the next merge.
         Raises MemberNotFoundError, before mergekit runs, if a member is not a local folder.
         """
+        if isinstance(config, dict):
+            config = MergeConfiguration.model_validate(config)
         config = _checked_copy(config)
         clear_loader_cache()
         tasks, out_config = _plan_in_memory(config, options=self._options)

@@ -11,10 +11,15 @@ import difflib
 from dataclasses import dataclass
 from functools import cache
 
-from mergekit.merge_methods import registry
-from mergekit.merge_methods.base import BasePolicy, ParameterScope
-
 from hubevo.errors import UnknownNameError
+
+# mergekit 0.1.5's registered methods, so a config names a bad method without importing mergekit
+# (and torch); tests/test_operators.py checks this list against mergekit's registry.
+METHOD_NAMES = (
+    "arcee_fusion", "breadcrumbs", "breadcrumbs_ties", "dare_linear", "dare_ties", "della", "della_linear",
+    "karcher", "linear", "model_stock", "multislerp", "nearswap", "nuslerp", "passthrough", "ram", "ramplus_tl",
+    "sce", "slerp", "task_arithmetic", "ties",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ def _float_params(spec, scopes) -> tuple[str, ...]:
 
 def _parent_bounds(spec) -> tuple[int, int | None]:
     """Parent counts excluding the base model, from mergekit's input contract."""
+    from mergekit.merge_methods.base import BasePolicy
+
     contract = spec.contract
     if contract.base == BasePolicy.REQUIRED:
         low = max(1, (contract.min_inputs or 1) - 1)
@@ -53,6 +60,9 @@ def _parent_bounds(spec) -> tuple[int, int | None]:
 
 @cache
 def method_table() -> dict[str, MethodInfo]:
+    from mergekit.merge_methods import registry
+    from mergekit.merge_methods.base import ParameterScope
+
     table = {}
     for method in registry.registered_methods():
         spec = method.spec
@@ -67,6 +77,15 @@ def method_table() -> dict[str, MethodInfo]:
             max_parents=high,
         )
     return table
+
+
+def unknown_method_message(name: str) -> str | None:
+    """Why `name` is not a merge method (with close matches), or None; never imports mergekit."""
+    if name in METHOD_NAMES:
+        return None
+    close = difflib.get_close_matches(name, METHOD_NAMES, n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    return f"unknown merge method {name!r}.{hint} Known methods: {', '.join(sorted(METHOD_NAMES))}"
 
 
 def get_method(name: str) -> MethodInfo:

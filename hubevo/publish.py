@@ -16,11 +16,11 @@ import pandas as pd
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hubevo import pareto
+from hubevo import pareto, ranking
 from hubevo.config import REPO_ID
-from hubevo.genome import Individual, to_merge_dict
-from hubevo.materialize import DEFAULT_SEED
-from hubevo.state import RunState, atomic_write_text
+from hubevo.fsio import atomic_write_bytes, atomic_write_text
+from hubevo.genome import DEFAULT_SEED, Individual
+from hubevo.state import Evaluation, RunState
 
 CARD_TEMPLATE = """---
 {{ card_data }}
@@ -46,8 +46,10 @@ took part in selection.
 {% endfor %}
 {% if merge_yaml %}## Recipe
 
-Running `mergekit-yaml recipe.yaml out --random-seed {{ merge_seed }}` on this configuration rebuilds
-the weights (the seed fixes the random masks of DARE and DELLA):
+Parents are named by Hub repo id or by their path relative to the run folder.
+Running `mergekit-yaml recipe.yaml out --random-seed {{ merge_seed }}` on this configuration (from
+the run folder, for relative paths) rebuilds the weights (the seed fixes the random masks of DARE
+and DELLA):
 
 ```yaml
 {{ merge_yaml }}```
@@ -75,19 +77,20 @@ def lineage_card(
     *,
     run_name: str,
     parent_refs: Mapping[str, str],
-    merge_refs: Mapping[str, str],
-    fitness: float,
-    scores: Mapping[str, float],
+    recipe: Mapping | None,
+    evaluation: Evaluation,
     heldout: Mapping[str, float],
-    dtype: str = "float32",
     hub_only: bool = False,
     training: Mapping | None = None,
 ) -> ModelCard:
-    """The model card of a merged survivor; `parent_refs` name parents as the Hub should show them.
+    """The model card of a survivor; `parent_refs` name parents as the Hub should show them.
+
+    `recipe` is the individual's stored mergekit recipe (parents by Hub id or run-relative path).
 
     With `hub_only`, `base_model` keeps only parents that are Hub repo ids (the Hub rejects
     local names); the lineage section still lists every parent.
     """
+    scores, fitness = evaluation.scores, evaluation.fitness
     parents = [parent_refs[p] for p in ind.parents]
     tree = [p for p in parents if REPO_ID.match(p)] if hub_only else parents
     method = ind.finetune.operator if ind.finetune else getattr(ind.genome, "method", "passthrough")
@@ -100,8 +103,7 @@ def lineage_card(
               f"gen-{ind.generation}"],
         eval_results=eval_results(scores, split="fitness") + eval_results(heldout, split="heldout"),
     )
-    merge_yaml = None if ind.finetune else yaml.safe_dump(
-        to_merge_dict(ind.genome, refs=merge_refs, dtype=dtype), sort_keys=False)
+    merge_yaml = yaml.safe_dump(dict(recipe), sort_keys=False) if recipe else None
     mutation = yaml.safe_dump(mutation_record(ind, training), sort_keys=False) if ind.finetune else None
     rows = [(t, "fitness", v) for t, v in scores.items()] + [(t, "held-out", v) for t, v in heldout.items()]
     return ModelCard.from_template(
@@ -119,8 +121,7 @@ def mutation_record(ind: Individual, training: Mapping | None) -> dict:
 
 def results_frame(state: RunState) -> pd.DataFrame:
     """One row per evaluated candidate: the table the leaderboard and the Hub results dataset hold."""
-    rows, front = [], pareto.run_front(state)
-    names = {i: ind.name for i, ind in state.individuals.items()}
+    rows, front, champion = [], pareto.run_front(state), state.champion()
     for ev in state.evaluations.values():
         ind = state.individuals[ev.id]
         g = ind.genome
@@ -134,7 +135,7 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "parents": [state.individuals[p].name for p in ind.parents],
             "genes": json.dumps(g.genes() if g else {}),
             "mutation": json.dumps(mutation_record(ind, state.training.get(ind.id))) if ind.finetune else None,
-            "recipe": yaml.safe_dump(to_merge_dict(g, refs=names), sort_keys=False) if g is not None else None,
+            "recipe": yaml.safe_dump(state.recipes[ind.id], sort_keys=False) if ind.id in state.recipes else None,
             "status": ev.status,
             "reason": ev.reason,
             "fitness": ev.fitness,
@@ -145,6 +146,7 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "seconds": ev.seconds,
             "survivor": any(ev.id in ids for ids in state.survivors.values()),
             "pareto": ev.id in front,
+            "champion": ev.id == champion,
             "path": state.saved.get(ev.id),
         })
     return pd.DataFrame(rows)
@@ -169,19 +171,25 @@ def lineage_graph(state: RunState) -> dict:
 
 def write_tables(state: RunState, run_dir: Path) -> None:
     frame = results_frame(state)
-    tmp = run_dir / ".results.parquet.tmp"
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(run_dir / "results.parquet")
+    atomic_write_bytes(run_dir / "results.parquet", frame.to_parquet(index=False))
     if state.finished:
         pareto.plot_front(frame, run_dir / "pareto.png")
     atomic_write_text(run_dir / "lineage.json", json.dumps(lineage_graph(state), indent=1))
+
+
+def ranked_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows best first by `hubevo.ranking.rank_key`; rows without a fitness last, in table order."""
+    scored = frame[frame["fitness"].notna() & (frame["status"] == "ok")]
+    order = sorted(scored.index, key=lambda i: ranking.rank_key(
+        frame.at[i, "fitness"], frame.at[i, "evaluated_in"], frame.at[i, "id"]))
+    return frame.loc[order + [i for i in frame.index if i not in set(order)]]
 
 
 def leaderboard(state: RunState, *, top: int | None = None) -> str:
     frame = results_frame(state)
     if frame.empty:
         return "(no candidates evaluated)"
-    frame = frame.sort_values(["fitness", "generation"], ascending=[False, True], na_position="last")
+    frame = ranked_frame(frame)
     frame["parents"] = frame["parents"].map(lambda ps: "+".join(ps) if len(ps) else "-")
     cols = ["generation", "model", "parents", "method", "fitness", "heldout", "status"]
     shown = frame[cols].head(top) if top else frame[cols]

@@ -1,13 +1,16 @@
-"""Stage 2 with racing: successive halving over a generation's candidates.
+"""Stage 2 with racing: successive halving over a generation's candidates, on any backend.
 
-Every candidate is scored on a small first slice of the generation's fitness sample; the
-best `keep` fraction is promoted to the next slice, and so on; only the finalists see the
-whole sample, so their fitness is exactly what a full evaluation gives (rung scores are
-combined as example-weighted means, which is exact for per-example metrics such as
-accuracy or exact match). Candidates raced out keep their estimate and the examples they
-consumed: they are recorded as `failed`, with no fitness, their partial per-task scores and a
-reason starting "raced out", so they are never champions or GA parents, while search
-strategies still rank them below every finalist (`order_key`).
+Racing is a policy over a backend: every candidate job is first scored on a small first
+slice of the generation's fitness sample; the best `keep` fraction is promoted to the next
+slice, and so on; only the finalists see the whole sample, so their fitness is exactly what
+a full evaluation gives (rung scores are combined as example-weighted means, which is exact
+for per-example metrics such as accuracy or exact match). Each rung is one call of the
+backend's `evaluate` with the jobs' `sample` set to the rung's slice, so racing works with
+Ray and with fine-tuned children (trained once, in the first rung). Candidates raced out
+keep their estimate and the examples they consumed, with status `raced_out`, no fitness,
+their partial per-task scores and a reason; they are never champions or GA parents, while
+search strategies still rank them below every finalist (`order_key`). Protected candidates
+(the seeds) are always promoted.
 
 A race is atomic per generation: its evaluations are recorded when it ends, so a run killed
 mid-race runs the race again on resume and gets the same outcome.
@@ -17,26 +20,19 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
-from hubevo.errors import CandidateError
+from hubevo.runner import CandidateJob, Sample
 from hubevo.state import Evaluation
-
-if TYPE_CHECKING:
-    from hubevo.genome import Individual
-    from hubevo.loop import Run
 
 log = logging.getLogger("hubevo")
 
 RACED_OUT = "raced out"
-Sample = dict[str, list[int]]  # task -> document indices
 
 
 def raced_out(ev: Evaluation) -> bool:
-    return ev.status == "failed" and (ev.reason or "").startswith(RACED_OUT)
+    return ev.status == "raced_out"
 
 
 def order_key(ev: Evaluation | None) -> tuple:
@@ -96,31 +92,42 @@ class Tally:
         return sum(self.counts.values())
 
 
+Scorer = Callable[[Sequence[CandidateJob]], Iterable[Evaluation]]  # a backend's `evaluate`
+
+
 def successive_halving(
-    ids: Sequence[str],
+    jobs: Sequence[CandidateJob],
     *,
-    score: Callable[[str, Sample], Mapping[str, float]],
+    evaluate: Scorer,
     slices: Sequence[Sample],
     fitness: Callable[[Mapping[str, float]], float],
     keep: float,
     min_keep: int = 1,
+    protect: frozenset[str] = frozenset(),
 ) -> dict[str, Tally]:
-    """Race `ids` over `slices`; `score(id, part)` raises CandidateError for a broken candidate."""
-    tallies = {i: Tally() for i in ids}
-    alive = list(ids)
+    """Race `jobs` over `slices`; `evaluate` scores jobs on their `sample` (a failed Evaluation = broken)."""
+    tallies = {job.id: Tally() for job in jobs}
+    alive = list(jobs)
     for rung, part in enumerate(slices):
-        for cid in alive:
-            started = time.perf_counter()
-            try:
-                tallies[cid].add(score(cid, part), part)
-            except CandidateError as err:
-                tallies[cid].error = str(err)
-            tallies[cid].rung, tallies[cid].seconds = rung, tallies[cid].seconds + time.perf_counter() - started
-        alive = [c for c in alive if tallies[c].error is None]
+        for ev in evaluate([replace(job, sample=part) for job in alive]):
+            tally = tallies[ev.id]
+            tally.rung, tally.seconds = rung, tally.seconds + ev.seconds
+            if ev.status == "ok":
+                tally.add(ev.scores, part)
+            else:
+                tally.error = ev.reason or "failed"
+        alive = [job for job in alive if tallies[job.id].error is None]
         if rung < len(slices) - 1:
-            alive.sort(key=lambda c: fitness(tallies[c].scores), reverse=True)  # stable: ties keep ask order
-            alive = alive[: max(min_keep, math.ceil(keep * len(alive)))]
+            alive = promoted(alive, tallies, fitness=fitness, keep=keep, min_keep=min_keep, protect=protect)
     return tallies
+
+
+def promoted(alive: list[CandidateJob], tallies: Mapping[str, Tally], *, fitness, keep: float, min_keep: int,
+             protect: frozenset[str]) -> list[CandidateJob]:
+    """The best `keep` fraction (at least `min_keep`) and every protected job; stable, so ties keep ask order."""
+    ranked_jobs = sorted(alive, key=lambda job: fitness(tallies[job.id].scores), reverse=True)
+    kept = {job.id for job in ranked_jobs[: max(min_keep, math.ceil(keep * len(alive)))]} | set(protect)
+    return [job for job in alive if job.id in kept]
 
 
 def to_evaluation(cid: str, tally: Tally, *, generation: int, finalist: bool, rungs: int, fitness) -> Evaluation:
@@ -132,32 +139,19 @@ def to_evaluation(cid: str, tally: Tally, *, generation: int, finalist: bool, ru
         return Evaluation(status="ok", fitness=value, scores=tally.scores, **common)
     reason = (f"{RACED_OUT} at rung {tally.rung + 1} of {rungs}: "
               f"fitness estimate {value:.4f} on {tally.examples} examples")
-    return Evaluation(status="failed", reason=reason, scores=tally.scores, **common)
+    return Evaluation(status="raced_out", reason=reason, scores=tally.scores, **common)
 
 
-def race_generation(run: "Run", candidates: Sequence["Individual"], *, generation: int) -> Iterator[Evaluation]:
-    """Race this generation's unevaluated candidates (within the evaluation budget); yield every evaluation."""
-    from hubevo.evaluation import weighted_fitness
-
-    cfg, evaluator = run.cfg, run.evaluator
-    budget = cfg.budget.max_evaluations
-    if budget is not None:
-        candidates = candidates[: max(0, budget - len(run.state.evaluations))]
-    by_id = {ind.id: ind for ind in candidates}
-    slices = rung_slices(evaluator.racing_order(generation), cfg.fitness.racing.rungs)
-    fitness = lambda scores: weighted_fitness(scores, cfg.fitness.tasks)  # noqa: E731
-
-    def score(cid: str, part: Sample) -> Mapping[str, float]:
-        model = run.materializer.materialize(run.merge_config(by_id[cid]))
-        tasks = [t for t in cfg.fitness.tasks if t.name in part]
-        return evaluator.score(model, run.tokenizer, tasks=tasks, samples=part)
-
-    racing = cfg.fitness.racing
-    tallies = successive_halving(list(by_id), score=score, slices=slices, fitness=fitness,
-                                 keep=racing.keep, min_keep=racing.min_keep)
-    last = len(slices) - 1
-    for cid, tally in tallies.items():
-        ev = to_evaluation(cid, tally, generation=generation, finalist=tally.rung == last, rungs=len(slices),
-                           fitness=fitness)
-        log.debug("raced %s: %s", by_id[cid].name, ev.reason or f"finalist, fitness {ev.fitness:.4f}")
+def race(jobs: Sequence[CandidateJob], *, evaluate: Scorer, order: Mapping[str, Sequence[int]], rungs: Sequence[int],
+         keep: float, min_keep: int, fitness, protect: frozenset[str] = frozenset()) -> Iterator[Evaluation]:
+    """Race one generation's jobs over the rungs of `order` (its whole fitness sample); yield every evaluation."""
+    slices = rung_slices(order, rungs)
+    tallies = successive_halving(jobs, evaluate=evaluate, slices=slices, fitness=fitness, keep=keep,
+                                 min_keep=min_keep, protect=protect)
+    generation = jobs[0].generation if jobs else 0
+    for job in jobs:
+        tally = tallies[job.id]
+        ev = to_evaluation(job.id, tally, generation=generation, finalist=tally.rung == len(slices) - 1,
+                           rungs=len(slices), fitness=fitness)
+        log.debug("raced %s: %s", job.name, ev.reason or f"finalist, fitness {ev.fitness:.4f}")
         yield ev

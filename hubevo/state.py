@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Literal
@@ -19,9 +19,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from hubevo import ranking
 from hubevo.config import RunConfig
 from hubevo.errors import ConfigError
+from hubevo.fsio import atomic_write_text
 from hubevo.genome import Individual
+
+log = logging.getLogger("hubevo")
 
 STATE_FILE = "state.json"
 EVENTS_FILE = "events.jsonl"
@@ -30,7 +34,8 @@ EVENTS_FILE = "events.jsonl"
 class Evaluation(BaseModel):
     id: str
     generation: int
-    status: Literal["ok", "failed"]
+    status: Literal["ok", "failed", "raced_out"] = Field(
+        description="ok: fully scored; failed: broke (reason says why); raced_out: stopped early by racing.")
     reason: str | None = None
     fitness: float | None = None
     scores: dict[str, float] = Field(default_factory=dict)
@@ -47,6 +52,8 @@ class RunState(BaseModel):
     heldout: dict[str, dict[str, float]] = Field(default_factory=dict)
     survivors: dict[int, list[str]] = Field(default_factory=dict)
     saved: dict[str, str] = Field(default_factory=dict)
+    recipes: dict[str, dict] = Field(
+        default_factory=dict, description="Merged children: the portable mergekit recipe, rendered once.")
     training: dict[str, dict] = Field(default_factory=dict, description="Fine-tuned children: training metrics.")
     told: int = Field(-1, description="Last generation whose results the strategy has been told.")
     members: dict[str, dict] = Field(default_factory=dict, description="Every seed: id -> label, source, path, revision.")
@@ -62,8 +69,8 @@ class RunState(BaseModel):
         return {i: self.evaluations[i].fitness for i in ids if i in self.evaluations}
 
     def champion(self) -> str | None:
-        ok = [e for e in self.evaluations.values() if e.status == "ok"]
-        return max(ok, key=lambda e: (e.fitness, e.id)).id if ok else None
+        """The run's champion by the one rule of `hubevo.ranking`."""
+        return ranking.champion(self.evaluations)
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -75,16 +82,6 @@ def config_hash(cfg: RunConfig) -> str:
 
 def rng_for(seed: int, generation: int, stage: str) -> np.random.Generator:
     return np.random.default_rng([seed, generation, int(hashlib.sha256(stage.encode()).hexdigest()[:8], 16)])
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def save_state(state: RunState, run_dir: Path) -> None:
@@ -113,6 +110,9 @@ def open_state(cfg: RunConfig, *, resume: bool) -> RunState | None:
     run_dir = cfg.output.dir
     state = load_state(run_dir)
     if state is None:
+        return None
+    if not state.evaluations:  # it failed before paying for anything: nothing to keep, nothing to refuse
+        log.info("output.dir %s holds a run that never evaluated a candidate; starting afresh", run_dir)
         return None
     if not resume:
         raise ConfigError(

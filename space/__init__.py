@@ -1,9 +1,11 @@
 """The hubevo Space: a Gradio app over finished and running evolutions.
 
-- `data`: run directories and results datasets -> leaderboard, family tree, per-generation
-  stats, model detail and run status tables (pure functions of what the loop wrote);
-- `catalog`: the runs shown, re-read when they change; `settings`: deployment settings from the environment;
-- `tree`: the family tree picture; `charts`: fitness and held-out score per generation;
+- `loading`: a run directory or a results dataset -> `RunData`; `catalog`: the runs shown, re-read
+  when they change; `settings`: deployment settings from the environment;
+- `ranking`: the core's one ordering rule over results tables (best first, the champion);
+- the tabs' views, pure functions of `RunData`: `leaderboard` (and the keys that pick a model),
+  `tree` (a model's ancestors and their picture), `progress` (per-generation stats and chart),
+  `detail` (a model's scores, stored recipe and card), `status` (one row per run);
 - `auth`: who may seed, pause and stop runs (allow-listed Hugging Face login or an admin token);
 - `seeding`: the seeding form -> a validated run config;
 - `controller`: what the UI asks of the scheduler;

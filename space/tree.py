@@ -1,6 +1,8 @@
-"""The family tree picture: a model and its ancestors, one column per generation, as a PNG.
+"""The Family tree tab: the lineage graph, a model's ancestors, and their picture as a PNG.
 
-Nodes are coloured by kind (seed or bred), labelled with name and fitness; every edge
+`family_tree` cuts a model and its ancestors out of the run's lineage graph (networkx's
+node-link JSON, as the loop writes it); `tree_layout` puts one column per generation, the
+best (by `space.ranking`) on top. Nodes are coloured by kind (seed or bred), labelled with name and fitness; every edge
 parent -> child is labelled with the child's merge method. Drawn on a bare matplotlib
 `Figure` (no pyplot), so concurrent requests never share a global figure.
 """
@@ -13,12 +15,46 @@ import networkx as nx
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from space.data import tree_layout
+from space.ranking import order_key
 
 COLOURS = {"seed": "#9ecae1", "merge": "#fdae6b", "finetune": "#a1d99b"}
 FOCUS_EDGE = "#d62728"
 
 
+def lineage_digraph(lineage: dict) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    for node in lineage.get("nodes", []):
+        graph.add_node(node["id"], **{k: v for k, v in node.items() if k != "id"})
+    for edge in lineage.get("edges", []):
+        graph.add_edge(edge["source"], edge["target"])
+    return graph
+
+
+def family_tree(lineage: dict, model_id: str) -> nx.DiGraph:
+    """The model and all its ancestors; every edge parent -> child carries the child's merge method."""
+    graph = lineage_digraph(lineage)
+    if model_id not in graph:
+        raise KeyError(f"model {model_id!r} is not in the lineage graph")
+    tree = graph.subgraph(nx.ancestors(graph, model_id) | {model_id}).copy()
+    for _parent, child, data in tree.edges(data=True):
+        data["method"] = tree.nodes[child].get("method") or ""
+    return tree
+
+
+def tree_layout(tree: nx.DiGraph) -> dict[str, tuple[float, float]]:
+    """x = generation, y = rank within the generation (best on top), centred on 0."""
+    by_generation: dict[int, list[str]] = {}
+    for node, data in tree.nodes(data=True):
+        by_generation.setdefault(int(data.get("generation") or 0), []).append(node)
+    positions = {}
+    for generation, nodes in by_generation.items():
+        nodes.sort(key=lambda n: order_key(tree.nodes[n].get("fitness"), generation, cid=n))
+        for rank, node in enumerate(nodes):
+            positions[node] = (float(generation), (len(nodes) - 1) / 2 - rank)
+    return positions
+
+
+# the picture -------------------------------------------------------------------------------------------
 def node_label(data: dict) -> str:
     fitness = data.get("fitness")
     score = f"\n{fitness:.3f}" if isinstance(fitness, (int, float)) else ""
@@ -33,7 +69,7 @@ def split_edges(tree: nx.DiGraph, positions: dict) -> list[tuple[list, str]]:
 
 
 def tree_figure(tree: nx.DiGraph, *, focus: str) -> Figure:
-    """Draw `tree` (see `space.data.family_tree`), the node `focus` outlined."""
+    """Draw `tree` (see `family_tree`), the node `focus` outlined."""
     positions = tree_layout(tree)
     generations = sorted({int(x) for x, _ in positions.values()}) or [0]
     height = max((sum(1 for x, _ in positions.values() if x == g) for g in generations), default=1)

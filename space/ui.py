@@ -1,10 +1,10 @@
 """The Gradio Space: tabs Leaderboard, Family tree, Progress, Model, Seed and Status.
 
-`build_app` wires `space.data` (tables from run directories and results datasets),
-`space.tree` (the family tree picture), `space.seeding` (form -> run config) and
-`space.auth` (who may act) to a scheduler `Controller`. Reading is public; seeding,
-pausing, resuming and stopping are checked on the server in each handler. `serve`
-binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`).
+`build_app` wires the tabs' views (`space.leaderboard`, `space.tree`, `space.progress`,
+`space.detail`, `space.status`, over the runs `space.catalog` keeps), `space.seeding`
+(form -> run config) and `space.auth` (who may act) to a scheduler `Controller`. Reading
+is public; seeding, pausing, resuming and stopping are checked on the server in each
+handler. `serve` binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`).
 """
 
 import io
@@ -17,12 +17,17 @@ import pandas as pd
 from PIL import Image
 
 from hubevo.errors import HubevoError, UnknownNameError
-from space import data
 from space.auth import Access, AccessDenied
 from space.catalog import Catalog
-from space.charts import progress_figure
+from space.detail import ModelDetail, card_sections, model_detail
+from space.leaderboard import (
+    ALL, HF_URL, LEADERBOARD_COLUMNS, champion_key, find_model, generations_of, leaderboard, link_text, model_choices,
+    model_key, model_link,
+)
+from space.progress import STATS_COLUMNS, generation_stats, progress_figure
 from space.seeding import PUSH_MODES, BudgetCaps, SeedForm, TaskCatalog, build_run_config, local_task_names
-from space.tree import tree_png
+from space.status import STATUS_COLUMNS, local_status, merge_statuses, status_table
+from space.tree import family_tree, tree_png
 
 DEFAULT_METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic")
 LEADERBOARD_TYPES = ["number", "str", "markdown", "number", "str", "str", "number", "number", "str", "str"]
@@ -87,7 +92,7 @@ def serve(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, 
 def _default_endpoint() -> str:
     from huggingface_hub import constants
 
-    return constants.ENDPOINT or data.HF_URL
+    return constants.ENDPOINT or HF_URL
 
 
 # refreshing every tab at once ----------------------------------------------------------------------------
@@ -99,12 +104,12 @@ def all_outputs(board, tree, progress, model, status) -> list:
 def everything(catalog: Catalog, *, hub_url: str, controller) -> list:
     runs = catalog.runs()
     names = [r.name for r in runs]
-    choices = data.model_choices(runs)
-    first = choices[0][1] if choices else None
+    choices = model_choices(runs)
+    first = champion_key(runs) or (choices[0][1] if choices else None)
     return [
-        gr.Dropdown(choices=[data.ALL, *names], value=data.ALL),
-        gr.Dropdown(choices=[data.ALL, *map(str, data.generations_of(runs))], value=data.ALL),
-        data.leaderboard(runs, hub_url=hub_url),
+        gr.Dropdown(choices=[ALL, *names], value=ALL),
+        gr.Dropdown(choices=[ALL, *map(str, generations_of(runs))], value=ALL),
+        leaderboard(runs, hub_url=hub_url),
         notes_markdown(catalog),
         gr.Dropdown(choices=choices, value=first),
         gr.Dropdown(choices=names, value=names[0] if names else None),
@@ -123,10 +128,10 @@ def row_picker(catalog: Catalog):
         row = evt.row_value or []
         if len(row) < 3:
             return gr.skip(), gr.skip()
-        found = data.find_model(catalog.runs(), data.model_key(str(row[1]), data.link_text(row[2])))
+        found = find_model(catalog.runs(), model_key(str(row[1]), link_text(row[2])))
         if found is None:
             return gr.skip(), gr.skip()
-        key = data.model_key(found[0].name, found[1])
+        key = model_key(found[0].name, found[1])
         return key, key
 
     return pick_from_row
@@ -136,25 +141,25 @@ def row_picker(catalog: Catalog):
 def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
     with gr.Tab("Leaderboard", id="leaderboard"):
         with gr.Row():
-            run = gr.Dropdown(label="Run", choices=[data.ALL], value=data.ALL, elem_id="leaderboard-run")
-            generation = gr.Dropdown(label="Generation", choices=[data.ALL], value=data.ALL,
+            run = gr.Dropdown(label="Run", choices=[ALL], value=ALL, elem_id="leaderboard-run")
+            generation = gr.Dropdown(label="Generation", choices=[ALL], value=ALL,
                                      elem_id="leaderboard-generation")
             query = gr.Textbox(label="Search models or methods", placeholder="e.g. ties")
             survivors = gr.Checkbox(label="Survivors only")
             refresh = gr.Button("Refresh", scale=0)
-        table = gr.Dataframe(headers=data.LEADERBOARD_COLUMNS, datatype=LEADERBOARD_TYPES, interactive=False,
+        table = gr.Dataframe(headers=LEADERBOARD_COLUMNS, datatype=LEADERBOARD_TYPES, interactive=False,
                              elem_id="leaderboard", max_height=640, wrap=True)
         gr.Markdown("Click a column header to sort, a row to open that model in the Family tree and Model tabs; "
                     "model names link to their Hub repos.")
         notes = gr.Markdown(elem_id="notes")
 
     def update(run_name, gen, text, only):
-        return data.leaderboard(catalog.runs(), run=run_name, generation=gen, query=text or "",
-                                survivors_only=bool(only), hub_url=hub_url)
+        return leaderboard(catalog.runs(), run=run_name, generation=gen, query=text or "",
+                           survivors_only=bool(only), hub_url=hub_url)
 
     def generations(run_name):
-        gens = data.generations_of(catalog.runs(), run=run_name)
-        return gr.Dropdown(choices=[data.ALL, *map(str, gens)], value=data.ALL)
+        gens = generations_of(catalog.runs(), run=run_name)
+        return gr.Dropdown(choices=[ALL, *map(str, gens)], value=ALL)
 
     filters = [run, generation, query, survivors]
     run.change(generations, run, generation).then(update, filters, table)
@@ -171,11 +176,11 @@ def tree_tab(catalog: Catalog) -> dict:
                            buttons=["download", "fullscreen"])
 
     def draw(key):
-        found = data.find_model(catalog.runs(), key)
+        found = find_model(catalog.runs(), key)
         if found is None:
             return None
         run, model_id = found
-        family = data.family_tree(run.lineage, model_id)
+        family = family_tree(run.lineage, model_id)
         return Image.open(io.BytesIO(tree_png(family, focus=model_id)))
 
     model.change(draw, model, picture)
@@ -186,7 +191,7 @@ def progress_tab(catalog: Catalog) -> dict:
     with gr.Tab("Progress", id="progress"):
         run = gr.Dropdown(label="Run", choices=[])
         plot = gr.Plot(label="Fitness and held-out score per generation", elem_id="progress-plot", format="png")
-        stats = gr.Dataframe(headers=data.STATS_COLUMNS, interactive=False, elem_id="progress-table")
+        stats = gr.Dataframe(headers=STATS_COLUMNS, interactive=False, elem_id="progress-table")
         gr.Markdown("Best and mean fitness of the candidates evaluated in each generation, and the champion "
                     "so far with its held-out score (held-out tasks never take part in selection).")
 
@@ -194,7 +199,7 @@ def progress_tab(catalog: Catalog) -> dict:
         runs = [r for r in catalog.runs() if r.name == run_name]
         if not runs:
             return None, None
-        table = data.generation_stats(runs[0].results)
+        table = generation_stats(runs[0].results)
         return progress_figure(table, run_name=run_name), table
 
     run.change(show, run, [plot, stats])
@@ -212,20 +217,26 @@ def model_tab(catalog: Catalog, *, hub_url: str) -> dict:
         card = gr.Markdown(elem_id="model-card")
 
     def show(key):
-        found = data.find_model(catalog.runs(), key)
+        found = find_model(catalog.runs(), key)
         if found is None:
             return "", "", "", ""
         run, model_id = found
-        detail = data.model_detail(run, model_id, card=catalog.card(run, model_id))
-        meta, body = data.split_card(detail.card) if detail.card else ("", "*No card: seeds keep their own.*")
-        return detail_markdown(detail, hub_url=hub_url), detail.recipe or "# a seed: no recipe", meta, body
+        detail = model_detail(run, model_id, card=catalog.card(run, model_id))
+        meta, body = card_sections(detail.card) if detail.card else ("", "*No card: seeds keep their own.*")
+        return detail_markdown(detail, hub_url=hub_url), recipe_text(detail), meta, body
 
     model.change(show, model, [summary, recipe, metadata, card])
     return {"model": model}
 
 
-def detail_markdown(detail: data.ModelDetail, *, hub_url: str) -> str:
-    link = data.model_link(detail.repo, detail.repo, hub_url=hub_url) if detail.repo else "local only"
+def recipe_text(detail: ModelDetail) -> str:
+    if detail.recipe:
+        return detail.recipe
+    return "# a seed: no recipe" if detail.kind == "seed" else "# no mergekit recipe is stored for this model"
+
+
+def detail_markdown(detail: ModelDetail, *, hub_url: str) -> str:
+    link = model_link(detail.repo, detail.repo, hub_url=hub_url) if detail.repo else "local only"
     fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
     scores = "\n".join(f"| {task} | {value:.4f} |" for task, value in sorted(detail.scores.items()))
     return (
@@ -324,7 +335,7 @@ def seed_intro(access: Access, *, caps: BudgetCaps, local_tasks: list[str], cont
 
 def status_tab(catalog: Catalog, controller, *, access: Access, token) -> gr.Dataframe:
     with gr.Tab("Status", id="status"):
-        table = gr.Dataframe(headers=data.STATUS_COLUMNS, interactive=False, elem_id="status-table", wrap=True)
+        table = gr.Dataframe(headers=STATUS_COLUMNS, interactive=False, elem_id="status-table", wrap=True)
         with gr.Row():
             name = gr.Textbox(label="Run", placeholder="run name", elem_id="status-run")
             pause, resume, stop = (gr.Button("Pause"), gr.Button("Resume"), gr.Button("Stop", variant="stop"))
@@ -360,8 +371,8 @@ def steer(controller, verb: str, name: str) -> None:
 
 def status_frame(catalog: Catalog, controller) -> pd.DataFrame:
     managed = controller.status() if controller is not None else []
-    found = [data.local_status(r) for r in catalog.runs()]
-    return data.status_table(data.merge_statuses(managed, found))
+    found = [local_status(r) for r in catalog.runs()]
+    return status_table(merge_statuses(managed, found))
 
 
 def _int(value) -> int | None:

@@ -62,3 +62,69 @@ def test_bad_repo_id_is_named(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_three_mistakes_are_reported_together_in_one_error(tmp_path):
+    data = minimal(budgett={"generations": 2},  # misspelt section
+                   crossover={"methods": ["linear", "tiez"]},  # unknown merge method
+                   search={"strategy": "cmaes", "options": {"sigma": 0.3}})  # not an option of cmaes
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, root=tmp_path)
+    message = str(err.value)
+    assert "budgett: Extra inputs are not permitted" in message
+    assert "unknown merge method 'tiez'. Did you mean ties" in message
+    assert "search.options.sigma: Extra inputs are not permitted (options of strategy 'cmaes')" in message
+
+
+def test_unknown_strategy_and_operator_are_named_with_what_exists(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config(minimal(search={"strategy": "annealing"}, mutation={"operators": ["perturb", "ppo"]}),
+                     root=tmp_path)
+    assert "unknown search strategy 'annealing'; known: cmaes, dfs, ga, nsga2, psdfs, random" in str(err.value)
+    assert "unknown mutation operator(s) ['ppo']; known: perturb, dpo, sft" in str(err.value)
+
+
+def test_a_bad_config_is_reported_by_the_cli_before_any_heavy_import(tmp_path):
+    """`hubevo evolve bad.yaml` imports no torch, mergekit, lm-eval or strategy, and exits 2 with every error."""
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(minimal(budgett={}, crossover={"methods": ["tiez"]},
+                                          search={"strategy": "dfs", "options": {"repeats": 0}})))
+    probe = ("import sys, runpy; sys.argv = ['hubevo', 'evolve', sys.argv[1]]\n"
+             "from hubevo.cli import main\n"
+             "code = main()\n"
+             "heavy = sorted(m for m in ('torch', 'mergekit', 'lm_eval', 'transformers', 'hubevo.strategies.ga',"
+             " 'hubevo.loop') if m in sys.modules)\n"
+             "print('HEAVY', heavy); sys.exit(code)\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(bad)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    text = out.stdout + out.stderr
+    assert "budgett" in text and "tiez" in text and "search.options.repeats" in text
+    assert "HEAVY []" in text
+
+
+def test_the_method_list_matches_mergekit_registry():
+    from mergekit.merge_methods import registry
+
+    from hubevo.methods import METHOD_NAMES
+
+    assert sorted(METHOD_NAMES) == sorted(m.spec.name for m in registry.registered_methods())
+
+
+def test_strategies_and_backends_never_import_the_run():
+    """Only loop.py knows `Run`: strategies see a PopulationView, backends see CandidateJobs."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [*root.glob("hubevo/**/*.py"), *root.glob("space/**/*.py")]:
+        if path.name == "loop.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "hubevo.loop" and any(
+                    a.name == "Run" for a in node.names):
+                offenders.append(str(path.relative_to(root)))
+    assert offenders == []

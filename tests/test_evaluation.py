@@ -2,17 +2,38 @@
 
 import lm_eval.evaluator
 import lm_eval.loggers.utils
+from lm_eval import simple_evaluate
+from lm_eval.models.huggingface import HFLM
+from lm_eval.tasks import TaskManager
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hubevo.config import FitnessConfig
-from hubevo.evaluation import Evaluator, run_environment
+from hubevo.evaluation import Evaluator, run_environment, skip_per_call_provenance
 
 
-def test_lm_eval_still_has_the_names_hubevo_replaces():
-    # simple_evaluate calls these two by these module-level names; a rename upstream must fail here
-    import inspect
+def _evaluate_base(zoo) -> dict:
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(zoo.base), AutoTokenizer.from_pretrained(zoo.base)
+    return simple_evaluate(
+        model=HFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=64),
+        tasks=zoo.fitness_tasks[:1],
+        task_manager=TaskManager(include_path=str(zoo.tasks_dir), include_defaults=False),
+        limit=4,
+    )
 
-    source = inspect.getsource(lm_eval.evaluator.simple_evaluate)
-    assert "add_env_info(results)" in source and "get_git_commit_hash()" in source
+
+def test_skipping_provenance_replaces_what_simple_evaluate_calls(demo_zoo, monkeypatch):
+    calls = []
+    monkeypatch.setattr(lm_eval.evaluator, "add_env_info", lambda results: calls.append("env info"))
+    monkeypatch.setattr(lm_eval.evaluator, "get_git_commit_hash", lambda: calls.append("git hash"))
+    _evaluate_base(demo_zoo)
+    # unpatched, lm-eval looks both up by these module-level names on every call; a rename upstream fails here
+    assert sorted(calls) == ["env info", "git hash"]
+    calls.clear()
+    skip_per_call_provenance()
+    results = _evaluate_base(demo_zoo)
+    assert calls == [] and results["git_hash"] is None
+    assert "pretty_env_info" not in results and "transformers_version" not in results
+    assert "exact_match,none" in results["results"][demo_zoo.fitness_tasks[0]]
 
 
 def test_evaluator_skips_per_call_provenance_and_the_run_records_it_once(tmp_path):

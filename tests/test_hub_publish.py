@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from hubevo.config import RunConfig, parse_config
 from hubevo.errors import HubError
-from hubevo.genome import Individual, MergeGenome, child_individual, seed_individual
+from hubevo.genome import Individual, MergeGenome, child_individual, seed_individual, to_merge_dict
 from hubevo.hub.publish import champion_history, publish_generation, survivor_generations
 from hubevo.publish import lineage_card, results_frame, write_tables
 from hubevo.state import Evaluation, RunState, atomic_write_text
@@ -101,9 +101,9 @@ class SimRun:
         folder = self.run_dir / "models" / ind.name
         shutil.copytree(self.weights[key], folder)
         names = {i.id: i.source for i in self.seeds.values()} | {c.id: self.repo(k) for k, c in self.children.items()}
-        ev = self.state.evaluations[ind.id]
-        card = lineage_card(ind, run_name=self.cfg.name, parent_refs=names, merge_refs=names, fitness=ev.fitness,
-                            scores=ev.scores, heldout={"tiny_heldout": 0.25})
+        self.state.recipes[ind.id] = to_merge_dict(ind.genome, refs=names)
+        card = lineage_card(ind, run_name=self.cfg.name, parent_refs=names, recipe=self.state.recipes[ind.id],
+                            evaluation=self.state.evaluations[ind.id], heldout={"tiny_heldout": 0.25})
         card.save(folder / "README.md")
         return folder
 

@@ -71,8 +71,9 @@ def test_card_recipe_rebuilds_the_weights_with_mergekit_yaml(finished_run, tmp_p
     seed = re.search(r"--random-seed (\d+)", text).group(1)
     (tmp_path / "recipe.yaml").write_text(recipe)
     cli = Path(sys.executable).with_name("mergekit-yaml")
+    assert str(cfg.output.dir) not in recipe  # parents by Hub id or by a path relative to the run folder
     subprocess.run([str(cli), str(tmp_path / "recipe.yaml"), str(tmp_path / "rebuilt"), "--random-seed", seed],
-                   check=True, capture_output=True, timeout=300)
+                   check=True, capture_output=True, timeout=300, cwd=cfg.output.dir)
     rebuilt = load_file(tmp_path / "rebuilt" / "model.safetensors")
     saved = load_file(Path(folder) / "model.safetensors")
     assert rebuilt.keys() == saved.keys()
@@ -199,3 +200,23 @@ def test_cli_reports_bad_config_clearly(tmp_path):
     assert out.returncode == 2
     assert "selection.method: Input should be 'roulette' or 'tournament'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_run_that_failed_before_its_first_evaluation_does_not_block_the_fixed_rerun(demo_zoo, tmp_path,
+                                                                                       monkeypatch):
+    from hubevo import loop
+
+    cfg = small_config(demo_zoo, tmp_path / "run", generations=0)
+
+    def late_config_error(run, backend):
+        raise ConfigError("fitness.tasks: a problem only generation 0 could see")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(loop, "evaluate_generation", late_config_error)
+        with pytest.raises(ConfigError):
+            evolve(cfg, progress=False)
+    assert load_state(cfg.output.dir) is not None and not load_state(cfg.output.dir).evaluations
+
+    fixed = cfg.model_copy(update={"seed": 1})  # another config, no --resume: nothing was paid for, so it starts
+    state = evolve(fixed, progress=False)
+    assert state.finished and state.evaluations

@@ -8,6 +8,7 @@ which costs about 6 s a process here. Set HUBEVO_CLI_ALL=1 to run the CLI for ev
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import mergekit.merge
@@ -26,7 +27,7 @@ from hubevo.materialize import Materializer, clear_loader_cache, merge_options, 
 
 torch.set_num_threads(1)
 
-MERGEKIT_YAML = Path(os.environ.get("VIRTUAL_ENV", "/work/venv")) / "bin" / "mergekit-yaml"
+MERGEKIT_YAML = Path(sys.executable).parent / "mergekit-yaml"  # installed next to this interpreter
 TWO = {"weight": 0.6, "density": 0.6}
 OTHER = {"weight": 0.5, "density": 0.5}
 
@@ -184,6 +185,8 @@ def test_in_memory_merge_equals_run_merge(name, zoo, materializer, tmp_path):
 
 @pytest.mark.parametrize("name", CLI_RECIPES)
 def test_in_memory_merge_equals_mergekit_yaml_cli(name, zoo, materializer, tmp_path):
+    if not MERGEKIT_YAML.is_file():
+        pytest.fail(f"mergekit's console script is not installed next to {sys.executable}: {MERGEKIT_YAML} is missing")
     config = recipe(name, zoo)
     config_file = tmp_path / "merge.yml"
     config_file.write_text(config.to_yaml())

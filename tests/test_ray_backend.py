@@ -22,16 +22,16 @@ import torch
 from hubevo.config import ExecutionConfig
 from hubevo.demo.runner import demo_config
 from hubevo.errors import ConfigError
-from hubevo.execution import score_candidate
 from hubevo.finetune import FinetuneSpace, sample_recipe
-from hubevo.genome import finetune_individual
+from hubevo.genome import finetune_individual, identity_dict
 from hubevo.loop import evolve, start
+from hubevo.runner import CandidateJob, RunnerSpec
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'hubevo[ray]'); not installed")
 
 from hubevo import execution  # noqa: E402
 from hubevo.execution_ray import (  # noqa: E402
-    EvalWorker, Job, RayBackend, RayBackendError, WorkerSpec, plan_resources,
+    EvalWorker, RayBackend, RayBackendError, plan_resources,
 )
 
 torch.set_num_threads(1)
@@ -75,8 +75,8 @@ def backend_class(monkeypatch):
 
     def install(cls):
         class Recorded(cls):
-            def __init__(self, run):
-                super().__init__(run)
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
                 made.append(self)
 
         monkeypatch.setitem(execution.BACKENDS, "ray", Recorded)
@@ -142,13 +142,12 @@ def test_a_candidate_whose_worker_dies_twice_is_recorded_failed_and_the_run_goes
 
 
 def test_out_of_memory_in_a_worker_fails_that_candidate_only(demo_zoo, ray_cluster, tmp_path, monkeypatch):
-    from hubevo.loop import identity_config
     from hubevo.materialize import Materializer
 
     cfg = config(demo_zoo, tmp_path / "run", backend="ray")
-    worker = EvalWorker(WorkerSpec(template=str(demo_zoo.base), fitness=cfg.fitness, dtype="float32"))  # in-process
-    job = Job(id="digits", name="digits", config=identity_config(str(demo_zoo.specialists["digits"]),
-                                                                 dtype="float32"), generation=0)
+    worker = EvalWorker(RunnerSpec(template=str(demo_zoo.base), fitness=cfg.fitness, dtype="float32"))  # in-process
+    job = CandidateJob(id="digits", name="digits", generation=0,
+                       merge=identity_dict(str(demo_zoo.specialists["digits"]), dtype="float32"))
 
     def out_of_memory(self, config):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -176,16 +175,41 @@ def test_a_dpo_child_trains_as_a_ray_task_and_scores_what_the_local_backend_scor
     run = run_with("ray")
     child = finetune_individual(sample_recipe(space, parent=run.seed_ids[0], rng=np.random.default_rng(0)),
                                 generation=1)
-    backend = RayBackend(run)
+    run.state.individuals[child.id] = child
+    backend = RayBackend.for_run(run.cfg, runner=run.runner)
     try:
-        [evaluation] = list(backend.evaluate([child], generation=1))
+        [evaluation] = list(backend.evaluate([run.job(child)]))
     finally:
         backend.close()
 
     assert backend.plan.workers == 1 and backend.plan.train_cpus == 1  # one of the two CPUs kept for training
-    assert evaluation.status == "ok" and run.state.training[child.id]["steps"] == 8
-    assert (Path(run.paths[child.id]) / "model.safetensors").is_file()
-    assert evaluation.scores == score_candidate(run_with("local"), child, generation=1).scores
+    trained = Path(run.resolver.load_path(child.id))
+    assert evaluation.status == "ok" and json.loads((trained / "training.json").read_text())["steps"] == 8
+    assert (trained / "model.safetensors").is_file()
+    local = run_with("local")
+    local.state.individuals[child.id] = child
+    assert evaluation.scores == local.runner.run(local.job(child)).scores
+
+
+def test_racing_runs_each_rung_on_the_ray_workers(demo_zoo, ray_cluster, tmp_path, backend_class):
+    """Racing is a policy over the backend: every rung's scores come from the Ray workers, as locally."""
+    from hubevo.config import RacingConfig
+
+    made = backend_class(RayBackend)
+
+    def raced(backend):
+        cfg = config(demo_zoo, tmp_path / backend, backend=backend, generations=1)
+        fitness = cfg.fitness.model_copy(update={"limit": 24, "racing": RacingConfig(rungs=[8], keep=0.5)})
+        return evolve(cfg.model_copy(update={"fitness": fitness}), progress=False)
+
+    remote, local = raced("ray"), raced("local")
+    assert remote.finished and "raced_out" in {e.status for e in remote.evaluations.values()}
+    assert outcome(remote) == outcome(local)
+    raced_out = [i for i, e in remote.evaluations.items() if e.status == "raced_out"]
+    dispatched = [i for i, _ in made[0].dispatched]
+    assert all(dispatched.count(i) >= 1 for i in raced_out)  # raced-out candidates ran on the workers
+    finalists = [i for i, e in remote.evaluations.items() if e.status == "ok" and e.generation == 1]
+    assert finalists and all(dispatched.count(i) >= 2 for i in finalists)  # one job per rung
 
 
 # resources follow the cluster --------------------------------------------------------------------

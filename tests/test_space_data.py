@@ -4,7 +4,8 @@ seeding form's validation, and who may act.
 
 The run is written by the loop's own writers (`save_state`, `write_tables`, `lineage_card`):
 two Hub seeds; generation 1 breeds c1 (linear, the champion) and c3 (slerp, failed);
-generation 2 breeds c2 (slerp of c1 and s2), which does not beat c1.
+generation 2 breeds c2 (slerp of c1 and s2), which does not beat c1. Small hand-made tables
+check that every view names the champion by the core's one rule (`hubevo.ranking`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from huggingface_hub import HfApi
@@ -20,16 +22,24 @@ from PIL import Image
 
 from hubevo.config import RunConfig, parse_config
 from hubevo.errors import HubError
-from hubevo.genome import MergeGenome, child_individual, seed_individual
+from hubevo.genome import MergeGenome, child_individual, seed_individual, to_merge_dict
 from hubevo.hub.publish import push_results
 from hubevo.publish import lineage_card, write_tables
-from hubevo.state import Evaluation, RunState, atomic_write_text, save_state
-from space import data
+from hubevo.fsio import atomic_write_text
+from hubevo.state import Evaluation, RunState, save_state
 from space.auth import ADMIN, Access, AccessDenied
 from space.catalog import Catalog
+from space.detail import card_sections, model_detail, recipe_yaml
+from space.leaderboard import (
+    LEADERBOARD_COLUMNS, champion_key, find_model, generations_of, leaderboard, link_text, model_choices,
+)
+from space.loading import RunData, load_results_repo, load_run_dir, run_dirs, with_columns
+from space.progress import generation_stats
+from space.ranking import best_first, champion_id
 from space.seeding import BudgetCaps, SeedError, SeedForm, TaskCatalog, build_run_config, local_task_names
 from space.settings import SpaceSettings
-from space.tree import tree_png
+from space.status import local_status, merge_statuses, status_table
+from space.tree import family_tree, tree_layout, tree_png
 
 HUB = "https://hub.example"
 ALICE_TOKEN = "token-alice"
@@ -59,11 +69,11 @@ def write_run(root: Path, *, name: str = "sim", finished: bool = True) -> RunCon
     state.heldout = {s1.id: {"tiny_heldout": 0.2}, s2.id: {"tiny_heldout": 0.4}, c1.id: {"tiny_heldout": 0.45},
                      c2.id: {"tiny_heldout": 0.5}}
     names = {i.id: i.source for i in (s1, s2)} | {c.id: cfg.publish.survivor_repo(name, c.id) for c in (c1, c2)}
+    state.recipes = {c.id: to_merge_dict(c.genome, refs=names) for c in (c1, c3, c2)}
     for child in (c1, c2):
         folder = cfg.output.dir / "models" / child.name
-        ev = state.evaluations[child.id]
-        lineage_card(child, run_name=name, parent_refs=names, merge_refs=names, fitness=ev.fitness,
-                     scores=ev.scores, heldout=state.heldout[child.id]).save(folder / "README.md")
+        lineage_card(child, run_name=name, parent_refs=names, recipe=state.recipes[child.id],
+                     evaluation=state.evaluations[child.id], heldout=state.heldout[child.id]).save(folder / "README.md")
         state.saved[child.id] = str(folder)
     state.generation, state.population = 2, [c1.id, c2.id]
     state.finished, state.stop_reason = finished, "2 generations done" if finished else None
@@ -83,11 +93,11 @@ def runs_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sim(runs_root) -> data.RunData:
-    return data.load_run_dir(runs_root / "sim")
+def sim(runs_root) -> RunData:
+    return load_run_dir(runs_root / "sim")
 
 
-def ids(run: data.RunData) -> dict[str, str]:
+def ids(run: RunData) -> dict[str, str]:
     """Short names (s1, s2, c1, c2, c3) -> individual ids."""
     table = run.results
     seeds = dict(zip(table["model"], table["id"], strict=True))
@@ -98,17 +108,17 @@ def ids(run: data.RunData) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- leaderboard
 def test_run_directories_are_found_under_the_runs_root(runs_root):
-    assert [p.name for p in data.run_dirs(runs_root)] == ["other", "sim"]
-    assert data.run_dirs(runs_root / "sim") == [runs_root / "sim"]
-    assert data.run_dirs(runs_root / "missing") == []
+    assert [p.name for p in run_dirs(runs_root)] == ["other", "sim"]
+    assert run_dirs(runs_root / "sim") == [runs_root / "sim"]
+    assert run_dirs(runs_root / "missing") == []
 
 
 def test_leaderboard_ranks_every_candidate_best_first_and_links_each_model_to_its_repo(sim):
     i = ids(sim)
     names = dict(zip(sim.results["id"], sim.results["model"], strict=True))
-    table = data.leaderboard([sim], hub_url=HUB)
-    assert list(table.columns) == data.LEADERBOARD_COLUMNS
-    assert [data.link_text(m) for m in table["model"]] == [names[i[k]] for k in ("c1", "c2", "s2", "s1", "c3")]
+    table = leaderboard([sim], hub_url=HUB)
+    assert list(table.columns) == LEADERBOARD_COLUMNS
+    assert [link_text(m) for m in table["model"]] == [names[i[k]] for k in ("c1", "c2", "s2", "s1", "c3")]
     assert table["rank"].tolist() == [1, 2, 3, 4, 5]
     assert table["fitness"].tolist()[:4] == [0.6, 0.55, 0.5, 0.3]
     assert table["model"].iloc[0] == f"[{names[i['c1']]}]({HUB}/alice/sim-{i['c1']})"
@@ -121,53 +131,53 @@ def test_leaderboard_ranks_every_candidate_best_first_and_links_each_model_to_it
 
 
 def test_leaderboard_filters_by_run_generation_text_and_survivors(runs_root, sim):
-    runs = [data.load_run_dir(p) for p in data.run_dirs(runs_root)]
-    assert len(data.leaderboard(runs)) == 10
-    assert set(data.leaderboard(runs, run="sim")["run"]) == {"sim"}
-    assert data.leaderboard(runs, run="sim", generation="1")["method"].tolist() == ["linear", "slerp"]
-    assert data.leaderboard(runs, run="sim", query="SLERP")["generation"].tolist() == [2, 1]
-    assert len(data.leaderboard(runs, run="sim", survivors_only=True)) == 4
-    assert data.leaderboard(runs, run="nope").empty
-    assert data.generations_of(runs, run="sim") == [0, 1, 2]
+    runs = [load_run_dir(p) for p in run_dirs(runs_root)]
+    assert len(leaderboard(runs)) == 10
+    assert set(leaderboard(runs, run="sim")["run"]) == {"sim"}
+    assert leaderboard(runs, run="sim", generation="1")["method"].tolist() == ["linear", "slerp"]
+    assert leaderboard(runs, run="sim", query="SLERP")["generation"].tolist() == [2, 1]
+    assert len(leaderboard(runs, run="sim", survivors_only=True)) == 4
+    assert leaderboard(runs, run="nope").empty
+    assert generations_of(runs, run="sim") == [0, 1, 2]
 
 
 def test_model_keys_resolve_from_the_pickers_and_from_a_leaderboard_row(sim):
     i = ids(sim)
-    choices = data.model_choices([sim])
+    choices = model_choices([sim])
     assert choices[0] == (f"sim · {sim.row(i['c1'])['model']}", f"sim/{i['c1']}")
-    assert data.find_model([sim], f"sim/{i['c1']}") == (sim, i["c1"])
-    assert data.find_model([sim], f"sim/{sim.row(i['c2'])['model']}") == (sim, i["c2"])  # by displayed name
-    assert data.find_model([sim], "sim/unknown") is None
-    assert data.find_model([sim], None) is None
+    assert find_model([sim], f"sim/{i['c1']}") == (sim, i["c1"])
+    assert find_model([sim], f"sim/{sim.row(i['c2'])['model']}") == (sim, i["c2"])  # by displayed name
+    assert find_model([sim], "sim/unknown") is None
+    assert find_model([sim], None) is None
 
 
 # --------------------------------------------------------------------------- family tree
 def test_family_tree_holds_the_model_and_its_ancestors_with_methods_on_the_edges(sim):
     i = ids(sim)
-    tree = data.family_tree(sim.lineage, i["c2"])
+    tree = family_tree(sim.lineage, i["c2"])
     assert set(tree.nodes) == {i["c2"], i["c1"], i["s1"], i["s2"]}  # c3 is a cousin, not an ancestor
     assert {(u, v): d["method"] for u, v, d in tree.edges(data=True)} == {
         (i["c1"], i["c2"]): "slerp", (i["s2"], i["c2"]): "slerp",
         (i["s1"], i["c1"]): "linear", (i["s2"], i["c1"]): "linear",
     }
-    layout = data.tree_layout(tree)
+    layout = tree_layout(tree)
     assert {n: x for n, (x, _) in layout.items()} == {i["s1"]: 0, i["s2"]: 0, i["c1"]: 1, i["c2"]: 2}
     assert layout[i["s2"]][1] > layout[i["s1"]][1]  # the fitter seed is drawn on top
     with pytest.raises(KeyError, match="not in the lineage"):
-        data.family_tree(sim.lineage, "nobody")
+        family_tree(sim.lineage, "nobody")
 
 
 def test_family_tree_picture_is_a_png_growing_with_the_generations(sim):
     i = ids(sim)
-    deep = Image.open(io.BytesIO(tree_png(data.family_tree(sim.lineage, i["c2"]), focus=i["c2"])))
-    alone = Image.open(io.BytesIO(tree_png(data.family_tree(sim.lineage, i["s1"]), focus=i["s1"])))
+    deep = Image.open(io.BytesIO(tree_png(family_tree(sim.lineage, i["c2"]), focus=i["c2"])))
+    alone = Image.open(io.BytesIO(tree_png(family_tree(sim.lineage, i["s1"]), focus=i["s1"])))
     assert deep.format == alone.format == "PNG"
     assert deep.width > alone.width > 200
 
 
 # --------------------------------------------------------------------------- progress
 def test_generation_stats_give_fitness_and_the_champions_held_out_score(sim):
-    stats = data.generation_stats(sim.results)
+    stats = generation_stats(sim.results)
     assert stats["generation"].tolist() == [0, 1, 2]
     assert stats["candidates"].tolist() == [2, 2, 1]
     assert stats["failed"].tolist() == [0, 1, 0]
@@ -179,22 +189,73 @@ def test_generation_stats_give_fitness_and_the_champions_held_out_score(sim):
     assert stats["champion held-out"].tolist() == [0.4, 0.45, 0.45]
 
 
+def table_of(*rows: dict) -> RunData:
+    """A run read from a results table holding only `rows` (missing columns empty, as in an older table)."""
+    base = {"generation": 1, "kind": "merge", "method": "linear", "parents": [], "heldout": None}
+    frame = with_columns(pd.DataFrame([base | {"model": r["id"]} | r for r in rows]))
+    return RunData(name="t", source="hub", where="alice/t-results", results=frame, lineage={}, config={})
+
+
+TIED = (  # fitness ties broken by the core's rule: earlier evaluation, then smaller id
+    {"id": "late", "evaluated_in": 2, "status": "ok", "fitness": 0.6},
+    {"id": "zeta", "evaluated_in": 1, "status": "ok", "fitness": 0.6},
+    {"id": "alpha", "evaluated_in": 1, "status": "ok", "fitness": 0.6},
+    {"id": "racer", "evaluated_in": 1, "status": "raced_out", "fitness": 0.9},
+    {"id": "broke", "evaluated_in": 1, "status": "failed", "fitness": None},
+    {"id": "low", "evaluated_in": 0, "status": "ok", "fitness": 0.2},
+)
+
+
+def test_every_view_names_the_same_champion_by_the_cores_rule():
+    run = table_of(*TIED)
+    assert champion_id(run.results) == "alpha"  # never the raced-out row, whatever its estimate
+    assert best_first(run.results)["id"].tolist() == ["alpha", "zeta", "late", "low", "racer", "broke"]
+    assert [link_text(m) for m in leaderboard([run])["model"]] == ["alpha", "zeta", "late", "low", "racer", "broke"]
+    assert model_choices([run])[0] == ("t · alpha", "t/alpha") and champion_key([run]) == "t/alpha"
+    stats = generation_stats(run.results)
+    assert stats["champion"].tolist() == ["low", "alpha", "alpha"]
+    assert stats[["failed", "raced out"]].values.tolist() == [[0, 0], [1, 1], [0, 0]]
+    assert local_status(run)["best_fitness"] == 0.6
+
+
+def test_the_champion_column_of_the_table_names_the_champion_when_present():
+    marked = table_of(*({**r, "champion": r["id"] == "late"} for r in TIED))
+    assert champion_id(marked.results) == "late" and champion_key([marked]) == "t/late"
+    assert generation_stats(marked.results)["champion"].tolist() == ["low", "alpha", "late"]
+    only_raced = table_of(*({**r, "champion": r["id"] == "racer"} for r in TIED))  # only ok rows can be champion
+    assert champion_id(only_raced.results) == "alpha"
+    assert champion_id(table_of(TIED[3], TIED[4]).results) is None and champion_key([table_of(TIED[4])]) is None
+
+
 # --------------------------------------------------------------------------- model detail
 def test_model_detail_shows_the_lineage_card_and_a_recipe_mergekit_accepts(sim):
     i = ids(sim)
-    detail = data.model_detail(sim, i["c2"])
+    detail = model_detail(sim, i["c2"])
     assert (detail.method, detail.generation, detail.fitness, detail.heldout) == ("slerp", 2, 0.55, 0.5)
     assert detail.repo == f"alice/sim-{i['c2']}"
     assert detail.scores == {"fitness/tiny": 0.55, "heldout/tiny_heldout": 0.5}
-    meta, body = data.split_card(detail.card)
+    meta, body = card_sections(detail.card)
     assert yaml.safe_load(meta)["base_model"] == [f"alice/sim-{i['c1']}", "alice/s2"]
     assert "## Recipe" in body and "## Lineage" in body
     recipe = yaml.safe_load(detail.recipe)
     MergeConfiguration.model_validate(recipe)
     assert recipe["merge_method"] == "slerp" and recipe["parameters"] == {"t": 0.4}
     assert [m["model"] for m in recipe["models"]] == [f"alice/sim-{i['c1']}", "alice/s2"]
-    seed = data.model_detail(sim, i["s1"])
+    seed = model_detail(sim, i["s1"])
     assert (seed.recipe, seed.card, seed.repo) == ("", None, "alice/s1")
+
+
+def test_the_recipe_shown_is_the_one_the_table_stored():
+    stored = "merge_method: passthrough\nslices:\n- sources:\n  - model: models/g1-abcd1234\n    layer_range: [0, 2]\n"
+    run = table_of({"id": "flow", "status": "ok", "fitness": 0.5, "recipe": stored},
+                   {"id": "old", "status": "ok", "fitness": 0.4, "genes": '{"shared": {"t": 0.5}}'},
+                   {"id": "seed", "kind": "seed", "status": "ok", "fitness": 0.3, "recipe": float("nan")})
+    assert recipe_yaml(run, "flow") == stored  # shown as stored: no second renderer in the Space
+    assert recipe_yaml(run, "old") == "" and recipe_yaml(run, "seed") == ""  # an older table without recipes
+
+
+def test_a_card_without_metadata_is_all_prose():
+    assert card_sections("# the champion\n") == ("", "# the champion\n")
 
 
 # --------------------------------------------------------------------------- results dataset on the Hub
@@ -202,16 +263,16 @@ def test_a_results_dataset_on_the_hub_gives_the_same_leaderboard_tree_and_recipe
     alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
     cfg = RunConfig.model_validate(sim.config)
     repo_id = push_results(alice, run_dir=Path(sim.where), state=sim.state, cfg=cfg)
-    hub = data.load_results_repo(repo_id, api=alice, cache_dir=tmp_path)
+    hub = load_results_repo(repo_id, api=alice, cache_dir=tmp_path)
     assert (hub.name, hub.source, hub.where) == ("sim", "hub", "alice/sim-results")
-    assert data.leaderboard([hub], hub_url=HUB).equals(data.leaderboard([sim], hub_url=HUB))
+    assert leaderboard([hub], hub_url=HUB).equals(leaderboard([sim], hub_url=HUB))
     c2 = ids(sim)["c2"]
-    assert set(data.family_tree(hub.lineage, c2).nodes) == set(data.family_tree(sim.lineage, c2).nodes)
-    for key, ident in ids(sim).items():  # rebuilt from the table's genes, the recipes are the state's
+    assert set(family_tree(hub.lineage, c2).nodes) == set(family_tree(sim.lineage, c2).nodes)
+    for key, ident in ids(sim).items():  # the recipes the table stored, read back from the Hub
         if key != "c3":  # never pushed: no repo to name it by
-            assert data.recipe_yaml(hub, ident) == data.recipe_yaml(sim, ident), key
+            assert recipe_yaml(hub, ident) == recipe_yaml(sim, ident), key
     with pytest.raises(HubError, match="alice/missing-results"):
-        data.load_results_repo("alice/missing-results", api=alice, cache_dir=tmp_path)
+        load_results_repo("alice/missing-results", api=alice, cache_dir=tmp_path)
 
 
 def test_the_catalog_shows_local_and_hub_runs_and_notes_what_it_cannot_read(hub_server, runs_root, sim):
@@ -242,14 +303,14 @@ def test_settings_come_from_the_environment():
 
 # --------------------------------------------------------------------------- status
 def test_status_rows_show_progress_and_the_controllers_runs_win(runs_root):
-    found = [data.local_status(data.load_run_dir(p), now=0) for p in data.run_dirs(runs_root)]
+    found = [local_status(load_run_dir(p), now=0) for p in run_dirs(runs_root)]
     other, sim = found
     assert (sim["state"], sim["generation"], sim["generations"], sim["best_fitness"]) == ("finished", 2, 2, 0.6)
     assert other["state"] == "unfinished" and "resume" in other["message"]
     managed = [{"name": "other", "state": "running", "generation": 1, "generations": 2, "candidate": 2,
                 "candidates": 6, "elapsed_s": 3725, "eta_s": 65, "best_fitness": 0.61234, "message": ""},
                {"name": "new", "state": "queued"}]
-    table = data.status_table(data.merge_statuses(managed, found))
+    table = status_table(merge_statuses(managed, found))
     assert table["run"].tolist() == ["other", "new", "sim"]
     assert table.iloc[0][["state", "generation", "candidate", "elapsed", "time left", "best fitness"]].tolist() == [
         "running", "1 / 2", "2 / 6", "1h 02m", "1m 05s", 0.6123]

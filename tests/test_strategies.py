@@ -255,3 +255,12 @@ def test_dfs_builds_a_loadable_model_whose_layers_match_the_genome(demo_zoo, tmp
         mine, theirs = model.model.layers[k], sources[step.parent].model.layers[step.layer]
         assert torch.equal(mine.self_attn.q_proj.weight, theirs.self_attn.q_proj.weight)
         assert torch.allclose(mine.mlp.down_proj.weight, theirs.mlp.down_proj.weight / cumulative)
+
+
+def test_a_cmaes_state_saved_by_another_pycma_version_is_refused_with_the_version_to_install():
+    from hubevo.strategies.cmaes import dump_optimizer, load_optimizer
+
+    saved = dump_optimizer(new_optimizer([0.5, 0.5], sigma0=0.2, popsize=4, seed=0))
+    assert load_optimizer(saved).ask()  # same version: resumes
+    with pytest.raises(ConfigError, match=r"saved with cma 3\.0\.0, but cma .* installed; pip install cma==3\.0\.0"):
+        load_optimizer({**saved, "cma": "3.0.0"})

@@ -10,19 +10,19 @@ Recipe (about a minute on one CPU thread):
    `demo_combined_heldout`.
 
 The zoo lives in `<cache dir>/seed-<seed>/`; a marker file written last (atomically) says it is
-complete, so a second `build_zoo` reuses it. Building happens in a temporary folder that is
-renamed into place, so an interrupted build never looks complete.
+complete, so a second `build_zoo` reuses it. Building happens in a temporary sibling folder that
+is renamed into place (`hubevo.fsio.atomic_dir`), so an interrupted build never looks complete.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import json
 import math
 import os
 import shutil
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -39,6 +39,7 @@ from transformers.utils import logging as hf_logging
 from hubevo.demo import data
 from hubevo.demo.tokenizer import MAX_LENGTH, build_tokenizer
 from hubevo.errors import ConfigError
+from hubevo.fsio import atomic_dir, atomic_write_text
 
 RECIPE_VERSION = "demo-zoo-v1"  # bump when the recipe changes: old caches are rebuilt
 MARKER = "zoo.json"
@@ -86,7 +87,9 @@ def build_zoo(cache_dir: Path | None = None, *, seed: int = 0, progress: bool = 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     root = cache_dir.expanduser().resolve() / f"seed-{seed}"
     if not _is_complete(root):
-        _build_into(root, seed=seed, progress=progress)
+        with _build_lock(root):
+            if not _is_complete(root):  # a concurrent build may have finished while this one waited
+                _build_into(root, seed=seed, progress=progress)
     return _zoo_at(root)
 
 
@@ -173,36 +176,23 @@ def _tasks_point_at(tasks_dir: Path) -> bool:
     return bool(rendered)
 
 
-def _build_into(root: Path, *, seed: int, progress: bool) -> None:
+@contextlib.contextmanager
+def _build_lock(root: Path) -> Iterator[None]:
+    """One build per zoo folder at a time: concurrent builds would share `atomic_dir`'s temporary sibling."""
     root.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}-building-", dir=root.parent))
-    staging.chmod(0o755)  # mkdtemp makes it 0700: a shared cache should stay readable
-    try:
+    with open(root.parent / f".{root.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _build_into(root: Path, *, seed: int, progress: bool) -> None:
+    with atomic_dir(root) as staging:
         started = time.perf_counter()
         _train_zoo(staging, seed=seed, progress=progress)
         render_tasks(staging / "tasks", data_dir=root / "tasks")
         seconds = round(time.perf_counter() - started, 1)
         marker = {"recipe": RECIPE_VERSION, "seed": seed, "build_seconds": seconds}
-        _write_atomic(staging / MARKER, json.dumps(marker, indent=2))
-        _move_into_place(staging, root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already after a successful move
-
-
-def _move_into_place(staging: Path, root: Path) -> None:
-    if root.exists() and not _is_complete(root):
-        shutil.rmtree(root)  # an interrupted or outdated build
-    try:
-        staging.rename(root)
-    except OSError:
-        if not _is_complete(root):  # lost a race to a concurrent build only if that one finished
-            raise
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
+        atomic_write_text(staging / MARKER, json.dumps(marker, indent=2))
 
 
 # --- training ------------------------------------------------------------------------------

@@ -22,12 +22,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubevo.config import REPO_ID, RunConfig
+from hubevo import ranking
+from hubevo.config import RunConfig
 from hubevo.errors import HubError, MemberNotFoundError
 from hubevo.hub.cards import champion_card, results_card
 from hubevo.hub.client import ensure_api, hub_call
 from hubevo.hub.download import MODEL_FILES, snapshot
 from hubevo.publish import results_frame
+from hubevo.resolver import Resolver
 from hubevo.state import RunState
 
 log = logging.getLogger("hubevo")
@@ -76,30 +78,22 @@ def survivor_generations(state: RunState) -> dict[str, list[int]]:
 def champion_history(state: RunState) -> list[tuple[int, str]]:
     """(generation, champion id) for every finished generation in which the champion changed.
 
-    The champion after generation g is the best evaluation among candidates evaluated up to
-    g (ties broken by id, as `RunState.champion`); a generation is finished once its
-    survivors are written.
+    The champion after generation g is `hubevo.ranking`'s champion among candidates evaluated
+    up to g, as everywhere else; a generation is finished once its survivors are written.
     """
     history: list[tuple[int, str]] = []
     for generation in sorted(state.survivors):
-        ok = [e for e in state.evaluations.values() if e.status == "ok" and e.generation <= generation]
-        if not ok:
+        best = ranking.champion(state.evaluations, upto=generation)
+        if best is None:
             continue
-        best = max(ok, key=lambda e: (e.fitness, e.id)).id
         if not history or history[-1][1] != best:
             history.append((generation, best))
     return history
 
 
 def hub_repo_of(state: RunState, cfg: RunConfig, cid: str) -> str | None:
-    """The Hub repo where individual `cid` can be found, if any: its survivor repo or its source repo."""
-    ind = state.individuals[cid]
-    if ind.kind == "seed":
-        source = ind.source or ""
-        return source.split("@")[0] if REPO_ID.match(source) and not Path(source).exists() else None
-    if cfg.publish.push == "survivors" and cid in state.saved:
-        return cfg.publish.survivor_repo(cfg.name, cid)
-    return None
+    """The Hub repo where individual `cid` can be found, if any (the resolver's answer)."""
+    return Resolver.of(state, cfg).hub_repo(cid)
 
 
 def survivor_message(state: RunState, cid: str) -> str:

@@ -1,33 +1,38 @@
-"""The ask/tell interface every search strategy implements (after pycma's `ask`/`tell`).
+"""The ask/tell interface every search strategy implements (after pycma's `ask`/`tell`/`stop`).
 
-`ask` names the candidates of the current generation; `tell` receives their
-evaluations (once per generation); `survivors` names the individuals to write to disk,
-which may then be parents of the next `ask`. `state_dict`/`load_state_dict` carry everything a resumed run needs, so the
-next `ask` after a restore returns what it would have returned.
+A strategy is built from the run config (frozen data; its own section is `search.options`)
+and a read-only `PopulationView`. `ask` names the candidates of the current generation;
+`tell` receives their evaluations (once per generation); `stop` says why the search is
+over, if it is; `survivors` names the individuals to keep with weights on disk, which may
+then be parents of the next `ask`. `state_dict`/`load_state_dict` carry plain data, so the
+next `ask` after a restore returns what it would have returned. No strategy reads files
+or touches the run.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from hubevo.config import RunConfig
+from hubevo.frozen import Frozen
 from hubevo.genome import Individual
+from hubevo.population import PopulationView
 from hubevo.state import Evaluation
-
-if TYPE_CHECKING:
-    from hubevo.loop import Run
+from hubevo.strategies.options import STRATEGY_OPTIONS
 
 
 class Strategy(ABC):
     name: ClassVar[str]
 
-    def __init__(self, run: "Run"):
-        self.run = run
+    def __init__(self, cfg: RunConfig, view: PopulationView, *, options: Frozen | None = None):
+        self.cfg, self.view = cfg, view
+        self.options = options if options is not None else STRATEGY_OPTIONS[self.name].model_validate(cfg.search.options)
 
     @abstractmethod
     def ask(self) -> list[Individual]:
-        """The candidates of generation `run.state.generation` (already-evaluated ones are not paid twice)."""
+        """The candidates of generation `view.generation` (already-evaluated ones are not paid twice)."""
 
     @abstractmethod
     def tell(self, results: Mapping[str, Evaluation]) -> None:
@@ -36,6 +41,13 @@ class Strategy(ABC):
     @abstractmethod
     def survivors(self, *, final: bool) -> list[str]:
         """Ids to keep on disk after the last `tell`; `final` when no generation follows."""
+
+    def stop(self) -> str | None:
+        """Why the search cannot go on (after the last `tell`), or None."""
+        return None
+
+    def seeds(self) -> list[Individual]:
+        return [self.view.individuals[i] for i in self.view.seeds]
 
     def state_dict(self) -> dict:
         return {}

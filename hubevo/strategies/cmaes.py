@@ -8,68 +8,33 @@ parent, the method's per-parent genes (weight, density), then the group's shared
 start at 0.5, sigma 1/6, population 4 + floor(3 ln n).
 
 `CMASearch` is the ask/tell loop around pycma shared with the data-flow search (`dfs.py`):
-its whole state (the pickled `cma.CMAEvolutionStrategy`, whose Gaussian source is a
-seeded numpy Generator pickled with it, and the solutions awaiting `tell`) goes into
-the run state, so after `--resume` the next `ask()` returns what it would have returned.
+its whole state goes into the run state, so after `--resume` the next `ask()` returns
+what it would have returned. That state includes the pickled `cma.CMAEvolutionStrategy`
+(with its Gaussian source, a seeded numpy Generator): pycma offers no other complete
+serialisation of its covariance, paths and step-size history. The pickle is stamped with
+pycma's version, and a resume under another version stops with a clear message instead
+of unpickling into a different class layout.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import pickle
 import zlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
-from pydantic import Field, field_validator
 
-from hubevo.config import Frozen
-from hubevo.errors import ConfigError, UnknownNameError
+from hubevo.errors import ConfigError
 from hubevo.genome import GeneBlock, Individual, MergeGenome, child_individual
 from hubevo.methods import get_method
 from hubevo.racing import ranked_losses
 from hubevo.state import Evaluation, rng_for
 from hubevo.strategies.base import Strategy
+from hubevo.strategies.options import PAPER_SIGMA, CMAESOptions, SpaceOptions
 
-PAPER_SIGMA = 1 / 6
-
-
-class SpaceOptions(Frozen):
-    """Which genes a parameter-space search evolves (`search.options` of `cmaes` and `random`)."""
-
-    method: str = Field("dare_ties", description="mergekit merge method; the paper's PS uses TIES with DARE.")
-    genes: list[str] | None = Field(
-        None, description="Genes to evolve; default: the method's weight and density per parent, and slerp's t.")
-    layer_granularity: int = Field(
-        1, ge=0, description="Layers per gene group (1 = per layer, as in the paper; 0 = one group for the model).")
-    modules: list[str] = Field(
-        default_factory=list, description="Split genes by module: tensor-name substrings such as self_attn, mlp.")
-    ranges: dict[str, tuple[float, float]] = Field(
-        default_factory=dict, description="Gene ranges overriding crossover.ranges; [0, 1] maps onto them.")
-    evaluate_seeds: bool = Field(True, description="Score the population members in generation 0, for reference.")
-
-    @field_validator("method")
-    @classmethod
-    def _known_method(cls, name):
-        try:
-            get_method(name)
-        except UnknownNameError as err:
-            raise ValueError(str(err)) from None
-        return name
-
-
-class CMAESOptions(SpaceOptions):
-    x0: float = Field(0.5, ge=0, le=1, description="Start of every coordinate in [0, 1].")
-    sigma0: float = Field(PAPER_SIGMA, gt=0, description="Initial step size in [0, 1] coordinates.")
-    popsize: int | None = Field(None, ge=2, description="Candidates per generation; default 4 + floor(3 ln n).")
-
-
-def num_layers(model_dir: str | Path) -> int:
-    config = json.loads((Path(model_dir) / "config.json").read_text())
-    return int(config.get("text_config", config)["num_hidden_layers"])
+__all__ = ["PAPER_SIGMA", "CMAES", "CMAESOptions", "CMASearch", "ParameterSpace", "SpaceOptions"]
 
 
 def layer_groups(n_layers: int, granularity: int) -> list[tuple[int, int]]:
@@ -125,11 +90,11 @@ class ParameterSpace:
         return MergeGenome(method=self.method, parents=self.parents, base=self.base, blocks=tuple(blocks))
 
 
-def parameter_space(run, options: SpaceOptions) -> ParameterSpace:
-    """The parameter space of `run`: its population members merged, over the config's gene ranges."""
-    ranges = {**run.cfg.crossover.ranges, **options.ranges}
-    return ParameterSpace(method=options.method, parents=run.seed_ids, base=run.base_id,
-                          n_layers=num_layers(run.template), options=options, ranges=ranges)
+def parameter_space(cfg, view, options: SpaceOptions) -> ParameterSpace:
+    """The parameter space of a run: its population members merged, over the config's gene ranges."""
+    ranges = {**cfg.crossover.ranges, **options.ranges}
+    return ParameterSpace(method=options.method, parents=view.seeds, base=view.base,
+                          n_layers=view.layers(view.seeds[0]), options=options, ranges=ranges)
 
 
 class GaussianSource:
@@ -167,33 +132,38 @@ def new_optimizer(x0: Sequence[float], *, sigma0: float, popsize: int | None, se
         return cma.CMAEvolutionStrategy(list(x0), sigma0, options)
 
 
-def dump_optimizer(es) -> str:
-    return base64.b64encode(zlib.compress(pickle.dumps(es))).decode()
+def cma_version() -> str:
+    import cma
+
+    return cma.__version__
 
 
-def load_optimizer(text: str):
-    # The run state is the user's own file; pycma offers no other complete serialisation.
-    return pickle.loads(zlib.decompress(base64.b64decode(text)))
+def dump_optimizer(es) -> dict:
+    return {"pickle": base64.b64encode(zlib.compress(pickle.dumps(es))).decode(), "cma": cma_version()}
 
 
-def leader(state, *, merges_only: bool = False) -> str | None:
-    """The fittest fully evaluated individual so far; ties as in `RunState.champion`."""
-    ok = [e for e in state.evaluations.values()
-          if e.status == "ok" and (not merges_only or state.individuals[e.id].kind != "seed")]
-    return max(ok, key=lambda e: (e.fitness, e.id)).id if ok else None
+def load_optimizer(saved: dict | str):
+    """The optimizer of a saved run state; refuses one pickled by another pycma version."""
+    saved_with = saved.get("cma") if isinstance(saved, dict) else None
+    if saved_with != cma_version():
+        how = f"pip install cma=={saved_with}" if saved_with else "install the cma version it was saved with"
+        raise ConfigError(
+            f"this run's CMA-ES state was saved with cma {saved_with or '(unknown version)'}, but cma "
+            f"{cma_version()} is installed; {how} to resume it, or start afresh in a new output.dir")
+    # The run state is the user's own file, written by this program.
+    return pickle.loads(zlib.decompress(base64.b64decode(saved["pickle"])))
 
 
-def leaders(state) -> list[str]:
-    """What a recipe search keeps on disk: the best so far and the best recipe it found (if not the same)."""
-    return [i for i in dict.fromkeys([leader(state), leader(state, merges_only=True)]) if i]
+def leaders(view) -> list[str]:
+    """What a recipe search keeps on disk: the champion and the best recipe it found (if not the same)."""
+    return [i for i in dict.fromkeys([view.champion(), view.champion(merges_only=True)]) if i]
 
 
 class CMASearch(Strategy):
     """Ask/tell around pycma over `self.space` (with `decode(x)`); see `CMAES` and `dfs.DFS`."""
 
-    def __init__(self, run, *, options=None):
-        super().__init__(run)
-        self.options = options or self.Options.model_validate(run.cfg.search.options)
+    def __init__(self, cfg, view, *, options=None):
+        super().__init__(cfg, view, options=options)
         self.es = None
         self.pending: list[list[float]] = []  # solutions asked and not yet told
         self.pending_ids: list[str] = []
@@ -204,19 +174,18 @@ class CMASearch(Strategy):
     def optimizer(self):
         if self.es is None:
             self.es = new_optimizer(self.start_point(), sigma0=self.options.sigma0, popsize=self.options.popsize,
-                                    seed=self.run.cfg.seed, stream=self.name)
+                                    seed=self.cfg.seed, stream=self.name)
         return self.es
 
     def ask(self) -> list[Individual]:
-        state = self.run.state
         self.pending = [[float(v) for v in x] for x in self.optimizer().ask()]
-        children = [child_individual(self.space.decode(x), generation=state.generation) for x in self.pending]
+        children = [child_individual(self.space.decode(x), generation=self.view.generation) for x in self.pending]
         self.pending_ids = [ind.id for ind in children]
-        seeds = [state.individuals[i] for i in self.run.seed_ids] if self.evaluates_seeds() else []
+        seeds = self.seeds() if self.evaluates_seeds() else []
         return list({ind.id: ind for ind in [*seeds, *children]}.values())
 
     def evaluates_seeds(self) -> bool:
-        return self.run.state.generation == 0 and self.options.evaluate_seeds
+        return self.view.generation == 0 and self.options.evaluate_seeds
 
     def tell(self, results: Mapping[str, Evaluation]) -> None:
         if self.pending:
@@ -225,7 +194,7 @@ class CMASearch(Strategy):
         self.pending, self.pending_ids = [], []
 
     def survivors(self, *, final: bool) -> list[str]:
-        return leaders(self.run.state)
+        return leaders(self.view)
 
     def state_dict(self) -> dict:
         return {"es": dump_optimizer(self.es) if self.es is not None else None,
@@ -242,11 +211,10 @@ class CMAES(CMASearch):
     """CMA-ES over TIES/DARE (or any method's) genes per parent, layer group and module."""
 
     name = "cmaes"
-    Options = CMAESOptions
 
-    def __init__(self, run, *, options: CMAESOptions | None = None):
-        super().__init__(run, options=options)
-        self.space = parameter_space(run, self.options)
+    def __init__(self, cfg, view, *, options: CMAESOptions | None = None):
+        super().__init__(cfg, view, options=options)
+        self.space = parameter_space(cfg, view, self.options)
 
     def start_point(self) -> list[float]:
         return [self.options.x0] * self.space.dim

@@ -18,38 +18,17 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from pydantic import Field, model_validator
 
-from hubevo.config import Frozen
 from hubevo.errors import ConfigError
 from hubevo.genome import DataFlowGenome, Individual, LayerStep
 from hubevo.state import Evaluation
 from hubevo.strategies.base import Strategy
-from hubevo.strategies.cmaes import PAPER_SIGMA, CMAES, CMAESOptions, CMASearch, leader, num_layers
+from hubevo.strategies.cmaes import CMAES, CMASearch
+from hubevo.strategies.options import DFSOptions, PSDFSOptions
+
+__all__ = ["DFS", "DFSOptions", "DataFlowSpace", "PSDFS", "PSDFSOptions"]
 
 ON = 0.5  # a slot is in the path when its indicator coordinate exceeds this
-
-
-class DFSOptions(Frozen):
-    models: list[str] = Field(default_factory=list, description="Member names whose layers are laid out; default all.")
-    repeats: int = Field(2, ge=1, description="r: how many times the layout of all source layers is repeated.")
-    margin: float = Field(0.25, gt=0, le=0.5, description="Start indicators at 0.5 +- margin (on / off).")
-    sigma0: float = Field(PAPER_SIGMA, gt=0, description="Initial step size in [0, 1] coordinates.")
-    popsize: int | None = Field(None, ge=2, description="Candidates per generation; default 4 + floor(3 ln n).")
-    scales: bool = Field(True, description="Evolve a scale of each slot's input (otherwise every scale is 1).")
-    scale_range: tuple[float, float] = Field((0.5, 2.0), description="Input scales, log-uniform over [0, 1].")
-    max_layers: int | None = Field(None, ge=1, description="Keep at most this many layers (highest indicators).")
-    residual_outputs: list[str] = Field(
-        default_factory=lambda: ["o_proj", "down_proj"],
-        description="Tensor-name substrings of the projections writing the residual stream (Llama/Mistral names).")
-    evaluate_seeds: bool = Field(True, description="Score the population members in generation 0, for reference.")
-
-    @model_validator(mode="after")
-    def _scale_range_holds_one(self):
-        low, high = self.scale_range
-        if not 0 < low <= 1 <= high:
-            raise ValueError(f"scale_range {self.scale_range} must satisfy 0 < low <= 1 <= high")
-        return self
 
 
 class DataFlowSpace:
@@ -87,28 +66,27 @@ class DataFlowSpace:
         return DataFlowGenome(path=path, residual_outputs=tuple(self.options.residual_outputs))
 
 
-def member_ids(run, names: Sequence[str]) -> list[str]:
+def member_ids(view, names: Sequence[str]) -> list[str]:
     """Population members by name (all of them when `names` is empty)."""
-    by_name = {run.state.individuals[i].name: i for i in run.seed_ids}
+    by_name = {view.individuals[i].name: i for i in view.seeds}
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ConfigError(f"search.options.models {unknown} are not population members; members: {sorted(by_name)}")
-    return [by_name[n] for n in names] if names else list(run.seed_ids)
+    return [by_name[n] for n in names] if names else list(view.seeds)
 
 
 class DFS(CMASearch):
     """CMA-ES over layer paths; `sources` (individual ids on disk) default to the configured members."""
 
     name = "dfs"
-    Options = DFSOptions
 
-    def __init__(self, run, *, options: DFSOptions | None = None, sources: Sequence[str] | None = None):
-        super().__init__(run, options=options)
-        self.sources = list(dict.fromkeys(sources or member_ids(run, self.options.models)))
+    def __init__(self, cfg, view, *, options: DFSOptions | None = None, sources: Sequence[str] | None = None):
+        super().__init__(cfg, view, options=options)
+        self.sources = list(dict.fromkeys(sources or member_ids(view, self.options.models)))
         self.space = self.build_space()
 
     def build_space(self) -> DataFlowSpace:
-        return DataFlowSpace([(i, num_layers(self.run.paths[i])) for i in self.sources], self.options)
+        return DataFlowSpace([(i, self.view.layers(i)) for i in self.sources], self.options)
 
     def start_point(self) -> list[float]:
         return self.space.x0()
@@ -123,31 +101,23 @@ class DFS(CMASearch):
             self.space = self.build_space()
 
 
-class PSDFSOptions(Frozen):
-    ps: CMAESOptions = Field(default_factory=CMAESOptions, description="Options of the parameter-space phase.")
-    dfs: DFSOptions = Field(default_factory=DFSOptions, description="Options of the data-flow phase.")
-    ps_generations: int = Field(3, ge=1, description="Generations of parameter-space search before DFS starts.")
-
-
 class PSDFS(Strategy):
     """Parameter space first, then data flow over [PS champion, *members] (the paper's PS+DFS)."""
 
     name = "psdfs"
-    Options = PSDFSOptions
 
-    def __init__(self, run):
-        super().__init__(run)
-        self.options = self.Options.model_validate(run.cfg.search.options)
-        self.ps = CMAES(run, options=self.options.ps)
+    def __init__(self, cfg, view, **kwargs):
+        super().__init__(cfg, view, **kwargs)
+        self.ps = CMAES(cfg, view, options=self.options.ps)
         self.dfs: DFS | None = None
 
     def current(self) -> CMASearch:
-        if self.run.state.generation < self.options.ps_generations:
+        if self.view.generation < self.options.ps_generations:
             return self.ps
         if self.dfs is None:  # the PS champion is on disk: CMASearch keeps its best recipe
-            champion = leader(self.run.state, merges_only=True)
-            members = member_ids(self.run, self.options.dfs.models)
-            self.dfs = DFS(self.run, options=self.options.dfs, sources=[champion, *members] if champion else members)
+            champion = self.view.champion(merges_only=True)
+            members = member_ids(self.view, self.options.dfs.models)
+            self.dfs = DFS(self.cfg, self.view, options=self.options.dfs, sources=[champion, *members] if champion else members)
         return self.dfs
 
     def ask(self) -> list[Individual]:
@@ -165,5 +135,5 @@ class PSDFS(Strategy):
     def load_state_dict(self, state: dict) -> None:
         self.ps.load_state_dict(state.get("ps") or {})
         if state.get("dfs"):
-            self.dfs = DFS(self.run, options=self.options.dfs, sources=state["dfs"]["sources"])
+            self.dfs = DFS(self.cfg, self.view, options=self.options.dfs, sources=state["dfs"]["sources"])
             self.dfs.load_state_dict(state["dfs"])

@@ -13,16 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from pydantic import Field
-
-from hubevo.config import Frozen
 from hubevo.errors import ConfigError
 from hubevo.state import Evaluation, rng_for
 from hubevo.strategies.ga import GeneticAlgorithm
-
-
-class NSGA2Options(Frozen):
-    parents: int | None = Field(None, ge=2, description="Candidates kept each generation; default half the population.")
 
 
 def rank_and_crowding(objectives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,19 +43,17 @@ def nsga2_order(scores: Mapping[str, Mapping[str, float]], tasks: list[str]) -> 
 
 class NSGA2(GeneticAlgorithm):
     name = "nsga2"
-    Options = NSGA2Options
 
-    def __init__(self, run):
-        super().__init__(run)
-        self.options = self.Options.model_validate(run.cfg.search.options)
-        self.kept = self.options.parents or max(2, run.cfg.budget.population_size // 2)
-        if self.kept >= run.cfg.budget.population_size:
+    def __init__(self, cfg, view, **kwargs):
+        super().__init__(cfg, view, **kwargs)
+        self.kept = self.options.parents or max(2, cfg.budget.population_size // 2)
+        if self.kept >= cfg.budget.population_size:
             raise ConfigError(f"search.options.parents ({self.kept}) must be smaller than budget.population_size "
-                              f"({run.cfg.budget.population_size}) to leave room for children")
+                              f"({cfg.budget.population_size}) to leave room for children")
         self.front: list[str] = []
 
     def tell(self, results: Mapping[str, Evaluation]) -> None:
-        cfg = self.run.cfg
+        cfg = self.cfg
         tasks = [t.name for t in cfg.fitness.tasks]
         scores = {i: e.scores for i, e in results.items() if e.status == "ok"}
         order, fronts = nsga2_order(scores, tasks)
@@ -70,7 +61,7 @@ class NSGA2(GeneticAlgorithm):
         self.front = [i for i in order if fronts[i] == 0]
         self.best = list(dict.fromkeys([*self.front, *kept]))
         self.elites = kept
-        rng = rng_for(cfg.seed, self.run.state.generation, "select")
+        rng = rng_for(cfg.seed, self.view.generation, "select")
         position = {i: k for k, i in enumerate(order)}
         n_children = cfg.budget.population_size - len(kept)
         self.couples = [] if len(kept) < 2 else [self.couple(kept, position, rng) for _ in range(n_children)]

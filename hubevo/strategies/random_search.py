@@ -12,28 +12,26 @@ from collections.abc import Mapping
 from hubevo.genome import Individual, child_individual
 from hubevo.state import Evaluation, rng_for
 from hubevo.strategies.base import Strategy
-from hubevo.strategies.cmaes import SpaceOptions, leaders, parameter_space
+from hubevo.strategies.cmaes import leaders, parameter_space
 
 
 class RandomSearch(Strategy):
     name = "random"
-    Options = SpaceOptions
 
-    def __init__(self, run):
-        super().__init__(run)
-        self.options = self.Options.model_validate(run.cfg.search.options)
-        self.space = parameter_space(run, self.options)
+    def __init__(self, cfg, view, **kwargs):
+        super().__init__(cfg, view, **kwargs)
+        self.space = parameter_space(cfg, view, self.options)
 
     def ask(self) -> list[Individual]:
-        state = self.run.state
-        rng = rng_for(self.run.cfg.seed, state.generation, "random")
-        points = rng.random((self.run.cfg.budget.population_size, self.space.dim))
-        children = [child_individual(self.space.decode(x), generation=state.generation) for x in points]
-        seeds = [state.individuals[i] for i in self.run.seed_ids] if state.generation == 0 and self.options.evaluate_seeds else []
+        generation = self.view.generation
+        rng = rng_for(self.cfg.seed, generation, "random")
+        points = rng.random((self.cfg.budget.population_size, self.space.dim))
+        children = [child_individual(self.space.decode(x), generation=generation) for x in points]
+        seeds = self.seeds() if generation == 0 and self.options.evaluate_seeds else []
         return list({ind.id: ind for ind in [*seeds, *children]}.values())
 
     def tell(self, results: Mapping[str, Evaluation]) -> None:
         del results  # nothing to learn: the next draws depend on the generation alone
 
     def survivors(self, *, final: bool) -> list[str]:
-        return leaders(self.run.state)
+        return leaders(self.view)

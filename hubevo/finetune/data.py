@@ -1,0 +1,121 @@
+"""Stage 5, mutate by fine-tuning: reading the preference (or instruction) data a mutation trains on.
+
+The edge with `datasets`: a local file or folder, or a Hub dataset read at a resolved
+commit. `load_pairs` returns a seeded sample with our column names; `check_sources`
+reads one row of each configured source so that bad paths and columns fail before a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from hubevo.errors import CandidateError, ConfigError
+from hubevo.finetune.operators import required_columns
+from hubevo.finetune.recipe import LOCAL_FORMATS, FinetuneSpace, PreferenceSource
+
+
+def load_pairs(source: PreferenceSource, *, operator: str = "dpo", samples: int, seed: int):
+    """A seeded sample of `samples` rows with our column names (prompt/chosen/rejected or prompt/completion).
+
+    Rows with an empty required field are dropped after sampling. Missing columns raise a
+    `ConfigError` that lists the columns found; an empty sample raises `CandidateError`.
+    """
+    return _load(source, operator=operator, samples=samples, seed=seed)[0]
+
+
+def check_sources(space: FinetuneSpace) -> None:
+    """Read one row of every dataset in `space`, so that bad paths and columns fail before a run starts."""
+    for source in space.datasets:
+        _load(source, operator=space.operator, samples=1, seed=0)
+
+
+def _load(source: PreferenceSource, *, operator: str, samples: int, seed: int):
+    """(seeded sample as a `datasets.Dataset` with our column names, revision string)."""
+    from datasets import Dataset
+
+    data, revision = _open(source)
+    mapping = _mapping(source, operator=operator, found=list(data.column_names))
+    count = min(samples, len(data))
+    order = np.random.default_rng(seed).choice(len(data), size=count, replace=False) if count else []
+    data = data.select([int(i) for i in order]).select_columns(sorted(set(mapping.values())))
+    rows = [{ours: row[theirs] for ours, theirs in mapping.items()} for row in data]
+    rows = [row for row in rows if all(value not in (None, "", []) for value in row.values())]
+    if not rows:
+        raise CandidateError(
+            f"preference dataset {source.path!r} gave an empty sample ({len(data)} of {samples} rows drawn, "
+            "none with every required column filled); add rows or pick another dataset"
+        )
+    return Dataset.from_list(rows), revision
+
+
+def _open(source: PreferenceSource):
+    """(dataset split, revision string) of a local file/folder or a Hub dataset (the whole split is fetched once)."""
+    from datasets import load_dataset
+    from datasets.exceptions import DatasetNotFoundError
+
+    path = Path(source.path).expanduser()
+    if source.is_local() and not path.exists():
+        raise ConfigError(f"preference dataset {source.path!r} does not exist; give an existing file or a Hub id")
+    if path.is_file() and path.suffix not in LOCAL_FORMATS:
+        raise ConfigError(f"preference dataset {source.path!r}: local files must be {', '.join(LOCAL_FORMATS)}")
+    try:
+        if path.is_file():
+            data = load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split=source.split)
+            return data, _file_digest(path)
+        if path.is_dir():
+            return load_dataset(str(path), split=source.split), _file_digest(path)
+        revision = _hub_revision(source)
+        return load_dataset(source.path, revision=revision, split=source.split), revision
+    except (DatasetNotFoundError, FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"cannot read preference dataset {source.path!r} (split {source.split!r}): {err}") from None
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.read_bytes())
+    return f"sha256:{digest.hexdigest()[:16]}"
+
+
+def _hub_revision(source: PreferenceSource) -> str | None:
+    """The commit sha of a Hub dataset at `source.revision` (the revision as given when offline)."""
+    from huggingface_hub import constants
+
+    from hubevo.hub.client import ensure_api, hub_call
+
+    if constants.HF_HUB_OFFLINE:
+        return source.revision
+    api = ensure_api(None)
+    with hub_call(source.path, action="read the dataset", api=api, missing=ConfigError):
+        return api.dataset_info(source.path, revision=source.revision).sha
+
+
+def _mapping(source: PreferenceSource, *, operator: str, found: list[str]) -> dict[str, str]:
+    """Our column name -> the dataset's; sft falls back to `chosen` as the completion of a preference set."""
+    mapping = {name: source.columns.get(name, name) for name in required_columns(operator)}
+    chosen = source.columns.get("chosen", "chosen")
+    if operator == "sft" and "completion" not in source.columns and "completion" not in found and chosen in found:
+        mapping["completion"] = chosen
+    missing = {ours: theirs for ours, theirs in mapping.items() if theirs not in found}
+    if missing:
+        wanted = ", ".join(o if o == t else f"{o} (mapped to {t!r})" for o, t in missing.items())
+        raise ConfigError(
+            f"preference dataset {source.path!r} lacks column(s) {wanted} for operator {operator!r}; "
+            f"found columns: {', '.join(found) or 'none'}; map yours with `columns`, e.g. {{prompt: question}}"
+        )
+    return mapping
+
+
+def require_chat_template(pairs, tokenizer, *, source: PreferenceSource) -> None:
+    """Fail the child when conversational data meets a tokenizer that cannot format it."""
+    from trl.data_utils import is_conversational
+
+    if is_conversational(pairs[0]) and not getattr(tokenizer, "chat_template", None):
+        raise CandidateError(
+            f"preference dataset {source.path!r} is conversational (lists of messages) but the parent's tokenizer "
+            "has no chat template; use plain-text prompts or a model whose tokenizer defines chat_template"
+        )

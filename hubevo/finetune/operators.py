@@ -1,0 +1,58 @@
+"""Stage 5, mutate by fine-tuning: the operator registry (`dpo`, `sft`).
+
+An operator names the columns its data needs and builds its trl trainer; trl is imported
+only when a trainer is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hubevo.errors import UnknownNameError
+from hubevo.finetune.recipe import FinetuneRecipe
+
+
+def _dpo(model, tokenizer, pairs, *, recipe: FinetuneRecipe, args: dict, peft_config):
+    from trl import DPOConfig, DPOTrainer
+
+    config = DPOConfig(**{**args, "beta": recipe.beta, "loss_type": [recipe.loss_type], **recipe.trainer_kwargs})
+    return DPOTrainer(model, args=config, train_dataset=pairs, processing_class=tokenizer, peft_config=peft_config)
+
+
+def _sft(model, tokenizer, pairs, *, recipe: FinetuneRecipe, args: dict, peft_config):
+    from trl import SFTConfig, SFTTrainer
+
+    config = SFTConfig(**{**args, **recipe.trainer_kwargs})
+    return SFTTrainer(model, args=config, train_dataset=pairs, processing_class=tokenizer, peft_config=peft_config)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """A fine-tuning operator: the columns its data needs and how its trl trainer is built."""
+
+    name: str
+    columns: tuple[str, ...]
+    build: Callable
+
+    def __call__(self, model, tokenizer, pairs, **kwargs):
+        return self.build(model, tokenizer, pairs, **kwargs)
+
+
+OPERATORS: dict[str, Operator] = {
+    op.name: op
+    for op in (
+        Operator("dpo", ("prompt", "chosen", "rejected"), _dpo),
+        Operator("sft", ("prompt", "completion"), _sft),
+    )
+}
+
+
+def get_operator(name: str) -> Operator:
+    if name not in OPERATORS:
+        raise UnknownNameError(f"unknown fine-tuning operator {name!r}; known: {', '.join(sorted(OPERATORS))}")
+    return OPERATORS[name]
+
+
+def required_columns(operator: str) -> tuple[str, ...]:
+    return get_operator(operator).columns

@@ -1,0 +1,67 @@
+"""What a search strategy sees of a run: a read-only view of the population.
+
+Ids, individuals, evaluations, the seeds, the base model, the current generation and
+each individual's layer count; nothing to write to and no file to read. The view reads
+the live run state, so a strategy built once sees every later evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from hubevo import ranking
+from hubevo.genome import DataFlowGenome, Individual
+
+if TYPE_CHECKING:
+    from hubevo.state import Evaluation, RunState
+
+
+class PopulationView:
+    def __init__(self, state: "RunState", *, seed_layers: Mapping[str, int]):
+        self._state = state
+        self._seed_layers = dict(seed_layers)
+
+    @property
+    def generation(self) -> int:
+        return self._state.generation
+
+    @property
+    def seeds(self) -> tuple[str, ...]:
+        """The initial members, in config order."""
+        return tuple(self._state.initial)
+
+    @property
+    def base(self) -> str | None:
+        return self._state.base
+
+    @property
+    def individuals(self) -> Mapping[str, Individual]:
+        return MappingProxyType(self._state.individuals)
+
+    @property
+    def evaluations(self) -> Mapping[str, "Evaluation"]:
+        return MappingProxyType(self._state.evaluations)
+
+    def champion(self, *, merges_only: bool = False) -> str | None:
+        """The champion by `hubevo.ranking` (among bred individuals only, with `merges_only`)."""
+        evs = self._state.evaluations.values()
+        if merges_only:
+            evs = [e for e in evs if self._state.individuals[e.id].kind != "seed"]
+        return ranking.champion(list(evs))
+
+    def add_seed_layers(self, cid: str, layers: int) -> None:
+        """An immigrant joined: its layer count, read from its config by the driver."""
+        self._seed_layers[cid] = layers
+
+    def layers(self, cid: str) -> int:
+        """Decoder layers of individual `cid`: a seed's from its config, a child's from its recipe."""
+        if cid in self._seed_layers:
+            return self._seed_layers[cid]
+        ind = self._state.individuals[cid]
+        if ind.finetune is not None:
+            return self.layers(ind.finetune.parent)
+        if isinstance(ind.genome, DataFlowGenome):
+            return len(ind.genome.path)
+        return self.layers(ind.genome.parents[0])

@@ -1,0 +1,139 @@
+"""Reading what the loop wrote: a local run directory or a Hub results dataset -> `RunData`.
+
+Two sources give the same `RunData`: a local run directory (its `state.json` when there is
+one, so a running evolution shows every evaluated candidate; else `results.parquet` and
+`lineage.json`) and a results dataset `{namespace}/{run}-results` on the Hub. Only this
+module and the catalog that calls it touch disk or the network; every view past it is a
+pure function of `RunData`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from hubevo.config import RunConfig
+from hubevo.errors import HubError
+from hubevo.hub.client import ensure_api, hub_call
+from hubevo.publish import lineage_graph, results_frame
+from hubevo.state import STATE_FILE, RunState, load_state
+
+RESULT_FILES = ("results.parquet", "lineage.json", "config.yaml")
+RESULT_COLUMNS = (
+    "generation", "evaluated_in", "id", "model", "kind", "method", "parents", "genes", "recipe", "status", "reason",
+    "fitness", "heldout", "examples", "seconds", "survivor", "champion", "repo",
+)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run as the Space sees it: its candidate table, lineage graph and config."""
+
+    name: str
+    source: str  # "local" or "hub"
+    where: str  # the run directory, or the results dataset repo id
+    results: pd.DataFrame
+    lineage: dict
+    config: dict
+    state: RunState | None = None
+    cards: Mapping[str, Path] = field(default_factory=dict)  # individual id -> local README.md
+    saved_at: float | None = None  # when the local state was last written (epoch seconds)
+
+    def row(self, model_id: str) -> pd.Series | None:
+        hits = self.results[self.results["id"] == model_id]
+        return hits.iloc[0] if len(hits) else None
+
+
+def run_dirs(runs_root: Path) -> list[Path]:
+    """`runs_root` itself if it is a run directory, and every run directory directly under it."""
+    runs_root = Path(runs_root)
+    if not runs_root.is_dir():
+        return []
+    candidates = [runs_root, *sorted(p for p in runs_root.iterdir() if p.is_dir())]
+    return [p for p in candidates if (p / STATE_FILE).is_file() or (p / "results.parquet").is_file()]
+
+
+def load_run_dir(run_dir: Path) -> RunData:
+    """A local run: the live `state.json` when present, else the tables the loop last wrote."""
+    run_dir = Path(run_dir)
+    config = read_yaml(run_dir / "config.yaml")
+    state = load_state(run_dir)
+    if state is None:
+        return read_results_folder(run_dir, source="local", where=str(run_dir))
+    results = with_columns(results_frame(state))
+    results["repo"] = hub_repos(state, config, results["id"])
+    cards = {cid: Path(folder) / "README.md" for cid, folder in state.saved.items()}
+    return RunData(name=config.get("name") or run_dir.name, source="local", where=str(run_dir), results=results,
+                   lineage=lineage_graph(state), config=config, state=state,
+                   cards={cid: p for cid, p in cards.items() if p.is_file()},
+                   saved_at=(run_dir / STATE_FILE).stat().st_mtime)
+
+
+def read_results_folder(folder: Path, *, source: str, where: str) -> RunData:
+    """A run from `results.parquet`, `lineage.json` and `config.yaml` (a results dataset's files)."""
+    config = read_yaml(folder / "config.yaml")
+    parquet, lineage = folder / "results.parquet", folder / "lineage.json"
+    results = with_columns(pd.read_parquet(parquet) if parquet.is_file() else pd.DataFrame())
+    graph = json.loads(lineage.read_text()) if lineage.is_file() else {"nodes": [], "edges": []}
+    name = config.get("name") or Path(where).name.removesuffix("-results")
+    return RunData(name=name, source=source, where=where, results=results, lineage=graph, config=config)
+
+
+def load_results_repo(repo_id: str, *, api=None, cache_dir: Path | None = None) -> RunData:
+    """A results dataset `{namespace}/{run}-results` from the Hub; HubError naming the repo on failure."""
+    api = ensure_api(api)
+    with hub_call(repo_id, action="read the results dataset", api=api, missing=HubError):
+        folder = api.snapshot_download(repo_id, repo_type="dataset", allow_patterns=list(RESULT_FILES),
+                                       cache_dir=cache_dir)
+    return read_results_folder(Path(folder), source="hub", where=repo_id)
+
+
+def fetch_card(repo_id: str, *, api=None) -> str:
+    """The README of a model repo on the Hub (a survivor's lineage card)."""
+    api = ensure_api(api)
+    with hub_call(repo_id, action="read the card of", api=api, missing=HubError):
+        return Path(api.hf_hub_download(repo_id, "README.md")).read_text()
+
+
+def read_yaml(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text()) if path.is_file() else None
+    return data if isinstance(data, dict) else {}
+
+
+def with_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every standard column (an empty run, or an older table, lacks some)."""
+    frame = frame.copy()
+    for column in RESULT_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = pd.Series([None] * len(frame), dtype=object)
+    return frame
+
+
+def hub_repos(state: RunState, config: dict, ids: Iterable[str]) -> list[str | None]:
+    """The Hub repo of each individual, as the results dataset records it (None when only local)."""
+    from hubevo.hub.publish import hub_repo_of
+
+    try:
+        cfg = RunConfig.model_validate(config)
+    except ValidationError:
+        return [None for _ in ids]
+    return [hub_repo_of(state, cfg, cid) for cid in ids]
+
+
+def as_list(value) -> list[str]:
+    """A list cell (`parents`) as strings; parquet gives arrays, a missing cell None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return [str(v) for v in value]
+
+
+def rounded(value) -> float | None:
+    """A score cell as shown: 4 decimals, None when missing."""
+    return None if value is None or pd.isna(value) else round(float(value), 4)

@@ -1,0 +1,68 @@
+"""The Progress tab: per generation, the candidates evaluated in it and the champion so far, as a table and a chart.
+
+`generation_stats` is a pure function of a results table; the champion after generation g is
+`space.ranking.champion_id` of the `ok` rows evaluated up to g. `progress_figure` draws the
+table on a bare matplotlib `Figure` (no pyplot), with one integer tick per generation.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from space.loading import rounded
+from space.ranking import champion_id
+
+STATS_COLUMNS = ["generation", "candidates", "failed", "raced out", "best fitness", "mean fitness", "champion",
+                 "champion fitness", "champion held-out"]
+
+SERIES = (  # column, legend, style
+    ("best fitness", "best fitness of the generation", {"marker": "o", "color": "#1f77b4"}),
+    ("mean fitness", "mean fitness of the generation", {"marker": ".", "color": "#aec7e8", "linestyle": ":"}),
+    ("champion fitness", "champion so far: fitness", {"marker": "s", "color": "#ff7f0e"}),
+    ("champion held-out", "champion so far: held-out", {"marker": "D", "color": "#2ca02c", "linestyle": "--"}),
+)
+
+
+def generation_stats(results: pd.DataFrame) -> pd.DataFrame:
+    """Per generation: candidates evaluated in it, how many failed or were raced out, their best and mean
+    fitness, and the champion so far.
+
+    The champion after generation g is the champion among the candidates evaluated up to g; its
+    held-out score is the one the loop measured when it survived (held-out tasks never select).
+    """
+    rows = []
+    for generation in sorted(int(g) for g in results["evaluated_in"].dropna().unique()):
+        now = results[results["evaluated_in"] == generation]
+        ok = now[now["status"] == "ok"]
+        best = champion_id(results[results["evaluated_in"] <= generation])
+        champion = results[results["id"] == best].iloc[0] if best is not None else None
+        rows.append({
+            "generation": generation, "candidates": len(now), "failed": int((now["status"] == "failed").sum()),
+            "raced out": int((now["status"] == "raced_out").sum()),
+            "best fitness": rounded(ok["fitness"].max()) if len(ok) else None,
+            "mean fitness": rounded(ok["fitness"].mean()) if len(ok) else None,
+            "champion": champion["model"] if champion is not None else None,
+            "champion fitness": rounded(champion["fitness"]) if champion is not None else None,
+            "champion held-out": rounded(champion["heldout"]) if champion is not None else None,
+        })
+    return pd.DataFrame(rows, columns=STATS_COLUMNS)
+
+
+def progress_figure(stats: pd.DataFrame, *, run_name: str) -> Figure:
+    fig = Figure(figsize=(9, 3.8), dpi=100)
+    ax = fig.add_subplot()
+    for column, label, style in SERIES:
+        points = stats[["generation", column]].dropna()
+        if len(points):
+            ax.plot(points["generation"], points[column].astype(float), label=label, **style)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("generation")
+    ax.set_ylabel("score")
+    ax.grid(alpha=0.3)
+    ax.set_title(f"run {run_name}: fitness and held-out score per generation", fontsize=10)
+    if ax.lines:
+        ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig

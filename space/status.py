@@ -1,0 +1,77 @@
+"""The Status tab: one row per run, whether the scheduler manages it or it was only found on disk or the Hub.
+
+`local_status` gives a found run the controller's status shape; `merge_statuses` puts the
+controller's runs first; `status_table` formats them (g / G, c / C, durations, best fitness).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from space.loading import RunData, rounded
+from space.ranking import champion_id
+
+STATUS_COLUMNS = ["run", "state", "generation", "candidate", "elapsed", "time left", "best fitness", "message"]
+
+
+def local_status(run: RunData, *, now: float | None = None) -> dict:
+    """A status dict (the controller's shape) for a run found on disk that no controller manages."""
+    budget = run.config.get("budget", {}) or {}
+    base = {"name": run.name, "generations": budget.get("generations"), "best_fitness": best_fitness(run),
+            "eta_s": None}
+    if run.state is None:
+        return {**base, "state": "published" if run.source == "hub" else "finished", "generation": None,
+                "candidate": None, "candidates": None, "elapsed_s": None, "message": run.where}
+    state = run.state
+    done = sum(1 for i in state.population if i in state.evaluations)
+    if state.finished:
+        phase, message = "finished", state.stop_reason or ""
+    else:
+        ago = format_duration((time.time() if now is None else now) - run.saved_at) if run.saved_at else "?"
+        phase, message = "unfinished", f"not managed here; state saved {ago} ago (resume with `hubevo evolve --resume`)"
+    return {**base, "state": phase, "generation": state.generation, "candidate": done,
+            "candidates": len(state.population), "elapsed_s": state.elapsed_s, "message": message}
+
+
+def best_fitness(run: RunData) -> float | None:
+    """The fitness of the run's champion; None before any candidate succeeded."""
+    cid = champion_id(run.results)
+    return rounded(run.row(cid)["fitness"]) if cid is not None else None
+
+
+def status_table(statuses: Sequence[Mapping]) -> pd.DataFrame:
+    """One row per run: state, generation g / G, candidate c / C, elapsed and remaining time, best fitness."""
+    rows = [{
+        "run": s.get("name"), "state": s.get("state"),
+        "generation": _of(s.get("generation"), s.get("generations")),
+        "candidate": _of(s.get("candidate"), s.get("candidates")),
+        "elapsed": format_duration(s.get("elapsed_s")), "time left": format_duration(s.get("eta_s")),
+        "best fitness": rounded(s.get("best_fitness")), "message": s.get("message") or "",
+    } for s in statuses]
+    return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+def merge_statuses(managed: Sequence[Mapping], found: Sequence[Mapping]) -> list[Mapping]:
+    """The controller's runs first, then runs found on disk or on the Hub under another name."""
+    names = {s.get("name") for s in managed}
+    return [*managed, *(s for s in found if s.get("name") not in names)]
+
+
+def _of(done, total) -> str:
+    if done is None:
+        return "-"
+    return f"{done} / {total}" if total is not None else str(done)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or pd.isna(seconds):
+        return "-"
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

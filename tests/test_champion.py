@@ -1,0 +1,144 @@
+"""One champion rule: with tied fitness, every view names the same champion, and it is saved in full.
+
+Two members are the same weights in two folders, so every linear merge of them is that
+model again: the random search's children all tie on fitness. The state, the terminal
+leaderboard, the Space's views, the log lines and the Hub push must still agree on one
+champion (`hubevo.ranking`: earliest evaluated, then smallest id), and it has weights, a
+lineage card and held-out scores.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard
+
+from hubevo import ranking
+from hubevo.config import parse_config
+from hubevo.hub.publish import champion_history
+from hubevo.loop import evolve
+from hubevo.publish import leaderboard
+from space.leaderboard import champion_key, model_key
+from space.loading import load_run_dir
+from space.progress import generation_stats
+from space.ranking import champion_id
+from tests.tiny_models import build_zoo, write_choice_task
+
+torch.set_num_threads(1)
+TASK = "hubevo_tie_mc"
+
+
+@pytest.fixture(scope="module")
+def tied_run(hub_server, tmp_path_factory, caplog_module):
+    root = tmp_path_factory.mktemp("tie")
+    zoo = build_zoo(root / "zoo", finetunes=1)
+    twin = shutil.copytree(zoo["ft1"], root / "zoo" / "ft1-twin")
+    cfg = parse_config({
+        "name": "tie",
+        "population": {"members": [str(zoo["ft1"]), str(twin)]},
+        "fitness": {"tasks": [{"name": TASK, "metric": "acc"}], "heldout": [{"name": TASK, "metric": "acc"}],
+                    "include_path": [str(write_choice_task(root / "tasks", TASK))], "limit": 8, "batch_size": 16},
+        "search": {"strategy": "random", "options": {"method": "linear", "layer_granularity": 0,
+                                                     "evaluate_seeds": False}},
+        "budget": {"generations": 1, "population_size": 3},
+        "output": {"dir": str(root / "run")},
+        "publish": {"namespace": "alice", "private": False, "push": "champion"},
+    }, root=root)
+    api = HfApi(endpoint=hub_server.url, token="token-alice")
+    with caplog_module.at_level(logging.INFO, logger="hubevo"):
+        state = evolve(cfg, progress=False, api=api)
+    return cfg, state, api, caplog_module.text
+
+
+@pytest.fixture(scope="module")
+def caplog_module():
+    """A module-wide log capture (pytest's caplog is per test)."""
+    handler = _Collect()
+    logger = logging.getLogger("hubevo")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def at_level(self, level, *, logger):
+        import contextlib
+
+        @contextlib.contextmanager
+        def scope():
+            log, old = logging.getLogger(logger), logging.getLogger(logger).level
+            log.setLevel(level)
+            try:
+                yield
+            finally:
+                log.setLevel(old)
+        return scope()
+
+
+def test_fitness_ties_and_every_view_names_the_same_champion(tied_run):
+    cfg, state, api, log_text = tied_run
+    ok = [e for e in state.evaluations.values() if e.status == "ok"]
+    best = max(e.fitness for e in ok)
+    tied = [e.id for e in ok if e.fitness == best]
+    assert len(tied) >= 2, f"the twins' merges should tie: {[(e.id, e.fitness) for e in ok]}"
+
+    champion = state.champion()
+    expected = min(tied, key=lambda i: (state.evaluations[i].generation, i))
+    assert champion == expected == ranking.champion(ok)
+    name = state.individuals[champion].name
+
+    assert leaderboard(state).splitlines()[1].split()[1] == name  # the terminal's first row
+    run = load_run_dir(cfg.output.dir)
+    assert champion_id(run.results) == champion
+    assert champion_key([run]) == model_key(run.name, champion)  # the tree and model tabs open on it
+    assert generation_stats(run.results)["champion"].iloc[-1] == name
+    assert f"champion: {name} " in log_text and f"champion {name} " in log_text
+    assert champion_history(state)[-1][1] == champion
+    card = ModelCard.load(cfg.publish.champion_repo(cfg.name), token="token-alice")
+    assert name in card.text
+
+
+def test_the_champion_has_weights_a_card_and_heldout_scores(tied_run):
+    cfg, state, api, _ = tied_run
+    champion = state.champion()
+    folder = Path(state.saved[champion])
+    assert (folder / "model.safetensors").is_file()
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.base_model_relation == "merge"
+    assert state.heldout[champion]
+    assert all(champion in ids for g, ids in state.survivors.items() if g >= state.evaluations[champion].generation)
+
+
+def test_a_stored_recipe_names_parents_by_relative_path_and_rebuilds_from_the_run_folder(tied_run, monkeypatch):
+    import yaml
+    from safetensors.torch import load_file
+
+    from hubevo.materialize import Materializer
+
+    cfg, state, api, _ = tied_run
+    champion = state.champion()
+    recipe = state.recipes[champion]
+    refs = [m["model"] for m in recipe["models"]]
+    assert refs and not any(Path(r).is_absolute() for r in refs)
+    card_recipe = yaml.safe_load(ModelCard.load(Path(state.saved[champion]) / "README.md").text.split("```yaml")[1]
+                                 .split("```")[0])
+    assert card_recipe == recipe
+    monkeypatch.chdir(cfg.output.dir)  # relative references resolve against the run folder
+    rebuilt = Materializer(Path(state.saved[champion])).materialize(recipe)
+    saved = load_file(Path(state.saved[champion]) / "model.safetensors")
+    assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in saved.items())

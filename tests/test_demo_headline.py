@@ -1,0 +1,36 @@
+"""`python app.py demo`'s headline: after the shipped run, the champion beats each specialist it
+was bred from on the held-out combined task (README, first section), and the demo says so."""
+
+import contextlib
+import io
+
+import pytest
+import torch
+
+from hubevo.demo import HEADLINE_TASK
+from hubevo.demo.runner import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo_run(demo_zoo, demo_zoo_cache, tmp_path_factory):
+    """The demo as `app.py demo` runs it, on the session's zoo: (final state, what it printed)."""
+    torch.set_num_threads(1)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        state = run_demo(out_dir=tmp_path_factory.mktemp("demo-run") / "demo", cache_dir=demo_zoo_cache,
+                         progress=False)
+    return state, printed.getvalue()
+
+
+def test_the_champion_beats_every_specialist_on_the_held_out_task(demo_run, demo_zoo):
+    state, _ = demo_run
+    champion = state.heldout[state.champion()][HEADLINE_TASK]
+    specialists = {state.individuals[i].name: state.heldout[i][HEADLINE_TASK] for i in state.initial}
+    assert set(specialists) == set(demo_zoo.specialists)
+    assert all(champion > score for score in specialists.values()), (champion, specialists)
+
+
+def test_the_demo_prints_the_comparison_and_the_claim(demo_run):
+    state, printed = demo_run
+    assert f"heldout/{HEADLINE_TASK}" in printed and state.individuals[state.champion()].name in printed
+    assert f"the champion beats every initial member on {HEADLINE_TASK}" in printed
