@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--host", default=None, help="interface to bind (default 127.0.0.1)")
     space.add_argument("--port", type=int, default=int(os.environ.get("PORT", 7860)))
     space.set_defaults(func=cmd_space)
+    from hubevo.cli_hub import add_commands as add_hub_commands
+
+    add_hub_commands(sub)
     return parser
 
 

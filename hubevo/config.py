@@ -21,7 +21,8 @@ from hubevo.methods import unknown_method_message
 from hubevo.strategies.options import option_problems
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
-MUTATION_OPERATORS = ("perturb", "dpo", "sft")  # hubevo.mutation's gene operators and hubevo.finetune's trainers
+MUTATION_OPERATORS = ("perturb", "dpo", "sft")
+BASELINE_RECIPES = ("linear", "task_arithmetic", "ties", "dare_ties", "model_stock", "slerp", "nuslerp")  # hubevo.mutation's gene operators and hubevo.finetune's trainers
 
 
 class Member(Frozen):
@@ -127,7 +128,16 @@ class FitnessConfig(Frozen):
     heldout: list[TaskSpec] = Field(default_factory=list, description="Evaluated on survivors only; never selects.")
     include_path: list[Path] = Field(default_factory=list, description="Folders of local lm-eval YAML tasks.")
     limit: int | None = Field(None, gt=0, description="Examples per task and generation; None = all.")
-    resample: bool = Field(True, description="Draw a fresh seeded sample of `limit` examples every generation.")
+    resample: bool = Field(
+        False, description="Draw a fresh seeded sample of `limit` examples every generation (elites carried into "
+                           "a generation are scored again on its sample); default: one fixed sample for the run.")
+    validation: list[TaskSpec] = Field(
+        default_factory=list, description="Tasks the finalists are scored on to pick the champion; default: "
+                                          "`validation_fraction` of each fitness task, kept out of every fitness sample.")
+    validation_fraction: float = Field(0.25, gt=0, lt=1, description="Share of each fitness task carved for validation.")
+    validation_limit: int | None = Field(None, gt=0, description="Validation examples per task at most.")
+    finalists: int = Field(3, ge=0, description="The top-k by fitness scored on validation; the champion is the best "
+                                                "there. 0: the champion is the best by fitness.")
     seed: int = 0
     batch_size: int = Field(64, gt=0)
     heldout_limit: int | None = Field(None, gt=0)
@@ -228,6 +238,17 @@ class BudgetConfig(Frozen):
 class SearchConfig(Frozen):
     strategy: str = Field("ga", description="Search strategy: ga (EvoMerge population GA) or another registered one.")
     options: dict = Field(default_factory=dict, description="Strategy-specific options.")
+    baselines: list[str] | None = Field(
+        None, description="Standard recipes scored in generation 0 beside the members (they can win and be parents): "
+                          f"any of {', '.join(BASELINE_RECIPES)}; default all that fit the population; [] for none.")
+
+    @field_validator("baselines")
+    @classmethod
+    def _known_baselines(cls, names):
+        unknown = [n for n in names or [] if n not in BASELINE_RECIPES]
+        if unknown:
+            raise ValueError(f"unknown baseline recipe(s) {unknown}; known: {', '.join(BASELINE_RECIPES)}")
+        return names
 
     @model_validator(mode="after")
     def _options_fit_strategy(self):
@@ -254,6 +275,11 @@ class PublishConfig(Frozen):
     namespace: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]*$")
     private: bool = True
     push: Literal["survivors", "champion", "none"] = "none"
+    license: str | None = Field(None, description="License of every published child, replacing the one derived "
+                                                  "from its parents' (refused when theirs conflict or are unknown).")
+    derive_licenses: bool = Field(False, description="Derive each child's license from its parents' cards; "
+                                                     "conflicting or unknown licenses stop publishing unless "
+                                                     "`license` is set.")
 
     @model_validator(mode="after")
     def _namespace_when_pushing(self):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import difflib
 import logging
 import math
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -32,6 +34,25 @@ def default_device() -> str:
 def weighted_fitness(scores: dict[str, float], tasks: Sequence[TaskSpec]) -> float:
     total = sum(t.weight for t in tasks)
     return sum(t.weight * scores[t.name] for t in tasks) / total
+
+
+def weighted_stderr(stderrs: dict[str, float], tasks: Sequence[TaskSpec]) -> float | None:
+    """Standard error of the weighted mean of independent task scores (None if a task has none)."""
+    if any(t.name not in stderrs for t in tasks):
+        return None
+    total = sum(t.weight for t in tasks)
+    return math.sqrt(sum((t.weight / total * stderrs[t.name]) ** 2 for t in tasks))
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A candidate's score on one sample: what an Evaluation records."""
+
+    fitness: float
+    scores: dict[str, float]
+    stderrs: dict[str, float]
+    stderr: float | None
+    examples: int
 
 
 def metric_value(task_results: dict, metric: str) -> float | None:
@@ -85,7 +106,7 @@ class Evaluator:
         from lm_eval.tasks import TaskManager
 
         include = [str(p) for p in self.cfg.include_path] or None
-        names = {t.name for t in (*self.cfg.tasks, *self.cfg.heldout)}
+        names = {t.name for t in (*self.cfg.tasks, *self.cfg.heldout, *self.cfg.validation)}
         if include:
             local = TaskManager(include_path=include, include_defaults=False)
             if names <= set(local.all_tasks) | set(local.all_groups):
@@ -98,7 +119,7 @@ class Evaluator:
             if not path.is_dir():
                 raise ConfigError(f"fitness.include_path {str(path)!r} is not a folder of lm-eval task YAML files")
         known = set(self.task_manager.all_tasks) | set(self.task_manager.all_groups) | set(self.task_manager.all_tags)
-        for spec in (*self.cfg.tasks, *self.cfg.heldout):
+        for spec in (*self.cfg.tasks, *self.cfg.heldout, *self.cfg.validation):
             if spec.name not in known:
                 close = difflib.get_close_matches(spec.name, known, n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
@@ -125,18 +146,55 @@ class Evaluator:
             counts[spec.name] = len(task.eval_docs) if task is not None else 0
         return counts
 
+    @cached_property
+    def split(self) -> dict[str, tuple[list[int], list[int]]] | None:
+        """Per fitness task: (fitness pool, validation examples), a fixed seeded split of its documents.
+
+        The validation examples are carved from the fitness task only when `fitness.validation`
+        names no tasks of its own; they never appear in a fitness sample. None for a group task
+        (its documents are not known one by one): then lm-eval's `limit` applies.
+        """
+        if 0 in self.doc_counts.values():
+            return None
+        carve = self.cfg.finalists > 0 and not self.cfg.validation
+        out = {}
+        for name, count in self.doc_counts.items():
+            order = [int(i) for i in np.random.default_rng([self.cfg.seed, 7919, zlib.crc32(name.encode())])
+                     .permutation(count)]
+            held = min(count - 1, round(self.cfg.validation_fraction * count)) if carve else 0
+            if self.cfg.validation_limit:
+                held = min(held, self.cfg.validation_limit)
+            out[name] = (order[held:], sorted(order[:held]))
+        return out
+
     def sample_indices(self, generation: int) -> dict[str, list[int]] | None:
-        """The examples every candidate of `generation` is scored on (None = lm-eval's `limit`)."""
-        if self.cfg.limit is None or not self.cfg.resample:
+        """The examples every candidate of `generation` is scored on (None = lm-eval's `limit`).
+
+        A fixed seeded sample of each task's fitness pool by default, so every score a selection
+        compares is on the same examples; with `resample`, a fresh one every generation.
+        """
+        if self.split is None:
             return None
         rng = np.random.default_rng([self.cfg.seed, generation])
         samples = {}
-        for name, count in self.doc_counts.items():
-            if count == 0:  # a group: fall back to the limit for it
-                return None
-            size = min(self.cfg.limit, count)
-            samples[name] = sorted(int(i) for i in rng.choice(count, size=size, replace=False))
+        for name, (pool, _) in self.split.items():
+            size = min(self.cfg.limit or len(pool), len(pool))
+            chosen = rng.choice(pool, size=size, replace=False) if self.cfg.resample else pool[:size]
+            samples[name] = sorted(int(i) for i in chosen)
         return samples
+
+    def sample_key(self, generation: int) -> int | None:
+        """Which sample a score of `generation` is on: the generation when resampling, else None (the fixed one)."""
+        return generation if self.cfg.resample and self.split is not None else None
+
+    def validation_samples(self) -> dict[str, list[int]] | None:
+        """The carved validation examples per fitness task (None when `fitness.validation` names tasks)."""
+        if self.cfg.validation or self.split is None:
+            return None
+        return {name: val for name, (_, val) in self.split.items() if val}
+
+    def can_validate(self) -> bool:
+        return self.cfg.finalists > 0 and bool(self.cfg.validation or self.validation_samples())
 
     def racing_order(self, generation: int) -> dict[str, list[int]]:
         """This generation's whole fitness sample, per task, in a seeded order; racing rungs read prefixes."""
@@ -150,11 +208,17 @@ class Evaluator:
 
     def score(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None, limit=None) -> dict[str, float]:
         """Per-task metric values for a loaded model; CandidateError if lm-eval fails or yields no metric."""
+        return self.score_with_stderr(model, tokenizer, tasks=tasks, samples=samples, limit=limit)[0]
+
+    def score_with_stderr(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None,
+                          limit=None) -> tuple[dict[str, float], dict[str, float]]:
+        """(per-task metric values, their standard errors as lm-eval computes them; missing where it has none)."""
         import lm_eval
         from lm_eval.models.huggingface import HFLM
 
         lm = HFLM(pretrained=model, tokenizer=tokenizer, device=self.device, batch_size=self.cfg.batch_size)
-        kwargs = {"bootstrap_iters": 0, "log_samples": False, "verbosity": "ERROR", **self.cfg.lm_eval_kwargs}
+        # bootstrap_iters > 0 lets lm-eval give mean metrics (accuracy, exact match) their closed-form stderr
+        kwargs = {"bootstrap_iters": 100, "log_samples": False, "verbosity": "ERROR", **self.cfg.lm_eval_kwargs}
         try:
             out = lm_eval.simple_evaluate(
                 model=lm, tasks=[t.name for t in tasks], task_manager=self.task_manager,
@@ -162,26 +226,41 @@ class Evaluator:
             )
         except (RuntimeError, ValueError) as err:  # torch OOM is a RuntimeError
             raise CandidateError(f"lm-eval failed: {type(err).__name__}: {err}") from err
-        scores = {}
+        scores, stderrs = {}, {}
         for spec in tasks:
-            value = metric_value(out["results"].get(spec.name, {}), spec.metric)
+            results = out["results"].get(spec.name, {})
+            value = metric_value(results, spec.metric)
             if value is None or math.isnan(value):
                 raise CandidateError(f"lm-eval returned no {spec.metric!r} for task {spec.name!r}")
             scores[spec.name] = value
-        return scores
+            stderr = metric_value(results, f"{spec.metric}_stderr")
+            if stderr is not None and not math.isnan(stderr):
+                stderrs[spec.name] = stderr
+        return scores, stderrs
 
-    def fitness(self, model, tokenizer, *, generation: int) -> tuple[float, dict[str, float], int]:
-        """(fitness, per-task scores, examples used) on this generation's sample."""
+    def fitness(self, model, tokenizer, *, generation: int) -> "Scored":
+        """Fitness, per-task scores, standard errors and examples used on this generation's sample."""
         samples = self.sample_indices(generation)
-        scores = self.score(model, tokenizer, tasks=self.cfg.tasks, samples=samples, limit=self.cfg.limit)
-        used = sum(len(v) for v in samples.values()) if samples else self._examples(self.cfg.limit)
-        return weighted_fitness(scores, self.cfg.tasks), scores, used
+        return self.scored(model, tokenizer, tasks=self.cfg.tasks, samples=samples, limit=self.cfg.limit)
+
+    def validate(self, model, tokenizer) -> "Scored":
+        """The finals' score: the validation tasks, or the examples carved from the fitness tasks."""
+        if self.cfg.validation:
+            return self.scored(model, tokenizer, tasks=self.cfg.validation, limit=self.cfg.validation_limit)
+        samples = self.validation_samples()
+        return self.scored(model, tokenizer, tasks=[t for t in self.cfg.tasks if t.name in samples], samples=samples)
+
+    def scored(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None, limit=None) -> "Scored":
+        scores, stderrs = self.score_with_stderr(model, tokenizer, tasks=tasks, samples=samples, limit=limit)
+        used = sum(len(v) for v in samples.values()) if samples else self._examples(limit, tasks)
+        return Scored(fitness=weighted_fitness(scores, tasks), scores=scores, stderrs=stderrs,
+                      stderr=weighted_stderr(stderrs, tasks), examples=used)
 
     def heldout(self, model, tokenizer) -> dict[str, float]:
         if not self.cfg.heldout:
             return {}
         return self.score(model, tokenizer, tasks=self.cfg.heldout, limit=self.cfg.heldout_limit)
 
-    def _examples(self, limit: int | None) -> int:
-        counts = self.doc_counts
+    def _examples(self, limit: int | None, tasks: Sequence[TaskSpec]) -> int:
+        counts = {t.name: self.doc_counts.get(t.name, 0) for t in tasks}
         return sum(min(limit, c) if limit else c for c in counts.values())

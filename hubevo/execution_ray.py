@@ -55,7 +55,7 @@ from ray.exceptions import OutOfMemoryError as RayOutOfMemoryError
 
 from hubevo.config import ExecutionConfig, RunConfig
 from hubevo.errors import CandidateError, ConfigError, HubevoError
-from hubevo.runner import CandidateJob, RunnerSpec, failed, score_model, train, trained
+from hubevo.runner import CandidateJob, RunnerSpec, failed, score_model, scored_evaluation, train, trained
 from hubevo.state import Evaluation
 
 log = logging.getLogger("hubevo")
@@ -193,15 +193,14 @@ class EvalWorker:
                 if self._cancelled(job):
                     return None
                 begin = time.time()
-                fitness, scores, used = self._fitness(model, job=job)
+                scored = self._fitness(model, job=job)
                 spans.append(("evaluate", begin, time.time()))
         except (CandidateError, torch.OutOfMemoryError) as err:
             self._release()
             return Outcome(failed(job, reason=str(err) or type(err).__name__, seconds=_busy(spans)), tuple(spans))
         finally:
             self.slots.put(slot)
-        evaluation = Evaluation(id=job.id, generation=job.generation, status="ok", fitness=fitness, scores=scores,
-                                examples=used, seconds=_busy(spans))  # merge + evaluation, as the local backend
+        evaluation = scored_evaluation(job, scored, seconds=_busy(spans))  # merge + evaluation, as locally
         return Outcome(evaluation, tuple(spans))
 
     def _cancelled(self, job: CandidateJob) -> bool:

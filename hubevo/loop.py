@@ -187,11 +187,13 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
 
 # 2 evaluate --------------------------------------------------------------------------------------
 def evaluate_generation(run: Run, backend) -> None:
+    """Score this generation's newcomers, and with `resample` the elites carried into it, on its sample."""
     state = run.state
     todo = [state.individuals[i] for i in state.population if i not in state.evaluations]
     cap = run.cfg.budget.max_evaluations
     if cap is not None:
         todo = todo[: max(0, cap - len(state.evaluations))]
+    todo = [*stale(run), *todo]
     bar = tqdm(total=len(todo), desc=f"generation {state.generation}", unit="candidate", disable=not run.progress)
     for evaluation in scored(run, backend, todo):
         record(run, evaluation)
@@ -199,6 +201,15 @@ def evaluate_generation(run: Run, backend) -> None:
                      status=evaluation.status, fitness=evaluation.fitness, done=bar.n + 1, total=len(todo))
         bar.update()
     bar.close()
+
+
+def stale(run: Run) -> list[Individual]:
+    """Carried-over candidates scored on another generation's sample: scored again, so a selection compares
+    scores on the same examples (a score is cached per recipe and sample)."""
+    state = run.state
+    key = run.runner.evaluator.sample_key(state.generation)
+    return [state.individuals[i] for i in state.population
+            if i in state.evaluations and state.evaluations[i].status == "ok" and state.evaluations[i].sample != key]
 
 
 def scored(run: Run, backend, todo: list[Individual]):
@@ -214,17 +225,30 @@ def scored(run: Run, backend, todo: list[Individual]):
     return race([run.job(ind) for ind in todo], evaluate=backend.evaluate,
                 order=run.runner.evaluator.racing_order(run.state.generation), rungs=racing.rungs,
                 keep=racing.keep, min_keep=racing.min_keep, fitness=lambda scores: weighted_fitness(scores, tasks),
-                protect=frozenset(i.id for i in todo if i.kind == "seed"))  # a member is never raced out
+                protect=frozenset(protected(run, todo)))
+
+
+def protected(run: Run, todo: list[Individual]) -> list[str]:
+    """Who racing never races out: members, standard recipes and elites scored again."""
+    state = run.state
+    return [i.id for i in todo if i.kind == "seed" or i.id in state.baselines or i.id in state.evaluations]
 
 
 def record(run: Run, evaluation) -> None:
+    from hubevo.evaluation import weighted_stderr
+
     state = run.state
     ind = state.individuals[evaluation.id]
     if ind.finetune is not None:  # the driver learns how the child trained, whichever backend trained it
         metrics = run.resolver.train_dir(ind.id) / TRAINING_FILE
         if metrics.is_file():
             state.training[ind.id] = json.loads(metrics.read_text())
-    state.evaluations[evaluation.id] = evaluation
+    update = {"sample": run.runner.evaluator.sample_key(state.generation)}
+    if evaluation.stderr is None and evaluation.stderrs:  # a racing finalist: its rungs' stderrs combined
+        update["stderr"] = weighted_stderr(evaluation.stderrs, run.cfg.fitness.tasks)
+    if evaluation.id in state.evaluations:
+        state.rescored.append(state.evaluations[evaluation.id])
+    state.evaluations[evaluation.id] = evaluation.model_copy(update=update)
     run.save()
 
 
@@ -236,6 +260,33 @@ def tell(run: Run) -> None:
         run.strategy.tell({i: state.evaluations[i] for i in state.population if i in state.evaluations})
         state.told = state.generation
         run.save()
+
+
+def finals(run: Run) -> None:
+    """Score the finalists on the validation examples (once each): the top-k by fitness, the best member
+    and the best standard recipe. The champion is the best of them there (`hubevo.ranking`)."""
+    state, evaluator = run.state, run.runner.evaluator
+    if not evaluator.can_validate():
+        return
+    order = ranking.ranked(state.evaluations.values())
+    best_of = lambda ids: next((i for i in order if i in ids), None)  # noqa: E731
+    chosen = [*order[: run.cfg.fitness.finalists], best_of(set(state.initial)), best_of(set(state.baselines))]
+    for cid in dict.fromkeys(i for i in chosen if i and i not in state.validation):
+        state.validation[cid] = validation_score(run, state.individuals[cid])
+        run.save()
+
+
+def validation_score(run: Run, ind: Individual):
+    from hubevo.state import Evaluation
+
+    generation = run.state.generation
+    try:
+        scored = run.runner.validate(run.resolver.merge_config(ind))
+    except CandidateError as err:
+        log.warning("validation of %s failed: %s", ind.name, err)
+        return Evaluation(id=ind.id, generation=generation, status="failed", reason=str(err))
+    return Evaluation(id=ind.id, generation=generation, status="ok", fitness=scored.fitness, scores=scored.scores,
+                      stderr=scored.stderr, stderrs=scored.stderrs, examples=scored.examples)
 
 
 def select(run: Run, *, final: bool) -> list[str]:
@@ -295,7 +346,8 @@ def push(run: Run) -> None:
     from hubevo.hub.publish import publish_generation
 
     try:
-        publish_generation(run_dir=run.run_dir, state=run.state, cfg=run.cfg, api=run.api)
+        publish_generation(run_dir=run.run_dir, state=run.state, cfg=run.cfg, api=run.api,
+                           licenses=run.cfg.publish.derive_licenses, license_override=run.cfg.publish.license)
     except HubError as err:
         log.warning("publishing to the Hub failed (local survivors are kept): %s", err)
 
@@ -306,7 +358,7 @@ def next_generation(run: Run) -> bool:
     state = run.state
     if state.population:  # asked before a restart: carry on with it
         return True
-    asked = run.strategy.ask()
+    asked = [*run.strategy.ask(), *(baselines(run) if state.generation == 0 else [])]
     for ind in asked:
         state.individuals.setdefault(ind.id, ind)
         if ind.genome is not None and ind.id not in state.recipes:
@@ -315,6 +367,21 @@ def next_generation(run: Run) -> bool:
     state.pending = []
     run.save()
     return any(i not in state.evaluations for i in state.population)
+
+
+def baselines(run: Run) -> list[Individual]:
+    """The standard recipes of the members, scored in generation 0 (`search.baselines`)."""
+    from hubevo.baselines import baseline_individuals
+
+    state, wanted = run.state, run.cfg.search.baselines
+    made = baseline_individuals(wanted, members=state.initial, base=state.base)
+    if wanted and len(made) < len(wanted):
+        skipped = sorted(set(wanted) - {state.baselines.get(i.id, i.name.removeprefix("std-")) for i in made})
+        log.warning("search.baselines %s do not apply to %d members%s", skipped, len(state.initial),
+                    "" if state.base else " without population.base_model")
+    for ind in made:
+        state.baselines[ind.id] = ind.name.removeprefix("std-")
+    return made
 
 
 # budget and the loop --------------------------------------------------------------------------------
@@ -346,7 +413,17 @@ def summarize(run: Run) -> str:
             f"{f', {raced} raced out' if raced else ''}), best {state.evaluations[best.id].fitness:.3f} "
             f"({best.name}), mean {sum(e.fitness for e in ok) / len(ok):.3f}, "
             f"champion {ind.name} ({describe(ind)}, fitness {ev.fitness:.3f}), "
-            f"survivors {len(state.survivors.get(state.generation, []))}, {state.elapsed_s:.0f} s")
+            f"survivors {len(state.survivors.get(state.generation, []))}, {state.elapsed_s:.0f} s"
+            + against_baselines(state))
+
+
+def against_baselines(state: RunState) -> str:
+    """'; lead over the best member ... and the best standard recipe ...', when they are not the champion."""
+    names = publish.comparison(state)
+    champion = names.pop("champion")
+    parts = [f"{label} {state.individuals[i].name}: {publish.lead_text(state, champion, i)}"
+             for label, i in names.items() if i is not None and i != champion]
+    return f"; lead over the {' and the '.join(parts)}" if parts else ""
 
 
 def describe(ind: Individual) -> str:
@@ -389,6 +466,17 @@ def finish(run: Run, reason: str | None) -> None:
         log.info("champion: %s (fitness %.3f)", state.individuals[champion].name, state.evaluations[champion].fitness)
 
 
+def score_heldout(cfg: RunConfig, ids: list[str], *, api=None) -> RunState:
+    """Held-out scores of any individuals of a run, on request (members, non-survivors); kept in its state."""
+    run = start(cfg, resume=True, progress=False, api=api)
+    for cid in ids:
+        if cid not in run.state.heldout:
+            run.state.heldout[cid] = heldout_scores(run, run.state.individuals[cid])
+            run.save()
+    publish.write_tables(run.state, run.run_dir)
+    return run.state
+
+
 def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=None) -> RunState:
     """Run (or resume) an evolution to the end of its budget; returns the final state."""
     from hubevo.execution import make_backend
@@ -400,6 +488,7 @@ def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=N
         while next_generation(run):                       # 4+5: crossover and mutation inside ask
             evaluate_generation(run, backend)             # 2
             tell(run)                                     # 3
+            finals(run)                                   # 3: the champion is picked on validation
             reason = stop_reason(run) or run.strategy.stop()
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
             push(run)                                     # 6 to the Hub

@@ -10,7 +10,8 @@ Every use of mergekit's private API is here, and `tests/test_materialize.py` pin
   `ReturnTensor.model_construct(...)` per tensor: the public `plan_in_memory()` fails under
   pydantic >= 2.13 ("Can't instantiate abstract class Task[Tensor]") while validating the
   generic `Task[torch.Tensor]` field, and `model_construct` skips that validation;
-- `mergekit.merge._model_out_config`, the output model's config (changes for layer stacking);
+- `mergekit.merge._model_out_config`, the output model's config (changes for layer stacking;
+  `_follow_slice_layer_types` completes it for configs with per-layer `layer_types`);
 - `LoaderCache.loaders`, see `clear_loader_cache`;
 - the locals `task` (`graph.Executor._run`), `self` (a `Task.execute`) and `weight`
   (`MergePlanner.plan_tensor`) of the frames on a failure's traceback, read only to name the
@@ -155,6 +156,7 @@ class Materializer:
             model = transformers.AutoModelForCausalLM.from_config(
                 out_config, dtype=self._dtype, trust_remote_code=self._options.trust_remote_code
             )
+        model.tie_weights()  # under no_init_weights transformers 5 leaves a tied lm_head (Qwen2.5, Gemma-2) untied
         self._model = model.to(self._device).eval()
 
     def _copy_merged(self, tasks: list[ReturnTensor], *, method: str) -> set[int]:
@@ -215,6 +217,7 @@ def _plan_in_memory(
     try:
         arch_info = get_architecture_info(config, options)
         out_config = _model_out_config(config, arch_info, trust_remote_code=options.trust_remote_code)
+        _follow_slice_layer_types(out_config, config, trust_remote_code=options.trust_remote_code)
         LoaderCache().setup(options)
         planner = MergePlanner(config, arch_info, options=options, out_model_config=out_config)
         planner._plan()
@@ -228,6 +231,29 @@ def _plan_in_memory(
         for weight, task in planner._tensors
     ]
     return tasks, out_config
+
+
+def _follow_slice_layer_types(
+    out_config: transformers.PretrainedConfig, config: MergeConfiguration, *, trust_remote_code: bool
+) -> None:
+    """Give each output layer the `layer_types` entry of the layer its slice takes.
+
+    mergekit only sets `num_hidden_layers` for a slices merge; configs with per-layer kinds
+    (Gemma-2 alternates sliding and full attention, Qwen2 lists them too) would keep the base's
+    list, of the wrong length (transformers cannot build the model) or order (a layer trained
+    with full attention would run with a sliding window).
+    """
+    if not config.slices or getattr(out_config, "layer_types", None) is None:
+        return
+    kinds = []
+    for piece in config.slices:
+        source = piece.sources[0]
+        source_kinds = getattr(source.model.config(trust_remote_code=trust_remote_code), "layer_types", None)
+        if source_kinds is None or source.layer_range is None:
+            return
+        kinds += source_kinds[source.layer_range[0] : source.layer_range[1]]
+    if len(kinds) == out_config.num_hidden_layers:
+        out_config.layer_types = kinds
 
 
 def _execute(tasks: list[ReturnTensor], *, device: str, method: str) -> Iterator[tuple[str, torch.Tensor]]:

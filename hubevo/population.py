@@ -44,6 +44,11 @@ class PopulationView:
     def evaluations(self) -> Mapping[str, "Evaluation"]:
         return MappingProxyType(self._state.evaluations)
 
+    @property
+    def baselines(self) -> Mapping[str, str]:
+        """The standard recipes scored in generation 0: id -> recipe name."""
+        return MappingProxyType(self._state.baselines)
+
     def champion(self, *, merges_only: bool = False) -> str | None:
         """The champion by `hubevo.ranking` (among bred individuals only, with `merges_only`)."""
         evs = self._state.evaluations.values()

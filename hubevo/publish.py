@@ -119,9 +119,40 @@ def mutation_record(ind: Individual, training: Mapping | None) -> dict:
     return {"recipe": recipe, "outcome": dict(training or {})}
 
 
+def best_in(state: RunState, ids) -> str | None:
+    """The best of `ids` by the one rule (on validation where all of them were finalists)."""
+    ids = set(ids)
+    finals = {i: v for i, v in state.validation.items() if i in ids}
+    return ranking.champion([e for i, e in state.evaluations.items() if i in ids],
+                            validation=finals if len(finals) == len(ids & set(state.evaluations)) else None)
+
+
+def comparison(state: RunState) -> dict[str, str | None]:
+    """The champion, the best member and the best standard recipe: the three a summary compares."""
+    return {"champion": state.champion(), "best member": best_in(state, state.initial),
+            "best standard recipe": best_in(state, state.baselines)}
+
+
+def lead(state: RunState, cid: str, other: str) -> tuple[float, float | None, str]:
+    """(lead of `cid` over `other`, its standard error, on which split): validation when both were finalists."""
+    pool = state.validation if cid in state.validation and other in state.validation else state.evaluations
+    a, b = pool[cid], pool[other]
+    se = (a.stderr ** 2 + b.stderr ** 2) ** 0.5 if a.stderr is not None and b.stderr is not None else None
+    return a.fitness - b.fitness, se, "validation" if pool is state.validation else "fitness"
+
+
+def lead_text(state: RunState, cid: str, other: str) -> str:
+    diff, se, split = lead(state, cid, other)
+    if se is None:
+        return f"{diff:+.3f} on {split}"
+    verdict = "beyond noise" if abs(diff) > 2 * se else "within noise"
+    return f"{diff:+.3f} +- {se:.3f} on {split} ({verdict})"
+
+
 def results_frame(state: RunState) -> pd.DataFrame:
     """One row per evaluated candidate: the table the leaderboard and the Hub results dataset hold."""
     rows, front, champion = [], pareto.run_front(state), state.champion()
+    reigns = champion_reigns(state)
     for ev in state.evaluations.values():
         ind = state.individuals[ev.id]
         g = ind.genome
@@ -138,7 +169,11 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "recipe": yaml.safe_dump(state.recipes[ind.id], sort_keys=False) if ind.id in state.recipes else None,
             "status": ev.status,
             "reason": ev.reason,
+            "baseline": state.baselines.get(ev.id),
             "fitness": ev.fitness,
+            "fitness_stderr": ev.stderr,
+            "validation": state.validation[ev.id].fitness if ev.id in state.validation else None,
+            "validation_stderr": state.validation[ev.id].stderr if ev.id in state.validation else None,
             **{f"fitness/{k}": v for k, v in ev.scores.items()},
             **{f"heldout/{k}": v for k, v in state.heldout.get(ev.id, {}).items()},
             "heldout": _mean(state.heldout.get(ev.id)),
@@ -147,9 +182,20 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "survivor": any(ev.id in ids for ids in state.survivors.values()),
             "pareto": ev.id in front,
             "champion": ev.id == champion,
+            "champion_in": reigns.get(ev.id, []),
             "path": state.saved.get(ev.id),
         })
     return pd.DataFrame(rows)
+
+
+def champion_reigns(state: RunState) -> dict[str, list[int]]:
+    """Individual id -> the finished generations after which it was the champion."""
+    reigns: dict[str, list[int]] = {}
+    for generation in sorted(state.survivors):
+        cid = state.champion(upto=generation)
+        if cid is not None:
+            reigns.setdefault(cid, []).append(generation)
+    return reigns
 
 
 def _mean(scores: Mapping[str, float] | None) -> float | None:

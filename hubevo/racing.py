@@ -73,19 +73,27 @@ class Tally:
 
     sums: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    variances: dict[str, float] = field(default_factory=dict)  # sum over rungs of (n * stderr)^2
     rung: int = 0
     error: str | None = None
     seconds: float = 0.0
 
-    def add(self, scores: Mapping[str, float], part: Sample) -> None:
+    def add(self, scores: Mapping[str, float], part: Sample, stderrs: Mapping[str, float] | None = None) -> None:
         for task, value in scores.items():
             n = len(part[task])
             self.sums[task] = self.sums.get(task, 0.0) + value * n
             self.counts[task] = self.counts.get(task, 0) + n
+            if stderrs and task in stderrs:
+                self.variances[task] = self.variances.get(task, 0.0) + (n * stderrs[task]) ** 2
 
     @property
     def scores(self) -> dict[str, float]:
         return {t: self.sums[t] / n for t, n in self.counts.items() if n}
+
+    @property
+    def stderrs(self) -> dict[str, float]:
+        """Each task's stderr over every rung (the rung means combined as independent parts)."""
+        return {t: math.sqrt(v) / self.counts[t] for t, v in self.variances.items() if self.counts.get(t)}
 
     @property
     def examples(self) -> int:
@@ -113,7 +121,7 @@ def successive_halving(
             tally = tallies[ev.id]
             tally.rung, tally.seconds = rung, tally.seconds + ev.seconds
             if ev.status == "ok":
-                tally.add(ev.scores, part)
+                tally.add(ev.scores, part, ev.stderrs)
             else:
                 tally.error = ev.reason or "failed"
         alive = [job for job in alive if tallies[job.id].error is None]
@@ -136,7 +144,7 @@ def to_evaluation(cid: str, tally: Tally, *, generation: int, finalist: bool, ru
         return Evaluation(status="failed", reason=tally.error, **common)
     value = fitness(tally.scores)
     if finalist:
-        return Evaluation(status="ok", fitness=value, scores=tally.scores, **common)
+        return Evaluation(status="ok", fitness=value, scores=tally.scores, stderrs=tally.stderrs, **common)
     reason = (f"{RACED_OUT} at rung {tally.rung + 1} of {rungs}: "
               f"fitness estimate {value:.4f} on {tally.examples} examples")
     return Evaluation(status="raced_out", reason=reason, scores=tally.scores, **common)

@@ -5,6 +5,11 @@ summary, the log line, the leaderboard, the Space and the Hub push) orders candi
 `rank_key`, so a tie in fitness is broken the same way everywhere: the candidate evaluated
 in the earlier generation first, then the smaller id. Only fully evaluated candidates
 (status `ok`) rank; failed and raced-out ones never become the champion.
+
+The champion is picked in the finals when there are any: the finalists (the top-k by
+fitness, scored on validation examples that no fitness sample holds) are ranked by their
+validation score with the same rule, so overfitting the fitness sample does not crown a
+candidate. Without finals, the best by fitness is the champion.
 """
 
 from __future__ import annotations
@@ -32,10 +37,17 @@ def ranked(evaluations: Iterable[Scored], *, upto: int | None = None) -> list[st
     return [e.id for e in sorted(ok, key=lambda e: rank_key(e.fitness, e.generation, e.id))]
 
 
-def champion(evaluations: Iterable[Scored] | Mapping[str, Scored], *, upto: int | None = None) -> str | None:
-    """The champion: the first of `ranked`; None before any candidate succeeded."""
-    values = evaluations.values() if isinstance(evaluations, Mapping) else evaluations
-    order = ranked(values, upto=upto)
+def champion(evaluations: Iterable[Scored] | Mapping[str, Scored], *, upto: int | None = None,
+             validation: Mapping[str, Scored] | None = None) -> str | None:
+    """The champion: the best finalist on validation if there are finals, else the first of `ranked`.
+
+    `validation` maps finalists to their validation scores (generation = when they were scored);
+    only finalists that are fully evaluated by fitness count.
+    """
+    values = list(evaluations.values() if isinstance(evaluations, Mapping) else evaluations)
+    ok = set(ranked(values, upto=upto))
+    finals = [v for v in (validation or {}).values() if v.id in ok]
+    order = ranked(finals, upto=upto) or [i for i in ranked(values, upto=upto)]
     return order[0] if order else None
 
 

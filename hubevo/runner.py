@@ -84,15 +84,18 @@ def train(job: CandidateJob, *, device: str) -> dict | None:
     return json.loads((folder / TRAINING_FILE).read_text())
 
 
-def score_model(evaluator, model, tokenizer, *, job: CandidateJob) -> tuple[float, dict[str, float], int]:
-    """(fitness, per-task scores, examples used) of a materialised candidate on the job's sample."""
-    from hubevo.evaluation import weighted_fitness
-
+def score_model(evaluator, model, tokenizer, *, job: CandidateJob):
+    """A materialised candidate's `Scored` on the job's sample (the generation's fitness sample by default)."""
     if job.sample is None:
         return evaluator.fitness(model, tokenizer, generation=job.generation)
     tasks = [t for t in evaluator.cfg.tasks if t.name in job.sample]
-    scores = evaluator.score(model, tokenizer, tasks=tasks, samples=job.sample)
-    return weighted_fitness(scores, tasks), scores, sum(len(v) for v in job.sample.values())
+    return evaluator.scored(model, tokenizer, tasks=tasks, samples=job.sample)
+
+
+def scored_evaluation(job: CandidateJob, scored, *, seconds: float) -> Evaluation:
+    return Evaluation(id=job.id, generation=job.generation, status="ok", fitness=scored.fitness,
+                      scores=scored.scores, stderr=scored.stderr, stderrs=scored.stderrs, examples=scored.examples,
+                      seconds=seconds)
 
 
 def failed(job: CandidateJob, *, reason: str, seconds: float = 0.0) -> Evaluation:
@@ -146,12 +149,15 @@ class CandidateRunner:
         try:
             train(job, device=self.device)
             model = self.materialize(job.merge)
-            fitness, scores, used = score_model(self.evaluator, model, self.tokenizer, job=job)
+            scored = score_model(self.evaluator, model, self.tokenizer, job=job)
         except CandidateError as err:
             log.warning("candidate %s failed: %s", job.name, err)
             return failed(job, reason=str(err), seconds=time.perf_counter() - started)
-        return Evaluation(id=job.id, generation=job.generation, status="ok", fitness=fitness, scores=scores,
-                          examples=used, seconds=time.perf_counter() - started)
+        return scored_evaluation(job, scored, seconds=time.perf_counter() - started)
+
+    def validate(self, merge: dict):
+        """The `Scored` of the candidate `merge` builds on the validation examples (the finals)."""
+        return self.evaluator.validate(self.materialize(merge), self.tokenizer)
 
     def heldout(self, merge: dict) -> dict[str, float]:
         """Held-out scores of the candidate `merge` builds (it stays materialised, e.g. to be saved)."""

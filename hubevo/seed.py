@@ -16,7 +16,7 @@ from hubevo.errors import CompatibilityError, ConfigError, MemberNotFoundError
 
 ARCH_FIELDS = (
     "model_type", "architectures", "hidden_size", "num_hidden_layers", "intermediate_size",
-    "num_attention_heads", "num_key_value_heads", "vocab_size", "tie_word_embeddings",
+    "num_attention_heads", "num_key_value_heads", "vocab_size", "tie_word_embeddings", "head_dim",
 )
 
 
@@ -26,16 +26,6 @@ class ResolvedMember:
     source: str  # what the user wrote: a path or org/name@revision
     path: Path  # local folder with config.json
     revision: str | None = None  # resolved commit sha for Hub members
-
-    @property
-    def hub_name(self) -> str:
-        """How a card's `base_model` names it: the Hub repo id, or the member's label."""
-        return self.source.split("@")[0] if self.revision else self.label
-
-    @property
-    def recipe_ref(self) -> str:
-        """How a mergekit recipe names it: `repo@sha` (pinned), or its local folder."""
-        return f"{self.source.split('@')[0]}@{self.revision}" if self.revision else str(self.path)
 
 
 def resolve(member: Member, *, api=None) -> ResolvedMember:
@@ -57,7 +47,11 @@ def arch_signature(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise MemberNotFoundError(f"cannot read {path / 'config.json'}: {err}") from None
     text = config.get("text_config", config)
-    return {k: (config.get(k) if k in ("model_type", "architectures") else text.get(k)) for k in ARCH_FIELDS}
+    signature = {k: (config.get(k) if k in ("model_type", "architectures") else text.get(k)) for k in ARCH_FIELDS}
+    if signature["head_dim"] is None and text.get("hidden_size") and text.get("num_attention_heads"):
+        # head_dim is free in Gemma-2 (256 on a 2304-wide stream); configs omit it when it is hidden/heads
+        signature["head_dim"] = text["hidden_size"] // text["num_attention_heads"]
+    return signature
 
 
 def vocab_digest(path: Path) -> str | None:

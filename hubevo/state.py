@@ -39,6 +39,10 @@ class Evaluation(BaseModel):
     reason: str | None = None
     fitness: float | None = None
     scores: dict[str, float] = Field(default_factory=dict)
+    stderr: float | None = Field(None, description="Standard error of `fitness` (lm-eval's per-task stderrs, combined).")
+    stderrs: dict[str, float] = Field(default_factory=dict)
+    sample: int | None = Field(None, description="The generation whose resampled examples it was scored on; "
+                                                 "None: the run's fixed sample.")
     examples: int = 0
     seconds: float = 0.0
 
@@ -54,6 +58,12 @@ class RunState(BaseModel):
     saved: dict[str, str] = Field(default_factory=dict)
     recipes: dict[str, dict] = Field(
         default_factory=dict, description="Merged children: the portable mergekit recipe, rendered once.")
+    baselines: dict[str, str] = Field(
+        default_factory=dict, description="Standard recipes scored in generation 0: id -> recipe name.")
+    validation: dict[str, Evaluation] = Field(
+        default_factory=dict, description="Finalists scored on the validation examples; the champion is picked there.")
+    rescored: list[Evaluation] = Field(
+        default_factory=list, description="Earlier scores of elites scored again on a new generation's sample.")
     training: dict[str, dict] = Field(default_factory=dict, description="Fine-tuned children: training metrics.")
     told: int = Field(-1, description="Last generation whose results the strategy has been told.")
     members: dict[str, dict] = Field(default_factory=dict, description="Every seed: id -> label, source, path, revision.")
@@ -68,9 +78,9 @@ class RunState(BaseModel):
     def fitness_of(self, ids) -> dict[str, float | None]:
         return {i: self.evaluations[i].fitness for i in ids if i in self.evaluations}
 
-    def champion(self) -> str | None:
-        """The run's champion by the one rule of `hubevo.ranking`."""
-        return ranking.champion(self.evaluations)
+    def champion(self, *, upto: int | None = None) -> str | None:
+        """The run's champion by the one rule of `hubevo.ranking` (after generation `upto`, if given)."""
+        return ranking.champion(self.evaluations, upto=upto, validation=self.validation)
 
 
 def config_hash(cfg: RunConfig) -> str:

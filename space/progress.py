@@ -36,7 +36,7 @@ def generation_stats(results: pd.DataFrame) -> pd.DataFrame:
     for generation in sorted(int(g) for g in results["evaluated_in"].dropna().unique()):
         now = results[results["evaluated_in"] == generation]
         ok = now[now["status"] == "ok"]
-        best = champion_id(results[results["evaluated_in"] <= generation])
+        best = champion_after(results, generation)
         champion = results[results["id"] == best].iloc[0] if best is not None else None
         rows.append({
             "generation": generation, "candidates": len(now), "failed": int((now["status"] == "failed").sum()),
@@ -48,6 +48,15 @@ def generation_stats(results: pd.DataFrame) -> pd.DataFrame:
             "champion held-out": rounded(champion["heldout"]) if champion is not None else None,
         })
     return pd.DataFrame(rows, columns=STATS_COLUMNS)
+
+
+def champion_after(results: pd.DataFrame, generation: int) -> str | None:
+    """The champion after `generation`: as the run recorded it (`champion_in`), else by the ranking rule."""
+    if "champion_in" in results.columns:
+        for cid, reign in zip(results["id"], results["champion_in"], strict=True):
+            if reign is not None and not isinstance(reign, float) and generation in list(reign):
+                return str(cid)
+    return champion_id(results[results["evaluated_in"] <= generation])
 
 
 def progress_figure(stats: pd.DataFrame, *, run_name: str) -> Figure:

@@ -5,8 +5,10 @@ moto pattern): no mocks of the client, the same HTTP calls as against huggingfac
 It implements the endpoints listed in `shared/docs/hub-protocol.md`: whoami, repo
 create/delete/settings, repo info and listing (search, author, filter, sort, limit and
 `Link` pagination), preupload, the basic LFS transfer (batch, upload, verify), NDJSON
-commits, YAML validation, tags, branches, refs, commit history, trees, paths-info and
-file downloads (`resolve`, with HEAD and Range).
+commits, YAML validation, tags, branches, refs, commit history, trees, paths-info,
+file downloads (`resolve`, with HEAD and Range), a model's `.eval_results/*.yaml` entries
+(`model_info(expand=["evalResults"])`), and Hugging Face Jobs, each job run as a local
+process (tests/hub_server_jobs.py; `server.jobs` holds their state and test hooks).
 
 Everything lives in memory. Regular files are stored by git blob sha1, LFS files by
 sha256; each repo keeps its commits (id, parent, title, message, date, author and the
@@ -52,6 +54,8 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import yaml
+
+from tests.hub_server_jobs import JobsBackend
 
 REPO_TYPES = ("model", "dataset", "space")
 DEFAULT_BRANCH = "main"
@@ -254,8 +258,9 @@ class _Fault:
 class HubServer:
     """An in-memory Hub on 127.0.0.1:`port`, served from a background thread."""
 
-    def __init__(self, *, port: int, page_size: int = 3):
+    def __init__(self, *, port: int, page_size: int = 3, jobs_cwd: str | None = None):
         self.port = port
+        self.jobs = JobsBackend(self, cwd=jobs_cwd)  # Hugging Face Jobs, run as local processes
         self.page_size = page_size  # items per page of every paginated listing
         self.request_log: list[tuple[str, str]] = []
         self._users: dict[str, tuple[str, list[str]]] = {}  # token -> (name, orgs)
@@ -291,6 +296,7 @@ class HubServer:
                 ("PUT", r"/lfs-objects/(?P<oid>[0-9a-f]{64})", self._lfs_upload),
                 ("GET", rf"/{_PREFIXED_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", self._resolve),
                 ("HEAD", rf"/{_PREFIXED_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)", self._resolve),
+                *self.jobs.routes(),
             )
         ]
 
@@ -315,6 +321,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self.jobs.reset()  # kills every job process still running
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -335,6 +342,8 @@ class HubServer:
             self._faults: list[_Fault] = []
             self._last_time = datetime(2024, 1, 1, tzinfo=timezone.utc)
             self.request_log.clear()
+            if hasattr(self, "jobs"):
+                self.jobs.reset()
 
     def add_user(self, name: str, token: str, orgs: list[str] = ()) -> None:
         self._users[token] = (name, list(orgs))
@@ -647,7 +656,31 @@ class HubServer:
 
     def _repo_info(self, request: Request, type: str, ns: str, name: str, rev=DEFAULT_BRANCH) -> Response:
         repo = self._url_repo(request, type, ns, name)
-        return json_response(self._info(repo, repo.resolve(rev), blobs=_truthy(request.arg("blobs"))))
+        commit = repo.resolve(rev)
+        info = self._info(repo, commit, blobs=_truthy(request.arg("blobs")))
+        expand = request.query.get("expand", [])
+        if not expand:
+            return json_response(info)
+        if "evalResults" in expand:
+            info["evalResults"] = self._eval_results(commit)
+        return json_response({k: v for k, v in info.items() if k in ("_id", "id", *expand)})
+
+    def _eval_results(self, commit: Commit) -> list[dict]:
+        """The entries of the `.eval_results/*.yaml` files, one item per entry, or per file that is invalid."""
+        items: list[dict] = []
+        for path in sorted(p for p in commit.files if re.fullmatch(r"\.eval_results/[^/]+\.ya?ml", p)):
+            try:
+                entries = yaml.safe_load(self._content(commit.files[path]))
+                if not isinstance(entries, list) or not all(
+                    isinstance(e, dict) and {"id", "task_id"} <= set(e.get("dataset") or {}) and "value" in e
+                    for e in entries
+                ):
+                    raise ValueError("expected a list of {dataset: {id, task_id}, value} entries")
+            except (yaml.YAMLError, ValueError) as error:
+                items.append({"filename": path, "error": str(error)})
+                continue
+            items.extend({"filename": path, "data": entry} for entry in entries)
+        return items
 
     _SORT_FIELDS = {  # `sort` query value -> field of the listed item; always descending
         "downloads": "downloads",

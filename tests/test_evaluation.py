@@ -44,7 +44,8 @@ def test_evaluator_skips_per_call_provenance_and_the_run_records_it_once(tmp_pat
 
 
 def test_fitness_samples_are_seeded_per_generation(demo_zoo):
-    cfg = FitnessConfig(tasks=demo_zoo.fitness_tasks, include_path=[demo_zoo.tasks_dir], limit=16, seed=3)
+    cfg = FitnessConfig(tasks=demo_zoo.fitness_tasks, include_path=[demo_zoo.tasks_dir], limit=16, seed=3,
+                        resample=True)
     evaluator = Evaluator(cfg)
     one, again, other = (evaluator.sample_indices(g) for g in (1, 1, 2))
     assert one == again and one != other

@@ -52,13 +52,14 @@ def test_evolution_from_hub_ids_pushes_survivors_champion_and_results(hub_server
         "selection": {"keep_top_k": 0},  # the next generation is all children, so a child survives at the end
         "crossover": {"methods": ["linear", "ties"]},
         "budget": {"generations": 1, "population_size": 3},
+        "search": {"baselines": []},
         "output": {"dir": str(tmp_path / "run")},
         "publish": {"namespace": ALICE, "private": False, "push": "survivors"},
     }, root=tmp_path)
 
     state = evolve(cfg, progress=False, api=alice)
 
-    assert state.finished and len(state.evaluations) == 6
+    assert state.finished and len(state.evaluations) == 6 + len(state.baselines)  # members, children, recipes
     children = [i for gen in sorted(state.survivors) for i in state.survivors[gen]
                 if state.individuals[i].kind != "seed"]
     assert children, "the final generation's best child survives"

@@ -251,7 +251,7 @@ def test_champion_repo_history_is_the_succession_of_champions(published, alice, 
     assert card.data.base_model == list(seed_repos.values()) and card.data.base_model_relation == "merge"
     assert "champion" in card.data.tags and f"Champion of hubevo run `{run.cfg.name}` from generation 1" in card.text
     assert sorted(p.name for p in at_gen1.iterdir()) == sorted(
-        [".gitattributes", *(p.name for p in Path(run.state.saved[c1.id]).iterdir())]
+        [".gitattributes", ".eval_results", *(p.name for p in Path(run.state.saved[c1.id]).iterdir())]
     )
 
 

@@ -96,7 +96,7 @@ def test_racing_on_the_demo_zoo_finds_the_same_winner_with_fewer_examples(demo_z
         fitness = cfg.fitness.model_copy(update={"limit": 32, "racing": racing, "heldout_limit": 8})
         cfg = cfg.model_copy(update={
             "fitness": fitness, "budget": cfg.budget.model_copy(update={"wall_time_s": None}),
-            "search": cfg.search.model_copy(update={"strategy": "random",
+            "search": cfg.search.model_copy(update={"strategy": "random", "baselines": [],
                                                     "options": {"method": "task_arithmetic", "layer_granularity": 0,
                                                                 "evaluate_seeds": False}}),
         })

@@ -89,6 +89,7 @@ def demo_run(tmp_path_factory) -> dict:
                     "include_path": [str(tasks)], "limit": 8},
         "crossover": {"methods": ["linear", "ties", "slerp"]},
         "budget": {"generations": 1, "population_size": 3},
+        "search": {"baselines": []},
         "output": {"dir": str(root / "runs" / "demo-run")},
     }, root=root)
     state = evolve(cfg, progress=False)

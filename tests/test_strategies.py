@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 
 from hubevo.config import parse_config
 from hubevo.errors import ConfigError
-from hubevo.evaluation import Evaluator, weighted_fitness
+from hubevo.evaluation import Evaluator, Scored, weighted_fitness
 from hubevo.genome import DataFlowGenome, LayerStep, MergeGenome, child_individual, to_merge_config, to_merge_dict
 from hubevo.loop import evolve
 from hubevo.materialize import merge_to_disk
@@ -66,7 +66,7 @@ def test_slerp_t_per_layer_group_goes_into_each_slice():
 
 def test_cmaes_defaults_are_the_papers():
     options = CMAESOptions()
-    assert (options.x0, options.sigma0, options.method) == (0.5, pytest.approx(1 / 6), "dare_ties")
+    assert (options.x0, options.sigma0, options.method) == (0.5, pytest.approx(1 / 6), "auto")  # auto: the best standard recipe, else dare_ties
     for dim in (4, 24):
         es = new_optimizer([0.5] * dim, sigma0=options.sigma0, popsize=None, seed=0)
         assert es.popsize == 4 + math.floor(3 * math.log(dim))
@@ -144,7 +144,8 @@ def stand_in_fitness(tiny, fail_after=None):
         with torch.no_grad():
             logits = model(tiny["probe"]).logits
         scores = {t: float(1 / (1 + 1e3 * (logits - ref).pow(2).mean())) for t, ref in tiny["targets"].items()}
-        return weighted_fitness(scores, self.cfg.tasks), scores, 8
+        return Scored(fitness=weighted_fitness(scores, self.cfg.tasks), scores=scores, stderrs={}, stderr=None,
+                      examples=8)
 
     return fitness
 

@@ -48,7 +48,6 @@ def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: in
             "heldout": list(zoo.heldout_tasks),
             "include_path": [str(zoo.tasks_dir)],
             "limit": 64,
-            "resample": True,
             "seed": seed,
         },
         "selection": {"method": "roulette", "keep_top_k": 2, "random_pick_prob": 0.1},
@@ -85,13 +84,14 @@ def champion_beats_members(state: RunState, task: str = COMBINED) -> bool:
 def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None, progress: bool = True,
              generations: int = 4, dpo: bool = False) -> RunState:
     from hubevo.demo.zoo import build_zoo
-    from hubevo.loop import evolve
+    from hubevo.loop import evolve, score_heldout
 
     zoo = build_zoo(cache_dir, progress=progress)
     out_dir = out_dir.resolve()
     shutil.rmtree(out_dir, ignore_errors=True)
     cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo)
     state = evolve(cfg, progress=progress)
+    state = score_heldout(cfg, list(state.initial))  # the members, for the comparison below
     print(f"\nleaderboard ({state.stop_reason}; run directory {out_dir}):\n")
     print(leaderboard(state, top=15))
     print("\nchampion versus the initial members on held-out tasks:\n")

@@ -4,9 +4,12 @@ Everything pushed is derived from the run state and the run folder, never from a
 of what was pushed before, so a call is idempotent and a push that failed midway is
 completed by the next call:
 
-- each survivor `{namespace}/{run}-{id}` gets its folder (lineage card as README) in one
-  commit, then a tag `gen-N` for every generation it survived; a repo that already has
-  all its tags is left alone;
+- each survivor `{namespace}/{run}-{id}` gets its folder (lineage card as README) and its
+  scores as `.eval_results/*.yaml` in one commit, then a tag `gen-N` for every generation it
+  survived; a repo that already has all its tags is left alone, except that a champion
+  since replaced gets `new_version` (its successor's repo) in its card, once;
+- with `licenses=True`, every bred model's card carries the license derived from its
+  parents' (`hubevo.hub.licenses`; `license_override` replaces it) and names gated parents;
 - the champion repo `{namespace}/{run}` gets one commit and one tag `gen-N` for every
   generation in which the champion changed, in order; tags already there are done;
 - the results dataset `{namespace}/{run}-results` gets the candidate table, the lineage
@@ -22,12 +25,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubevo import ranking
 from hubevo.config import RunConfig
 from hubevo.errors import HubError, MemberNotFoundError
 from hubevo.hub.cards import champion_card, results_card
 from hubevo.hub.client import ensure_api, hub_call
 from hubevo.hub.download import MODEL_FILES, snapshot
+from hubevo.hub.eval_results import eval_result_files
+from hubevo.hub.licenses import Derived, gated_note, hub_license, lineage_licenses, local_license
 from hubevo.publish import results_frame
 from hubevo.resolver import Resolver
 from hubevo.state import RunState
@@ -46,20 +50,33 @@ class Published:
     results: str | None = None
 
 
-def publish_generation(*, run_dir: Path, state: RunState, cfg: RunConfig, api=None) -> Published:
-    """Bring the Hub up to date with `state` as `cfg.publish` asks; raises HubError naming the repo on failure."""
+def publish_generation(
+    *, run_dir: Path, state: RunState, cfg: RunConfig, api=None, licenses: bool = False,
+    license_override: str | None = None, task_datasets: dict[str, str] | None = None,
+) -> Published:
+    """Bring the Hub up to date with `state` as `cfg.publish` asks; raises HubError naming the repo on failure.
+
+    `licenses` derives each bred model's license from its parents' (LicenseError when they
+    conflict, unless `license_override`); `task_datasets` names the Hub dataset of a task for
+    its `.eval_results` entries.
+    """
     pub = cfg.publish
     if pub.push == "none":
         return Published()
     api = ensure_api(api)
     done = Published()
+    extras = Extras(state=state, cfg=cfg, api=api, task_datasets=task_datasets or {},
+                    licenses=derive_licenses(state, api=api, override=license_override) if licenses else {})
     if pub.push == "survivors":
+        newer = superseded(state, cfg)
         for cid, generations in survivor_generations(state).items():
             repo_id = pub.survivor_repo(cfg.name, cid)
-            push_survivor(api, repo_id=repo_id, folder=Path(state.saved[cid]), generations=generations,
-                          private=pub.private, message=survivor_message(state, cid))
+            folder = Path(state.saved[cid])
+            push_survivor(api, repo_id=repo_id, folder=folder, generations=generations,
+                          private=pub.private, message=survivor_message(state, cid),
+                          extra=extras.survivor(cid, folder, new_version=newer.get(cid)), new_version=newer.get(cid))
             done.survivors[cid] = repo_id
-    done.champion = push_champions(api, state=state, cfg=cfg)
+    done.champion = push_champions(api, state=state, cfg=cfg, extras=extras)
     done.results = push_results(api, run_dir=Path(run_dir), state=state, cfg=cfg)
     return done
 
@@ -83,7 +100,7 @@ def champion_history(state: RunState) -> list[tuple[int, str]]:
     """
     history: list[tuple[int, str]] = []
     for generation in sorted(state.survivors):
-        best = ranking.champion(state.evaluations, upto=generation)
+        best = state.champion(upto=generation)
         if best is None:
             continue
         if not history or history[-1][1] != best:
@@ -94,6 +111,75 @@ def champion_history(state: RunState) -> list[tuple[int, str]]:
 def hub_repo_of(state: RunState, cfg: RunConfig, cid: str) -> str | None:
     """The Hub repo where individual `cid` can be found, if any (the resolver's answer)."""
     return Resolver.of(state, cfg).hub_repo(cid)
+
+
+def superseded(state: RunState, cfg: RunConfig) -> dict[str, str]:
+    """Bred champions since replaced -> the repo of the champion that replaced each (its `new_version`)."""
+    history = champion_history(state)
+    out: dict[str, str] = {}
+    for (_, old), (_, new) in zip(history, history[1:]):
+        if state.individuals[old].kind != "seed":
+            out[old] = hub_repo_of(state, cfg, new) or cfg.publish.champion_repo(cfg.name)
+    return out
+
+
+def derive_licenses(state: RunState, *, api=None, override: str | None = None) -> dict[str, Derived]:
+    """Each bred individual's license from its seeds' cards (Hub metadata or local README.md)."""
+    seeds, parents_of, names = {}, {}, {}
+    for cid, ind in state.individuals.items():
+        names[cid] = ind.name
+        if ind.kind == "seed":
+            folder = state.members.get(cid, {}).get("path")
+            local = Path(ind.source or "").exists() or not ind.source
+            seeds[cid] = local_license(folder or ind.source) if local else hub_license(ind.source, api=api)
+        else:
+            parents_of[cid] = list(ind.parents)
+    return lineage_licenses(parents_of, seeds, names=names, override=override)
+
+
+@dataclass
+class Extras:
+    """What a pushed model carries besides its folder: scores as `.eval_results`, license and links in the card."""
+
+    state: RunState
+    cfg: RunConfig
+    api: object
+    task_datasets: dict[str, str]
+    licenses: dict[str, Derived]
+
+    def eval_files(self, cid: str) -> dict[str, bytes]:
+        ev, results = self.state.evaluations.get(cid), self.cfg.publish.results_repo(self.cfg.name)
+        validation = self.state.validation.get(cid)
+        return eval_result_files(
+            fitness=ev.scores if ev else {}, validation=validation.scores if validation else None,
+            heldout=self.state.heldout.get(cid), datasets=self.task_datasets, fallback_dataset=results,
+            source_url=f"{self.api.endpoint}/datasets/{results}", source_name=f"hubevo run {self.cfg.name}",
+        )
+
+    def readme(self, text: str, cid: str, *, new_version: str | None = None) -> str:
+        """`text` (a card) with the derived license, the gated parents and `new_version`; unchanged if none apply."""
+        from huggingface_hub import ModelCard
+
+        derived = self.licenses.get(cid)
+        if derived is None and new_version is None:
+            return text
+        card = ModelCard(text)
+        if derived is not None:
+            card.data.license = derived.license
+            card.text = card.text.rstrip("\n") + "\n" + gated_note(derived)
+        if new_version is not None:
+            card.data.new_version = new_version
+        return str(card)
+
+    def survivor(self, cid: str, folder: Path, *, new_version: str | None = None) -> dict[str, bytes]:
+        files = self.eval_files(cid)
+        readme = folder / "README.md"
+        if readme.is_file():
+            text = readme.read_text()
+            changed = self.readme(text, cid, new_version=new_version)
+            if changed != text:
+                files["README.md"] = changed.encode()
+        return files
 
 
 def survivor_message(state: RunState, cid: str) -> str:
@@ -144,13 +230,17 @@ def model_files(folder: Path, *, repo_id: str, patterns: list[str] | None = None
     return files
 
 
-def push_survivor(api, *, repo_id: str, folder: Path, generations: list[int], private: bool, message: str) -> None:
+def push_survivor(api, *, repo_id: str, folder: Path, generations: list[int], private: bool, message: str,
+                  extra: dict[str, bytes] | None = None, new_version: str | None = None) -> None:
+    """Commit the survivor's folder plus `extra` files, then tag it; only `new_version` is updated once tagged."""
     tags = [f"gen-{g}" for g in generations]
-    files = model_files(folder, repo_id=repo_id)
+    files: dict[str, Path | bytes] = {**model_files(folder, repo_id=repo_id), **(extra or {})}
     with hub_call(repo_id, action="push to", api=api, missing=HubError):
         have = existing_tags(api, repo_id)
         todo = [t for t in tags if have is None or t not in have]
         if not todo:
+            if new_version is not None:
+                link_new_version(api, repo_id, readme=files["README.md"], new_version=new_version)
             return
         api.create_repo(repo_id, private=private, exist_ok=True)
         commit = commit_files(api, repo_id, files, message=message)
@@ -159,7 +249,16 @@ def push_survivor(api, *, repo_id: str, folder: Path, generations: list[int], pr
     log.info("pushed survivor %s (%s)", repo_id, ", ".join(todo))
 
 
-def push_champions(api, *, state: RunState, cfg: RunConfig) -> str | None:
+def link_new_version(api, repo_id: str, *, readme: Path | bytes, new_version: str) -> None:
+    """Point a replaced champion's card at its successor, unless the card on the Hub already does."""
+    card = api.model_info(repo_id).card_data
+    if card is not None and card.get("new_version") == new_version:
+        return
+    commit_files(api, repo_id, {"README.md": readme}, message=f"superseded by {new_version}")
+    log.info("marked %s as superseded by %s", repo_id, new_version)
+
+
+def push_champions(api, *, state: RunState, cfg: RunConfig, extras: Extras | None = None) -> str | None:
     """Commit and tag every change of champion not yet on the champion repo; returns the repo id."""
     history = champion_history(state)
     if not history:
@@ -173,15 +272,24 @@ def push_champions(api, *, state: RunState, cfg: RunConfig) -> str | None:
         for generation, cid in todo:
             ev, name = state.evaluations[cid], state.individuals[cid].name
             message = f"gen-{generation}: {name} is the champion (fitness {ev.fitness:.4f})"
-            files = champion_files(api, state=state, cfg=cfg, cid=cid, generation=generation)
+            files = champion_files(api, state=state, cfg=cfg, cid=cid, generation=generation, extras=extras)
             commit = commit_files(api, repo_id, files, message=message, delete_others=True)
             api.create_tag(repo_id, tag=f"gen-{generation}", revision=commit.oid, tag_message=message, exist_ok=True)
             log.info("pushed champion %s at gen-%d to %s", name, generation, repo_id)
     return repo_id
 
 
-def champion_files(api, *, state: RunState, cfg: RunConfig, cid: str, generation: int) -> dict[str, Path | bytes]:
-    """The champion's model files and the champion card; a seed champion is read from where it came from."""
+def champion_files(api, *, state: RunState, cfg: RunConfig, cid: str, generation: int,
+                   extras: Extras | None = None) -> dict[str, Path | bytes]:
+    """The champion's model files, card and `.eval_results`; a seed champion is read from where it came from."""
+    files = _champion_files(api, state=state, cfg=cfg, cid=cid, generation=generation)
+    if extras is not None:
+        files["README.md"] = extras.readme(files["README.md"].decode(), cid).encode()
+        files.update(extras.eval_files(cid))
+    return files
+
+
+def _champion_files(api, *, state: RunState, cfg: RunConfig, cid: str, generation: int) -> dict[str, Path | bytes]:
     ind, ev = state.individuals[cid], state.evaluations[cid]
     card = dict(run_name=cfg.name, generation=generation, name=ind.name, fitness=ev.fitness)
     repo_id = cfg.publish.champion_repo(cfg.name)

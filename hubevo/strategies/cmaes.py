@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from hubevo import ranking
 from hubevo.errors import ConfigError
 from hubevo.genome import GeneBlock, Individual, MergeGenome, child_individual
 from hubevo.methods import get_method
@@ -33,6 +34,9 @@ from hubevo.racing import ranked_losses
 from hubevo.state import Evaluation, rng_for
 from hubevo.strategies.base import Strategy
 from hubevo.strategies.options import PAPER_SIGMA, CMAESOptions, SpaceOptions
+
+NEUTRAL = {"weight": 1.0, "density": 1.0, "t": 0.5, "lambda": 1.0}
+AUTO_FALLBACK = "dare_ties"  # the paper's PS method, when no standard recipe was scored
 
 __all__ = ["PAPER_SIGMA", "CMAES", "CMAESOptions", "CMASearch", "ParameterSpace", "SpaceOptions"]
 
@@ -75,6 +79,21 @@ class ParameterSpace:
     def value(self, gene: str, x: float) -> float:
         low, high = self.ranges[gene]
         return float(low + (high - low) * min(max(x, 0.0), 1.0))
+
+    def encode(self, genome: MergeGenome) -> list[float]:
+        """The point of a whole-model recipe of this method (e.g. a standard recipe), in every block.
+
+        A gene the recipe leaves unset takes mergekit's neutral value (weight and density 1, t 0.5).
+        """
+        unit = lambda gene, genes: self.unit(gene, genes.get(gene, NEUTRAL.get(gene, 0.5)))  # noqa: E731
+        per_parent = genome.per_parent or tuple({} for _ in self.parents)
+        block = [unit(g, genes) for genes in per_parent for g in self.input_genes]
+        block += [unit(g, genome.shared) for g in self.shared_genes]
+        return block * (len(self.groups) * len(self.modules))
+
+    def unit(self, gene: str, value: float) -> float:
+        low, high = self.ranges[gene]
+        return float(min(max((value - low) / (high - low), 0.0), 1.0)) if high > low else 0.5
 
     def decode(self, x: Sequence[float]) -> MergeGenome:
         values = iter(x)
@@ -171,11 +190,23 @@ class CMASearch(Strategy):
     def start_point(self) -> list[float]:
         raise NotImplementedError
 
+    restarts_done: int = 0
+
     def optimizer(self):
         if self.es is None:
             self.es = new_optimizer(self.start_point(), sigma0=self.options.sigma0, popsize=self.options.popsize,
                                     seed=self.cfg.seed, stream=self.name)
         return self.es
+
+    def restart_if_stopped(self) -> None:
+        """IPOP-CMA-ES: when pycma stops, start again at its best point with twice the population."""
+        allowed = getattr(self.options, "restarts", 0)
+        if self.es is None or not self.es.stop() or self.restarts_done >= allowed:
+            return
+        best, popsize = self.es.result.xbest, self.es.popsize * 2
+        self.restarts_done += 1
+        self.es = new_optimizer([float(v) for v in best], sigma0=self.options.sigma0, popsize=popsize,
+                                seed=self.cfg.seed, stream=f"{self.name}-restart-{self.restarts_done}")
 
     def ask(self) -> list[Individual]:
         self.pending = [[float(v) for v in x] for x in self.optimizer().ask()]
@@ -191,6 +222,7 @@ class CMASearch(Strategy):
         if self.pending:
             losses = ranked_losses([results.get(i) for i in self.pending_ids])
             self.optimizer().tell(np.asarray(self.pending), losses)
+            self.restart_if_stopped()
         self.pending, self.pending_ids = [], []
 
     def survivors(self, *, final: bool) -> list[str]:
@@ -198,23 +230,58 @@ class CMASearch(Strategy):
 
     def state_dict(self) -> dict:
         return {"es": dump_optimizer(self.es) if self.es is not None else None,
-                "pending": self.pending, "pending_ids": self.pending_ids}
+                "pending": self.pending, "pending_ids": self.pending_ids, "restarts": self.restarts_done}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("es"):
             self.es = load_optimizer(state["es"])
         self.pending = [list(x) for x in state.get("pending", [])]
         self.pending_ids = list(state.get("pending_ids", []))
+        self.restarts_done = int(state.get("restarts", 0))
 
 
 class CMAES(CMASearch):
-    """CMA-ES over TIES/DARE (or any method's) genes per parent, layer group and module."""
+    """CMA-ES over TIES/DARE (or any method's) genes per parent, layer group and module.
+
+    With `method: auto` (the default) the search waits for generation 0's standard recipes and
+    starts at the genes of the best of them that has genes to search (not model_stock), in its
+    method; without standard recipes it starts at x0 in the paper's dare_ties space.
+    """
 
     name = "cmaes"
 
     def __init__(self, cfg, view, *, options: CMAESOptions | None = None):
         super().__init__(cfg, view, options=options)
-        self.space = parameter_space(cfg, view, self.options)
+        self.start: dict | None = None  # {"method": ..., "x0": [...], "from": id or None}, once chosen
+        self.space = None if self.options.method == "auto" else parameter_space(cfg, view, self.options)
+
+    def ask(self) -> list[Individual]:
+        if self.space is None and not self.choose_start():
+            return self.seeds() if self.evaluates_seeds() else []  # generation 0 of `auto`: recipes being scored
+        return super().ask()
+
+    def choose_start(self) -> bool:
+        """Pick the method and start point of `auto` once the standard recipes are scored; False if too early."""
+        if self.view.generation == 0 and self.cfg.search.baselines != []:
+            return False  # the standard recipes join generation 0 beside the members
+        scored = [self.view.evaluations[i] for i in self.view.baselines if i in self.view.evaluations]
+        searchable = [e for e in scored if self.view.individuals[e.id].genome.method != "model_stock"]
+        best = ranking.champion(searchable)
+        method = self.view.individuals[best].genome.method if best else AUTO_FALLBACK
+        self.space = parameter_space(self.cfg, self.view, self.options.model_copy(update={"method": method}))
+        x0 = self.space.encode(self.view.individuals[best].genome) if best else [self.options.x0] * self.space.dim
+        self.start = {"method": method, "x0": x0, "from": best}
+        return True
 
     def start_point(self) -> list[float]:
-        return [self.options.x0] * self.space.dim
+        return list(self.start["x0"]) if self.start else [self.options.x0] * self.space.dim
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "start": self.start}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if state.get("start"):
+            self.start = state["start"]
+            self.space = parameter_space(self.cfg, self.view,
+                                         self.options.model_copy(update={"method": self.start["method"]}))

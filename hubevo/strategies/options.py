@@ -15,6 +15,13 @@ from hubevo.methods import unknown_method_message
 PAPER_SIGMA = 1 / 6
 
 
+def known_method(name: str) -> str:
+    problem = unknown_method_message(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
+
 class NoOptions(Frozen):
     """A strategy without options of its own (`ga`: its genes live in selection, crossover and mutation)."""
 
@@ -36,16 +43,23 @@ class SpaceOptions(Frozen):
     @field_validator("method")
     @classmethod
     def _known_method(cls, name):
-        problem = unknown_method_message(name)
-        if problem:
-            raise ValueError(problem)
-        return name
+        return known_method(name)
 
 
 class CMAESOptions(SpaceOptions):
-    x0: float = Field(0.5, ge=0, le=1, description="Start of every coordinate in [0, 1].")
+    method: str = Field(
+        "auto", description="mergekit merge method, or auto: the method of the best standard recipe of generation 0 "
+                            "(search.baselines), CMA-ES starting at its genes; dare_ties from x0 if there is none.")
+    x0: float = Field(0.5, ge=0, le=1, description="Start of every coordinate in [0, 1] (unless started at a recipe).")
     sigma0: float = Field(PAPER_SIGMA, gt=0, description="Initial step size in [0, 1] coordinates.")
     popsize: int | None = Field(None, ge=2, description="Candidates per generation; default 4 + floor(3 ln n).")
+    restarts: int = Field(4, ge=0, description="IPOP restarts: when pycma stops, start again from the best point "
+                                                "with twice the population.")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, name):
+        return name if name == "auto" else known_method(name)
 
 
 class DFSOptions(Frozen):
