@@ -20,7 +20,10 @@ def test_an_evolution_with_dpo_mutation_records_each_childs_genes(demo_zoo, tmp_
         "finetune": {"datasets": [{"path": str(prefs)}], "samples": 32, "steps": (3, 6),
                      "learning_rate": (3e-4, 1e-3), "lora_rank": [4, 8]},
     })
+    # No standard recipes: this test is about a fine-tuned child's record and card, and with five
+    # baselines in generation 0 the four survivors could all be merges.
     cfg = cfg.model_validate({**cfg.model_dump(), "mutation": mutation.model_dump(),
+                              "search": {**cfg.search.model_dump(), "baselines": []},
                               "budget": {**cfg.budget.model_dump(), "wall_time_s": None}})
     state = evolve(cfg, progress=False)
 
