@@ -28,7 +28,6 @@ from hubevo.evaluation import Evaluator, weighted_fitness
 from hubevo.genome import identity_dict as identity_config
 from hubevo.loop import evolve
 from hubevo.materialize import Materializer
-from hubevo.genome import to_merge_config
 
 WHOLE_MODEL = {"method": "dare_ties", "layer_granularity": 0}
 SEARCHES = {  # name -> (strategy, options, racing)
@@ -70,9 +69,7 @@ def rescore(cfg, state) -> dict[str, float]:
     full = cfg.fitness.model_copy(update={"limit": None, "racing": None})
     evaluator = Evaluator(full)
     first = next(iter(paths.values()))
-    model = Materializer(first).materialize(
-        identity_config(paths[champion.id], dtype="float32") if champion.genome is None
-        else to_merge_config(champion.genome, refs=paths))
+    model = Materializer(first).materialize(identity_config(paths[champion.id], dtype="float32"))  # its full folder
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(first)

@@ -2,7 +2,9 @@
 
 Generation 0 scores, besides the population members, the field's standard merges of them:
 a uniform linear merge, task arithmetic with lambda 1, TIES and DARE-TIES at density 0.5 and
-weight 1, model_stock, and for two members slerp and nuslerp halfway. They are candidates
+weight 1, model_stock, and for two members slerp and nuslerp halfway. When fine-tuning is
+configured, generation 1 adds the merge + fine-tune baseline: the best of them fine-tuned in
+one go on the same data (`ft-std-<recipe>-<steps>`, a few step counts). They are candidates
 like any other (they can win and be parents); the run state remembers which they are, so the
 summary, the cards and the Space show the champion against the best of them. Pure: genomes
 in, genomes out.
@@ -13,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hubevo.config import BASELINE_RECIPES
-from hubevo.genome import Individual, MergeGenome, child_individual
+from hubevo.finetune.recipe import FinetuneSpace, baseline_step_counts, one_go_recipe
+from hubevo.genome import Individual, MergeGenome, child_individual, finetune_individual
 from hubevo.methods import get_method
 
 STANDARD_GENES = {  # per-parent genes, shared genes
@@ -46,4 +49,13 @@ def baseline_individuals(names: Sequence[str] | None, *, members: Sequence[str],
         genome = standard_recipe(name, members=members, base=base)
         if genome is not None:
             out.append(child_individual(genome, generation=0).model_copy(update={"name": f"std-{name}"}))
+    return out
+
+
+def finetuned_baselines(space: FinetuneSpace, *, parent: str, recipe: str, seed: int) -> list[Individual]:
+    """The best standard recipe (`parent`, named `std-<recipe>`) fine-tuned in one go, once per step count."""
+    out = []
+    for steps in baseline_step_counts(space):
+        ind = finetune_individual(one_go_recipe(space, parent=parent, steps=steps, seed=seed), generation=1)
+        out.append(ind.model_copy(update={"name": f"ft-std-{recipe}-{steps}"}))
     return out

@@ -13,13 +13,15 @@ import os
 import sys
 from pathlib import Path
 
+from hubevo import __version__
 from hubevo.errors import HubevoError
-
-QUIET_LOGGERS = ("lm_eval", "lm-eval", "transformers", "mergekit", "datasets", "httpx", "accelerate")
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """hubevo's own lines on stdout; libraries only say warnings (everything with --verbose)."""
+    """hubevo's own lines on stdout; library bars, warnings and logs only with --verbose."""
+    from hubevo.terminal import quiet_libraries
+
+    quiet_libraries(verbose=verbose)
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(name)s: %(message)s", force=True)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -27,21 +29,21 @@ def setup_logging(verbose: bool = False) -> None:
     hubevo.handlers[:] = [handler]
     hubevo.setLevel(logging.INFO)
     hubevo.propagate = False
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def cmd_evolve(args) -> int:
+    from hubevo import terminal
     from hubevo.config import load_config
 
     cfg = load_config(args.config)  # every config error, before anything heavy is imported
+    print(terminal.evolve_opening(cfg), flush=True)
     from hubevo.loop import evolve
     from hubevo.publish import leaderboard
 
     state = evolve(cfg, resume=args.resume, progress=not args.no_progress)
-    print(f"\nstopped: {state.stop_reason}; run directory: {cfg.output.dir}\n")
+    print(f"\nstopped: {state.stop_reason}\n")
     print(leaderboard(state, top=args.top))
+    print("", terminal.champion_line(state), *terminal.browse_lines(cfg.output.dir), sep="\n")
     return 0
 
 
@@ -59,20 +61,26 @@ def cmd_worker(args) -> int:
 
     import yaml
 
+    from hubevo.lock import run_lock
     from hubevo.scheduler import Scheduler, run_status
 
-    sched = Scheduler(Path(args.runs), generation_every_s=args.every, immigrants_every_s=args.immigrants_every)
+    sched = Scheduler(Path(args.runs), generation_every_s=args.every, immigrants_every_s=args.immigrants_every,
+                      retry_base_s=args.retry_base)
     data = yaml.safe_load(Path(args.config).read_text())
     name = data.get("name", "hubevo")
     if not (sched.runs_root / name / "run.yaml").exists():
         sched.submit(data, user="worker", root=Path(args.config).resolve().parent)
-    sched.start()
-    try:
-        while (status := run_status(sched.runs_root / name))["state"] not in ("finished", "stopped"):
-            time.sleep(5)
-    finally:
-        sched.shutdown()
+    with run_lock(sched.runs_root / name):  # a second worker on this run stops here, naming this one
+        sched.start()
+        try:
+            while (status := run_status(sched.runs_root / name))["state"] not in ("finished", "stopped", "failed"):
+                time.sleep(args.poll)
+        finally:
+            sched.shutdown()
     print(f"run {name} {status['state']}: generation {status['generation']}, best fitness {status['best_fitness']}")
+    if status["state"] == "failed":
+        print(f"hubevo: error: run {name} failed: {status['message']}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -98,7 +106,8 @@ def cmd_space(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubevo", description="Evolve language models by merging and selection.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show library logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show library logs, warnings and progress bars")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     evolve = sub.add_parser("evolve", help="run or resume an evolution from a YAML run config")
     evolve.add_argument("config", help="path of the run YAML")
@@ -117,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--runs", default=os.environ.get("HUBEVO_RUNS_ROOT", "runs"), help="folder of all runs")
     worker.add_argument("--every", type=float, default=30, help="seconds between generation jobs")
     worker.add_argument("--immigrants-every", type=float, default=3600, help="seconds between Hub queries")
+    worker.add_argument("--retry-base", type=float, default=60,
+                        help="seconds before the first retry after a transient failure (doubling each time)")
+    worker.add_argument("--poll", type=float, default=5, help="seconds between checks of the run's status")
     worker.set_defaults(func=cmd_worker)
     space = sub.add_parser("space", help="the leaderboard Space: scheduler and Gradio UI")
     space.add_argument("--runs", default=None, help="folder of all runs (default $HUBEVO_RUNS_ROOT or runs)")
@@ -126,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hubevo.cli_hub import add_commands as add_hub_commands
 
     add_hub_commands(sub)
+    from hubevo.cli_export import add_commands as add_export_commands
+
+    add_export_commands(sub)
     return parser
 
 

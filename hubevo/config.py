@@ -7,6 +7,7 @@ input. Paths are resolved against the YAML file's folder when loaded with
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Literal
@@ -44,8 +45,10 @@ class Member(Frozen):
     @field_validator("repo")
     @classmethod
     def _repo_syntax(cls, repo):
-        if repo is not None and not REPO_ID.match(repo):
-            raise ValueError(f"{repo!r} is not a Hub repo id; expected 'org/name' or 'org/name@revision'")
+        if repo is not None and (not REPO_ID.match(repo) or hub_id_problem(repo.split("@")[0])):
+            why = hub_id_problem(repo.split("@")[0]) if REPO_ID.match(repo) else ""
+            raise ValueError(f"{repo!r} is not a Hub repo id{f' ({why})' if why else ''}; "
+                             "expected 'org/name' or 'org/name@revision'")
         return repo
 
     @model_validator(mode="after")
@@ -125,7 +128,7 @@ class RacingConfig(Frozen):
 
 class FitnessConfig(Frozen):
     tasks: list[TaskSpec] = Field(min_length=1, description="lm-eval tasks whose weighted mean is the fitness.")
-    heldout: list[TaskSpec] = Field(default_factory=list, description="Evaluated on survivors only; never selects.")
+    heldout: list[TaskSpec] = Field(default_factory=list, description="Evaluated on the finalists and the champion (others on request: `hubevo export --heldout`); never selects.")
     include_path: list[Path] = Field(default_factory=list, description="Folders of local lm-eval YAML tasks.")
     limit: int | None = Field(None, gt=0, description="Examples per task and generation; None = all.")
     resample: bool = Field(
@@ -180,6 +183,42 @@ DEFAULT_RANGES = {
 }
 
 
+GENE_BOUNDS = {"density": (0.0, 1.0), "t": (0.0, 1.0), "epsilon": (0.0, 1.0), "gamma": (0.0, 1.0),
+               "weight": (-math.inf, math.inf), "lambda": (-math.inf, math.inf)}
+
+
+def range_problem(name: str, low: float, high: float) -> str | None:
+    """Why `crossover.ranges[name]` cannot be sampled (not finite, empty, outside the gene's domain), or None."""
+    where = f"crossover.ranges.{name}"
+    if name not in GENE_BOUNDS:
+        return f"{where}: unknown gene; known: {', '.join(GENE_BOUNDS)}"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{where}: bounds must be finite numbers, got [{low}, {high}]"
+    if low > high:
+        return f"range for {name!r} is empty: {low} > {high}; give [low, high] with low <= high"
+    lo, hi = GENE_BOUNDS[name]
+    if low < lo or high > hi:
+        return f"{where}: [{low}, {high}] leaves the gene's domain [{lo:g}, {hi:g}]; keep both bounds inside it"
+    return None
+
+
+def hub_id_problem(repo_id: str) -> str | None:
+    """What the Hub client would reject in `repo_id` ('--', '..', a '.git' ending...), or None."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        return str(err).replace(f": {repo_id!r}", "").rstrip(".")
+    return None
+
+
+def yaml_where(err: Exception) -> str:
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+
+
 class CrossoverConfig(Frozen):
     methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1)
     ranges: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_RANGES))
@@ -196,9 +235,9 @@ class CrossoverConfig(Frozen):
     @field_validator("ranges")
     @classmethod
     def _ordered(cls, ranges):
-        for name, (low, high) in ranges.items():
-            if low > high:
-                raise ValueError(f"range for {name!r} is empty: {low} > {high}")
+        problems = [p for name, bounds in ranges.items() if (p := range_problem(name, *bounds))]
+        if problems:
+            raise ValueError("; ".join(problems))
         return {**DEFAULT_RANGES, **ranges}
 
 
@@ -280,11 +319,19 @@ class PublishConfig(Frozen):
     derive_licenses: bool = Field(False, description="Derive each child's license from its parents' cards; "
                                                      "conflicting or unknown licenses stop publishing unless "
                                                      "`license` is set.")
+    state: Literal["local", "hub"] = Field("local", description="Where the run state lives: 'local' (output.dir "
+                                                                 "only) or 'hub' (also the results dataset, so a "
+                                                                 "worker on an empty disk resumes from it).")
+    state_every: int = Field(4, ge=1, description="With state 'hub': push the state after this many candidates, "
+                                                  "besides the end of every generation.")
 
     @model_validator(mode="after")
     def _namespace_when_pushing(self):
         if self.push != "none" and not self.namespace:
             raise ValueError(f"publish.push is {self.push!r} but publish.namespace is not set; name a user or org")
+        if self.state == "hub" and not self.namespace:
+            raise ValueError("publish.state is 'hub' but publish.namespace is not set; name the user or org whose "
+                             "results dataset keeps the run state")
         return self
 
     def survivor_repo(self, run_name: str, individual_id: str) -> str:
@@ -319,6 +366,27 @@ class RunConfig(Frozen):
                 f"selection.keep_top_k ({self.selection.keep_top_k}) must be smaller than "
                 f"budget.population_size ({self.budget.population_size}) to leave room for children"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _methods_have_their_base(self):
+        from hubevo.methods import get_method
+
+        if self.population.base_model is not None or "methods" not in self.crossover.model_fields_set:
+            return self  # the default list keeps what fits the population
+        needy = [m for m in self.crossover.methods if get_method(m).needs_base]
+        if needy:
+            raise ValueError(f"crossover.methods {needy} need population.base_model (the shared ancestor), which is "
+                             "not set; add population.base_model or remove them")
+        return self
+
+    @model_validator(mode="after")
+    def _someone_to_merge(self):
+        trains = any(op in ("dpo", "sft") for op in self.mutation.operators)
+        if len(self.population.members) == 1 and self.population.query is None and not trains:
+            raise ValueError("population.members has 1 member and no population.query: merging needs two parents, "
+                             "so the run would stop after evaluating it; add members (or a query), or mutate with "
+                             "dpo/sft in mutation.operators")
         return self
 
     def resolved(self, root: Path) -> "RunConfig":
@@ -366,7 +434,11 @@ def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"run config {str(path)!r} does not exist; pass the path of a YAML file")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"run config {str(path)!r} is not valid YAML{yaml_where(err)}: "
+                          f"{getattr(err, 'problem', None) or err}; fix the YAML syntax there") from None
     if not isinstance(data, dict):
         raise ConfigError(f"run config {str(path)!r} must be a YAML mapping, got {type(data).__name__}")
     return parse_config(data, root=path.resolve().parent, source=repr(str(path)))

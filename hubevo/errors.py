@@ -35,3 +35,33 @@ class CandidateError(HubevoError, RuntimeError):
 
 class HubError(HubevoError, RuntimeError):
     """A Hub call failed; the message names the repo and never contains a token."""
+
+
+class RunLockedError(HubevoError, RuntimeError):
+    """Another process holds the run folder; the message names its PID and host."""
+
+
+class DiskFullError(HubevoError, OSError):
+    """The disk filled up while writing; the message says what was being written and that nothing is half-written."""
+
+
+class StateFileError(HubevoError, ValueError):
+    """A run's state file cannot be read; the message names the file and how to recover."""
+
+
+def is_transient(err: BaseException) -> bool:
+    """Whether trying again later may succeed: the Hub or the network failing, the run folder busy,
+    memory or disk running out. Config errors, missing or invalid repos and incompatible members are
+    permanent: the same input fails the same way until a person changes it."""
+    if isinstance(err, (RunLockedError, DiskFullError, MemoryError)) or type(err).__name__ == "OutOfMemoryError":
+        return True
+    if isinstance(err, HubError):
+        return getattr(err, "transient", True)
+    if isinstance(err, HubevoError):
+        return False
+    return isinstance(err, (OSError, TimeoutError))
+
+
+def describe_error(err: BaseException) -> str:
+    """One line for a status page or a log: hubevo's own message, or the type and text of anything else."""
+    return str(err) if isinstance(err, HubevoError) else f"{type(err).__name__}: {err}"

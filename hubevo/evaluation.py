@@ -9,6 +9,7 @@ generation may draw a fresh seeded sample of every fitness task (lm-eval's
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import math
 import zlib
@@ -18,11 +19,31 @@ from functools import cached_property
 
 import numpy as np
 
-from hubevo import guard
+from hubevo import guard, taskcheck
 from hubevo.config import FitnessConfig, TaskSpec
 from hubevo.errors import CandidateError, ConfigError
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def lm_class() -> type:
+    """lm-eval's `HFLM`, drawing its request bars only when library bars are on (`hubevo.terminal`)."""
+    from lm_eval.models.huggingface import HFLM
+
+    from hubevo.terminal import library_bars
+
+    class QuietHFLM(HFLM):
+        def loglikelihood(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not library_bars())
+
+        def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or not library_bars())
+
+        def generate_until(self, requests, disable_tqdm: bool = False):
+            return super().generate_until(requests, disable_tqdm=disable_tqdm or not library_bars())
+
+    return QuietHFLM
 
 
 def default_device() -> str:
@@ -123,13 +144,28 @@ class Evaluator:
             if spec.name not in known:
                 close = difflib.get_close_matches(spec.name, known, n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
+                broken = taskcheck.yaml_problems(self.cfg.include_path)
+                unparsed = f"; these task files do not parse: {'; '.join(broken)}" if broken else ""
                 raise ConfigError(
                     f"fitness task {spec.name!r} is unknown to lm-eval{hint} "
-                    "(add its YAML folder to fitness.include_path)"
+                    f"(add its YAML folder to fitness.include_path){unparsed}"
                 )
         index = self.task_manager.task_index
         configs = {t.name: index[t.name].cfg for t in self.cfg.tasks if t.name in index and index[t.name].cfg}
         guard.check_fitness_tasks(self.cfg, task_configs=configs)
+        self.check_task_files(index)
+
+    def check_task_files(self, index) -> None:
+        """Data files, metrics and lm-eval arguments, all problems at once."""
+        problems = taskcheck.kwargs_problems(self.cfg.lm_eval_kwargs)
+        for field in ("tasks", "heldout", "validation"):
+            for i, spec in enumerate(getattr(self.cfg, field)):
+                cfg = index[spec.name].cfg if spec.name in index and index[spec.name].cfg else {}
+                problems += taskcheck.data_file_problems(spec.name, cfg)
+                problems.append(taskcheck.metric_problem(spec.name, spec.metric, cfg, field=f"fitness.{field}.{i}"))
+        problems = list(dict.fromkeys(p for p in problems if p))
+        if problems:
+            raise ConfigError("lm-eval tasks cannot run as configured:\n  " + "\n  ".join(problems))
 
     def check_racing(self) -> None:
         """Racing reads example prefixes per task: a group has none (ConfigError, before any state is written)."""
@@ -137,6 +173,12 @@ class Evaluator:
         if groups:
             raise ConfigError(f"fitness.racing needs tasks, not groups ({', '.join(groups)}): "
                               "name the group's tasks in fitness.tasks")
+        top = self.cfg.racing.rungs[-1]
+        small = {name: count for name, count in self.doc_counts.items() if top >= count}
+        if small:
+            sizes = ", ".join(f"{name!r} has {count}" for name, count in small.items())
+            raise ConfigError(f"fitness.racing.rungs {self.cfg.racing.rungs} reach {top} examples but {sizes}: "
+                              "every rung must be smaller than each task; lower the rungs or drop racing")
 
     @cached_property
     def doc_counts(self) -> dict[str, int]:
@@ -214,9 +256,8 @@ class Evaluator:
                           limit=None) -> tuple[dict[str, float], dict[str, float]]:
         """(per-task metric values, their standard errors as lm-eval computes them; missing where it has none)."""
         import lm_eval
-        from lm_eval.models.huggingface import HFLM
 
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, device=self.device, batch_size=self.cfg.batch_size)
+        lm = lm_class()(pretrained=model, tokenizer=tokenizer, device=self.device, batch_size=self.cfg.batch_size)
         # bootstrap_iters > 0 lets lm-eval give mean metrics (accuracy, exact match) their closed-form stderr
         kwargs = {"bootstrap_iters": 100, "log_samples": False, "verbosity": "ERROR", **self.cfg.lm_eval_kwargs}
         try:

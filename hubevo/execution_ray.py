@@ -187,7 +187,7 @@ class EvalWorker:
                 if self._cancelled(job):
                     return None
                 begin = time.time()
-                model = slot.materialize(job.merge)
+                model = slot.materialize(job.merge, adapter=job.adapter)
                 spans.append(("merge", begin, time.time()))
             with self.eval_lock:
                 if self._cancelled(job):

@@ -7,11 +7,14 @@ table, survivor folders, fine-tuned children and the demo zoo.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from hubevo.errors import DiskFullError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -52,9 +55,16 @@ def atomic_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
     tmp = temp_sibling(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         yield tmp
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(f"no space left on the device while writing {str(final)!r} ({err.strerror}); "
+                                "the partial folder was removed and nothing else changed: free some space, "
+                                "then run again (with --resume)") from err
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -64,3 +74,20 @@ def atomic_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
             raise FileExistsError(f"{str(final)!r} already exists")
         shutil.rmtree(final)
     os.replace(tmp, final)
+
+
+def has_weights(folder: Path) -> bool:
+    """Whether `folder` is a complete model folder: a config and safetensors weights (not a card-only folder)."""
+    folder = Path(folder)
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def clean_temp_dirs(root: Path) -> list[Path]:
+    """Remove the temporary folders (`.NAME.tmp`) a killed or failed process left under `root`; returns them.
+
+    Only for the holder of the run folder's lock: another process's folder in progress would go too.
+    """
+    stale = sorted(p for p in Path(root).rglob(".*.tmp") if p.is_dir()) if Path(root).is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale

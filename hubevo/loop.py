@@ -4,7 +4,9 @@ The orchestrator (`evolve`, at the bottom) reads like the papers' figure. The se
 strategy decides who is evaluated (`ask`) and learns from the results (`tell`); the
 execution backend runs candidate jobs; racing, when configured, is a policy over the
 backend; survivors are written with lineage cards before they can be parents, and the
-champion (`hubevo.ranking`) is always one of them. The run state is saved atomically after
+champion (`hubevo.ranking`) is always one of them. Survivors are recipes: only the champion keeps
+full weights on disk, anything else is rebuilt on demand (`hubevo.rebuild`), and held-out tasks
+score the finalists and the champion only. The run state is saved atomically after
 every evaluated candidate and every written survivor, so a killed run resumes without
 losing a survivor or repeating an evaluation. `Run` is this module's own: strategies see a
 `PopulationView`, backends see `CandidateJob`s.
@@ -24,9 +26,13 @@ from tqdm.auto import tqdm
 from hubevo import publish, ranking
 from hubevo.config import RunConfig
 from hubevo.errors import CandidateError, HubError
-from hubevo.fsio import atomic_dir, atomic_write_text
+from hubevo.export import full_folder, write_card
+from hubevo.fsio import atomic_dir, atomic_write_text, clean_temp_dirs, has_weights
 from hubevo.genome import Individual, seed_individual
+from hubevo.lock import run_lock
+from hubevo.preflight import check_run
 from hubevo.population import PopulationView
+from hubevo.rebuild import Rebuilder
 from hubevo.resolver import Resolver
 from hubevo.runner import CandidateJob, CandidateRunner, RunnerSpec, TRAINING_FILE
 from hubevo.seed import ResolvedMember, check_compatible, seed_population
@@ -48,6 +54,8 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     strategy: object | None = None
     _runner: CandidateRunner | None = None
+    _rebuild: Rebuilder | None = None
+    sync: object | None = None  # a hubevo.hub.state_sync.StateSync with `publish.state: hub`
 
     @property
     def run_dir(self) -> Path:
@@ -68,14 +76,27 @@ class Run:
                                                       dtype=self.cfg.dtype))
         return self._runner
 
+    @property
+    def rebuild(self) -> Rebuilder:
+        if self._rebuild is None:
+            self._rebuild = Rebuilder(resolver=self.resolver, runner=self.runner, tokenizer_source=Path(self.template))
+        return self._rebuild
+
     def job(self, ind: Individual, *, sample=None) -> CandidateJob:
-        """The candidate job of `ind` in the current generation, over local folders."""
+        """The candidate job of `ind` in the current generation, over local folders (parents rebuilt if needed)."""
         ft = ind.finetune
+        self.rebuild.ensure([*self.resolver.sources(ind), *([ft.parent] if ft else [])])
         return CandidateJob(
             id=ind.id, name=ind.name, generation=self.state.generation, merge=self.resolver.merge_config(ind),
             finetune=ft, parent_path=self.resolver.load_path(ft.parent) if ft else None,
             train_dir=str(self.resolver.train_dir(ind.id)) if ft else None, sample=sample,
+            adapter=self.resolver.adapter(ind),
         )
+
+    def build(self, ind: Individual) -> dict:
+        """What materialises `ind` in the runner (`merge`, `adapter`), its parents rebuilt if needed."""
+        self.rebuild.ensure(self.resolver.sources(ind))
+        return {"merge": self.resolver.merge_config(ind), "adapter": self.resolver.adapter(ind)}
 
     def save(self) -> None:
         now = time.monotonic()
@@ -83,6 +104,8 @@ class Run:
         self.started = now
         self.state.strategy_state = self.strategy.state_dict() if self.strategy else {}
         save_state(self.state, self.run_dir)
+        if self.sync is not None:
+            self.sync.saved(run_dir=self.run_dir, state=self.state)
 
 
 # 1 seed ------------------------------------------------------------------------------------------
@@ -157,8 +180,10 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
     A resumed run takes its seeds from the state (pinned paths and revisions), never from a new query.
     """
     from hubevo.evaluation import Evaluator
+    from hubevo.hub.state_sync import StateSync, pull_state
 
     validate_names(cfg)
+    pull_state(cfg, resume=resume, api=api)  # `publish.state: hub` and no state on disk: the Hub's, if any
     state = open_state(cfg, resume=resume)
     evaluator = Evaluator(cfg.fitness)
     evaluator.check_tasks()
@@ -182,6 +207,7 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
         from hubevo.evaluation import run_environment
 
         atomic_write_text(run.run_dir / "env.json", json.dumps(run_environment(), indent=1, default=str))
+    run.sync = StateSync.of(cfg, state=state, api=api)
     return run
 
 
@@ -281,7 +307,7 @@ def validation_score(run: Run, ind: Individual):
 
     generation = run.state.generation
     try:
-        scored = run.runner.validate(run.resolver.merge_config(ind))
+        scored = run.runner.validate(**run.build(ind))
     except CandidateError as err:
         log.warning("validation of %s failed: %s", ind.name, err)
         return Evaluation(id=ind.id, generation=generation, status="failed", reason=str(err))
@@ -301,42 +327,62 @@ def select(run: Run, *, final: bool) -> list[str]:
 
 # 6 publish: survivors to disk (they may be parents next), then to the Hub --------------------------
 def write_survivors(run: Run, survivors: list[str]) -> None:
+    """Held-out scores for the finalists and the champion, a card folder per survivor, full weights
+    for the champion only."""
     state = run.state
+    scored = score_finalists(run)
+    champion = state.champion()
     for cid in survivors:
         ind = state.individuals[cid]
         if ind.kind != "seed" and cid not in state.saved:
-            write_survivor(run, ind)
-        if cid not in state.heldout:
-            state.heldout[cid] = heldout_scores(run, ind)
-        run.save()
+            write_survivor(run, ind, weights=cid == champion)
+            append_event(run.run_dir, "survivor", id=cid, generation=state.generation, path=state.saved[cid])
+    for cid in scored:  # survivors of earlier generations that became finalists: their cards gain held-out
+        if cid in state.saved:
+            write_card(run, state.individuals[cid], Path(state.saved[cid]))
+    keep_champion(run)
     publish.write_tables(state, run.run_dir)
+
+
+def score_finalists(run: Run) -> list[str]:
+    """Held-out scores of the finalists (scored on validation) and the champion, once each; returns the ids
+    scored now. Anyone else is scored on request (`score_heldout`)."""
+    state, champion = run.state, run.state.champion()
+    wanted = [i for i, v in state.validation.items() if v.status == "ok"] + ([champion] if champion else [])
+    todo = [cid for cid in dict.fromkeys(wanted) if cid not in state.heldout]
+    for cid in todo:
+        state.heldout[cid] = heldout_scores(run, state.individuals[cid])
+        run.save()
+    return todo
 
 
 def heldout_scores(run: Run, ind: Individual) -> dict[str, float]:
     try:
-        return run.runner.heldout(run.resolver.merge_config(ind))
+        return run.runner.heldout(**run.build(ind))
     except CandidateError as err:
         log.warning("held-out evaluation of %s failed: %s", ind.name, err)
         return {}
 
 
-def write_survivor(run: Run, ind: Individual) -> None:
-    state, resolver = run.state, run.resolver
-    final = resolver.survivor_dir(ind.id)
-    heldout = state.heldout.get(ind.id) or heldout_scores(run, ind)
-    state.heldout[ind.id] = heldout
+def write_survivor(run: Run, ind: Individual, *, weights: bool) -> None:
+    """The survivor's folder: its card and recipe, and with `weights` its full model (the champion's)."""
+    final = run.resolver.survivor_dir(ind.id)
     with atomic_dir(final) as tmp:
-        run.runner.materialize(resolver.merge_config(ind))
-        run.runner.materializer.save(tmp, tokenizer_source=Path(run.template))
-        card = publish.lineage_card(
-            ind, run_name=run.cfg.name, parent_refs=resolver.card_names(), recipe=state.recipes.get(ind.id),
-            evaluation=state.evaluations[ind.id], heldout=heldout, hub_only=resolver.pushes_survivors,
-            training=state.training.get(ind.id),
-        )
-        card.save(tmp / "README.md")
-    state.saved[ind.id] = str(final)
+        if weights:
+            run.rebuild.save(ind, tmp)
+        write_card(run, ind, tmp)
+    run.state.saved[ind.id] = str(final)
     run.save()
-    append_event(run.run_dir, "survivor", id=ind.id, generation=state.generation, path=str(final))
+
+
+def keep_champion(run: Run) -> None:
+    """Full weights in the champion's survivor folder, and in no other (the others are rebuilt on demand)."""
+    state, champion = run.state, run.state.champion()
+    if champion in state.saved and not has_weights(Path(state.saved[champion])):
+        write_survivor(run, state.individuals[champion], weights=True)
+    for cid, folder in list(state.saved.items()):
+        if cid != champion and has_weights(Path(folder)):
+            write_survivor(run, state.individuals[cid], weights=False)
 
 
 def push(run: Run) -> None:
@@ -347,7 +393,8 @@ def push(run: Run) -> None:
 
     try:
         publish_generation(run_dir=run.run_dir, state=run.state, cfg=run.cfg, api=run.api,
-                           licenses=run.cfg.publish.derive_licenses, license_override=run.cfg.publish.license)
+                           licenses=run.cfg.publish.derive_licenses, license_override=run.cfg.publish.license,
+                           folder_of=lambda cid: full_folder(run, cid))
     except HubError as err:
         log.warning("publishing to the Hub failed (local survivors are kept): %s", err)
 
@@ -358,7 +405,8 @@ def next_generation(run: Run) -> bool:
     state = run.state
     if state.population:  # asked before a restart: carry on with it
         return True
-    asked = [*run.strategy.ask(), *(baselines(run) if state.generation == 0 else [])]
+    asked = [*run.strategy.ask(), *(baselines(run) if state.generation == 0 else []),
+             *(finetuned_baselines(run) if state.generation == 1 else [])]
     for ind in asked:
         state.individuals.setdefault(ind.id, ind)
         if ind.genome is not None and ind.id not in state.recipes:
@@ -382,6 +430,22 @@ def baselines(run: Run) -> list[Individual]:
     for ind in made:
         state.baselines[ind.id] = ind.name.removeprefix("std-")
     return made
+
+
+def finetuned_baselines(run: Run) -> list[Individual]:
+    """Generation 1's merge + fine-tune baselines: the best standard recipe fine-tuned in one go."""
+    from hubevo.baselines import finetuned_baselines as made
+
+    state, space = run.state, run.cfg.mutation.finetune
+    order = ranking.ranked(state.evaluations[i] for i in state.baselines if i in state.evaluations)
+    plain = [i for i in order if state.individuals[i].kind == "merge"]
+    if space is None or not plain:
+        return []
+    best = plain[0]
+    out = made(space, parent=best, recipe=state.baselines[best], seed=run.cfg.seed)
+    for ind in out:
+        state.baselines[ind.id] = ind.name.removeprefix("std-")
+    return out
 
 
 # budget and the loop --------------------------------------------------------------------------------
@@ -461,6 +525,7 @@ def finish(run: Run, reason: str | None) -> None:
     run.save()
     publish.write_tables(state, run.run_dir)
     push(run)
+    run.rebuild.clear()
     champion = state.champion()
     if champion is not None:
         log.info("champion: %s (fitness %.3f)", state.individuals[champion].name, state.evaluations[champion].fitness)
@@ -468,19 +533,29 @@ def finish(run: Run, reason: str | None) -> None:
 
 def score_heldout(cfg: RunConfig, ids: list[str], *, api=None) -> RunState:
     """Held-out scores of any individuals of a run, on request (members, non-survivors); kept in its state."""
-    run = start(cfg, resume=True, progress=False, api=api)
-    for cid in ids:
-        if cid not in run.state.heldout:
-            run.state.heldout[cid] = heldout_scores(run, run.state.individuals[cid])
-            run.save()
-    publish.write_tables(run.state, run.run_dir)
-    return run.state
+    with run_lock(cfg.output.dir):
+        run = start(cfg, resume=True, progress=False, api=api)
+        for cid in ids:
+            if cid not in run.state.heldout:
+                run.state.heldout[cid] = heldout_scores(run, run.state.individuals[cid])
+                run.save()
+        run.rebuild.clear()
+        publish.write_tables(run.state, run.run_dir)
+        return run.state
 
 
 def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=None) -> RunState:
     """Run (or resume) an evolution to the end of its budget; returns the final state."""
+    check_run(cfg)
+    with run_lock(cfg.output.dir):  # one process per run folder, for the run's life
+        return _evolve(cfg, resume=resume, progress=progress, api=api)
+
+
+def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
     from hubevo.execution import make_backend
 
+    for stale in clean_temp_dirs(cfg.output.dir):
+        log.info("removed %s, left by an interrupted write", stale)
     run = start(cfg, resume=resume, progress=progress, api=api)
     backend = make_backend(cfg, runner=run.runner)
     run.state.finished, reason = False, None
@@ -492,6 +567,7 @@ def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=N
             reason = stop_reason(run) or run.strategy.stop()
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
             push(run)                                     # 6 to the Hub
+            run.rebuild.clear()                           # parents rebuilt for this generation
             log.info(summarize(run))
             append_event(run.run_dir, "generation", generation=run.state.generation, summary=summarize(run))
             if reason is not None:

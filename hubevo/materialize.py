@@ -120,8 +120,13 @@ class Materializer:
     def model(self) -> transformers.PreTrainedModel:
         return self._model
 
-    def materialize(self, config: MergeConfiguration | dict) -> transformers.PreTrainedModel:
+    def materialize(
+        self, config: MergeConfiguration | dict, *, adapter: Path | str | None = None
+    ) -> transformers.PreTrainedModel:
         """Run mergekit's planner/executor for `config` and copy every tensor into the resident model.
+
+        With `adapter` (a peft LoRA adapter folder, a fine-tuned child's), the adapter is then
+        merged into the resident weights as peft's `merge_and_unload` does.
 
         Returns the resident model: the same object each call, unless the merge's output config
         differs from the resident one (passthrough layer stacking, a base with another
@@ -138,6 +143,8 @@ class Materializer:
         self._fit_to(out_config)
         written = self._copy_merged(tasks, method=config.merge_method)
         _require_all_written(self._model, written=written, method=config.merge_method)
+        if adapter is not None:
+            self._merge_adapter(Path(adapter))
         return self._model
 
     def save(self, out_dir: Path, *, tokenizer_source: Path | None = None) -> Path:
@@ -147,6 +154,18 @@ class Materializer:
         self._model.save_pretrained(out_dir)
         copy_tokenizer_files(source=Path(tokenizer_source or self._template), out_dir=out_dir)
         return out_dir
+
+    def _merge_adapter(self, adapter: Path) -> None:
+        """Add a LoRA adapter's update to the resident weights in place (peft restores the plain modules)."""
+        from peft import PeftModel
+
+        if not (adapter / "adapter_config.json").is_file():
+            raise CandidateError(f"LoRA adapter folder {str(adapter)!r} has no adapter_config.json")
+        with torch.no_grad():
+            merged = PeftModel.from_pretrained(self._model, adapter).merge_and_unload()
+        for name, param in merged.named_parameters():
+            _require_finite(param, name=name, method="lora")
+        self._model = merged
 
     def _fit_to(self, out_config: transformers.PretrainedConfig) -> None:
         """Rebuild the resident model if the merge's output config differs from its own."""

@@ -9,13 +9,20 @@ in the earlier generation first, then the smaller id. Only fully evaluated candi
 The champion is picked in the finals when there are any: the finalists (the top-k by
 fitness, scored on validation examples that no fitness sample holds) are ranked by their
 validation score with the same rule, so overfitting the fitness sample does not crown a
-candidate. Without finals, the best by fitness is the champion.
+candidate. A bred candidate must also beat the best of the simple things (the members and the
+standard recipes, `incumbents`) on validation by more than `CHALLENGER_MARGIN` combined
+standard errors; a lead within noise leaves the best simple thing the champion, so a run never
+crowns a candidate that is only luckier on the validation examples. Without finals, the best
+by fitness is the champion.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Collection, Iterable, Mapping
 from typing import Protocol
+
+CHALLENGER_MARGIN = 1.0  # standard errors of the validation lead a bred candidate needs over the incumbent
 
 
 class Scored(Protocol):
@@ -23,6 +30,7 @@ class Scored(Protocol):
     generation: int
     status: str
     fitness: float | None
+    stderr: float | None
 
 
 def rank_key(fitness: float, generation: int, cid: str) -> tuple:
@@ -38,17 +46,30 @@ def ranked(evaluations: Iterable[Scored], *, upto: int | None = None) -> list[st
 
 
 def champion(evaluations: Iterable[Scored] | Mapping[str, Scored], *, upto: int | None = None,
-             validation: Mapping[str, Scored] | None = None) -> str | None:
+             validation: Mapping[str, Scored] | None = None, incumbents: Collection[str] = ()) -> str | None:
     """The champion: the best finalist on validation if there are finals, else the first of `ranked`.
 
     `validation` maps finalists to their validation scores (generation = when they were scored);
-    only finalists that are fully evaluated by fitness count.
+    only finalists that are fully evaluated by fitness count. With `incumbents` (members and
+    standard recipes), a finalist outside them wins only by a lead beyond noise (`beats`).
     """
     values = list(evaluations.values() if isinstance(evaluations, Mapping) else evaluations)
     ok = set(ranked(values, upto=upto))
-    finals = [v for v in (validation or {}).values() if v.id in ok]
-    order = ranked(finals, upto=upto) or [i for i in ranked(values, upto=upto)]
-    return order[0] if order else None
+    finals = {v.id: v for v in (validation or {}).values() if v.id in ok}
+    order = ranked(finals.values(), upto=upto)
+    if not order:
+        order = ranked(values, upto=upto)
+        return order[0] if order else None
+    holder = next((i for i in order if i in incumbents), None)
+    if holder is None or order[0] in incumbents or beats(finals[order[0]], finals[holder]):
+        return order[0]
+    return holder
+
+
+def beats(challenger: Scored, incumbent: Scored, *, margin: float = CHALLENGER_MARGIN) -> bool:
+    """Whether `challenger` leads `incumbent` by more than `margin` combined standard errors."""
+    noise = math.hypot(challenger.stderr or 0.0, incumbent.stderr or 0.0)
+    return challenger.fitness - incumbent.fitness > margin * noise
 
 
 def best_of(fitness: Mapping[str, float], generations: Mapping[str, int], *, k: int) -> list[str]:

@@ -1,7 +1,9 @@
 """One answer to "what does individual X mean here?", for each purpose.
 
 - `load_path`: the local folder its weights are read from (a seed's folder or Hub snapshot,
-  a written survivor, a fine-tuned child's folder);
+  the champion's survivor folder, a full fine-tune's folder, else its place in the rebuild
+  cache, where `hubevo.rebuild` materialises it from its recipe before it is read);
+- `adapter`: a LoRA child's adapter folder, merged over its parent's weights;
 - `card_name`: how a card's `base_model` names it (a Hub repo id where there is one);
 - `recipe_ref`: how a stored mergekit recipe names it: a Hub id (`repo@sha` for Hub seeds,
   the survivor repo when survivors are pushed) or a path relative to the run folder,
@@ -19,20 +21,22 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hubevo.config import REPO_ID, PublishConfig, RunConfig
-from hubevo.errors import CandidateError
+from hubevo.fsio import has_weights
 from hubevo.genome import Individual, identity_dict, to_merge_dict
 from hubevo.state import RunState
 
 CANDIDATES = "candidates"
 MODELS = "models"
+CACHE = "cache"  # rebuilt parents, removed at the end of each generation
 
 
 class Resolver:
     def __init__(self, *, state: RunState, run_dir: Path, run_name: str, publish: PublishConfig,
-                 member_paths: Mapping[str, str], dtype: str = "float32"):
+                 member_paths: Mapping[str, str], dtype: str = "float32", cache_dir: Path | None = None):
         self.state, self.run_dir, self.run_name, self.publish = state, Path(run_dir), run_name, publish
         self.member_paths = dict(member_paths)
         self.dtype = dtype
+        self.cache_dir = Path(cache_dir) if cache_dir else self.run_dir / CACHE
 
     @classmethod
     def of(cls, state: RunState, cfg: RunConfig) -> "Resolver":
@@ -48,12 +52,30 @@ class Resolver:
     def load_path(self, cid: str) -> str:
         if cid in self.member_paths:
             return self.member_paths[cid]
-        if cid in self.state.saved:
+        if cid in self.state.saved and has_weights(Path(self.state.saved[cid])):
             return self.state.saved[cid]
-        ind = self.state.individuals[cid]
-        if ind.finetune is not None:
+        if self.full_finetune(cid):
             return str(self.train_dir(cid))
-        raise CandidateError(f"{ind.name} ({cid}) has no weights on disk: it was never written as a survivor")
+        return str(self.cache_dir / self.table_name(cid))
+
+    def adapter(self, ind: Individual) -> str | None:
+        """The LoRA adapter folder of a fine-tuned child (None for everyone else)."""
+        if ind.finetune is None or self.full_finetune(ind.id):
+            return None
+        return str(self.train_dir(ind.id))
+
+    def full_finetune(self, cid: str) -> bool:
+        """A child fine-tuned without LoRA: its trained folder is its only recipe."""
+        ft = self.state.individuals[cid].finetune
+        return ft is not None and ft.lora_rank == 0
+
+    def sources(self, ind: Individual) -> list[str]:
+        """The ids whose weights `ind` is built from (parents, merge base; a fine-tune's parent)."""
+        if ind.finetune is not None:
+            return [] if self.full_finetune(ind.id) else [ind.finetune.parent]
+        if ind.genome is None:
+            return []
+        return [p for p in dict.fromkeys((*ind.genome.parents, ind.genome.base)) if p]
 
     def table_name(self, cid: str) -> str:
         return self.state.individuals[cid].name
@@ -99,7 +121,10 @@ class Resolver:
         return {i: self.card_name(i) for i in self.state.individuals}
 
     def merge_config(self, ind: Individual) -> dict:
-        """The mergekit config that materialises `ind` from local folders (seeds and fine-tunes: identity)."""
+        """The mergekit config that materialises `ind` from local folders (seeds: identity; LoRA children:
+        the identity of their parent, with `adapter` merged over it)."""
+        if ind.finetune is not None and not self.full_finetune(ind.id):
+            return identity_dict(self.load_path(ind.finetune.parent), dtype=self.dtype)
         if ind.genome is None:
             return identity_dict(self.load_path(ind.id), dtype=self.dtype)
         refs = {p: self.load_path(p) for p in dict.fromkeys((*ind.genome.parents, ind.genome.base)) if p}

@@ -4,7 +4,8 @@ A `CandidateJob` is plain data (picklable, so Ray ships it as it is): the mergek
 that builds the candidate from local folders, the fine-tuning recipe if it is a trained
 child, and the examples to score it on. A `CandidateRunner` owns one resident model, a
 tokenizer and an lm-eval `Evaluator`, and runs a job in three stages: fine-tune (once:
-a finished folder is reused), materialise (mergekit, in memory), score. Backends only
+a finished adapter is reused), materialise (mergekit, in memory, plus the LoRA adapter of a
+fine-tuned child), score. Backends only
 decide where and when runners run; racing asks them for scores on growing samples.
 """
 
@@ -37,10 +38,11 @@ class CandidateJob:
     id: str
     name: str
     generation: int
-    merge: dict  # mergekit config over local folders (a fine-tuned child: the identity of `train_dir`)
+    merge: dict  # mergekit config over local folders (a fine-tuned child: the identity of its parent)
     finetune: FinetuneRecipe | None = None
     parent_path: str | None = None  # fine-tuned children: the folder trained from
-    train_dir: str | None = None  # fine-tuned children: where the trained weights go
+    train_dir: str | None = None  # fine-tuned children: where the adapter (full fine-tuning: the model) goes
+    adapter: str | None = None  # LoRA children: the adapter folder merged over `merge`
     sample: Sample | None = None  # None: the generation's whole fitness sample
     attempt: int = 1
     avoid: int | None = None  # Ray: the worker slot whose actor died running it
@@ -79,7 +81,7 @@ def train(job: CandidateJob, *, device: str) -> dict | None:
         from hubevo.finetune import finetune
 
         with atomic_dir(folder) as tmp:
-            metrics = finetune(Path(job.parent_path), job.finetune, out_dir=tmp, device=device)
+            metrics = finetune(Path(job.parent_path), job.finetune, out_dir=tmp, device=device, adapter_only=True)
             (tmp / TRAINING_FILE).write_text(json.dumps(metrics, indent=1))
     return json.loads((folder / TRAINING_FILE).read_text())
 
@@ -140,25 +142,25 @@ class CandidateRunner:
             self._tokenizer = AutoTokenizer.from_pretrained(self.spec.template)
         return self._tokenizer
 
-    def materialize(self, merge: dict):
-        return self.materializer.materialize(merge)
+    def materialize(self, merge: dict, *, adapter: str | None = None):
+        return self.materializer.materialize(merge, adapter=adapter)
 
     def run(self, job: CandidateJob) -> Evaluation:
         """Fine-tune if the recipe says so, materialise, score; a CandidateError becomes a failed Evaluation."""
         started = time.perf_counter()
         try:
             train(job, device=self.device)
-            model = self.materialize(job.merge)
+            model = self.materialize(job.merge, adapter=job.adapter)
             scored = score_model(self.evaluator, model, self.tokenizer, job=job)
         except CandidateError as err:
             log.warning("candidate %s failed: %s", job.name, err)
             return failed(job, reason=str(err), seconds=time.perf_counter() - started)
         return scored_evaluation(job, scored, seconds=time.perf_counter() - started)
 
-    def validate(self, merge: dict):
-        """The `Scored` of the candidate `merge` builds on the validation examples (the finals)."""
-        return self.evaluator.validate(self.materialize(merge), self.tokenizer)
+    def validate(self, merge: dict, *, adapter: str | None = None):
+        """The `Scored` of the candidate `merge` (and `adapter`) builds on the validation examples (the finals)."""
+        return self.evaluator.validate(self.materialize(merge, adapter=adapter), self.tokenizer)
 
-    def heldout(self, merge: dict) -> dict[str, float]:
-        """Held-out scores of the candidate `merge` builds (it stays materialised, e.g. to be saved)."""
-        return self.evaluator.heldout(self.materialize(merge), self.tokenizer)
+    def heldout(self, merge: dict, *, adapter: str | None = None) -> dict[str, float]:
+        """Held-out scores of the candidate `merge` (and `adapter`) builds (it stays materialised, e.g. to be saved)."""
+        return self.evaluator.heldout(self.materialize(merge, adapter=adapter), self.tokenizer)

@@ -28,7 +28,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from hubevo.config import RunConfig, load_config, parse_config
-from hubevo.errors import ConfigError, HubevoError
+from hubevo.lock import run_lock
+from hubevo.errors import ConfigError, HubevoError, RunLockedError, describe_error, is_transient
 from hubevo.state import atomic_write_text, load_state, read_events
 
 log = logging.getLogger("hubevo")
@@ -37,6 +38,7 @@ RUN_FILE, CONTROL_FILE, JOBS_FILE = "run.yaml", "control.json", "jobs.sqlite"
 _SCHEDULERS: dict[str, "Scheduler"] = {}  # runs_root -> live scheduler, for jobs to find their Hub client
 _RUNNING: set[str] = set()
 _LOCK = threading.Lock()
+MAX_RETRIES, RETRY_BASE_S = 4, 60.0  # transient failures: tries after the first, and the first backoff
 
 
 def run_dir(runs_root: Path, name: str) -> Path:
@@ -68,23 +70,54 @@ def next_target(cfg: RunConfig) -> int | None:
 # jobs: module-level functions, so the persistent job store can name them --------------------------
 def generation_job(runs_root: str, name: str) -> None:
     """Run one more generation of `name` (resuming from its state), then publish."""
+    folder = run_dir(Path(runs_root), name)
+    if time.time() < read_control(folder).get("retry_at", 0):
+        return  # backing off after a transient failure
+    with _running(name):
+        try:
+            one_generation(runs_root, name)
+        except RunLockedError as err:  # a manual --resume or another worker has it: try at the next tick
+            log.info("run %s: skipped this turn: %s", name, err)
+        except Exception as err:  # noqa: BLE001 (the run's boundary: every failure is recorded, none kills the thread)
+            record_failure(runs_root, name, err)
+
+
+def one_generation(runs_root: str, name: str) -> None:
+    from hubevo.hub.state_sync import pull_state
     from hubevo.loop import evolve
 
     folder = run_dir(Path(runs_root), name)
     cfg = load_run_config(runs_root, name)
+    pull_state(cfg, resume=True, api=_api(runs_root))  # a job's empty disk: count from the Hub state
     target = next_target(cfg)
     if target is None:
         write_control(folder, state="finished")
         _remove_jobs(runs_root, name)
         return
     budget = cfg.budget.model_copy(update={"generations": target})
-    with _running(name):
-        try:
-            evolve(cfg.model_copy(update={"budget": budget}), resume=True, progress=False, api=_api(runs_root))
-            write_control(folder, last_error=None)
-        except HubevoError as err:
-            log.error("run %s: %s", name, err)
-            write_control(folder, last_error=str(err))
+    evolve(cfg.model_copy(update={"budget": budget}), resume=True, progress=False, api=_api(runs_root))
+    write_control(folder, last_error=None, failures=0, retry_at=0)
+
+
+def record_failure(runs_root: str, name: str, err: Exception) -> None:
+    """A permanent failure ends the run (`failed`, with the reason); a transient one is retried with
+    exponential backoff, and ends it too after `max_retries` tries in a row."""
+    folder = run_dir(Path(runs_root), name)
+    reason, live = describe_error(err), _SCHEDULERS.get(str(Path(runs_root).resolve()))
+    max_retries, base_s = (live.max_retries, live.retry_base_s) if live else (MAX_RETRIES, RETRY_BASE_S)
+    failures = read_control(folder).get("failures", 0) + 1
+    if not isinstance(err, HubevoError):
+        log.exception("run %s: unexpected error", name)
+    if is_transient(err) and failures <= max_retries:
+        wait = base_s * 2 ** (failures - 1)
+        log.warning("run %s: %s (transient; try %d of %d in %.0f s)", name, reason, failures + 1, max_retries + 1,
+                    wait)
+        write_control(folder, last_error=reason, failures=failures, retry_at=time.time() + wait)
+        return
+    kind = "permanent" if not is_transient(err) else f"transient, {failures} tries"
+    log.error("run %s failed (%s): %s", name, kind, reason)
+    write_control(folder, state="failed", last_error=f"{reason} ({kind})", failures=failures, retry_at=0)
+    _remove_jobs(runs_root, name)
 
 
 def immigrant_job(runs_root: str, name: str) -> None:
@@ -98,11 +131,12 @@ def immigrant_job(runs_root: str, name: str) -> None:
         return
     with _running(name):
         try:
-            run = start(cfg, resume=True, progress=False, api=_api(runs_root))
-            known = [m["source"] for m in run.state.members.values()]
-            reference = ResolvedMember(label="population", source=run.template, path=Path(run.template))
-            found = discover_members(cfg.population.query, reference=reference, api=run.api, exclude=known)
-            added = add_immigrants(run, [resolve(m, api=run.api) for m in found])
+            with run_lock(cfg.output.dir):
+                run = start(cfg, resume=True, progress=False, api=_api(runs_root))
+                known = [m["source"] for m in run.state.members.values()]
+                reference = ResolvedMember(label="population", source=run.template, path=Path(run.template))
+                found = discover_members(cfg.population.query, reference=reference, api=run.api, exclude=known)
+                added = add_immigrants(run, [resolve(m, api=run.api) for m in found])
             if added:
                 log.info("run %s: %d immigrant(s) queued for the next generation", name, len(added))
         except HubevoError as err:
@@ -139,8 +173,9 @@ class Scheduler:
     """Owns the apscheduler instance; the Space's controller (submit, status, pause, resume, stop)."""
 
     def __init__(self, runs_root: Path, *, generation_every_s: float = 30, immigrants_every_s: float = 3600,
-                 api=None):
+                 api=None, max_retries: int = MAX_RETRIES, retry_base_s: float = RETRY_BASE_S):
         self.runs_root = Path(runs_root).resolve()
+        self.max_retries, self.retry_base_s = max_retries, retry_base_s
         self.runs_root.mkdir(parents=True, exist_ok=True)
         self.generation_every_s = generation_every_s
         self.immigrants_every_s = immigrants_every_s
@@ -209,10 +244,13 @@ class Scheduler:
         write_control(folder, state="paused")
 
     def resume(self, name: str) -> None:
+        """Resume a paused run, or try a failed or stopped one again (after its input was fixed)."""
         folder = self._known(name)
         for job in self.jobs(name):
             job.resume()
-        write_control(folder, state="active")
+        write_control(folder, state="active", failures=0, retry_at=0)
+        if not self.jobs(name):
+            self._schedule(name, load_run_config(self.runs_root, name))
 
     def stop(self, name: str) -> None:
         folder = self._known(name)
@@ -231,6 +269,13 @@ def _now():
     return datetime.now(timezone.utc)
 
 
+def budget_spent(cfg: RunConfig, state) -> bool:
+    """Whether a run has no budget left: its generations, its wall time or its evaluations."""
+    budget = cfg.budget
+    return (next_target(cfg) is None or (budget.wall_time_s is not None and state.elapsed_s >= budget.wall_time_s)
+            or (budget.max_evaluations is not None and len(state.evaluations) >= budget.max_evaluations))
+
+
 def run_status(folder: Path, *, running: bool = False) -> dict:
     """One run's progress for the status page: generation, candidate, time left, best fitness."""
     cfg = load_config(folder / RUN_FILE)
@@ -240,9 +285,9 @@ def run_status(folder: Path, *, running: bool = False) -> dict:
     per_eval = state.elapsed_s / max(len(state.evaluations), 1) if state else None
     left = max(cfg.budget.generations - (state.generation if state else 0), 0) * cfg.budget.population_size
     phase = control.get("state", "active")
-    if phase == "active":
-        phase = "running" if running else ("finished" if state and state.finished and next_target(cfg) is None
-                                           else "queued")
+    if phase == "active":  # started and not done: running, also between its generation jobs
+        done = state is not None and state.finished and budget_spent(cfg, state)
+        phase = "running" if running or (state is not None and not done) else "finished" if done else "queued"
     best = state.evaluations[state.champion()].fitness if state and state.champion() else None
     return {
         "name": folder.name, "state": phase, "generation": state.generation if state else 0,

@@ -45,8 +45,12 @@ def arch_signature(path: Path) -> dict:
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, json.JSONDecodeError) as err:
-        raise MemberNotFoundError(f"cannot read {path / 'config.json'}: {err}") from None
-    text = config.get("text_config", config)
+        raise MemberNotFoundError(f"cannot read {path / 'config.json'}: {err}; "
+                                  "give a model folder whose config.json is valid JSON") from None
+    text = config.get("text_config", config) if isinstance(config, dict) else None
+    if not isinstance(text, dict):
+        raise MemberNotFoundError(f"{path / 'config.json'} is not a JSON object (got {type(config).__name__}); "
+                                  "give a Hugging Face model folder whose config.json maps field names to values")
     signature = {k: (config.get(k) if k in ("model_type", "architectures") else text.get(k)) for k in ARCH_FIELDS}
     if signature["head_dim"] is None and text.get("hidden_size") and text.get("num_attention_heads"):
         # head_dim is free in Gemma-2 (256 on a 2304-wide stream); configs omit it when it is hidden/heads
@@ -60,6 +64,47 @@ def vocab_digest(path: Path) -> str | None:
         return None
     vocab = json.loads(tok.read_text()).get("model", {}).get("vocab")
     return hashlib.sha256(json.dumps(vocab, sort_keys=True).encode()).hexdigest() if vocab is not None else None
+
+
+def check_weights(member: ResolvedMember) -> None:
+    """Read each safetensors header (not the tensors): a truncated or garbage file, or an embedding whose
+    shape contradicts config.json, fails here rather than at the first merge."""
+    files = sorted(member.path.glob("*.safetensors"))
+    if not files:
+        raise MemberNotFoundError(f"population member {member.label!r} ({str(member.path)!r}) has no .safetensors "
+                                  "weights; hubevo merges safetensors checkpoints only")
+    text = arch_signature(member.path)
+    for file in files:
+        for name, shape in safetensors_shapes(file).items():
+            if name.endswith("embed_tokens.weight") and text["vocab_size"] and text["hidden_size"] \
+                    and list(shape) != [text["vocab_size"], text["hidden_size"]]:
+                raise CompatibilityError(
+                    f"population member {member.label!r}: {file.name} holds {name} of shape {list(shape)} but "
+                    f"config.json says vocab_size {text['vocab_size']} x hidden_size {text['hidden_size']}; "
+                    "the weights and config.json come from different models: fix or re-download the member")
+
+
+def safetensors_shapes(file: Path) -> dict[str, list[int]]:
+    """Tensor name -> shape from a safetensors header; MemberNotFoundError if the file is truncated or not one."""
+    size = file.stat().st_size
+    bad = f"{str(file)!r} is not a complete safetensors file"
+    fix = "re-download or re-save the member"
+    with open(file, "rb") as handle:
+        head = handle.read(8)
+        length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if length <= 0 or 8 + length > size:
+            raise MemberNotFoundError(f"{bad} (header says {length} bytes, file has {size}); {fix}")
+        try:
+            header = json.loads(handle.read(length))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise MemberNotFoundError(f"{bad} (its header is not JSON); {fix}") from None
+    if not isinstance(header, dict):
+        raise MemberNotFoundError(f"{bad} (its header is not a JSON object); {fix}")
+    tensors = {k: v for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
+    end = max((v.get("data_offsets", [0, 0])[1] for v in tensors.values()), default=0)
+    if 8 + length + end > size:
+        raise MemberNotFoundError(f"{bad}: truncated ({size} bytes of {8 + length + end}); {fix}")
+    return {k: v.get("shape", []) for k, v in tensors.items()}
 
 
 def check_compatible(members: list[ResolvedMember]) -> None:
@@ -96,4 +141,6 @@ def seed_population(cfg: PopulationConfig, *, api=None) -> tuple[list[ResolvedMe
     if duplicates:
         raise ConfigError(f"population.members has duplicate names {duplicates}; set a distinct 'name' on each")
     check_compatible(members + ([base] if base else []))
+    for member in members + ([base] if base else []):
+        check_weights(member)
     return members, base

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+import yaml
+from pydantic import BaseModel, Field, ValidationError
 
 from hubevo import ranking
 from hubevo.config import RunConfig
-from hubevo.errors import ConfigError
+from hubevo.errors import ConfigError, StateFileError
 from hubevo.fsio import atomic_write_text
 from hubevo.genome import Individual
 
@@ -80,7 +81,8 @@ class RunState(BaseModel):
 
     def champion(self, *, upto: int | None = None) -> str | None:
         """The run's champion by the one rule of `hubevo.ranking` (after generation `upto`, if given)."""
-        return ranking.champion(self.evaluations, upto=upto, validation=self.validation)
+        return ranking.champion(self.evaluations, upto=upto, validation=self.validation,
+                                incumbents={*self.initial, *self.baselines})
 
 
 def config_hash(cfg: RunConfig) -> str:
@@ -111,8 +113,24 @@ def read_events(run_dir: Path) -> list[dict]:
 
 
 def load_state(run_dir: Path) -> RunState | None:
-    path = run_dir / STATE_FILE
-    return RunState.model_validate_json(path.read_text()) if path.is_file() else None
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return RunState.model_validate_json(path.read_text())
+    except (ValidationError, UnicodeDecodeError) as err:
+        raise StateFileError(
+            f"run state {str(path)!r} is corrupted ({_first_problem(err)}); hubevo writes it atomically, so it was "
+            "changed from outside. Restore it from a backup, or move it aside to start the run afresh in this "
+            "folder (events.jsonl and the survivor folders are kept), or choose another output.dir"
+        ) from None
+
+
+def _first_problem(err: Exception) -> str:
+    if isinstance(err, ValidationError):
+        item = err.errors()[0]
+        return f"{'.'.join(map(str, item['loc'])) or 'file'}: {item['msg']}"
+    return str(err)[:200]
 
 
 def open_state(cfg: RunConfig, *, resume: bool) -> RunState | None:
@@ -129,8 +147,42 @@ def open_state(cfg: RunConfig, *, resume: bool) -> RunState | None:
             f"output.dir {str(run_dir)!r} already holds a run; pass --resume to continue it or choose another output.dir"
         )
     if state.config_hash != config_hash(cfg):
+        changed = changed_fields(run_dir, cfg)
         raise ConfigError(
-            f"output.dir {str(run_dir)!r} holds a run made with a different config; "
-            "resume it with the same config (only budget may change) or choose another output.dir"
+            f"output.dir {str(run_dir)!r} holds a run made with a different config"
+            f"{f' (changed: {changed})' if changed else ''}; resume it with the same config (only budget "
+            "generations, max_evaluations and wall_time_s, publish and execution may change) or choose another "
+            "output.dir"
         )
     return state
+
+
+def changed_fields(run_dir: Path, cfg: RunConfig) -> str:
+    """'a.b: old -> new, ...' between the run's saved config.yaml and `cfg`, over the fields that shape the search."""
+    saved_path = Path(run_dir) / "config.yaml"
+    try:
+        saved = yaml.safe_load(saved_path.read_text())
+    except (OSError, yaml.YAMLError):
+        return ""
+    if not isinstance(saved, dict):
+        return ""
+    old, new = _flat(_search_part(saved)), _flat(_search_part(cfg.model_dump(mode="json")))
+    diffs = [f"{k}: {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}" for k in sorted(old.keys() | new.keys())
+             if old.get(k) != new.get(k)]
+    return ", ".join(diffs[:8]) + (f" and {len(diffs) - 8} more" if len(diffs) > 8 else "")
+
+
+def _search_part(data: dict) -> dict:
+    part = {k: v for k, v in data.items() if k not in ("publish", "execution")}
+    part["budget"] = {k: v for k, v in (part.get("budget") or {}).items()
+                      if k not in ("generations", "max_evaluations", "wall_time_s")}
+    return part
+
+
+def _flat(data, prefix: str = "") -> dict:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out

@@ -5,7 +5,8 @@
 - `ranking`: the core's one ordering rule over results tables (best first, the champion);
 - the tabs' views, pure functions of `RunData`: `leaderboard` (and the keys that pick a model),
   `tree` (a model's ancestors and their picture), `progress` (per-generation stats and chart),
-  `detail` (a model's scores, stored recipe and card), `status` (one row per run);
+  `detail` (a model's scores, stored recipe and card), `status` (one row per run), `compare` (two models
+  side by side with a recipe diff, and each champion against the best member and standard recipe);
 - `auth`: who may seed, pause and stop runs (allow-listed Hugging Face login or an admin token);
 - `seeding`: the seeding form -> a validated run config;
 - `controller`: what the UI asks of the scheduler;

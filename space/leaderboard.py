@@ -1,6 +1,8 @@
 """The Leaderboard tab and the keys that pick a model: every candidate of every run, best first.
 
-Pure functions of `RunData`. A model is picked by a `run/id` key (the pickers' values) or a
+Pure functions of `RunData`. Each run's champion (`space.ranking.champion_id`) heads the table
+behind a badge; every task has a fitness and a held-out column; the columns shown and the score
+sorted by are the user's. A model is picked by a `run/id` key (the pickers' values) or a
 `run/name` key (what a leaderboard row shows); its model cell links to its Hub repo.
 """
 
@@ -15,9 +17,11 @@ from space.loading import RunData, as_list, rounded
 from space.ranking import best_first, champion_id
 
 HF_URL = "https://huggingface.co"
-LEADERBOARD_COLUMNS = ["rank", "run", "model", "generation", "method", "parents", "fitness", "held-out", "status",
+LEADERBOARD_COLUMNS = ["model", "rank", "run", "generation", "method", "parents", "fitness", "held-out", "status",
                        "survivor"]
 ALL = "all"
+BADGE = "★"
+SORT_DEFAULT = "rank"
 
 
 def model_link(name: str, repo: str | None, *, hub_url: str = HF_URL) -> str:
@@ -26,25 +30,34 @@ def model_link(name: str, repo: str | None, *, hub_url: str = HF_URL) -> str:
 
 
 def link_text(cell: str) -> str:
-    """The model name inside a `model_link` cell."""
-    match = re.match(r"^\[(.*)\]\(.*\)$", str(cell))
-    return match.group(1) if match else str(cell)
+    """The model name inside a model cell (a `model_link`, maybe behind the champion's badge)."""
+    text = str(cell).removeprefix(f"{BADGE} ")
+    match = re.match(r"^\[(.*)\]\(.*\)$", text)
+    return match.group(1) if match else text
 
 
 def leaderboard(
     runs: Sequence[RunData], *, run: str = ALL, generation: str | int = ALL, query: str = "",
-    survivors_only: bool = False, hub_url: str = HF_URL,
+    survivors_only: bool = False, hub_url: str = HF_URL, columns: Sequence[str] | None = None,
+    sort_by: str = SORT_DEFAULT,
 ) -> pd.DataFrame:
-    """Every candidate of `runs`, best first (`space.ranking`), filtered by run, generation and a text query."""
+    """Every candidate of `runs`: each run's champion (badged) first, then best first (`space.ranking`),
+    filtered by run, generation and a text query, with a fitness and a held-out column per task.
+
+    `columns` picks the columns shown (the model always is); `sort_by` names a score column to sort by
+    instead, best first.
+    """
     frames = [r.results.assign(run=r.name) for r in runs if run in (ALL, r.name) and len(r.results)]
     if not frames:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
-    table = best_first(_filtered(pd.concat(frames, ignore_index=True), generation=generation, query=query,
-                                 survivors_only=survivors_only))
-    return pd.DataFrame({
+    merged = pd.concat(frames, ignore_index=True)
+    table = champions_first(_filtered(merged, generation=generation, query=query, survivors_only=survivors_only),
+                            runs=runs)
+    shown = pd.DataFrame({
+        "model": [badged(model_link(n, r, hub_url=hub_url), c) for n, r, c in
+                  zip(table["model"], table["repo"], table["is_champion"], strict=True)],
         "rank": range(1, len(table) + 1),
         "run": table["run"].to_numpy(),
-        "model": [model_link(n, r, hub_url=hub_url) for n, r in zip(table["model"], table["repo"], strict=True)],
         "generation": table["generation"].astype(int).to_numpy(),
         "method": table["method"].to_numpy(),
         "parents": [" + ".join(p) if len(p) else "-" for p in table["parents"].map(as_list)],
@@ -52,7 +65,63 @@ def leaderboard(
         "held-out": table["heldout"].map(rounded).to_numpy(),
         "status": table["status"].to_numpy(),
         "survivor": ["yes" if s is True else "" for s in table["survivor"]],
+        **{c: table[c].map(rounded).to_numpy() for c in task_columns(merged)},
     })
+    return sorted_by(chosen(shown, columns), sort_by)
+
+
+def task_columns(results: pd.DataFrame) -> list[str]:
+    """The per-task score columns of a results table: `fitness/<task>` first, then `heldout/<task>`."""
+    return ([c for c in sorted(results.columns) if str(c).startswith("fitness/")]
+            + [c for c in sorted(results.columns) if str(c).startswith("heldout/")])
+
+
+def column_choices(runs: Sequence[RunData]) -> list[str]:
+    """Every column the leaderboard can show besides the model (per-task columns included)."""
+    tasks = task_columns(pd.concat([r.results for r in runs], ignore_index=True)) if runs else []
+    return [*LEADERBOARD_COLUMNS[1:], *tasks]
+
+
+def sort_choices(runs: Sequence[RunData]) -> list[str]:
+    """What the leaderboard can be sorted by: its rank (the core's order) or any score column."""
+    return [SORT_DEFAULT, "fitness", "held-out", *(c for c in column_choices(runs) if "/" in c), "generation"]
+
+
+def chosen(table: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
+    if columns is None:
+        return table
+    return table[["model", *(c for c in table.columns if c in set(columns) and c != "model")]]
+
+
+def sorted_by(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows sorted by `column`, highest first and missing values last; the core's rank breaks ties."""
+    if column in (SORT_DEFAULT, "", None) or column not in table.columns:
+        return table.reset_index(drop=True)
+    values = pd.to_numeric(table[column], errors="coerce")
+    missing, negated = values.isna().to_numpy(), (-values.fillna(0)).to_numpy()
+    order = sorted(range(len(table)), key=lambda i: (missing[i], negated[i], i))
+    return table.iloc[order].reset_index(drop=True)
+
+
+def champions_first(table: pd.DataFrame, *, runs: Sequence[RunData]) -> pd.DataFrame:
+    """Rows best first, with each run's champion (by the core's rule) moved to the top."""
+    champions = {(r.name, champion_id(r.results)) for r in runs}
+    ordered = best_first(table)
+    flags = [(r, i) in champions for r, i in zip(ordered["run"], ordered["id"], strict=True)]
+    ordered = ordered.assign(is_champion=pd.Series(flags, index=ordered.index, dtype=bool))
+    return pd.concat([ordered[ordered["is_champion"]], ordered[~ordered["is_champion"]]])
+
+
+def badged(cell: str, is_champion: bool) -> str:
+    return f"{BADGE} {cell}" if is_champion else cell
+
+
+def plain(table: pd.DataFrame) -> pd.DataFrame:
+    """A shown leaderboard as a download holds it: model names without markdown, the badge as a column."""
+    out = table.copy()
+    out.insert(1, "champion", [str(m).startswith(BADGE) for m in table["model"]])
+    out["model"] = table["model"].map(link_text)
+    return out
 
 
 def _filtered(table: pd.DataFrame, *, generation: str | int, query: str, survivors_only: bool) -> pd.DataFrame:

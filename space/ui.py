@@ -1,14 +1,17 @@
 """The Gradio Space: tabs Leaderboard, Family tree, Progress, Model, Seed and Status.
 
-`build_app` wires the tabs' views (`space.leaderboard`, `space.tree`, `space.progress`,
+`build_app` wires the tabs' views (`space.leaderboard`, `space.compare`, `space.tree`, `space.progress`,
 `space.detail`, `space.status`, over the runs `space.catalog` keeps), `space.seeding`
 (form -> run config) and `space.auth` (who may act) to a scheduler `Controller`. Reading
 is public; seeding, pausing, resuming and stopping are checked on the server in each
-handler. `serve` binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`).
+handler. `serve` binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`), with
+the styles that keep the title on one line and every tab in reach at phone width. The seeding form is
+hidden, with the reason shown, where nobody may seed.
 """
 
 import io
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,10 +22,11 @@ from PIL import Image
 from hubevo.errors import HubevoError, UnknownNameError
 from space.auth import Access, AccessDenied
 from space.catalog import Catalog
+from space.compare import champion_summary, recipe_diff, side_by_side
 from space.detail import ModelDetail, card_sections, model_detail
 from space.leaderboard import (
-    ALL, HF_URL, LEADERBOARD_COLUMNS, champion_key, find_model, generations_of, leaderboard, link_text, model_choices,
-    model_key, model_link,
+    ALL, BADGE, HF_URL, LEADERBOARD_COLUMNS, SORT_DEFAULT, champion_key, column_choices, find_model, generations_of,
+    leaderboard, link_text, model_choices, model_key, model_link, plain, sort_choices,
 )
 from space.progress import STATS_COLUMNS, generation_stats, progress_figure
 from space.seeding import PUSH_MODES, BudgetCaps, SeedForm, TaskCatalog, build_run_config, local_task_names
@@ -30,8 +34,17 @@ from space.status import STATUS_COLUMNS, local_status, merge_statuses, status_ta
 from space.tree import family_tree, tree_png
 
 DEFAULT_METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic")
-LEADERBOARD_TYPES = ["number", "str", "markdown", "number", "str", "str", "number", "number", "str", "str"]
+SCORE_COLUMNS = ("generation", "fitness", "held-out")
 STATUS_REFRESH_S = 5.0
+# phone width: the title on one line and every tab in the tab bar (Gradio folds the tabs that do not fit
+# into a menu, measuring them with these same styles), the leaderboard scrolling sideways
+CSS = """
+#title h1 { white-space: nowrap; font-size: clamp(1.4rem, 6vw, 2.2rem); }
+@media (max-width: 640px) {
+  .tab-container button { padding: 0 5px !important; font-size: 13px !important; min-width: 0 !important; }
+  .tab-container { gap: 0 !important; }
+}
+"""
 
 
 def build_app(
@@ -58,13 +71,13 @@ def build_app(
     hub_url = getattr(api, "endpoint", None) or _default_endpoint()
     oauth = bool(os.environ.get("SPACE_ID")) if oauth is None else oauth
     with gr.Blocks(title="hubevo") as demo:
-        with gr.Row(equal_height=True):
-            gr.Markdown("# hubevo\nModels bred by merging on the Hugging Face Hub: who is best, who their "
-                        "parents are, and what is running.")
+        gr.Markdown("# hubevo\nModels bred by merging on the Hugging Face Hub: who is best, who their "
+                    "parents are, and what is running.", elem_id="title")
+        with gr.Row(equal_height=True, visible=oauth or access.admin_token is not None):
             if oauth:
                 gr.LoginButton()
             token = gr.Textbox(label="Admin token", type="password", visible=access.admin_token is not None,
-                               elem_id="admin-token", scale=0, min_width=220)
+                               elem_id="admin-token", min_width=220)
         with gr.Tabs():
             board = leaderboard_tab(catalog, hub_url=hub_url)
             tree = tree_tab(catalog)
@@ -75,7 +88,7 @@ def build_app(
             status = status_tab(catalog, controller, access=access, token=token)
         seed["submit"].click(seed["queue"], seed["inputs"], [seed["result"], status], api_name="queue_run")
         pickers = [tree["model"], model["model"]]
-        board["table"].select(row_picker(catalog), None, pickers)
+        board["table"].select(row_picker(catalog), board["table"], pickers)
         outputs = all_outputs(board, tree, progress, model, status)
         fill = lambda: everything(catalog, hub_url=hub_url, controller=controller)  # noqa: E731
         board["refresh"].click(catalog.refresh).then(fill, None, outputs)
@@ -86,7 +99,7 @@ def build_app(
 def serve(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, **launch) -> None:
     """Launch `demo` on `host`, else `$GRADIO_SERVER_NAME` (a Space sets 0.0.0.0), else 127.0.0.1 only."""
     host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
-    demo.launch(server_name=host, server_port=port, **launch)
+    demo.launch(server_name=host, server_port=port, **{"css": CSS, **launch})
 
 
 def _default_endpoint() -> str:
@@ -98,7 +111,8 @@ def _default_endpoint() -> str:
 # refreshing every tab at once ----------------------------------------------------------------------------
 def all_outputs(board, tree, progress, model, status) -> list:
     return [board["run"], board["generation"], board["table"], board["notes"], tree["model"], progress["run"],
-            model["model"], status]
+            model["model"], status, board["summary"], board["columns"], board["sort"], board["compare"]["a"],
+            board["compare"]["b"]]
 
 
 def everything(catalog: Catalog, *, hub_url: str, controller) -> list:
@@ -106,15 +120,22 @@ def everything(catalog: Catalog, *, hub_url: str, controller) -> list:
     names = [r.name for r in runs]
     choices = model_choices(runs)
     first = champion_key(runs) or (choices[0][1] if choices else None)
+    other = next((key for _, key in choices if key != first), None)
+    shown = column_choices(runs)
     return [
         gr.Dropdown(choices=[ALL, *names], value=ALL),
         gr.Dropdown(choices=[ALL, *map(str, generations_of(runs))], value=ALL),
-        leaderboard(runs, hub_url=hub_url),
+        table_value(leaderboard(runs, hub_url=hub_url)),
         notes_markdown(catalog),
         gr.Dropdown(choices=choices, value=first),
         gr.Dropdown(choices=names, value=names[0] if names else None),
         gr.Dropdown(choices=choices, value=first),
         status_frame(catalog, controller),
+        champion_summary(runs),
+        gr.CheckboxGroup(choices=shown, value=shown),
+        gr.Dropdown(choices=sort_choices(runs), value=SORT_DEFAULT),
+        gr.Dropdown(choices=choices, value=first),
+        gr.Dropdown(choices=choices, value=other),
     ]
 
 
@@ -123,12 +144,14 @@ def notes_markdown(catalog: Catalog) -> str:
 
 
 def row_picker(catalog: Catalog):
-    def pick_from_row(evt: gr.SelectData):
+    def pick_from_row(shown: pd.DataFrame, evt: gr.SelectData):
         """A click on a leaderboard row selects that model in the Family tree and Model tabs."""
-        row = evt.row_value or []
-        if len(row) < 3:
+        row = dict(zip(shown.columns, evt.row_value or [], strict=False))
+        if "model" not in row:
             return gr.skip(), gr.skip()
-        found = find_model(catalog.runs(), model_key(str(row[1]), link_text(row[2])))
+        name, runs = link_text(row["model"]), catalog.runs()
+        found = find_model(runs, model_key(str(row["run"]), name)) if "run" in row else next(
+            (hit for r in runs if (hit := find_model([r], model_key(r.name, name)))), None)
         if found is None:
             return gr.skip(), gr.skip()
         key = model_key(found[0].name, found[1])
@@ -139,34 +162,90 @@ def row_picker(catalog: Catalog):
 
 # tabs --------------------------------------------------------------------------------------------------
 def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
+    downloads = Path(tempfile.mkdtemp(prefix="hubevo-leaderboard-"))
     with gr.Tab("Leaderboard", id="leaderboard"):
+        summary = gr.Markdown(elem_id="champion-summary")
         with gr.Row():
-            run = gr.Dropdown(label="Run", choices=[ALL], value=ALL, elem_id="leaderboard-run")
+            run = gr.Dropdown(label="Run", choices=[ALL], value=ALL, elem_id="leaderboard-run", min_width=150)
             generation = gr.Dropdown(label="Generation", choices=[ALL], value=ALL,
-                                     elem_id="leaderboard-generation")
-            query = gr.Textbox(label="Search models or methods", placeholder="e.g. ties")
-            survivors = gr.Checkbox(label="Survivors only")
-            refresh = gr.Button("Refresh", scale=0)
-        table = gr.Dataframe(headers=LEADERBOARD_COLUMNS, datatype=LEADERBOARD_TYPES, interactive=False,
-                             elem_id="leaderboard", max_height=640, wrap=True)
-        gr.Markdown("Click a column header to sort, a row to open that model in the Family tree and Model tabs; "
-                    "model names link to their Hub repos.")
+                                     elem_id="leaderboard-generation", min_width=150)
+            query = gr.Textbox(label="Search models, methods or runs", placeholder="e.g. ties",
+                               elem_id="leaderboard-search", min_width=150)
+            sort = gr.Dropdown(label="Sort by (best first)", choices=[SORT_DEFAULT], value=SORT_DEFAULT,
+                               elem_id="leaderboard-sort", min_width=150)
+            survivors = gr.Checkbox(label="Survivors only", min_width=150)
+        with gr.Accordion("Columns", open=False, elem_id="leaderboard-columns-box"):
+            columns = gr.CheckboxGroup(label="Columns shown (the model always is)", choices=[], value=[],
+                                       elem_id="leaderboard-columns")
+        table = gr.Dataframe(headers=LEADERBOARD_COLUMNS, interactive=False, elem_id="leaderboard", max_height=640,
+                             pinned_columns=1)
+        with gr.Row():
+            csv = gr.DownloadButton("Download CSV", elem_id="download-csv", size="sm", min_width=120)
+            parquet = gr.DownloadButton("Download parquet", elem_id="download-parquet", size="sm", min_width=120)
+            refresh = gr.Button("Refresh", size="sm", min_width=120)
+        gr.Markdown(f"{BADGE} marks each run's champion (the best finalist on validation examples). Click a row to "
+                    "open that model in the Family tree and Model tabs; model names link to their Hub repos. "
+                    "Held-out is `-` where a model was not scored on held-out tasks (only finalists and "
+                    "champions are).")
+        compare = compare_box()
         notes = gr.Markdown(elem_id="notes")
 
-    def update(run_name, gen, text, only):
-        return leaderboard(catalog.runs(), run=run_name, generation=gen, query=text or "",
-                           survivors_only=bool(only), hub_url=hub_url)
+    def update(run_name, gen, text, only, shown, by):
+        return table_value(leaderboard(catalog.runs(), run=run_name, generation=gen, query=text or "",
+                                       survivors_only=bool(only), hub_url=hub_url, columns=shown, sort_by=by))
 
     def generations(run_name):
         gens = generations_of(catalog.runs(), run=run_name)
         return gr.Dropdown(choices=[ALL, *map(str, gens)], value=ALL)
 
-    filters = [run, generation, query, survivors]
+    filters = [run, generation, query, survivors, columns, sort]
     run.change(generations, run, generation).then(update, filters, table)
-    generation.change(update, filters, table)
-    survivors.change(update, filters, table)
-    query.submit(update, filters, table)
-    return {"run": run, "generation": generation, "table": table, "notes": notes, "refresh": refresh}
+    run.change(lambda name: champion_summary(catalog.runs(), run=name), run, summary)
+    for control in (generation, survivors, columns, sort):
+        control.change(update, filters, table)
+    query.change(update, filters, table, show_progress="hidden", trigger_mode="always_last")  # live, as one types
+    table.change(lambda shown: table_files(shown, folder=downloads), table, [csv, parquet], show_progress="hidden")
+    compare_events(compare, catalog)
+    return {"run": run, "generation": generation, "table": table, "notes": notes, "refresh": refresh,
+            "summary": summary, "columns": columns, "sort": sort, "compare": compare}
+
+
+def table_value(table: pd.DataFrame) -> gr.Dataframe:
+    """The leaderboard as the Dataframe shows it: markdown model links, scores with 4 decimals that still
+    sort as numbers, `-` where a score is missing."""
+    scores = [c for c in table.columns if "/" in c or c in SCORE_COLUMNS[1:]]
+    types = ["markdown" if c == "model" else "number" if c in ("rank", "generation", *scores) else "str"
+             for c in table.columns]
+    styled = table.style.format("{:.4f}", subset=scores, na_rep="-") if len(table) else table
+    return gr.Dataframe(value=styled, datatype=types, headers=list(table.columns))
+
+
+def table_files(shown: pd.DataFrame, *, folder: Path) -> tuple[str, str]:
+    """The shown rows as CSV and parquet files (model names plain, the champion as a column)."""
+    frame = plain(shown) if len(shown.columns) and "model" in shown.columns else shown
+    csv, parquet = folder / "hubevo-leaderboard.csv", folder / "hubevo-leaderboard.parquet"
+    frame.to_csv(csv, index=False)
+    frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(parquet, index=False)
+    return str(csv), str(parquet)
+
+
+def compare_box() -> dict:
+    with gr.Accordion("Compare two models", open=False, elem_id="compare-box"):
+        with gr.Row():
+            a = gr.Dropdown(label="Model A", choices=[], elem_id="compare-a", min_width=160)
+            b = gr.Dropdown(label="Model B", choices=[], elem_id="compare-b", min_width=160)
+        scores = gr.Dataframe(interactive=False, elem_id="compare-scores", wrap=True)
+        diff = gr.Code(label="Recipe diff (A -> B)", language=None, interactive=False, elem_id="compare-diff")
+    return {"a": a, "b": b, "scores": scores, "diff": diff}
+
+
+def compare_events(compare: dict, catalog: Catalog) -> None:
+    def show(key_a, key_b):
+        runs = catalog.runs()
+        return side_by_side(runs, key_a, key_b), recipe_diff(runs, key_a, key_b)
+
+    for picker in (compare["a"], compare["b"]):
+        picker.change(show, [compare["a"], compare["b"]], [compare["scores"], compare["diff"]])
 
 
 def tree_tab(catalog: Catalog) -> dict:
@@ -255,37 +334,39 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
     methods = sorted(method_table())
     local_tasks = sorted(local_task_names(tasks.folders))
     with gr.Tab("Seed", id="seed"):
-        gr.Markdown(seed_intro(access, caps=caps, local_tasks=local_tasks, controller=controller))
-        with gr.Row():
-            name = gr.Textbox(label="Run name", placeholder="my-run", elem_id="seed-name")
-            namespace = gr.Textbox(label="Publish namespace (user or org)", elem_id="seed-namespace")
-            push = gr.Dropdown(label="Publish", choices=list(PUSH_MODES), value="none")
-            private = gr.Checkbox(label="Private repos", value=True)
-        with gr.Row():
-            candidates = gr.Textbox(label="Candidate repo ids (one per line, org/name[@revision])", lines=4,
-                                    elem_id="seed-candidates")
-            base = gr.Textbox(label="Base model repo id (needed by ties, dare_*, task_arithmetic, ...)",
-                              elem_id="seed-base")
-        with gr.Accordion("Or find candidates with a Hub query", open=False):
+        gr.Markdown(seed_intro(access, caps=caps, local_tasks=local_tasks, controller=controller),
+                    elem_id="seed-intro")
+        with gr.Column(visible=seeding_on(access, controller=controller), elem_id="seed-form"):
             with gr.Row():
-                q_author = gr.Textbox(label="Author")
-                q_search = gr.Textbox(label="Search")
-                q_filter = gr.Textbox(label="Tags (comma separated), e.g. base_model:org/name")
-                q_limit = gr.Number(label="At most", value=8, precision=0)
-        chosen = gr.CheckboxGroup(label="Merge methods", choices=methods,
-                                  value=[m for m in DEFAULT_METHODS if m in methods], elem_id="seed-methods")
-        with gr.Row():
-            fit = gr.Textbox(label="Fitness tasks", value=", ".join(local_tasks[:1]), elem_id="seed-tasks")
-            held = gr.Textbox(label="Held-out tasks", elem_id="seed-heldout")
-            limit = gr.Number(label="Examples per task", value=64, precision=0)
-        with gr.Row():
-            generations = gr.Number(label=f"Generations (≤ {caps.generations})", value=3, precision=0)
-            pop = gr.Number(label=f"Population size (≤ {caps.population_size})", value=6, precision=0)
-            max_evals = gr.Number(label=f"Max evaluations (≤ {caps.max_evaluations})", value=caps.max_evaluations,
-                                  precision=0)
-            hours = gr.Number(label=f"Wall time, hours (≤ {caps.wall_time_s / 3600:g})", value=caps.wall_time_s / 3600)
-        submit = gr.Button("Queue run", variant="primary", elem_id="seed-submit")
-        result = gr.Markdown(elem_id="seed-result")
+                name = gr.Textbox(label="Run name", placeholder="my-run", elem_id="seed-name")
+                namespace = gr.Textbox(label="Publish namespace (user or org)", elem_id="seed-namespace")
+                push = gr.Dropdown(label="Publish", choices=list(PUSH_MODES), value="none")
+                private = gr.Checkbox(label="Private repos", value=True)
+            with gr.Row():
+                candidates = gr.Textbox(label="Candidate repo ids (one per line, org/name[@revision])", lines=4,
+                                        elem_id="seed-candidates")
+                base = gr.Textbox(label="Base model repo id (needed by ties, dare_*, task_arithmetic, ...)",
+                                  elem_id="seed-base")
+            with gr.Accordion("Or find candidates with a Hub query", open=False):
+                with gr.Row():
+                    q_author = gr.Textbox(label="Author")
+                    q_search = gr.Textbox(label="Search")
+                    q_filter = gr.Textbox(label="Tags (comma separated), e.g. base_model:org/name")
+                    q_limit = gr.Number(label="At most", value=8, precision=0)
+            chosen = gr.CheckboxGroup(label="Merge methods", choices=methods,
+                                      value=[m for m in DEFAULT_METHODS if m in methods], elem_id="seed-methods")
+            with gr.Row():
+                fit = gr.Textbox(label="Fitness tasks", value=", ".join(local_tasks[:1]), elem_id="seed-tasks")
+                held = gr.Textbox(label="Held-out tasks", elem_id="seed-heldout")
+                limit = gr.Number(label="Examples per task", value=64, precision=0)
+            with gr.Row():
+                generations = gr.Number(label=f"Generations (≤ {caps.generations})", value=3, precision=0)
+                pop = gr.Number(label=f"Population size (≤ {caps.population_size})", value=6, precision=0)
+                max_evals = gr.Number(label=f"Max evaluations (≤ {caps.max_evaluations})", value=caps.max_evaluations,
+                                      precision=0)
+                hours = gr.Number(label=f"Wall time, hours (≤ {caps.wall_time_s / 3600:g})", value=caps.wall_time_s / 3600)
+            submit = gr.Button("Queue run", variant="primary", elem_id="seed-submit")
+            result = gr.Markdown(elem_id="seed-result")
 
     def queue(token_text, run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
               method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours,
@@ -322,11 +403,20 @@ def submit_form(form: SeedForm, *, user: str, controller, catalog: Catalog, task
     return controller.submit(config, user=user)
 
 
+def seeding_on(access: Access, *, controller) -> bool:
+    """Whether anyone could queue a run here: a scheduler is attached and someone is allowed to act."""
+    return controller is not None and access.anyone_can_act
+
+
 def seed_intro(access: Access, *, caps: BudgetCaps, local_tasks: list[str], controller) -> str:
     who = ("Queuing a run needs an allow-listed Hugging Face account (sign in above) or the admin token."
            if access.anyone_can_act else "Seeding is switched off: no allow-list and no admin token are configured.")
     if controller is None:
         who = "Seeding is switched off: no scheduler is attached to this deployment."
+    if not seeding_on(access, controller=controller):
+        return (f"### Start a population\n{who} To evolve models of your own, run `hubevo evolve run.yaml` on "
+                "your machine, or start this app with `hubevo space` and `HUBEVO_ADMIN_TOKEN` (or "
+                "`HUBEVO_ALLOW_LIST`) set.")
     tasks = f" Local tasks: {', '.join(f'`{t}`' for t in local_tasks)}." if local_tasks else ""
     return (f"### Start a population\n{who} Each run may use at most {caps.generations} generations, "
             f"{caps.population_size} models per generation, {caps.max_evaluations} evaluations and "

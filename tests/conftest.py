@@ -30,6 +30,7 @@ os.environ.update(
         "HF_DATASETS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
         "TRANSFORMERS_VERBOSITY": "error",
+        "HUBEVO_HUB_BACKOFF_S": "0.05",  # hubevo's Hub retries wait 0.05 s, 0.1 s... unless Retry-After says more
     }
 )
 os.environ.pop("HF_TOKEN", None)

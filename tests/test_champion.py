@@ -98,8 +98,12 @@ def test_fitness_ties_and_every_view_names_the_same_champion(tied_run):
     assert len(tied) >= 2, f"the twins' merges should tie: {[(e.id, e.fitness) for e in ok]}"
 
     champion = state.champion()
-    expected = min(tied, key=lambda i: (state.evaluations[i].generation, i))
-    assert champion == expected == ranking.champion(ok)
+    finals = {i: v for i, v in state.validation.items() if v.status == "ok"}
+    order = sorted(finals, key=lambda i: (-finals[i].fitness, finals[i].generation, i))  # the tie rule
+    simple = {*state.initial, *state.baselines}
+    holder = next(i for i in order if i in simple)
+    expected = order[0] if order[0] in simple or ranking.beats(finals[order[0]], finals[holder]) else holder
+    assert champion == expected == ranking.champion(ok, validation=state.validation, incumbents=simple)
     name = state.individuals[champion].name
 
     assert leaderboard(state).splitlines()[1].split()[1] == name  # the terminal's first row
@@ -142,3 +146,18 @@ def test_a_stored_recipe_names_parents_by_relative_path_and_rebuilds_from_the_ru
     rebuilt = Materializer(Path(state.saved[champion])).materialize(recipe)
     saved = load_file(Path(state.saved[champion]) / "model.safetensors")
     assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in saved.items())
+
+
+def test_a_bred_candidate_dethrones_the_simple_things_only_by_a_lead_beyond_noise():
+    from hubevo.state import Evaluation
+
+    def scored(cid, fitness, stderr, generation=1):
+        return Evaluation(id=cid, generation=generation, status="ok", fitness=fitness, stderr=stderr)
+
+    fitness = {e.id: e for e in (scored("std", 0.80, 0.03, 0), scored("child", 0.83, 0.03), scored("big", 0.9, 0.03))}
+    close = {i: fitness[i] for i in ("std", "child")}
+    assert ranking.champion(fitness, validation=close) == "child"  # the plain rule: the best finalist
+    assert ranking.champion(fitness, validation=close, incumbents={"std"}) == "std"  # +0.03 < 1 x 0.042
+    clear = {i: fitness[i] for i in ("std", "big")}
+    assert ranking.champion(fitness, validation=clear, incumbents={"std"}) == "big"  # +0.10 > 0.042
+    assert ranking.champion(fitness, incumbents={"std"}) == "big"  # no finals: the best by fitness

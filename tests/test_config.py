@@ -114,14 +114,15 @@ def test_the_method_list_matches_mergekit_registry():
 
 
 def test_strategies_and_backends_never_import_the_run():
-    """Only loop.py knows `Run`: strategies see a PopulationView, backends see CandidateJobs."""
+    """Only the loop knows `Run` (loop.py, and export.py, which rebuilds a stopped run's individuals):
+    strategies see a PopulationView, backends see CandidateJobs."""
     import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     offenders = []
     for path in [*root.glob("hubevo/**/*.py"), *root.glob("space/**/*.py")]:
-        if path.name == "loop.py":
+        if path.name in ("loop.py", "export.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module == "hubevo.loop" and any(

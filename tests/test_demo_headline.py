@@ -34,3 +34,14 @@ def test_the_demo_prints_the_comparison_and_the_claim(demo_run):
     state, printed = demo_run
     assert f"heldout/{HEADLINE_TASK}" in printed and state.individuals[state.champion()].name in printed
     assert f"the champion beats every initial member on {HEADLINE_TASK}" in printed
+
+
+def test_the_demo_opens_with_what_it_does_and_closes_with_where_to_look(demo_run):
+    state, printed = demo_run
+    lines = printed.splitlines()
+    assert lines[0].startswith("hubevo demo: evolving the tiny demo zoo's specialists") and "zoo cached in" in lines[0]
+    assert lines[1].startswith("members: ") and "run folder: " in lines[1]
+    assert f"champion: {state.individuals[state.champion()].name} (fitness" in printed
+    assert lines[-1].startswith("browse it: hubevo space --runs ")
+    assert any(line.startswith("results table: ") and line.endswith("results.parquet (one row per candidate)")
+               for line in lines)

@@ -144,7 +144,7 @@ def test_second_build_reuses_the_cache_without_training(
 
 def test_a_folder_without_its_marker_is_not_complete(tmp_path: Path) -> None:
     (tmp_path / "seed-0" / "base").mkdir(parents=True)
-    assert not zoo_module._is_complete(tmp_path / "seed-0")
+    assert not zoo_module._is_complete(tmp_path / "seed-0", zoo_module.ZOO_RECIPES["fast"])
 
 
 def test_rendered_tasks_use_absolute_paths_and_load_from_another_directory(

@@ -201,6 +201,26 @@ def test_lora_dpo_raises_heldout_margin_and_reloads(setup, tmp_path):
     assert sorted(p.name for p in (tmp_path / "child").glob("*.safetensors")) == ["model.safetensors"]
 
 
+def test_an_adapter_only_child_rebuilds_the_merged_child_bit_for_bit(setup, tmp_path):
+    """What the loop keeps of a LoRA child: the adapter; parent + adapter in a resident model is the child."""
+    from hubevo.genome import identity_dict
+    from hubevo.materialize import Materializer
+
+    lora = recipe(setup["train"], steps=8)
+    finetune(setup["parent"], lora, out_dir=tmp_path / "merged")
+    finetune(setup["parent"], lora, out_dir=tmp_path / "adapter", adapter_only=True)
+    assert sorted(p.name for p in (tmp_path / "adapter").glob("*.safetensors")) == ["adapter_model.safetensors"]
+    assert not (tmp_path / "adapter" / "config.json").exists()
+    resident = Materializer(setup["parent"])
+    rebuilt = resident.materialize(identity_dict(str(setup["parent"])), adapter=tmp_path / "adapter").state_dict()
+    merged = load_file(tmp_path / "merged" / "model.safetensors")
+    assert merged.keys() <= rebuilt.keys() and all(torch.equal(rebuilt[k], v) for k, v in merged.items())
+    parent = load_file(setup["parent"] / "model.safetensors")
+    assert any(not torch.equal(merged[k], parent[k]) for k in merged)
+    again = resident.materialize(identity_dict(str(setup["parent"]))).state_dict()  # the next candidate: no adapter
+    assert all(torch.equal(again[k], v) for k, v in parent.items())
+
+
 def test_full_dpo_raises_heldout_margin_and_is_deterministic(setup, tmp_path):
     full = recipe(setup["train"], lora_rank=0, learning_rate=4e-3, steps=16)
     finetune(setup["parent"], full, out_dir=tmp_path / "a")

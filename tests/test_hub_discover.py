@@ -169,8 +169,8 @@ def test_bad_token_rate_limit_and_network_failures_are_hub_errors(hub_zoo, alice
     with pytest.raises(HubError) as bad:
         snapshot(hub_zoo["ft1"], api=HfApi(endpoint=hub_server.url, token=secret))
     assert "401" in str(bad.value) and hub_zoo["ft1"] in str(bad.value)
-    hub_server.fail_next(f"/api/models/{hub_zoo['ft1']}", 429)
-    with pytest.raises(HubError, match=f"rate-limited .*{hub_zoo['ft1']}"):
+    hub_server.fail_next(f"/api/models/{hub_zoo['ft1']}", 429, count=5)
+    with pytest.raises(HubError, match=f"rate-limited .*{hub_zoo['ft1']}.*after 5 attempts"):
         snapshot(hub_zoo["ft1"], api=alice)
     with pytest.raises(HubError, match=f"could not reach the Hub .*{hub_zoo['ft1']}"):
         snapshot(hub_zoo["ft1"], api=HfApi(endpoint="http://127.0.0.1:9", token=secret))

@@ -16,8 +16,10 @@ from huggingface_hub import HfApi, ModelCard, hf_hub_download, snapshot_download
 from safetensors.torch import load_file
 
 from hubevo.config import parse_config
+from hubevo.export import export_from_folder
 from hubevo.hub.publish import champion_history
 from hubevo.loop import evolve
+from hubevo.rebuild import full_folders
 from tests.tiny_models import build_zoo, write_choice_task
 
 torch.set_num_threads(1)
@@ -76,10 +78,12 @@ def test_evolution_from_hub_ids_pushes_survivors_champion_and_results(hub_server
         generations = [g for g, ids in state.survivors.items() if cid in ids]
         assert sorted(t.name for t in alice.list_repo_refs(repo).tags) == [f"gen-{g}" for g in generations]
         at_tag = Path(snapshot_download(repo, revision=f"gen-{generations[0]}", token=ALICE_TOKEN))
-        local = load_file(Path(state.saved[cid]) / "model.safetensors")
+        _, exported = export_from_folder(cfg.output.dir, cid, tmp_path / "exported" / cid)  # pushed while light
+        local = load_file(exported / "model.safetensors")
         remote = load_file(at_tag / "model.safetensors")
         assert local.keys() == remote.keys() and all(torch.equal(local[k], remote[k]) for k in local)
 
+    assert full_folders(cfg.output.dir) == [Path(state.saved[state.champion()])]  # pushes left no folder behind
     champion = cfg.publish.champion_repo(cfg.name)
     history = champion_history(state)
     assert history[-1][1] == state.champion()
@@ -112,8 +116,10 @@ def test_a_failing_push_never_stops_the_run_nor_loses_a_survivor(hub_server, hub
     state = evolve(cfg, progress=False, api=bob)
 
     assert state.finished and state.saved
-    for folder in state.saved.values():
-        assert (Path(folder) / "model.safetensors").is_file()
+    for cid, folder in state.saved.items():
+        assert (Path(folder) / "README.md").is_file()
+        _, exported = export_from_folder(cfg.output.dir, cid, tmp_path / "exported" / cid)
+        assert (exported / "model.safetensors").is_file()
     warnings = [r.getMessage() for r in caplog.records if "publishing to the Hub failed" in r.getMessage()]
     assert warnings and all("403" in w and f"{ALICE}/e2e-forbidden" in w for w in warnings)
     assert BOB_TOKEN not in caplog.text

@@ -167,7 +167,8 @@ def test_a_scheduled_job_carries_the_same_request_and_runs_when_triggered(alice,
 
 
 def test_what_a_container_cannot_run_is_refused_before_submitting(tmp_path):
-    local = parse_config({"name": "loc", "population": {"members": [str(tmp_path)]}, "fitness": {"tasks": ["t"]},
+    local = parse_config({"name": "loc", "population": {"members": [str(tmp_path / "a"), str(tmp_path / "b")]},
+                          "fitness": {"tasks": ["t"]},
                           "publish": {"namespace": ALICE, "push": "survivors"}}, root=tmp_path)
     with pytest.raises(ConfigError, match=f"local member folder.*{tmp_path}"):
         job_request(local, image="python:3.11", flavor="cpu-basic")

@@ -390,8 +390,8 @@ def test_errors_name_the_repo_and_never_the_token(hub_server, weights, seed_repo
         run.publish(HfApi(endpoint=hub_server.url, token=BOB_TOKEN))
     assert c1_repo in str(forbidden.value) and "403" in str(forbidden.value) and BOB_TOKEN not in str(forbidden.value)
 
-    hub_server.fail_next(f"/api/models/{c1_repo}/refs", 429)
-    with pytest.raises(HubError, match=f"rate-limited .*{c1_repo}"):
+    hub_server.fail_next(f"/api/models/{c1_repo}/refs", 429, count=5)
+    with pytest.raises(HubError, match=f"rate-limited .*{c1_repo}.*after 5 attempts"):
         run.publish(HfApi(endpoint=hub_server.url, token=ALICE_TOKEN))
 
     with pytest.raises(HubError, match=f"could not reach the Hub .*{c1_repo}"):

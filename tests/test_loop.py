@@ -1,4 +1,5 @@
-"""The evolution loop end to end on the demo zoo: fitness moves, survivors are real, resume loses nothing."""
+"""The evolution loop end to end on the demo zoo: fitness moves, survivors are recipes that export to real
+models, only the champion keeps full weights, resume loses nothing."""
 
 import json
 import os
@@ -19,7 +20,9 @@ from transformers import AutoModelForCausalLM
 
 from hubevo.demo.runner import demo_config
 from hubevo.errors import CompatibilityError, ConfigError, UnknownNameError
+from hubevo.export import RECIPE_FILE, export_from_folder
 from hubevo.loop import evolve
+from hubevo.rebuild import full_folders
 from hubevo.state import load_state, read_events
 from tests.tiny_models import build_llama
 
@@ -47,14 +50,22 @@ def test_champion_fitness_exceeds_best_initial_member(finished_run):
     assert state.finished and state.stop_reason == "3 generations done"
 
 
-def test_survivors_are_loadable_models_with_lineage_cards(finished_run):
+def test_only_the_champion_keeps_full_weights_and_every_survivor_exports_with_its_card(finished_run, tmp_path):
     cfg, state = finished_run
     assert state.saved, "no survivor was written"
+    champion = state.champion()
+    assert full_folders(cfg.output.dir) == [Path(state.saved[champion])]  # at most 2 allowed; 1 between pushes
+    assert not (cfg.output.dir / "cache").exists()
     for cid, folder in state.saved.items():
+        if cid != champion:
+            assert sorted(p.name for p in Path(folder).iterdir()) == ["README.md", RECIPE_FILE]
         ind = state.individuals[cid]
-        model = AutoModelForCausalLM.from_pretrained(folder)
+        name, exported = export_from_folder(cfg.output.dir, ind.name, tmp_path / cid)
+        assert name == ind.name
+        model = AutoModelForCausalLM.from_pretrained(exported)
         assert torch.isfinite(next(model.parameters())).all()
-        card = ModelCard.load(Path(folder) / "README.md")
+        assert (exported / "README.md").read_text() == (Path(folder) / "README.md").read_text()
+        card = ModelCard.load(exported / "README.md")
         parents = [state.individuals[p].name for p in ind.parents]
         base_model = card.data.base_model if isinstance(card.data.base_model, list) else [card.data.base_model]
         assert base_model == parents
@@ -63,22 +74,65 @@ def test_survivors_are_loadable_models_with_lineage_cards(finished_run):
         assert {r.dataset_type for r in card.data.eval_results} >= set(state.evaluations[cid].scores)
 
 
-def test_card_recipe_rebuilds_the_weights_with_mergekit_yaml(finished_run, tmp_path):
+def test_export_equals_mergekit_yaml_on_the_card_recipe_with_bred_parents_exported_first(finished_run, tmp_path):
+    """A survivor bred from bred parents: export its parents, run the card's recipe through `mergekit-yaml`
+    over them, and get the exported survivor bit for bit."""
     cfg, state = finished_run
-    cid, folder = next(iter(state.saved.items()))
-    text = (Path(folder) / "README.md").read_text()
+    def bred(cid: str) -> bool:
+        return state.individuals[cid].kind != "seed"
+
+    cid = next(c for c in state.saved if any(bred(p) for p in state.individuals[c].parents))
+    for parent in state.individuals[cid].parents:
+        if bred(parent):
+            export_from_folder(cfg.output.dir, parent, tmp_path / "models" / state.individuals[parent].name)
+    _, exported = export_from_folder(cfg.output.dir, cid, tmp_path / "exported")
+    text = (Path(state.saved[cid]) / "README.md").read_text()
     recipe = re.search(r"## Recipe.*?```yaml\n(.*?)```", text, re.S).group(1)
     seed = re.search(r"--random-seed (\d+)", text).group(1)
+    assert yaml.safe_load(recipe) == yaml.safe_load((Path(state.saved[cid]) / RECIPE_FILE).read_text())
+    assert str(cfg.output.dir) not in recipe  # parents by Hub id or by a path relative to the run folder
+    for parent in filter(bred, state.individuals[cid].parents):  # run-relative names, as exported here
+        name = state.individuals[parent].name
+        recipe = recipe.replace(f"models/{name}\n", f"{tmp_path / 'models' / name}\n")
     (tmp_path / "recipe.yaml").write_text(recipe)
     cli = Path(sys.executable).with_name("mergekit-yaml")
-    assert str(cfg.output.dir) not in recipe  # parents by Hub id or by a path relative to the run folder
     subprocess.run([str(cli), str(tmp_path / "recipe.yaml"), str(tmp_path / "rebuilt"), "--random-seed", seed],
                    check=True, capture_output=True, timeout=300, cwd=cfg.output.dir)
     rebuilt = load_file(tmp_path / "rebuilt" / "model.safetensors")
-    saved = load_file(Path(folder) / "model.safetensors")
+    saved = load_file(exported / "model.safetensors")
     assert rebuilt.keys() == saved.keys()
     for name in saved:
         assert torch.equal(rebuilt[name], saved[name]), name
+
+
+def test_hubevo_export_command_writes_a_loadable_folder_and_names_unknown_ids(finished_run, tmp_path, capsys):
+    from hubevo.cli import main
+
+    cfg, state = finished_run
+    cid = next(c for c in state.saved if c != state.champion())
+    name = state.individuals[cid].name
+    assert main(["export", str(cfg.output.dir), name, str(tmp_path / "out")]) == 0
+    assert f"exported {name} to" in capsys.readouterr().out
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    assert ModelCard.load(tmp_path / "out" / "README.md").data.model_name == name
+    assert torch.isfinite(next(model.parameters())).all()
+    assert main(["export", str(cfg.output.dir), "no-such-model", str(tmp_path / "other")]) == 2
+    assert "no individual 'no-such-model'" in capsys.readouterr().err and not (tmp_path / "other").exists()
+    assert main(["export", str(cfg.output.dir), name, str(tmp_path / "out")]) == 2  # never over existing files
+
+
+def test_heldout_scores_only_finalists_and_the_champion_others_on_request(finished_run):
+    from hubevo.loop import score_heldout
+
+    cfg, state = finished_run
+    finalists = {i for i, v in state.validation.items() if v.status == "ok"} | {state.champion()}
+    assert set(state.heldout) == finalists
+    other = next(i for i in state.evaluations if i not in state.heldout and state.evaluations[i].status == "ok")
+    scored = score_heldout(cfg, [other])
+    assert set(scored.heldout[other]) == {t.name for t in cfg.fitness.heldout}
+    frame = pd.read_parquet(cfg.output.dir / "results.parquet").set_index("id")
+    assert frame.loc[other, "heldout"] == pytest.approx(sum(scored.heldout[other].values()) / len(scored.heldout[other]))
+    assert frame["heldout"].isna().sum() == len(frame) - len(finalists) - 1  # blank for everyone else
 
 
 def test_results_table_and_lineage_graph(finished_run):
@@ -136,7 +190,8 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(demo_zoo, tmp_path):
     after = load_state(cfg.output.dir)
     assert after.finished
     assert saved_before.items() <= after.saved.items()
-    assert all(Path(p, "model.safetensors").is_file() for p in after.saved.values())
+    assert all(Path(p, "README.md").is_file() for p in after.saved.values())
+    assert full_folders(cfg.output.dir) == [Path(after.saved[after.champion()])]
     evaluated = [e["id"] for e in read_events(cfg.output.dir) if e["event"] == "evaluated"]
     assert len(evaluated) == len(set(evaluated)), "an evaluation was repeated after resume"
     assert set(before.evaluations) <= set(after.evaluations)

@@ -1,24 +1,28 @@
-"""Mutation by fine-tuning inside the loop: DPO children on the demo zoo, recorded in table and cards."""
+"""Mutation by fine-tuning inside the loop: DPO children on the demo zoo, recorded in table and cards,
+kept as LoRA adapters and rebuilt from their parent plus the adapter."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
+import torch
 from huggingface_hub import ModelCard
+from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from hubevo.demo.preferences import write_preferences
 from hubevo.demo.runner import demo_config
+from hubevo.export import export_from_folder
 from hubevo.loop import evolve
+from hubevo.rebuild import full_folders
 
 
-def test_an_evolution_with_dpo_mutation_records_each_childs_genes(demo_zoo, tmp_path):
+def test_an_evolution_with_dpo_mutation_records_each_childs_genes_and_keeps_adapters(demo_zoo, tmp_path):
     prefs = write_preferences(tmp_path / "prefs.jsonl", n=400)
     cfg = demo_config(demo_zoo, out_dir=tmp_path / "run", generations=1, population_size=4)
     mutation = cfg.mutation.model_copy(update={
         "probability": 1.0, "operators": ["dpo"],
         "finetune": {"datasets": [{"path": str(prefs)}], "samples": 32, "steps": (3, 6),
-                     "learning_rate": (3e-4, 1e-3), "lora_rank": [4, 8]},
+                     "learning_rate": (3e-4, 1e-3), "lora_rank": [4, 8], "baseline_steps": []},
     })
     # No standard recipes: this test is about a fine-tuned child's record and card, and with five
     # baselines in generation 0 the four survivors could all be merges.
@@ -41,11 +45,23 @@ def test_an_evolution_with_dpo_mutation_records_each_childs_genes(demo_zoo, tmp_
         assert {"final_loss", "reward_accuracy", "reward_margin"} <= set(record["outcome"])
     assert len({json.dumps(r, sort_keys=True) for r in recipes.values()}) == len(children), "genes not sampled per child"
 
+    for child in children:  # an adapter, not a model, per trained child
+        files = {p.name for p in (cfg.output.dir / "candidates" / child.id).iterdir()}
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= files and "model.safetensors" not in files
+    assert len(full_folders(cfg.output.dir)) <= 2
+
     saved = [c for c in children if c.id in state.saved]
     assert saved, "no fine-tuned child survived"
-    folder = Path(state.saved[saved[0].id])
-    AutoModelForCausalLM.from_pretrained(folder)
-    card = ModelCard.load(folder / "README.md")
+    child = saved[0]
+    _, exported = export_from_folder(cfg.output.dir, child.id, tmp_path / "child")
+    _, parent = export_from_folder(cfg.output.dir, child.parents[0], tmp_path / "parent")
+    adapter = cfg.output.dir / "candidates" / child.id
+    expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(parent), adapter).merge_and_unload()
+    rebuilt = AutoModelForCausalLM.from_pretrained(exported).state_dict()
+    assert all(torch.equal(rebuilt[k], v) for k, v in expected.state_dict().items())
+    before = AutoModelForCausalLM.from_pretrained(parent).state_dict()
+    assert any(not torch.equal(rebuilt[k], before[k]) for k in rebuilt), "the adapter changed nothing"
+    card = ModelCard.load(exported / "README.md")
     assert card.data.base_model == state.individuals[saved[0].parents[0]].name
     assert card.data.base_model_relation == "finetune"
     assert "learning_rate" in card.text and "reward_accuracy" in card.text and "dataset_revision" in card.text

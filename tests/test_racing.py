@@ -139,7 +139,7 @@ def test_racing_with_dpo_children_trains_each_once_and_finishes(demo_zoo, tmp_pa
     mutation = cfg.mutation.model_validate({
         **cfg.mutation.model_dump(), "probability": 1.0, "operators": ["dpo"],
         "finetune": {"datasets": [{"path": str(prefs)}], "samples": 16, "steps": (2, 3),
-                     "learning_rate": (3e-4, 1e-3), "lora_rank": [4]}})
+                     "learning_rate": (3e-4, 1e-3), "lora_rank": [4], "baseline_steps": []}})
     state = evolve(cfg.model_copy(update={"mutation": mutation}), progress=False)
 
     children = [i for i, ind in state.individuals.items() if ind.kind == "finetune"]

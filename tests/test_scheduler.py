@@ -8,7 +8,7 @@ from huggingface_hub import HfApi
 from hubevo.errors import ConfigError
 from hubevo.scheduler import Scheduler
 from hubevo.state import load_state
-from tests.tiny_models import build_zoo, make_finetune, write_generation_task
+from tests.tiny_models import build_zoo, make_finetune, push_members, write_generation_task
 
 
 
@@ -18,9 +18,7 @@ def hub_population(hub_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("sched")
     api = HfApi(endpoint=hub_server.url, token="token-alice")
     zoo = build_zoo(root / "zoo", finetunes=3)
-    for name in ("ft1", "ft2"):
-        api.create_repo(f"alice/sched-{name}", exist_ok=True)
-        api.upload_folder(repo_id=f"alice/sched-{name}", folder_path=zoo[name])
+    push_members(api, zoo, prefix="sched")
     rows = [{"q": f"{a}+{b}=", "a": str(a + b)} for a in range(4) for b in range(4)]
     tasks = write_generation_task(root / "tasks", "sched_add", rows, max_gen_toks=3)
     return {"api": api, "zoo": zoo, "tasks": tasks, "root": root}

@@ -22,16 +22,18 @@ from PIL import Image
 
 from hubevo.config import RunConfig, parse_config
 from hubevo.errors import HubError
+from hubevo.fsio import atomic_write_text
 from hubevo.genome import MergeGenome, child_individual, seed_individual, to_merge_dict
 from hubevo.hub.publish import push_results
 from hubevo.publish import lineage_card, write_tables
-from hubevo.fsio import atomic_write_text
 from hubevo.state import Evaluation, RunState, save_state
 from space.auth import ADMIN, Access, AccessDenied
 from space.catalog import Catalog
+from space.compare import champion_summary, recipe_diff, side_by_side
 from space.detail import card_sections, model_detail, recipe_yaml
 from space.leaderboard import (
-    LEADERBOARD_COLUMNS, champion_key, find_model, generations_of, leaderboard, link_text, model_choices,
+    BADGE, LEADERBOARD_COLUMNS, champion_key, find_model, generations_of, leaderboard, link_text, model_choices,
+    model_key, plain,
 )
 from space.loading import RunData, load_results_repo, load_run_dir, run_dirs, with_columns
 from space.progress import generation_stats
@@ -50,6 +52,7 @@ def write_run(root: Path, *, name: str = "sim", finished: bool = True) -> RunCon
         "name": name,
         "population": {"members": ["alice/s1", "alice/s2"]},
         "fitness": {"tasks": ["tiny"], "heldout": ["tiny_heldout"]},
+        "crossover": {"methods": ["linear", "slerp"]},  # the methods of the children below; no base model
         "budget": {"generations": 2, "population_size": 3},
         "output": {"dir": str(root / name)},
         "publish": {"namespace": "alice", "push": "survivors"},
@@ -117,11 +120,12 @@ def test_leaderboard_ranks_every_candidate_best_first_and_links_each_model_to_it
     i = ids(sim)
     names = dict(zip(sim.results["id"], sim.results["model"], strict=True))
     table = leaderboard([sim], hub_url=HUB)
-    assert list(table.columns) == LEADERBOARD_COLUMNS
+    assert list(table.columns) == [*LEADERBOARD_COLUMNS, "fitness/tiny", "heldout/tiny_heldout"]  # one per task
     assert [link_text(m) for m in table["model"]] == [names[i[k]] for k in ("c1", "c2", "s2", "s1", "c3")]
     assert table["rank"].tolist() == [1, 2, 3, 4, 5]
     assert table["fitness"].tolist()[:4] == [0.6, 0.55, 0.5, 0.3]
-    assert table["model"].iloc[0] == f"[{names[i['c1']]}]({HUB}/alice/sim-{i['c1']})"
+    assert table["model"].iloc[0] == f"{BADGE} [{names[i['c1']]}]({HUB}/alice/sim-{i['c1']})"  # the champion
+    assert not any(m.startswith(BADGE) for m in table["model"].iloc[1:])
     assert table["model"].iloc[2] == f"[alice/s2]({HUB}/alice/s2)"  # a Hub seed links to where it came from
     assert table["model"].iloc[4] == names[i["c3"]]  # failed, never pushed: no link
     assert table["status"].iloc[4] == "failed"
@@ -422,3 +426,56 @@ def test_with_nothing_configured_nobody_may_act():
     for username, token in ((None, None), ("alice", None), (None, "anything")):
         with pytest.raises(AccessDenied):
             closed.user(username=username, token=token)
+
+
+def test_a_started_run_reads_running_between_its_generation_jobs(tmp_path):
+    from hubevo.scheduler import RUN_FILE, run_status
+
+    for name, finished in (("mid", False), ("done", True)):
+        cfg = write_run(tmp_path, name=name, finished=finished)
+        (cfg.output.dir / RUN_FILE).write_text((cfg.output.dir / "config.yaml").read_text())
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / RUN_FILE).write_text((tmp_path / "mid" / RUN_FILE).read_text().replace(
+        str(tmp_path / "mid"), str(tmp_path / "fresh")))
+    mid = run_status(tmp_path / "mid")  # no job holds it right now
+    assert mid["state"] == "running" and mid["generation"] == 2 and mid["generations"] == 2
+    assert run_status(tmp_path / "done")["state"] == "finished"
+    assert run_status(tmp_path / "fresh")["state"] == "queued"  # never started
+    spent = yaml.safe_load((tmp_path / "done" / RUN_FILE).read_text())
+    spent["budget"].update(generations=5, wall_time_s=100.0)  # 125 s used: stopped by its wall time at 2 of 5
+    (tmp_path / "done" / RUN_FILE).write_text(yaml.safe_dump(spent))
+    assert run_status(tmp_path / "done")["state"] == "finished"
+    spent["budget"].update(wall_time_s=1000.0)  # budget raised: the next generation job will carry it on
+    (tmp_path / "done" / RUN_FILE).write_text(yaml.safe_dump(spent))
+    assert run_status(tmp_path / "done")["state"] == "running"
+
+
+# --------------------------------------------------------------------------- columns, sorting, downloads, comparisons
+def test_leaderboard_columns_can_be_chosen_and_rows_sorted_by_any_score(sim):
+    assert list(leaderboard([sim], columns=["fitness", "heldout/tiny_heldout"]).columns) == [
+        "model", "fitness", "heldout/tiny_heldout"]
+    by_heldout = leaderboard([sim], sort_by="held-out")
+    assert by_heldout["held-out"].tolist()[:4] == [0.5, 0.45, 0.4, 0.2]
+    assert by_heldout["held-out"].isna().tolist()[-1]  # a missing score sorts last
+    rows = plain(leaderboard([sim], hub_url=HUB))
+    assert rows.columns[:2].tolist() == ["model", "champion"] and rows["champion"].tolist()[0] is True
+    assert not rows["model"].str.contains(r"\]\(|" + BADGE).any()
+
+
+def test_two_models_side_by_side_and_their_recipe_diff(sim):
+    i = ids(sim)
+    a, b = model_key("sim", i["c1"]), model_key("sim", i["c2"])
+    table = side_by_side([sim], a, b).set_index("score")
+    assert table.loc["fitness", "difference"] == 0.05 and table.loc["heldout/tiny_heldout", "difference"] == -0.05
+    diff = recipe_diff([sim], a, b)
+    assert "-merge_method: linear" in diff and "+merge_method: slerp" in diff
+    assert recipe_diff([sim], a, a).startswith("# the two recipes are identical")
+    assert side_by_side([sim], a, "sim/nope").empty
+
+
+def test_the_champion_summary_compares_it_with_the_best_member(sim):
+    i = ids(sim)
+    names = dict(zip(sim.results["id"], sim.results["model"], strict=True))
+    text = champion_summary([sim])
+    assert text.startswith(f"{BADGE} **{names[i['c1']]}** is the champion of run `sim`: fitness 0.6000")
+    assert "best initial member **alice/s2**: held-out 0.4000, champion +0.0500" in text

@@ -27,8 +27,8 @@ from huggingface_hub import HfApi  # noqa: E402
 from hubevo.config import RunConfig, parse_config  # noqa: E402
 from hubevo.hub.publish import push_results  # noqa: E402
 from hubevo.loop import evolve  # noqa: E402
-from hubevo.ranking import champion  # noqa: E402
 from hubevo.state import load_state  # noqa: E402
+from space.leaderboard import BADGE  # noqa: E402
 from tests.test_space_data import write_run  # noqa: E402
 from tests.tiny_models import build_zoo, write_choice_task  # noqa: E402
 
@@ -164,11 +164,17 @@ def shoot(page, name: str) -> Path:
 
 def choose(page, dropdown: str, option: str) -> None:
     page.locator(f"{dropdown} input").click()
-    page.get_by_role("option", name=option, exact=True).click()
+    page.locator(dropdown).get_by_role("option", name=option, exact=True).click()
 
 
 def grid_texts(page, selector: str) -> list[str]:
-    return [text.strip() for text in page.locator(f"{selector} [role=gridcell]").all_inner_texts()]
+    """The cells' texts, the champion's badge left out."""
+    return [text.strip().removeprefix(f"{BADGE} ") for text in
+            page.locator(f"{selector} [role=gridcell]").all_inner_texts()]
+
+
+def headers(page, selector: str) -> list[str]:
+    return [text.strip() for text in page.locator(f"{selector} [role=columnheader]").all_inner_texts()]
 
 
 def fill_seed_form(page, *, name: str) -> None:
@@ -191,7 +197,7 @@ def test_leaderboard_shows_every_candidate_best_first_linked_to_its_repo(page, d
     cells = grid_texts(page, "#leaderboard")
     names = {ind.name for i, ind in state.individuals.items() if i in state.evaluations}
     assert names <= set(cells)
-    best = state.individuals[champion(state.evaluations)].name  # the core's one rule
+    best = state.individuals[state.champion()].name  # the core's one rule
     assert cells.index(best) < min(cells.index(n) for n in names - {best})
     api, _repo = hub_results  # the run read from its results dataset: every pushed model is a link
     assert "sim" in cells
@@ -294,7 +300,7 @@ def test_the_api_cannot_start_or_stop_runs_without_an_identity(served):
     client = Client(served["url"], verbose=False)
     controller = served["controller"]
     before, calls = len(controller.submitted), len(controller.calls)
-    form = ["", "none", True, "alice/a", "alice/base", "", "", "", 8, ["linear"], TASK, "", 8, 1, 2, 10, 1]
+    form = ["", "none", True, "alice/a\nalice/b", "alice/base", "", "", "", 8, ["linear"], TASK, "", 8, 1, 2, 10, 1]
     for token in ("", "guess"):
         result, _status = client.predict(token, "api-run", *form, api_name="/queue_run")
         assert "Refused" in result
@@ -311,3 +317,138 @@ def test_the_api_cannot_start_or_stop_runs_without_an_identity(served):
     client.predict(ADMIN_TOKEN, "api-run", api_name="/pause")
     client.predict(ADMIN_TOKEN, "api-run", api_name="/stop")
     assert controller.calls[calls:] == [("pause", "api-run"), ("stop", "api-run")]
+
+
+# --------------------------------------------------------------------------- one champion, a leaderboard people know
+def test_one_champion_is_badged_summarised_and_opened_by_every_tab(page, demo_run):
+    state = demo_run["state"]
+    name = state.individuals[state.champion()].name
+    badged = [c for c in page.locator("#leaderboard [role=gridcell]").all_inner_texts() if BADGE in c]
+    assert len(badged) == 2  # one per run: the run on disk and the one read from the Hub
+    summary = page.locator("#champion-summary").inner_text()
+    assert f"{name} is the champion of run demo-run" in summary and "best initial member" in summary
+    assert "is the champion of run sim" in summary
+    choose(page, "#leaderboard-run", "demo-run")
+    first = page.locator("#leaderboard [role=gridcell]").first
+    first.get_by_text(f"{BADGE} {name}").wait_for()  # the run's first row, badged
+    assert "sim" not in page.locator("#champion-summary").inner_text()
+    shoot(page, "1-leaderboard-champion")
+    open_tab(page, "Family tree")
+    assert name in page.locator("#tree-model input").input_value()
+    open_tab(page, "Model")
+    assert name in page.locator("#model-picker input").input_value()
+    page.locator("#model-summary").get_by_text(name).first.wait_for()
+
+
+def test_per_task_columns_and_the_column_chooser(page):
+    from playwright.sync_api import expect
+
+    assert {f"fitness/{TASK}", f"heldout/{TASK}"} <= set(headers(page, "#leaderboard"))
+    page.get_by_text("Columns", exact=True).click()
+    page.locator("#leaderboard-columns").get_by_label("parents", exact=True).uncheck()
+    page.locator("#leaderboard-columns").get_by_label(f"heldout/{TASK}", exact=True).uncheck()
+    expect(page.locator("#leaderboard [role=columnheader]", has_text=f"heldout/{TASK}")).to_have_count(0)
+    shown = headers(page, "#leaderboard")
+    assert shown[0] == "model" and "parents" not in shown and f"fitness/{TASK}" in shown
+    shoot(page, "7-leaderboard-columns")
+
+
+def test_live_search_and_sorting_by_a_score(page, demo_run):
+    from playwright.sync_api import expect
+
+    search = page.locator("#leaderboard-search input, #leaderboard-search textarea").first
+    search.press_sequentially("ft1")  # no Enter: the rows follow the typing
+    expect(page.locator("#leaderboard [role=row]")).to_have_count(2)  # the header and ft1
+    assert grid_texts(page, "#leaderboard")[0] == "ft1"
+    for _ in "ft1":
+        search.press("Backspace")
+    expect(page.locator("#leaderboard [role=row]")).not_to_have_count(2)
+    choose(page, "#leaderboard-sort", "fitness")
+    expect(page.locator("#leaderboard [role=gridcell]").first).not_to_have_text(re.compile("^$"))
+    column = headers(page, "#leaderboard").index("fitness")
+    width = len(headers(page, "#leaderboard"))
+    cells = grid_texts(page, "#leaderboard")
+    scores = [float(v) for v in cells[column::width] if v not in ("-", "")]
+    assert scores == sorted(scores, reverse=True) and len(scores) >= 4
+
+
+def test_the_shown_rows_download_as_csv_and_parquet(page, tmp_path):
+    import pandas as pd
+
+    rows = len(page.locator("#leaderboard [role=row]").all()) - 1
+    frames = {}
+    for kind, read in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):
+        with page.expect_download() as download:
+            page.locator(f"#download-{kind}").click()
+        path = tmp_path / f"board.{kind}"
+        download.value.save_as(path)
+        frames[kind] = read(path)
+    for frame in frames.values():
+        assert len(frame) == rows and frame.columns[:2].tolist() == ["model", "champion"]
+        assert frame["champion"].astype(str).str.lower().eq("true").sum() == 2
+        assert not frame["model"].astype(str).str.contains(r"\]\(").any()  # plain names, no markdown
+    assert frames["csv"]["model"].tolist() == frames["parquet"]["model"].tolist()
+
+
+def test_two_models_compare_side_by_side_with_a_recipe_diff(page, demo_run):
+    state = demo_run["state"]
+    bred = [ind for i, ind in state.individuals.items() if ind.kind == "merge" and i in state.evaluations]
+    page.get_by_text("Compare two models", exact=True).click()
+    choose(page, "#compare-a", f"demo-run · {bred[0].name}")
+    choose(page, "#compare-b", f"demo-run · {bred[1].name}")
+    page.locator("#compare-scores").get_by_text(bred[1].name).first.wait_for()
+    cells = grid_texts(page, "#compare-scores")
+    assert {"fitness", f"fitness/{TASK}", "difference"} <= set(cells) | set(headers(page, "#compare-scores"))
+    diff = page.locator("#compare-diff").inner_text()
+    assert f"demo-run/{bred[0].name}" in diff and f"demo-run/{bred[1].name}" in diff
+    assert "merge_method" in diff
+    shoot(page, "8-compare")
+
+
+# --------------------------------------------------------------------------- seeding switched off
+@pytest.fixture(scope="module")
+def read_only(demo_run):
+    """The same runs served with no scheduler and nobody allowed to act."""
+    from space.ui import build_app, serve
+
+    demo = build_app(runs_root=demo_run["runs_root"], controller=None, admin_token=None, allow_list=[])
+    serve(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield demo.local_url
+    demo.close()
+
+
+def test_with_seeding_off_the_form_is_hidden_and_the_reason_shown(browser, read_only):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(read_only)
+    page.locator("#leaderboard [role=gridcell]").first.wait_for(timeout=TIMEOUT_MS)
+    open_tab(page, "Seed")
+    page.locator("#seed-intro").get_by_text("Seeding is switched off").wait_for(timeout=TIMEOUT_MS)
+    assert not page.locator("#seed-form").is_visible() and not page.locator("#seed-submit").is_visible()
+    assert not page.locator("#admin-token").is_visible()
+    shoot(page, "9-seed-switched-off")
+    context.close()
+
+
+# --------------------------------------------------------------------------- phone width
+def test_at_phone_width_every_tab_is_reachable_and_the_title_is_one_line(browser, served):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(served["url"])
+    page.locator("#leaderboard [role=gridcell]").first.wait_for()
+    title = page.locator("#title h1")
+    line = float(title.evaluate("h => parseFloat(getComputedStyle(h).lineHeight) || h.offsetHeight"))
+    assert title.bounding_box()["height"] <= line * 1.2, "the title wraps"
+    tabs = ["Leaderboard", "Family tree", "Progress", "Model", "Seed", "Status"]
+    shoot(page, "10-phone-leaderboard")
+    for i, name in enumerate(tabs):
+        tab = page.get_by_role("tab", name=name)
+        assert tab.is_visible(), f"tab {name} is folded away at phone width"
+        box = tab.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        tab.click()
+        assert tab.get_attribute("aria-selected") == "true"
+        if i:
+            shoot(page, f"10-phone-{name.lower().replace(' ', '-')}")
+    context.close()

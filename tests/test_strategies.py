@@ -265,3 +265,24 @@ def test_a_cmaes_state_saved_by_another_pycma_version_is_refused_with_the_versio
     assert load_optimizer(saved).ask()  # same version: resumes
     with pytest.raises(ConfigError, match=r"saved with cma 3\.0\.0, but cma .* installed; pip install cma==3\.0\.0"):
         load_optimizer({**saved, "cma": "3.0.0"})
+
+
+def test_an_interpolation_searched_as_task_arithmetic_starts_at_the_same_weights(demo_zoo):
+    from hubevo.baselines import standard_recipe
+    from hubevo.genome import to_merge_config
+    from hubevo.materialize import Materializer
+    from hubevo.strategies.cmaes import as_task_arithmetic
+
+    refs = {"base": str(demo_zoo.base), **{k: str(v) for k, v in demo_zoo.specialists.items()}}
+    members = list(demo_zoo.specialists)
+    linear = standard_recipe("linear", members=members, base="base")
+    same = as_task_arithmetic(linear, base="base")
+    assert same.method == "task_arithmetic" and [g["weight"] for g in same.per_parent] == [0.5, 0.5]
+    materializer = Materializer(demo_zoo.base)
+    expected = {k: v.clone() for k, v in materializer.materialize(to_merge_config(linear, refs=refs)).state_dict().items()}
+    got = materializer.materialize(to_merge_config(same, refs=refs)).state_dict()
+    assert expected.keys() == got.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(got[name], tensor, atol=1e-6, rtol=1e-5, msg=name)
+    slerp = as_task_arithmetic(standard_recipe("slerp", members=members, base="base"), base="base")
+    assert [g["weight"] for g in slerp.per_parent] == [0.5, 0.5]

@@ -119,3 +119,14 @@ def write_generation_task(folder: Path, name: str, rows: list[dict], *, max_gen_
         "metric_list:\n  - metric: exact_match\n"
     )
     return folder
+
+
+def push_members(api, zoo: dict[str, Path], *, prefix: str, names=("ft1", "ft2")) -> list[str]:
+    """Upload zoo models to the test Hub as `alice/<prefix>-<name>`; returns the repo ids."""
+    repos = []
+    for name in names:
+        repo = f"alice/{prefix}-{name}"
+        api.create_repo(repo, exist_ok=True)
+        api.upload_folder(repo_id=repo, folder_path=zoo[name])
+        repos.append(repo)
+    return repos

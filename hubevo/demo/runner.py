@@ -14,6 +14,7 @@ from pathlib import Path
 from hubevo.config import RunConfig, parse_config
 from hubevo.publish import leaderboard, results_frame
 from hubevo.state import RunState
+from hubevo.terminal import browse_lines, champion_line, where
 
 log = logging.getLogger("hubevo")
 
@@ -83,19 +84,23 @@ def champion_beats_members(state: RunState, task: str = COMBINED) -> bool:
 
 def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None, progress: bool = True,
              generations: int = 4, dpo: bool = False) -> RunState:
-    from hubevo.demo.zoo import build_zoo
+    from hubevo.demo.zoo import build_zoo, default_cache_dir
     from hubevo.loop import evolve, score_heldout
 
+    print(f"hubevo demo: evolving the tiny demo zoo's specialists for {generations} generations on CPU "
+          f"(zoo cached in {where(cache_dir or default_cache_dir())}; built on first use)", flush=True)
     zoo = build_zoo(cache_dir, progress=progress)
     out_dir = out_dir.resolve()
     shutil.rmtree(out_dir, ignore_errors=True)
     cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo)
+    print(f"members: {', '.join(zoo.specialists)} (base: base); run folder: {where(out_dir)}", flush=True)
     state = evolve(cfg, progress=progress)
     state = score_heldout(cfg, list(state.initial))  # the members, for the comparison below
-    print(f"\nleaderboard ({state.stop_reason}; run directory {out_dir}):\n")
+    print(f"\nleaderboard ({state.stop_reason}):\n")
     print(leaderboard(state, top=15))
     print("\nchampion versus the initial members on held-out tasks:\n")
     print(comparison(state))
     verdict = "beats" if champion_beats_members(state) else "does NOT beat"
     print(f"\nthe champion {verdict} every initial member on {COMBINED}")
+    print("", champion_line(state), *browse_lines(out_dir), sep="\n")
     return state

@@ -80,6 +80,10 @@ class FinetuneSpace(Frozen):
     lora_rank: list[int] = Field(default_factory=lambda: [8], min_length=1, description="0 = full fine-tuning.")
     batch_size: int = Field(8, gt=0)
     trainer_kwargs: dict = Field(default_factory=dict, description="Passed through to DPOConfig / SFTConfig.")
+    baseline_steps: list[int] | None = Field(
+        None, description="Step counts of the built-in merge + fine-tune baselines (the best standard recipe "
+                          "fine-tuned in one go on the same data, in generation 1); default the top of `steps` and "
+                          "four times it; [] for none.")
 
     @model_validator(mode="after")
     def _valid_ranges(self):
@@ -88,6 +92,8 @@ class FinetuneSpace(Frozen):
         _ordered("steps", *self.steps)
         if self.steps[0] < 1:
             raise ValueError(f"steps must be at least 1, got {self.steps[0]}")
+        if any(step < 1 for step in self.baseline_steps or []):
+            raise ValueError(f"baseline_steps must be at least 1 each, got {self.baseline_steps}")
         if any(rank < 0 for rank in self.lora_rank):
             raise ValueError(f"lora_rank values must be >= 0 (0 = full fine-tuning), got {self.lora_rank}")
         unknown = [loss for loss in self.loss_type if loss not in DPO_LOSSES]
@@ -122,6 +128,29 @@ def _log_uniform(low: float, high: float, rng: np.random.Generator) -> float:
 
 def _pick(options: list, rng: np.random.Generator):
     return options[int(rng.integers(len(options)))]
+
+
+def one_go_recipe(space: FinetuneSpace, *, parent: str, steps: int, seed: int) -> FinetuneRecipe:
+    """The fine-tune a practitioner runs once: mid-range genes, `steps` steps over fresh rows."""
+    dpo = space.operator == "dpo"
+    return FinetuneRecipe(
+        operator=space.operator,
+        parent=parent,
+        dataset=space.datasets[0],
+        learning_rate=float(np.sqrt(space.learning_rate[0] * space.learning_rate[1])),
+        beta=float(np.sqrt(space.beta[0] * space.beta[1])) if dpo else None,
+        loss_type=space.loss_type[0] if dpo else None,
+        steps=steps,
+        lora_rank=max(space.lora_rank),
+        samples=max(space.samples, steps * space.batch_size),
+        seed=seed,
+        batch_size=space.batch_size,
+        trainer_kwargs=dict(space.trainer_kwargs),
+    )
+
+
+def baseline_step_counts(space: FinetuneSpace) -> list[int]:
+    return list(space.baseline_steps) if space.baseline_steps is not None else [space.steps[1], 4 * space.steps[1]]
 
 
 def sample_recipe(space: FinetuneSpace, *, parent: str, rng: np.random.Generator) -> FinetuneRecipe:

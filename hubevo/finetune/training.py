@@ -42,8 +42,12 @@ from hubevo.fsio import atomic_dir
 MAX_LENGTH = 1024  # tokens per prompt + completion, unless the model or tokenizer allows fewer
 
 
-def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: str | None = None) -> dict:
+def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: str | None = None,
+             adapter_only: bool = False) -> dict:
     """Fine-tune the parent in `model_dir` by `recipe` and write the child, a plain HF model folder, to `out_dir`.
+
+    With `adapter_only` and a LoRA recipe, `out_dir` gets the peft adapter alone (the child is
+    the parent plus the adapter, merged when it is materialised): megabytes instead of a model.
 
     Returns the run's metrics (`final_loss`, `reward_accuracy` and `reward_margin` of the
     last step's batch, None for sft; `seconds`, `steps`, `dataset_revision`). Raises
@@ -63,9 +67,13 @@ def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: 
         steps, global_step = _check_history(trainer.state.log_history, recipe=recipe), trainer.state.global_step
         child = trainer.accelerator.unwrap_model(trainer.model)
         del trainer, model
-        child = child.merge_and_unload() if recipe.lora_rank else child
-        _check_weights(child, recipe=recipe)
-        _save(child, tokenizer, out_dir=Path(out_dir), dtype=dtype, use_cache=use_cache)
+        if adapter_only and recipe.lora_rank:
+            _check_weights(child, recipe=recipe)
+            _save_adapter(child, out_dir=Path(out_dir))
+        else:
+            child = child.merge_and_unload() if recipe.lora_rank else child
+            _check_weights(child, recipe=recipe)
+            _save(child, tokenizer, out_dir=Path(out_dir), dtype=dtype, use_cache=use_cache)
     del child
     _release(place)
     return _metrics(steps, seconds=time.perf_counter() - start, global_step=global_step, revision=revision)
@@ -244,6 +252,12 @@ def _save(model, tokenizer, *, out_dir: Path, dtype, use_cache) -> None:
     with atomic_dir(out_dir) as partial:
         model.to(dtype).save_pretrained(partial)
         tokenizer.save_pretrained(partial)
+
+
+def _save_adapter(model, *, out_dir: Path) -> None:
+    """Write only the LoRA adapter (peft's `adapter_config.json` and `adapter_model.safetensors`)."""
+    with atomic_dir(out_dir) as partial:
+        model.save_pretrained(partial)
 
 
 def _release(place: Placement) -> None:

@@ -1,21 +1,96 @@
 """The Hub client and its errors: one `HfApi`, injected everywhere, and one translation of failures.
 
 Every function of `hubevo.hub` takes `api=`; None builds a client from the environment
-(`HF_ENDPOINT`, and the token from `HF_TOKEN` or the stored `hf auth login`). Retries of
-429s, 5xx and dropped connections are the client's own; what is left when they give up
-becomes a `HubError` (or `MemberNotFoundError` for a repo that cannot be read) naming the
-repo and what would fix it. No message ever carries a token: server text is redacted.
+(`HF_ENDPOINT`, and the token from `HF_TOKEN` or the stored `hf auth login`). Idempotent reads
+and commits (made idempotent by content: unchanged files are dropped) go through `retried`,
+which tries again after a 408, 429, 5xx or dropped connection with exponential backoff,
+honouring `Retry-After`. What is left when it gives up becomes a `HubError` (or
+`MemberNotFoundError` for a repo that cannot be read) naming the repo, how many attempts were
+made and what would fix it. No message ever carries a token: server text is redacted.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
 
 from hubevo.errors import HubError, HubevoError, MemberNotFoundError
 
 TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{20,}")
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+log = logging.getLogger("hubevo")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How `retried` tries again: `attempts` in all, waits of `base_s`, 2x, 4x... capped at `max_s`
+    (a longer `Retry-After` is capped too). `HUBEVO_HUB_ATTEMPTS` and `HUBEVO_HUB_BACKOFF_S` override."""
+
+    attempts: int = 5
+    base_s: float = 1.0
+    max_s: float = 60.0
+
+    @classmethod
+    def from_env(cls) -> "RetryPolicy":
+        return cls(attempts=max(1, int(os.environ.get("HUBEVO_HUB_ATTEMPTS", cls.attempts))),
+                   base_s=float(os.environ.get("HUBEVO_HUB_BACKOFF_S", cls.base_s)))
+
+    def wait(self, attempt: int, err: Exception) -> float:
+        after = retry_after(err)
+        return min(self.max_s, after if after is not None else self.base_s * 2 ** (attempt - 1))
+
+
+def retry_after(err: Exception) -> float | None:
+    """Seconds the server asked to wait (a numeric `Retry-After` header), if it did."""
+    response = getattr(err, "response", None)
+    value = response.headers.get("Retry-After") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def is_retryable(err: Exception) -> bool:
+    """A rate limit, a server failure or a dropped connection: the same call may succeed later."""
+    import httpx2
+
+    response = getattr(err, "response", None)
+    if response is not None:
+        return response.status_code in RETRY_STATUSES
+    return isinstance(err, (httpx2.TransportError, ConnectionError, TimeoutError))
+
+
+def retried(call: Callable[[], T], *, what: str, policy: RetryPolicy | None = None) -> T:
+    """`call()`, tried again after a retryable failure; the error that ends it carries `attempts`.
+
+    Only for idempotent calls: reads, `create_repo(exist_ok=True)`, tags with `exist_ok`, and
+    commits (the client drops files the Hub already has, so a repeated commit changes nothing).
+    """
+    policy = policy or RetryPolicy.from_env()
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            return call()
+        except hub_exceptions() as err:
+            if attempt == policy.attempts or not is_retryable(err):
+                err.attempts = attempt
+                raise
+            wait = policy.wait(attempt, err)
+            log.warning("Hub call %s failed (%s); attempt %d of %d in %.1f s", what, _short(err), attempt + 1,
+                        policy.attempts, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _short(err: Exception) -> str:
+    response = getattr(err, "response", None)
+    return f"HTTP {response.status_code}" if response is not None else type(err).__name__
 
 
 class GatedMemberError(MemberNotFoundError):
@@ -83,16 +158,25 @@ def translate(
         return missing(f"Hub repo {repo_id!r} lacks a file that was asked for: {_server(err, api)}")
     if isinstance(err, OfflineModeIsEnabled):
         return HubError(f"cannot {action} Hub repo {repo_id!r}: HF_HUB_OFFLINE is set")
+    tries = _tries(err)
     if isinstance(err, HfHubHTTPError) and err.response is not None:
         status = err.response.status_code
-        return HubError(_http_message(status, repo_id=repo_id, action=action, detail=_server(err, api)))
+        failed = HubError(_http_message(status, repo_id=repo_id, action=action, detail=_server(err, api), tries=tries))
+        failed.transient = status in RETRY_STATUSES
+        return failed
     return HubError(
-        f"could not reach the Hub to {action} {repo_id!r} ({type(err).__name__}: {redact(str(err), api=api)[:200]}); "
-        "check the network or HF_ENDPOINT and run again"
+        f"could not reach the Hub to {action} {repo_id!r} ({type(err).__name__}{tries}: "
+        f"{redact(str(err), api=api)[:200]}); check the network or HF_ENDPOINT and run again"
     )
 
 
-def _http_message(status: int, *, repo_id: str, action: str, detail: str) -> str:
+def _tries(err: Exception) -> str:
+    """', after 5 attempts' when `retried` made them; nothing when the call was made once."""
+    attempts = getattr(err, "attempts", 1)
+    return f", after {attempts} attempts" if attempts > 1 else ""
+
+
+def _http_message(status: int, *, repo_id: str, action: str, detail: str, tries: str = "") -> str:
     if status == 401:
         return (f"the Hub refused the token when trying to {action} {repo_id!r} (HTTP 401): "
                 "it is invalid or expired; set HF_TOKEN or run `hf auth login`")
@@ -102,10 +186,9 @@ def _http_message(status: int, *, repo_id: str, action: str, detail: str) -> str
                 f"{namespace!r} (your user or one of your orgs); {detail}")
     if status == 429:
         return (f"rate-limited by the Hub while trying to {action} {repo_id!r} "
-                "(HTTP 429, after the client's retries); wait a few minutes and run again with --resume")
+                f"(HTTP 429{tries}); wait a few minutes and run again with --resume")
     if status >= 500:
-        return (f"the Hub failed (HTTP {status}) while trying to {action} {repo_id!r}, "
-                "after the client's retries; run again later")
+        return f"the Hub failed (HTTP {status}{tries}) while trying to {action} {repo_id!r}; run again later"
     return f"the Hub answered HTTP {status} when trying to {action} {repo_id!r}: {detail}"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hubevo.config import HubQuery, Member
 from hubevo.errors import MemberNotFoundError
-from hubevo.hub.client import GatedMemberError, ensure_api, hub_call
+from hubevo.hub.client import GatedMemberError, ensure_api, hub_call, retried
 from hubevo.hub.download import metadata_snapshot, split_revision
 from hubevo.seed import ARCH_FIELDS, ResolvedMember, arch_signature, vocab_digest
 
@@ -53,10 +53,10 @@ def list_candidates(query: HubQuery, *, api=None) -> list:
     api = ensure_api(api)
     where = f"list_models({query.model_dump(exclude_defaults=True)})"
     with hub_call(where, action="search", api=api):
-        return list(api.list_models(
+        return retried(lambda: list(api.list_models(
             author=query.author, search=query.search, filter=query.filter or None, sort=query.sort,
             limit=query.limit, full=True,
-        ))
+        )), what=where)
 
 
 def judge(info, *, reference: Reference | None, api=None) -> tuple[str | None, Path | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hubevo.errors import MemberNotFoundError
-from hubevo.hub.client import ensure_api, hub_call
+from hubevo.hub.client import ensure_api, hub_call, retried
 
 TOKENIZER_FILES = [
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -32,7 +32,7 @@ def snapshot(repo: str, *, api=None, cache_dir: Path | None = None) -> tuple[Pat
     api = ensure_api(api)
     repo_id, revision = split_revision(repo)
     with hub_call(repo_id, action="download", api=api):
-        info = api.model_info(repo_id, revision=revision)
+        info = retried(lambda: api.model_info(repo_id, revision=revision), what=f"model_info({repo_id!r})")
         files = [s.rfilename for s in info.siblings or []]
         if not any(f.endswith(".safetensors") for f in files):
             raise MemberNotFoundError(

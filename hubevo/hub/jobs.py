@@ -3,8 +3,10 @@
 A job runs `python app.py worker run.yaml` in a container of `image` (a Docker image, or
 `hf.co/spaces/<org>/<space>` for a Space built from this repository). The run config travels
 in the job's environment (`HUBEVO_RUN_CONFIG`, plain YAML: it holds no secret) and is written
-to `run.yaml` inside the container. The token travels only as the job *secret* `HF_TOKEN`:
-never in the command, the environment, a label or a log line.
+to `run.yaml` inside the container, with `publish.state: hub` unless the config says otherwise,
+so the next job resumes from the state the last one pushed (`hubevo.hub.state_sync`). The token
+travels only as the job *secret* `HF_TOKEN`: never in the command, the environment, a label or a
+log line.
 
 Every job of a run carries the label `hubevo-run=<run>`, so `run_jobs` finds them again
 (`list_jobs` / `list_scheduled_jobs` filter by label); `job_logs` and `cancel_run` act on them.
@@ -65,11 +67,20 @@ def job_request(
     """The job that runs `cfg`'s worker; ConfigError for what a container could not run (see `check_runnable`)."""
     check_runnable(cfg)
     check_options(flavor=flavor, timeout=timeout, schedule=schedule)
-    config_text = yaml.safe_dump(cfg.model_dump(mode="json", exclude={"output"}), sort_keys=False)
+    config_text = yaml.safe_dump(job_config(cfg), sort_keys=False)
     return JobRequest(
         image=image, command=command or worker_command(), flavor=flavor, env={CONFIG_ENV: config_text},
         labels={RUN_LABEL: run_label(cfg.name)}, timeout=timeout, schedule=schedule,
     )
+
+
+def job_config(cfg: RunConfig) -> dict:
+    """The config the job runs: its state kept on the Hub (a job's disk ends with it) unless the config
+    says `publish.state: local`; no output folder (the worker picks one in the container)."""
+    data = cfg.model_dump(mode="json", exclude={"output"})
+    if "state" not in cfg.publish.model_fields_set:
+        data["publish"]["state"] = "hub"
+    return data
 
 
 def check_runnable(cfg: RunConfig) -> None:

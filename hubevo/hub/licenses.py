@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubevo.errors import ConfigError
-from hubevo.hub.client import ensure_api, hub_call
+from hubevo.hub.client import ensure_api, hub_call, retried
 from hubevo.hub.download import split_revision
 
 
@@ -142,7 +142,7 @@ def hub_license(repo: str, *, api=None) -> ParentLicense:
     api = ensure_api(api)
     repo_id, revision = split_revision(repo)
     with hub_call(repo_id, action="read the license of", api=api):
-        info = api.model_info(repo_id, revision=revision)
+        info = retried(lambda: api.model_info(repo_id, revision=revision), what=f"model_info({repo_id!r})")
     card = info.card_data.to_dict() if info.card_data is not None else {}
     return ParentLicense(repo_id, _license_of(card), gated=bool(info.gated))
 

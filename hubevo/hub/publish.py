@@ -15,20 +15,25 @@ completed by the next call:
 - the results dataset `{namespace}/{run}-results` gets the candidate table, the lineage
   graph, the run config and a card, in one commit that the client skips when nothing changed.
 
-The local run folder is only read: a failed push never loses a survivor.
+The local run folder is only read: a failed push never loses a survivor. A survivor folder may
+hold only its card (`hubevo.rebuild`): `folder_of` lends the full folder of one model at a
+time, only when a commit needs its weights.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubevo.config import RunConfig
 from hubevo.errors import HubError, MemberNotFoundError
 from hubevo.hub.cards import champion_card, results_card
-from hubevo.hub.client import ensure_api, hub_call
+from hubevo.hub.client import ensure_api, hub_call, retried
 from hubevo.hub.download import MODEL_FILES, snapshot
 from hubevo.hub.eval_results import eval_result_files
 from hubevo.hub.licenses import Derived, gated_note, hub_license, lineage_licenses, local_license
@@ -39,6 +44,7 @@ from hubevo.state import RunState
 log = logging.getLogger("hubevo")
 
 RESULT_FILES = ("lineage.json", "config.yaml")
+FolderOf = Callable[[str], AbstractContextManager[Path]]  # individual id -> its full model folder, while open
 
 
 @dataclass
@@ -53,14 +59,16 @@ class Published:
 def publish_generation(
     *, run_dir: Path, state: RunState, cfg: RunConfig, api=None, licenses: bool = False,
     license_override: str | None = None, task_datasets: dict[str, str] | None = None,
+    folder_of: FolderOf | None = None,
 ) -> Published:
     """Bring the Hub up to date with `state` as `cfg.publish` asks; raises HubError naming the repo on failure.
 
     `licenses` derives each bred model's license from its parents' (LicenseError when they
     conflict, unless `license_override`); `task_datasets` names the Hub dataset of a task for
-    its `.eval_results` entries.
+    its `.eval_results` entries. `folder_of` lends a bred model's full folder (default: its survivor folder).
     """
     pub = cfg.publish
+    folder_of = folder_of or (lambda cid: contextlib.nullcontext(Path(state.saved[cid])))
     if pub.push == "none":
         return Published()
     api = ensure_api(api)
@@ -74,9 +82,10 @@ def publish_generation(
             folder = Path(state.saved[cid])
             push_survivor(api, repo_id=repo_id, folder=folder, generations=generations,
                           private=pub.private, message=survivor_message(state, cid),
-                          extra=extras.survivor(cid, folder, new_version=newer.get(cid)), new_version=newer.get(cid))
+                          extra=extras.survivor(cid, folder, new_version=newer.get(cid)), new_version=newer.get(cid),
+                          weights=lambda cid=cid: folder_of(cid))
             done.survivors[cid] = repo_id
-    done.champion = push_champions(api, state=state, cfg=cfg, extras=extras)
+    done.champion = push_champions(api, state=state, cfg=cfg, extras=extras, folder_of=folder_of)
     done.results = push_results(api, run_dir=Path(run_dir), state=state, cfg=cfg)
     return done
 
@@ -195,7 +204,8 @@ def existing_tags(api, repo_id: str, *, repo_type: str = "model") -> set[str] | 
     from huggingface_hub.errors import RepositoryNotFoundError
 
     try:
-        return {tag.name for tag in api.list_repo_refs(repo_id, repo_type=repo_type).tags}
+        refs = retried(lambda: api.list_repo_refs(repo_id, repo_type=repo_type), what=f"list_repo_refs({repo_id!r})")
+        return {tag.name for tag in refs.tags}
     except RepositoryNotFoundError:
         return None
 
@@ -217,9 +227,11 @@ def commit_files(api, repo_id: str, files: dict[str, Path | bytes], *, message: 
     ops = [CommitOperationAdd(path_in_repo=path, path_or_fileobj=data if isinstance(data, bytes) else str(data))
            for path, data in files.items()]
     if delete_others:
-        stale = set(api.list_repo_files(repo_id, repo_type=repo_type)) - set(files) - {".gitattributes"}
+        have = retried(lambda: api.list_repo_files(repo_id, repo_type=repo_type), what=f"list_repo_files({repo_id!r})")
+        stale = set(have) - set(files) - {".gitattributes"}
         ops += [CommitOperationDelete(path_in_repo=path) for path in sorted(stale)]
-    return api.create_commit(repo_id, operations=ops, commit_message=message, repo_type=repo_type)
+    return retried(lambda: api.create_commit(repo_id, operations=ops, commit_message=message, repo_type=repo_type),
+                   what=f"create_commit({repo_id!r})")
 
 
 def model_files(folder: Path, *, repo_id: str, patterns: list[str] | None = None) -> dict[str, Path]:
@@ -231,34 +243,49 @@ def model_files(folder: Path, *, repo_id: str, patterns: list[str] | None = None
 
 
 def push_survivor(api, *, repo_id: str, folder: Path, generations: list[int], private: bool, message: str,
-                  extra: dict[str, bytes] | None = None, new_version: str | None = None) -> None:
-    """Commit the survivor's folder plus `extra` files, then tag it; only `new_version` is updated once tagged."""
+                  extra: dict[str, bytes] | None = None, new_version: str | None = None,
+                  weights: Callable[[], AbstractContextManager[Path]] | None = None) -> None:
+    """Commit the survivor's full folder plus `extra` files, then tag it; only `new_version` is updated once tagged.
+
+    `folder` holds its card; `weights()` lends the full folder (default: `folder`), only when a commit is due.
+    """
     tags = [f"gen-{g}" for g in generations]
-    files: dict[str, Path | bytes] = {**model_files(folder, repo_id=repo_id), **(extra or {})}
+    extra = extra or {}
     with hub_call(repo_id, action="push to", api=api, missing=HubError):
         have = existing_tags(api, repo_id)
         todo = [t for t in tags if have is None or t not in have]
         if not todo:
             if new_version is not None:
-                link_new_version(api, repo_id, readme=files["README.md"], new_version=new_version)
+                link_new_version(api, repo_id, readme=extra.get("README.md", folder / "README.md"),
+                                 new_version=new_version)
             return
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        commit = commit_files(api, repo_id, files, message=message)
-        for tag in todo:
-            api.create_tag(repo_id, tag=tag, revision=commit.oid, tag_message=message, exist_ok=True)
+    with (weights or (lambda: contextlib.nullcontext(folder)))() as full:
+        files: dict[str, Path | bytes] = {**model_files(full, repo_id=repo_id), **extra}
+        _commit_survivor(api, repo_id=repo_id, files=files, tags=todo, private=private, message=message)
     log.info("pushed survivor %s (%s)", repo_id, ", ".join(todo))
+
+
+def _commit_survivor(api, *, repo_id: str, files: dict[str, Path | bytes], tags: list[str], private: bool,
+                     message: str) -> None:
+    with hub_call(repo_id, action="push to", api=api, missing=HubError):
+        retried(lambda: api.create_repo(repo_id, private=private, exist_ok=True), what=f"create_repo({repo_id!r})")
+        commit = commit_files(api, repo_id, files, message=message)
+        for tag in tags:
+            retried(lambda: api.create_tag(repo_id, tag=tag, revision=commit.oid, tag_message=message, exist_ok=True),  # noqa: B023
+                    what=f"create_tag({repo_id!r}, {tag!r})")
 
 
 def link_new_version(api, repo_id: str, *, readme: Path | bytes, new_version: str) -> None:
     """Point a replaced champion's card at its successor, unless the card on the Hub already does."""
-    card = api.model_info(repo_id).card_data
+    card = retried(lambda: api.model_info(repo_id), what=f"model_info({repo_id!r})").card_data
     if card is not None and card.get("new_version") == new_version:
         return
     commit_files(api, repo_id, {"README.md": readme}, message=f"superseded by {new_version}")
     log.info("marked %s as superseded by %s", repo_id, new_version)
 
 
-def push_champions(api, *, state: RunState, cfg: RunConfig, extras: Extras | None = None) -> str | None:
+def push_champions(api, *, state: RunState, cfg: RunConfig, extras: Extras | None = None,
+                   folder_of: FolderOf | None = None) -> str | None:
     """Commit and tag every change of champion not yet on the champion repo; returns the repo id."""
     history = champion_history(state)
     if not history:
@@ -268,33 +295,44 @@ def push_champions(api, *, state: RunState, cfg: RunConfig, extras: Extras | Non
         have = existing_tags(api, repo_id)
         todo = [(g, cid) for g, cid in history if have is None or f"gen-{g}" not in have]
         if todo:
-            api.create_repo(repo_id, private=cfg.publish.private, exist_ok=True)
+            retried(lambda: api.create_repo(repo_id, private=cfg.publish.private, exist_ok=True),
+                    what=f"create_repo({repo_id!r})")
         for generation, cid in todo:
             ev, name = state.evaluations[cid], state.individuals[cid].name
             message = f"gen-{generation}: {name} is the champion (fitness {ev.fitness:.4f})"
-            files = champion_files(api, state=state, cfg=cfg, cid=cid, generation=generation, extras=extras)
-            commit = commit_files(api, repo_id, files, message=message, delete_others=True)
-            api.create_tag(repo_id, tag=f"gen-{generation}", revision=commit.oid, tag_message=message, exist_ok=True)
+            bred = state.individuals[cid].kind != "seed"
+            with (folder_of or _saved_folder(state))(cid) if bred else contextlib.nullcontext() as folder:
+                files = champion_files(api, state=state, cfg=cfg, cid=cid, generation=generation, extras=extras,
+                                       folder=folder)
+                commit = commit_files(api, repo_id, files, message=message, delete_others=True)
+            retried(lambda: api.create_tag(repo_id, tag=f"gen-{generation}", revision=commit.oid,  # noqa: B023
+                                           tag_message=message, exist_ok=True), what=f"create_tag({repo_id!r})")
             log.info("pushed champion %s at gen-%d to %s", name, generation, repo_id)
     return repo_id
 
 
+def _saved_folder(state: RunState) -> FolderOf:
+    return lambda cid: contextlib.nullcontext(Path(state.saved[cid]))
+
+
 def champion_files(api, *, state: RunState, cfg: RunConfig, cid: str, generation: int,
-                   extras: Extras | None = None) -> dict[str, Path | bytes]:
-    """The champion's model files, card and `.eval_results`; a seed champion is read from where it came from."""
-    files = _champion_files(api, state=state, cfg=cfg, cid=cid, generation=generation)
+                   extras: Extras | None = None, folder: Path | None = None) -> dict[str, Path | bytes]:
+    """The champion's model files, card and `.eval_results`; a seed champion is read from where it came from,
+    a bred one from `folder` (default: its survivor folder)."""
+    files = _champion_files(api, state=state, cfg=cfg, cid=cid, generation=generation, folder=folder)
     if extras is not None:
         files["README.md"] = extras.readme(files["README.md"].decode(), cid).encode()
         files.update(extras.eval_files(cid))
     return files
 
 
-def _champion_files(api, *, state: RunState, cfg: RunConfig, cid: str, generation: int) -> dict[str, Path | bytes]:
+def _champion_files(api, *, state: RunState, cfg: RunConfig, cid: str, generation: int,
+                    folder: Path | None = None) -> dict[str, Path | bytes]:
     ind, ev = state.individuals[cid], state.evaluations[cid]
     card = dict(run_name=cfg.name, generation=generation, name=ind.name, fitness=ev.fitness)
     repo_id = cfg.publish.champion_repo(cfg.name)
     if ind.kind != "seed":
-        files = model_files(Path(state.saved[cid]), repo_id=repo_id)
+        files = model_files(folder or Path(state.saved[cid]), repo_id=repo_id)
         readme = files.pop("README.md", None)
         text = readme.read_text() if readme else None
         files["README.md"] = champion_card(text, also_at=hub_repo_of(state, cfg, cid), **card).encode()
@@ -321,7 +359,8 @@ def push_results(api, *, run_dir: Path, state: RunState, cfg: RunConfig) -> str:
         champion=champion, champion_repo=cfg.publish.champion_repo(cfg.name) if history else None,
     ).encode()
     with hub_call(repo_id, action="push to", api=api, missing=HubError):
-        api.create_repo(repo_id, repo_type="dataset", private=cfg.publish.private, exist_ok=True)
+        retried(lambda: api.create_repo(repo_id, repo_type="dataset", private=cfg.publish.private, exist_ok=True),
+                what=f"create_repo({repo_id!r})")
         generation = max(state.survivors, default=state.generation)
         commit_files(api, repo_id, files, repo_type="dataset",
                      message=f"results after generation {generation}: {len(state.evaluations)} candidates")

@@ -37,6 +37,7 @@ from hubevo.strategies.options import PAPER_SIGMA, CMAESOptions, SpaceOptions
 
 NEUTRAL = {"weight": 1.0, "density": 1.0, "t": 0.5, "lambda": 1.0}
 AUTO_FALLBACK = "dare_ties"  # the paper's PS method, when no standard recipe was scored
+INTERPOLATIONS = ("linear", "slerp", "nuslerp")  # searched as task arithmetic when there is a base
 
 __all__ = ["PAPER_SIGMA", "CMAES", "CMAESOptions", "CMASearch", "ParameterSpace", "SpaceOptions"]
 
@@ -114,6 +115,19 @@ def parameter_space(cfg, view, options: SpaceOptions) -> ParameterSpace:
     ranges = {**cfg.crossover.ranges, **options.ranges}
     return ParameterSpace(method=options.method, parents=view.seeds, base=view.base,
                           n_layers=view.layers(view.seeds[0]), options=options, ranges=ranges)
+
+
+def as_task_arithmetic(genome: MergeGenome, *, base: str) -> MergeGenome:
+    """An interpolation of the parents (linear, or slerp/nuslerp read as their linear counterpart) as
+    task arithmetic over `base`: weights summing to 1, lambda 1."""
+    if genome.method == "slerp":
+        t = genome.shared.get("t", 0.5)
+        weights = [1.0 - t, t]
+    else:
+        weights = [genes.get("weight", 1.0) for genes in genome.per_parent] or [1.0] * len(genome.parents)
+    total = sum(weights) or 1.0
+    return MergeGenome(method="task_arithmetic", parents=genome.parents, base=base, shared={"lambda": 1.0},
+                       per_parent=tuple({"weight": w / total} for w in weights))
 
 
 class GaussianSource:
@@ -245,7 +259,10 @@ class CMAES(CMASearch):
 
     With `method: auto` (the default) the search waits for generation 0's standard recipes and
     starts at the genes of the best of them that has genes to search (not model_stock), in its
-    method; without standard recipes it starts at x0 in the paper's dare_ties space.
+    method; an interpolation (linear, slerp, nuslerp) is searched as task arithmetic over the
+    base from the same point, with weights from 0, so the search can also move towards the base
+    (where model_stock goes) or away from it. Without standard recipes it starts at x0 in the
+    paper's dare_ties space.
     """
 
     name = "cmaes"
@@ -265,12 +282,19 @@ class CMAES(CMASearch):
         if self.view.generation == 0 and self.cfg.search.baselines != []:
             return False  # the standard recipes join generation 0 beside the members
         scored = [self.view.evaluations[i] for i in self.view.baselines if i in self.view.evaluations]
-        searchable = [e for e in scored if self.view.individuals[e.id].genome.method != "model_stock"]
+        searchable = [e for e in scored if self.view.individuals[e.id].genome is not None
+                      and self.view.individuals[e.id].genome.method != "model_stock"]
         best = ranking.champion(searchable)
-        method = self.view.individuals[best].genome.method if best else AUTO_FALLBACK
-        self.space = parameter_space(self.cfg, self.view, self.options.model_copy(update={"method": method}))
-        x0 = self.space.encode(self.view.individuals[best].genome) if best else [self.options.x0] * self.space.dim
-        self.start = {"method": method, "x0": x0, "from": best}
+        genome = self.view.individuals[best].genome if best else None
+        if genome is not None and self.view.base and genome.method in INTERPOLATIONS:
+            genome = as_task_arithmetic(genome, base=self.view.base)  # same point, free to move towards the base
+        options = self.options.model_copy(update={"method": genome.method if genome else AUTO_FALLBACK})
+        if genome is not None and genome.method == "task_arithmetic" and "weight" not in self.options.ranges:
+            high = max(1.0, self.cfg.crossover.ranges.get("weight", (0.0, 1.0))[1])
+            options = options.model_copy(update={"ranges": {**options.ranges, "weight": (0.0, high)}})
+        self.space = parameter_space(self.cfg, self.view, options)
+        x0 = self.space.encode(genome) if genome else [self.options.x0] * self.space.dim
+        self.start = {"method": options.method, "x0": x0, "from": best, "ranges": options.ranges}
         return True
 
     def start_point(self) -> list[float]:
@@ -283,5 +307,5 @@ class CMAES(CMASearch):
         super().load_state_dict(state)
         if state.get("start"):
             self.start = state["start"]
-            self.space = parameter_space(self.cfg, self.view,
-                                         self.options.model_copy(update={"method": self.start["method"]}))
+            self.space = parameter_space(self.cfg, self.view, self.options.model_copy(update={
+                "method": self.start["method"], "ranges": self.start.get("ranges", self.options.ranges)}))

@@ -4,12 +4,21 @@ tell: elites (`keep_top_k`, carried unchanged) and, for every other slot of the 
 population, parents picked by roulette wheel or tournament with a chance of a
 uniform pick. ask: the seeds in generation 0; afterwards the elites plus one child
 per planned couple, made by crossover (a merge recipe) and mutation: gene perturbation,
-or fine-tuning (dpo, sft) of the couple's first, fitter-picked parent.
+or fine-tuning (dpo, sft) of the couple's first, fitter-picked parent. When fine-tuning is
+among the operators, one slot of every generation is the best candidate fine-tuned.
+
+With the per-task archive (`search.options.archive`; the default for open-ended populations)
+the GA keeps skills as well as fitness, in the spirit of CycleQD and M2N2: the best candidate
+seen on each fitness task stays in the population unchanged, and each couple's second parent
+is drawn in proportion to how much it is better than the first on the tasks where the first
+is weak, so merges combine complementary strengths rather than two copies of one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+import numpy as np
 
 from hubevo import ranking, selection
 from hubevo.crossover import crossover
@@ -28,6 +37,12 @@ class GeneticAlgorithm(Strategy):
         self.best: list[str] = []
         self.elites: list[str] = []
         self.couples: list[tuple[str, ...]] = []
+        self.archive: dict[str, str] = {}  # fitness task -> id of the best candidate on it so far
+
+    @property
+    def uses_archive(self) -> bool:
+        wanted = self.options.archive
+        return wanted if wanted is not None else self.cfg.population.query is not None
 
     def ask(self) -> list[Individual]:
         view = self.view
@@ -35,7 +50,12 @@ class GeneticAlgorithm(Strategy):
             return self.seeds()
         rng = rng_for(self.cfg.seed, view.generation, "breed")
         population = [view.individuals[i] for i in self.elites]
-        for parents in self.couples:
+        couples = self.couples
+        tuned = self.tuned_leader(rng)
+        if tuned is not None and couples:  # one slot: the leader fine-tuned, every generation
+            population.append(view.individuals.get(tuned.id, tuned))
+            couples = couples[:-1]
+        for parents in couples:
             for _attempt in range(8):  # a duplicate recipe would only re-read the cache
                 child = self.make_child(parents, rng)
                 if child.id not in {p.id for p in population} and child.id not in view.evaluations:
@@ -43,6 +63,15 @@ class GeneticAlgorithm(Strategy):
             if child.id not in {p.id for p in population}:
                 population.append(view.individuals.get(child.id, child))
         return population
+
+    def tuned_leader(self, rng) -> Individual | None:
+        """A fine-tuned child of the best candidate, when fine-tuning is among the mutation operators."""
+        operators = [op for op in self.cfg.mutation.operators if is_finetune(op)]
+        if not operators or not self.best:
+            return None
+        space = self.cfg.mutation.finetune.model_copy(update={"operator": operators[0]})
+        recipe = sample_recipe(space, parent=self.best[0], rng=rng)
+        return finetune_individual(recipe, generation=self.view.generation)
 
     def make_child(self, parents: tuple[str, ...], rng) -> Individual:
         cfg, view = self.cfg, self.view
@@ -63,12 +92,23 @@ class GeneticAlgorithm(Strategy):
         fitness = {e.id: e.fitness for e in ok}
         self.best = ranking.ranked(ok)[: max(cfg.selection.keep_top_k, 1)]
         self.elites = self.best[: cfg.selection.keep_top_k]
+        if self.uses_archive:
+            self.archive = update_archive(self.archive, ok, self.view.evaluations)
+            self.elites = list(dict.fromkeys([*self.elites, *self.archive.values()]))
         rng = rng_for(cfg.seed, self.view.generation, "select")
-        n_children = cfg.budget.population_size - len(self.elites)
-        self.couples = [] if len(fitness) < 2 else [
-            selection.pick_parents(fitness, n=cfg.selection.parents_per_child, cfg=cfg.selection, rng=rng)
-            for _ in range(n_children)
-        ]
+        n_children = max(cfg.budget.population_size - len(self.elites), 1)
+        self.couples = [] if len(fitness) < 2 else [self.pick_couple(fitness, rng) for _ in range(n_children)]
+
+    def pick_couple(self, fitness: Mapping[str, float], rng) -> tuple[str, ...]:
+        cfg = self.cfg
+        if not self.uses_archive or cfg.selection.parents_per_child < 2:
+            return selection.pick_parents(fitness, n=cfg.selection.parents_per_child, cfg=cfg.selection, rng=rng)
+        first = selection.pick_parents(fitness, n=1, cfg=cfg.selection, rng=rng)[0]
+        mates = [i for i in fitness if i != first]
+        gains = np.array([complement(self.view.evaluations[first], self.view.evaluations[m]) for m in mates])
+        weights = gains + 1e-3 * (gains.sum() == 0)  # nobody complements the first: any mate, uniformly
+        second = mates[int(rng.choice(len(mates), p=weights / weights.sum()))]
+        return (first, second)
 
     def stop(self) -> str | None:
         if self.view.generation > 0 or self.couples:
@@ -80,12 +120,39 @@ class GeneticAlgorithm(Strategy):
     def survivors(self, *, final: bool) -> list[str]:
         """The best (and elites) always; the planned parents too unless no generation follows."""
         parents = [] if final else [p for couple in self.couples for p in couple]
-        return list(dict.fromkeys([*self.best, *parents]))
+        return list(dict.fromkeys([*self.best, *self.archive.values(), *parents]))
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "elites": self.elites, "couples": [list(c) for c in self.couples]}
+        return {"best": self.best, "elites": self.elites, "couples": [list(c) for c in self.couples],
+                "archive": dict(self.archive)}
 
     def load_state_dict(self, state: dict) -> None:
         self.best = list(state.get("best", []))
         self.elites = list(state.get("elites", []))
         self.couples = [tuple(c) for c in state.get("couples", [])]
+        self.archive = dict(state.get("archive", {}))
+
+
+def update_archive(archive: Mapping[str, str], results: list[Evaluation],
+                   evaluations: Mapping[str, Evaluation]) -> dict[str, str]:
+    """Per fitness task, the best candidate so far (ties: the fitter overall, then `hubevo.ranking`'s order)."""
+    out = dict(archive)
+    for ev in results:
+        for task, score in ev.scores.items():
+            holder = evaluations.get(out[task]) if task in out else None
+            if holder is None or _beats(ev, holder, task):
+                out[task] = ev.id
+    return out
+
+
+def _beats(challenger: Evaluation, holder: Evaluation, task: str) -> bool:
+    a, b = challenger.scores[task], holder.scores.get(task, float("-inf"))
+    if a != b:
+        return a > b
+    key = lambda e: ranking.rank_key(e.fitness, e.generation, e.id)  # noqa: E731
+    return key(challenger) < key(holder)
+
+
+def complement(first: Evaluation, mate: Evaluation) -> float:
+    """How much `mate` adds to `first`: its summed lead on the tasks where it scores higher."""
+    return sum(max(0.0, score - first.scores.get(task, 0.0)) for task, score in mate.scores.items())

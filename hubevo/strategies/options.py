@@ -22,8 +22,13 @@ def known_method(name: str) -> str:
     return name
 
 
-class NoOptions(Frozen):
-    """A strategy without options of its own (`ga`: its genes live in selection, crossover and mutation)."""
+class GAOptions(Frozen):
+    """The GA's own options (its genes live in selection, crossover and mutation)."""
+
+    archive: bool | None = Field(
+        None, description="Per-task elite archive: the best candidate on each fitness task is carried unchanged "
+                          "and mates are picked for complementary strengths; default on for open-ended populations "
+                          "(population.query: immigrants), off otherwise.")
 
 
 class SpaceOptions(Frozen):
@@ -95,7 +100,7 @@ class NSGA2Options(Frozen):
 
 
 STRATEGY_OPTIONS: dict[str, type[Frozen]] = {
-    "ga": NoOptions, "cmaes": CMAESOptions, "dfs": DFSOptions, "psdfs": PSDFSOptions, "nsga2": NSGA2Options,
+    "ga": GAOptions, "cmaes": CMAESOptions, "dfs": DFSOptions, "psdfs": PSDFSOptions, "nsga2": NSGA2Options,
     "random": SpaceOptions,
 }
 

@@ -1,0 +1,73 @@
+"""One process per run folder: an OS file lock on `<run dir>/.lock`, held for the run's life.
+
+The lock is `flock` on an open file, so the kernel releases it when the holder exits,
+however it exits (a crash or SIGKILL included); the file itself stays and only says who
+held it last. Within one process the lock is re-entrant: the scheduler's job thread and
+the loop it calls share the process's hold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from hubevo.errors import RunLockedError
+
+LOCK_FILE = ".lock"
+_HELD: dict[str, list] = {}  # resolved run dir -> [fd, depth]
+_GUARD = threading.Lock()
+
+
+def holder(run_dir: Path) -> dict:
+    """Who holds (or last held) the lock of `run_dir`: pid, host, since; {} when unknown."""
+    try:
+        return json.loads((Path(run_dir) / LOCK_FILE).read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _busy_message(run_dir: Path) -> str:
+    who = holder(run_dir)
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(who["since"])) if "since" in who else "?"
+    return (f"run folder {str(run_dir)!r} is in use by process {who.get('pid', '?')} on host "
+            f"{who.get('host', '?')!r} (since {since}); wait for it to finish, stop that process, "
+            "or choose another output.dir")
+
+
+def _acquire(run_dir: Path) -> int:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunLockedError(_busy_message(run_dir)) from None
+    stamp = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, stamp.encode(), 0)
+    return fd
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold `run_dir` for this process; a second process gets `RunLockedError` naming the holder."""
+    key = str(Path(run_dir).resolve())
+    with _GUARD:
+        if key in _HELD:
+            _HELD[key][1] += 1
+        else:
+            _HELD[key] = [_acquire(Path(key)), 1]
+    try:
+        yield
+    finally:
+        with _GUARD:
+            _HELD[key][1] -= 1
+            if _HELD[key][1] == 0:
+                os.close(_HELD.pop(key)[0])  # closing the descriptor releases the flock

@@ -1,0 +1,43 @@
+"""Checks of a run's surroundings before its folder is locked or anything expensive is loaded.
+
+The config itself is validated by `hubevo.config`; what is checked here is the machine:
+whether `output.dir` can hold a run, and whether the execution backend can be reached
+with what is installed. Each failure is a `ConfigError` naming the field and the fix.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from hubevo.config import RunConfig
+from hubevo.errors import ConfigError
+
+
+def check_output_dir(folder: Path) -> None:
+    """`output.dir` must be a folder (or creatable as one) that this process can write to."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is a file, not a folder; "
+                          "move the file away or choose another output.dir")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is not writable by this user; "
+                          "fix its permissions or choose another output.dir")
+
+
+def check_backend(cfg: RunConfig) -> None:
+    """A `ray://` address needs Ray's client extra (grpcio) installed."""
+    execution = cfg.execution
+    if execution.backend == "ray" and execution.address.startswith("ray://"):
+        missing = [name for name in ("ray", "grpc") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(f"execution.address {execution.address!r} uses the Ray client, which needs "
+                              f"{', '.join(missing)} (not installed); pip install 'ray[client]', or use "
+                              "execution.address: auto or local")
+
+
+def check_run(cfg: RunConfig) -> None:
+    check_output_dir(cfg.output.dir)
+    check_backend(cfg)

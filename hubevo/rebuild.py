@@ -1,0 +1,76 @@
+"""Stage 6, publish: full weights on disk only where they are read; anything else rebuilt from its recipe.
+
+Every individual is reproducible bit for bit from what the run state keeps: a merged child
+from its mergekit recipe over its parents, a LoRA child from its parent plus its adapter
+(`candidates/<id>`), a seed from its folder or pinned Hub snapshot. So a run keeps one full
+model folder of its own, the champion's (`models/<name>`, next to its card), and every other
+survivor folder holds its card and `recipe.yaml` only.
+
+mergekit reads parents from folders, so before a candidate is merged, trained, validated or
+exported, `Rebuilder.ensure` materialises each parent that has no folder into the rebuild
+cache (`cache/<name>`, parents first, recursively) through the runner's resident model, the
+same path a candidate takes to be scored: what is rebuilt is what was scored. The loop clears
+the cache at the end of each generation, so between generations a run holds at most the
+champion's folder and the one a Hub push is writing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hubevo.fsio import atomic_dir, has_weights
+
+if TYPE_CHECKING:
+    from hubevo.genome import Individual
+    from hubevo.resolver import Resolver
+    from hubevo.runner import CandidateRunner
+
+__all__ = ["Rebuilder", "full_folders", "has_weights"]
+
+
+@dataclass
+class Rebuilder:
+    """Materialises any individual of a run, in the runner's resident model or to a folder."""
+
+    resolver: Resolver
+    runner: CandidateRunner
+    tokenizer_source: Path
+
+    def on_disk(self, cid: str) -> bool:
+        """Whether `cid`'s weights can be read from its `load_path` as they are (seeds always can)."""
+        resolver = self.resolver
+        if cid in resolver.member_paths or resolver.full_finetune(cid):
+            return True
+        return has_weights(Path(resolver.load_path(cid)))
+
+    def ensure(self, cids: Iterable[str]) -> None:
+        """Make every one of `cids` readable from its `load_path`, rebuilding (parents first) what is not."""
+        for cid in dict.fromkeys(cids):
+            if self.on_disk(cid):
+                continue
+            ind = self.resolver.state.individuals[cid]
+            with atomic_dir(Path(self.resolver.load_path(cid))) as tmp:
+                self.save(ind, tmp)
+
+    def materialize(self, ind: Individual):
+        """The resident model holding `ind`'s weights (its parents rebuilt to the cache first if needed)."""
+        self.ensure(self.resolver.sources(ind))
+        return self.runner.materialize(self.resolver.merge_config(ind), adapter=self.resolver.adapter(ind))
+
+    def save(self, ind: Individual, out_dir: Path) -> Path:
+        """Write `ind`'s full model folder (weights, config, tokenizer) to `out_dir`."""
+        self.materialize(ind)
+        return self.runner.materializer.save(out_dir, tokenizer_source=self.tokenizer_source)
+
+    def clear(self) -> None:
+        """Remove every rebuilt parent: the next generation rebuilds the ones it reads."""
+        shutil.rmtree(self.resolver.cache_dir, ignore_errors=True)
+
+
+def full_folders(root: Path) -> list[Path]:
+    """Every model folder with weights under `root` (what a run costs on disk)."""
+    return sorted({p.parent for p in Path(root).rglob("config.json") if has_weights(p.parent)})
