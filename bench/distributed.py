@@ -62,7 +62,7 @@ def tiny_zoo(root: Path):
         "doc_to_target: answer\nmetric_list:\n  - metric: acc\n")
     spec = {"name": TINY_TASK, "metric": "acc"}
     return SimpleNamespace(root=root, base=members["base"], specialists={k: members[k] for k in ("ft1", "ft2", "ft3")},
-                           tasks_dir=tasks, fitness_tasks=[spec], heldout_tasks=[spec])
+                           tasks_dir=tasks, fitness_tasks=[spec], heldout_tasks=[])
 
 
 def make_zoo(kind: str, root: Path):

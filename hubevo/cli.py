@@ -51,7 +51,7 @@ def cmd_demo(args) -> int:
     from hubevo.demo.runner import run_demo
 
     run_demo(out_dir=Path(args.out), cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-             progress=not args.no_progress, dpo=args.dpo)
+             progress=not args.no_progress, dpo=args.dpo, zoo_recipe=args.zoo)
     return 0
 
 
@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--cache-dir", default=None, help="where the demo zoo is cached")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.add_argument("--dpo", action="store_true", help="also mutate by DPO fine-tuning on the shipped pairs")
+    demo.add_argument("--zoo", choices=["hard", "fast"], default="hard",
+                      help="hard: specialists whose skills interfere in naive merges; fast: the unit tests' zoo")
     demo.set_defaults(func=cmd_demo)
     worker = sub.add_parser("worker", help="continuous mode without the UI (a Hub job or an endpoint)")
     worker.add_argument("config", help="path of the run YAML")

@@ -150,6 +150,16 @@ class FitnessConfig(Frozen):
         False, description="Knowingly select on well-known benchmark test sets (refused otherwise).")
 
     @model_validator(mode="after")
+    def _heldout_apart(self):
+        overlap = sorted({t.name for t in self.tasks} & {t.name for t in self.heldout})
+        if overlap:
+            raise ValueError(
+                f"fitness.heldout repeats fitness task(s) {', '.join(map(repr, overlap))}: selection would see the "
+                "held-out set, so its score would not be held out; give fitness.heldout a separate task "
+                "(another split or data) or leave it empty")
+        return self
+
+    @model_validator(mode="after")
     def _rungs_below_limit(self):
         if self.racing and self.limit is not None and self.racing.rungs[-1] >= self.limit:
             raise ValueError(f"racing rungs {self.racing.rungs} must stay below fitness.limit ({self.limit})")

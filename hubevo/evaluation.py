@@ -95,6 +95,23 @@ def skip_per_call_provenance() -> None:
 
     evaluator.add_env_info = _no_env_info
     evaluator.get_git_commit_hash = _no_git_hash
+    quiet_request_building()
+
+
+def quiet_request_building() -> None:
+    """lm-eval draws a bar per task while it builds requests, with no switch to turn it off: hubevo
+    hands it a bar that follows the library-bar switch (`hubevo.terminal`)."""
+    import lm_eval.api.task as task_module
+
+    task_module.tqdm = _request_bar
+
+
+def _request_bar(*args, **kwargs):
+    from tqdm import tqdm
+
+    from hubevo.terminal import library_bars
+
+    return tqdm(*args, **{"disable": not library_bars(), **kwargs})
 
 
 def _no_env_info(results: dict) -> None:

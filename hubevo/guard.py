@@ -75,6 +75,3 @@ def check_fitness_tasks(cfg: FitnessConfig, *, task_configs: Mapping[str, Mappin
         )
     if found:
         log.warning("fitness.allow_test_sets: knowingly selecting on test sets %s", ", ".join(found))
-    overlap = sorted({t.name for t in cfg.tasks} & {t.name for t in cfg.heldout})
-    if overlap:
-        log.warning("tasks %s are both fitness and held-out: their held-out scores are not held out", overlap)

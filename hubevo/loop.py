@@ -221,10 +221,10 @@ def evaluate_generation(run: Run, backend) -> None:
         todo = todo[: max(0, cap - len(state.evaluations))]
     todo = [*stale(run), *todo]
     bar = tqdm(total=len(todo), desc=f"generation {state.generation}", unit="candidate", disable=not run.progress)
-    for evaluation in scored(run, backend, todo):
+    for done, evaluation in enumerate(scored(run, backend, todo), start=1):
         record(run, evaluation)
         append_event(run.run_dir, "evaluated", id=evaluation.id, generation=state.generation,
-                     status=evaluation.status, fitness=evaluation.fitness, done=bar.n + 1, total=len(todo))
+                     status=evaluation.status, fitness=evaluation.fitness, done=done, total=len(todo))
         bar.update()
     bar.close()
 
@@ -513,6 +513,18 @@ def add_immigrants(run: Run, members: list[ResolvedMember]) -> list[str]:
     return added
 
 
+def step_past_finished(run: Run) -> str | None:
+    """A resumed run whose last generation finished (survivors written, pushed, its summary logged) moves on
+    to the next one, so nothing is logged or pushed twice; the reason to stop instead if the budget is spent."""
+    state = run.state
+    if not (state.finished and state.generation in state.survivors):
+        return None
+    reason = stop_reason(run) or run.strategy.stop()
+    if reason is None:
+        advance(run)
+    return reason
+
+
 def advance(run: Run) -> None:
     run.state.generation += 1
     run.state.population = []
@@ -557,10 +569,11 @@ def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
     for stale in clean_temp_dirs(cfg.output.dir):
         log.info("removed %s, left by an interrupted write", stale)
     run = start(cfg, resume=resume, progress=progress, api=api)
+    reason = None  # TMPCHECK
     backend = make_backend(cfg, runner=run.runner)
-    run.state.finished, reason = False, None
+    run.state.finished = False
     try:
-        while next_generation(run):                       # 4+5: crossover and mutation inside ask
+        while reason is None and next_generation(run):    # 4+5: crossover and mutation inside ask
             evaluate_generation(run, backend)             # 2
             tell(run)                                     # 3
             finals(run)                                   # 3: the champion is picked on validation

@@ -298,10 +298,36 @@ def lineage_graph(state: RunState) -> dict:
          "revision": i.revision,
          "method": i.finetune.operator if i.finetune else getattr(i.genome, "method", None),
          "fitness": state.evaluations[i.id].fitness if i.id in state.evaluations else None}
+        | ({"layers": [step.parent for step in i.genome.path]} if hasattr(i.genome, "path") else {})
         for i in state.individuals.values()
     ]
-    edges = [{"source": p, "target": i.id} for i in state.individuals.values() for p in i.parents]
+    edges = [{"source": p, "target": i.id, **edge_genes(i, p)} for i in state.individuals.values() for p in i.parents]
     return {"directed": True, "multigraph": False, "graph": {}, "nodes": nodes, "edges": edges}
+
+
+def parent_weights(individual: Individual) -> dict[str, float]:
+    """Each merge parent's weight: its `weight` gene (averaged over layer blocks), or slerp's 1 - t and t."""
+    genome = individual.genome
+    if genome is None or not hasattr(genome, "per_parent"):
+        return {}
+    if genome.method == "slerp" and "t" in genome.shared and len(genome.parents) == 2:
+        t = float(genome.shared["t"])
+        return {genome.parents[0]: 1 - t, genome.parents[1]: t}
+    tables = [genome.per_parent] + [block.per_parent for block in genome.blocks if block.module is None]
+    weights: dict[str, list[float]] = {}
+    for table in tables:
+        for pid, genes in zip(genome.parents, table, strict=False):
+            if "weight" in genes:
+                weights.setdefault(pid, []).append(float(genes["weight"]))
+    return {pid: sum(values) / len(values) for pid, values in weights.items()}
+
+
+def edge_genes(individual: Individual, parent: str) -> dict:
+    """What the lineage edge parent -> child carries: its role (parent or base) and the parent's weight."""
+    genome = individual.genome
+    role = "base" if genome is not None and parent == genome.base and parent not in genome.parents else "parent"
+    weight = parent_weights(individual).get(parent)
+    return {"role": role, **({"weight": round(weight, 4)} if weight is not None else {})}
 
 
 def write_tables(state: RunState, run_dir: Path) -> None:

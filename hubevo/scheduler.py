@@ -269,6 +269,19 @@ def _now():
     return datetime.now(timezone.utc)
 
 
+def progress_message(cfg: RunConfig, state, *, phase: str) -> str:
+    """Why a finished run stopped; for one still going, the generations done and the one running or next."""
+    if state is None:
+        return "queued"
+    if phase not in ("running", "paused"):
+        return state.stop_reason or ""
+    done, total = state.generations_done, cfg.budget.generations
+    if done is None or done < state.generation and not state.finished:
+        return f"generation {state.generation} of {total} running"
+    scored = " (the members scored)" if done == 0 else ""
+    return f"generation {done} of {total} done{scored}; generation {done + 1} is next"
+
+
 def budget_spent(cfg: RunConfig, state) -> bool:
     """Whether a run has no budget left: its generations, its wall time or its evaluations."""
     budget = cfg.budget
@@ -276,12 +289,22 @@ def budget_spent(cfg: RunConfig, state) -> bool:
             or (budget.max_evaluations is not None and len(state.evaluations) >= budget.max_evaluations))
 
 
+def generation_progress(events: list[dict]) -> tuple[int, int]:
+    """Candidates evaluated so far in the latest generation, and how many it has. Counted from the events,
+    not read from their `done` (runs without progress bars wrote 1 there)."""
+    evaluated = [e for e in events if e["event"] == "evaluated"]
+    if not evaluated:
+        return 0, 0
+    last = evaluated[-1]
+    ids = {e.get("id") for e in evaluated if e.get("generation") == last.get("generation")}
+    return len(ids), last.get("total", 0)
+
+
 def run_status(folder: Path, *, running: bool = False) -> dict:
     """One run's progress for the status page: generation, candidate, time left, best fitness."""
     cfg = load_config(folder / RUN_FILE)
     control, state = read_control(folder), load_state(folder)
-    evaluated = [e for e in read_events(folder) if e["event"] == "evaluated"]
-    last = evaluated[-1] if evaluated else {}
+    counted, total = generation_progress(read_events(folder))
     per_eval = state.elapsed_s / max(len(state.evaluations), 1) if state else None
     left = max(cfg.budget.generations - (state.generation if state else 0), 0) * cfg.budget.population_size
     phase = control.get("state", "active")
@@ -290,9 +313,9 @@ def run_status(folder: Path, *, running: bool = False) -> dict:
         phase = "running" if running or (state is not None and not done) else "finished" if done else "queued"
     best = state.evaluations[state.champion()].fitness if state and state.champion() else None
     return {
-        "name": folder.name, "state": phase, "generation": state.generation if state else 0,
-        "generations": cfg.budget.generations, "candidate": last.get("done", 0), "candidates": last.get("total", 0),
+        "name": folder.name, "state": phase, "generation": state.generations_done if state else None,
+        "generations": cfg.budget.generations, "candidate": counted, "candidates": total,
         "elapsed_s": state.elapsed_s if state else 0.0, "eta_s": per_eval * left if per_eval else None,
-        "best_fitness": best, "message": control.get("last_error") or (state.stop_reason if state else "queued"),
+        "best_fitness": best, "message": control.get("last_error") or progress_message(cfg, state, phase=phase),
         "owner": control.get("owner"),
     }

@@ -76,6 +76,11 @@ class RunState(BaseModel):
     finished: bool = False
     stop_reason: str | None = None
 
+    @property
+    def generations_done(self) -> int | None:
+        """The last generation whose survivors are chosen (0: the members scored); None before that."""
+        return max(self.survivors, default=None)
+
     def fitness_of(self, ids) -> dict[str, float | None]:
         return {i: self.evaluations[i].fitness for i in ids if i in self.evaluations}
 

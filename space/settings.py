@@ -7,6 +7,7 @@
 | `HUBEVO_ALLOW_LIST` | Hugging Face usernames that may seed, pause and stop runs (comma separated) |
 | `HUBEVO_RESULTS_DATASETS` | results dataset repos `{namespace}/{run}-results` to show (comma separated) |
 | `HUBEVO_TASK_DIRS` | folders of local lm-eval task YAML files seeded runs may use (comma separated) |
+| `HUBEVO_SPACE_LOCAL_ROOT` | self-hosting: a folder under which seeded runs may name local model folders (unset = Hub repos only) |
 
 The host is Gradio's `GRADIO_SERVER_NAME` (a Space sets 0.0.0.0); unset, the app binds 127.0.0.1.
 """
@@ -30,6 +31,7 @@ class SpaceSettings:
     allow_list: tuple[str, ...] = ()
     hub_datasets: tuple[str, ...] = ()
     task_dirs: tuple[Path, ...] = ()
+    local_root: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "SpaceSettings":
@@ -40,9 +42,11 @@ class SpaceSettings:
             allow_list=_items(env.get("HUBEVO_ALLOW_LIST")),
             hub_datasets=_items(env.get("HUBEVO_RESULTS_DATASETS")),
             task_dirs=tuple(Path(p) for p in _items(env.get("HUBEVO_TASK_DIRS"))),
+            local_root=Path(env["HUBEVO_SPACE_LOCAL_ROOT"]) if env.get("HUBEVO_SPACE_LOCAL_ROOT") else None,
         )
 
     def app_kwargs(self) -> dict:
         """Keyword arguments of `space.ui.build_app` (add `controller=` and `api=`)."""
         return {"runs_root": self.runs_root, "admin_token": self.admin_token, "allow_list": list(self.allow_list),
-                "hub_datasets": list(self.hub_datasets), "task_dirs": list(self.task_dirs)}
+                "hub_datasets": list(self.hub_datasets), "task_dirs": list(self.task_dirs),
+                "local_root": self.local_root}

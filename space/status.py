@@ -32,7 +32,7 @@ def local_status(run: RunData, *, now: float | None = None) -> dict:
     else:
         ago = format_duration((time.time() if now is None else now) - run.saved_at) if run.saved_at else "?"
         phase, message = "unfinished", f"not managed here; state saved {ago} ago (resume with `hubevo evolve --resume`)"
-    return {**base, "state": phase, "generation": state.generation, "candidate": done,
+    return {**base, "state": phase, "generation": state.generations_done, "candidate": done,
             "candidates": len(state.population), "elapsed_s": state.elapsed_s, "message": message}
 
 

@@ -1,24 +1,37 @@
 """The Family tree tab: the lineage graph, a model's ancestors, and their picture as a PNG.
 
 `family_tree` cuts a model and its ancestors out of the run's lineage graph (networkx's
-node-link JSON, as the loop writes it); `tree_layout` puts one column per generation, the
-best (by `space.ranking`) on top. Nodes are coloured by kind (seed or bred), labelled with name and fitness; every edge
-parent -> child is labelled with the child's merge method. Drawn on a bare matplotlib
-`Figure` (no pyplot), so concurrent requests never share a global figure.
+node-link JSON, as the loop writes it: edges carry the parent's role and merge weight, data-flow
+children the parent of each layer). `tree_layout` puts one row per generation, oldest on top, the
+best (by `space.ranking`) on the left. `tree_figure` draws labelled boxes (long names end in an
+ellipsis), each edge labelled at its midpoint with the parent's weight (or "dpo"/"sft", or the
+layer count a data-flow parent gave), label boxes nudged along their edge until none overlap. Edges
+from a merge's base model are left out and named in a note, so they do not cross the picture. The
+champion is drawn gold, the selected model outlined red; below, one strip per data-flow child
+shows which parent each layer came from. Drawn on a bare matplotlib `Figure` (no pyplot), so
+concurrent requests never share a global figure.
 """
 
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import networkx as nx
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 
 from space.ranking import order_key
 
 COLOURS = {"seed": "#9ecae1", "merge": "#fdae6b", "finetune": "#a1d99b"}
+CHAMPION = "#ffd54f"
 FOCUS_EDGE = "#d62728"
+PARENT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+BOX_W, BOX_H, ROW_GAP, COL_GAP = 2.3, 0.72, 1.7, 2.7
+NAME_CHARS = 24
+INCH_PER_UNIT = 0.72
+LABEL_SPOTS = (0.5, 0.38, 0.62, 0.27, 0.73, 0.18, 0.82)
 
 
 def lineage_digraph(lineage: dict) -> nx.DiGraph:
@@ -26,7 +39,7 @@ def lineage_digraph(lineage: dict) -> nx.DiGraph:
     for node in lineage.get("nodes", []):
         graph.add_node(node["id"], **{k: v for k, v in node.items() if k != "id"})
     for edge in lineage.get("edges", []):
-        graph.add_edge(edge["source"], edge["target"])
+        graph.add_edge(edge["source"], edge["target"], **{k: v for k, v in edge.items() if k not in ("source", "target")})
     return graph
 
 
@@ -42,7 +55,7 @@ def family_tree(lineage: dict, model_id: str) -> nx.DiGraph:
 
 
 def tree_layout(tree: nx.DiGraph) -> dict[str, tuple[float, float]]:
-    """x = generation, y = rank within the generation (best on top), centred on 0."""
+    """y = minus the generation (one row each, oldest on top), x = rank in the row (best left), centred on 0."""
     by_generation: dict[int, list[str]] = {}
     for node, data in tree.nodes(data=True):
         by_generation.setdefault(int(data.get("generation") or 0), []).append(node)
@@ -50,57 +63,185 @@ def tree_layout(tree: nx.DiGraph) -> dict[str, tuple[float, float]]:
     for generation, nodes in by_generation.items():
         nodes.sort(key=lambda n: order_key(tree.nodes[n].get("fitness"), generation, cid=n))
         for rank, node in enumerate(nodes):
-            positions[node] = (float(generation), (len(nodes) - 1) / 2 - rank)
+            positions[node] = ((rank - (len(nodes) - 1) / 2) * COL_GAP, -generation * ROW_GAP)
     return positions
 
 
-# the picture -------------------------------------------------------------------------------------------
+# labels ------------------------------------------------------------------------------------------------
+def short_name(name: str, *, limit: int = NAME_CHARS) -> str:
+    """`name` cut to `limit` characters, ending in an ellipsis when cut."""
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
 def node_label(data: dict) -> str:
     fitness = data.get("fitness")
-    score = f"\n{fitness:.3f}" if isinstance(fitness, (int, float)) else ""
-    return f"{data.get('name', '?')}{score}"
+    score = f"{fitness:.3f}" if isinstance(fitness, (int, float)) else "no score"
+    method = data.get("method") or data.get("kind") or ""
+    return f"{short_name(str(data.get('name', '?')))}\n{method} · {score}"
 
 
-def split_edges(tree: nx.DiGraph, positions: dict) -> list[tuple[list, str]]:
-    """Edges to the next generation drawn almost straight; longer ones bent, so they skip the nodes between."""
-    short = [(u, v) for u, v in tree.edges if positions[v][0] - positions[u][0] <= 1]
-    long = [(u, v) for u, v in tree.edges if positions[v][0] - positions[u][0] > 1]
-    return [(edges, bend) for edges, bend in ((short, "arc3,rad=0.05"), (long, "arc3,rad=-0.25")) if edges]
+def edge_label(tree: nx.DiGraph, parent: str, child: str) -> str:
+    """The parent's share in the child: its weight, the fine-tuning operator, or its layer count."""
+    data, child_data = tree.edges[parent, child], tree.nodes[child]
+    if child_data.get("kind") == "finetune":
+        return str(child_data.get("method") or "finetune")
+    if child_data.get("layers"):
+        count = child_data["layers"].count(parent)
+        return f"{count} layer{'s' if count != 1 else ''}"
+    if "weight" in data:
+        return f"w {data['weight']:.2f}"
+    return str(data.get("method") or "")
 
 
-def tree_figure(tree: nx.DiGraph, *, focus: str) -> Figure:
-    """Draw `tree` (see `family_tree`), the node `focus` outlined."""
+def drawn_edges(tree: nx.DiGraph) -> list[tuple[str, str]]:
+    return [(u, v) for u, v, d in tree.edges(data=True) if d.get("role") != "base"]
+
+
+def base_note(tree: nx.DiGraph) -> str:
+    bases = sorted({tree.nodes[u].get("name", u) for u, _v, d in tree.edges(data=True) if d.get("role") == "base"})
+    return f"base model of ties/task-arithmetic merges (edges not drawn): {', '.join(bases)}" if bases else ""
+
+
+# the picture -------------------------------------------------------------------------------------------
+def figure_size(positions: dict, strips: int) -> tuple[float, float]:
+    xs, ys = [x for x, _ in positions.values()], [y for _, y in positions.values()]
+    width = (max(xs) - min(xs) + BOX_W + 1.0) * INCH_PER_UNIT
+    height = (max(ys) - min(ys) + BOX_H + 1.4) * INCH_PER_UNIT
+    return max(width, 6.0), height + 0.5 + 0.35 * strips
+
+
+def draw_node(ax, node: str, data: dict, xy: tuple[float, float], *, focus: bool, champion: bool) -> None:
+    colour = CHAMPION if champion else COLOURS.get(data.get("kind", "merge"), "#dddddd")
+    box = FancyBboxPatch((xy[0] - BOX_W / 2, xy[1] - BOX_H / 2), BOX_W, BOX_H, boxstyle="round,pad=0.02",
+                         facecolor=colour, edgecolor=FOCUS_EDGE if focus else "#555555",
+                         linewidth=2.5 if focus else 1.0, zorder=2, gid=f"node:{node}")
+    ax.add_patch(box)
+    ax.text(*xy, ("★ " if champion else "") + node_label(data), ha="center", va="center", fontsize=7,
+            zorder=3, gid=f"name:{node}")
+
+
+def edge_ends(tail: tuple[float, float], head: tuple[float, float]) -> tuple:
+    return (tail[0], tail[1] - BOX_H / 2), (head[0], head[1] + BOX_H / 2)
+
+
+def draw_edge(ax, ends: tuple, *, bend: float) -> None:
+    ax.add_patch(FancyArrowPatch(*ends, connectionstyle=f"arc3,rad={bend}", arrowstyle="-|>", mutation_scale=10,
+                                 color="#777777", linewidth=1.0, zorder=1, shrinkA=0, shrinkB=0))
+
+
+def on_curve(ends: tuple, bend: float, fraction: float, ax) -> tuple[float, float]:
+    """The data point a `fraction` of the way along the arc3 curve between `ends` bent by `bend`."""
+    (x0, y0), (x2, y2) = (ax.transData.transform(end) for end in ends)
+    cx, cy = (x0 + x2) / 2 + bend * (y2 - y0), (y0 + y2) / 2 - bend * (x2 - x0)
+    t = fraction
+    point = ((1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t**2 * x2, (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t**2 * y2)
+    return tuple(ax.transData.inverted().transform(point))
+
+
+def overlaps(box, others) -> bool:
+    return any(box.overlaps(other) for other in others)
+
+
+def place_label(ax, text: str, ends: tuple, *, bend: float, taken: list, renderer) -> None:
+    """Put `text` on the first spot along `arrow` whose box overlaps no label or node; else nudge it sideways."""
+    label = ax.text(0, 0, text, ha="center", va="center", fontsize=6.5, zorder=4, gid="edge-label",
+                    bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "#bbbbbb", "linewidth": 0.5})
+    for fraction in LABEL_SPOTS:
+        label.set_position(on_curve(ends, bend, fraction, ax))
+        if not overlaps(label_extent(label, renderer), taken):
+            break
+    else:
+        x, y = on_curve(ends, bend, 0.5, ax)
+        step = 0.25
+        while overlaps(label_extent(label, renderer), taken):
+            x += step
+            label.set_position((x, y))
+    taken.append(label_extent(label, renderer))
+
+
+def label_extent(label, renderer):
+    """The label's white box in pixels: its text plus the box's padding and a little air."""
+    return label.get_window_extent(renderer).padded(4)
+
+
+def draw_edges(ax, tree: nx.DiGraph, positions: dict, *, renderer) -> None:
+    taken = [p.get_window_extent(renderer) for p in ax.patches if str(p.get_gid()).startswith("node:")]
+    taken += [t.get_window_extent(renderer) for t in ax.texts if t.get_gid() == "generation"]
+    for u, v in sorted(drawn_edges(tree), key=lambda e: (positions[e[1]][1], positions[e[0]][0]), reverse=True):
+        rows = round((positions[u][1] - positions[v][1]) / ROW_GAP)
+        ends, bend = edge_ends(positions[u], positions[v]), 0.0 if rows <= 1 else 0.3
+        draw_edge(ax, ends, bend=bend)
+        place_label(ax, edge_label(tree, u, v), ends, bend=bend, taken=taken, renderer=renderer)
+
+
+def layer_strips(tree: nx.DiGraph) -> list[str]:
+    return sorted((n for n, d in tree.nodes(data=True) if d.get("layers")), key=lambda n: tree.nodes[n].get("generation", 0))
+
+
+def parent_colours(tree: nx.DiGraph, nodes: list[str]) -> dict[str, str]:
+    parents = list(dict.fromkeys(p for n in nodes for p in tree.nodes[n]["layers"]))
+    return {p: PARENT_COLOURS[i % len(PARENT_COLOURS)] for i, p in enumerate(parents)}
+
+
+def draw_strips(ax, tree: nx.DiGraph, nodes: list[str]) -> None:
+    """One row per data-flow child: a cell per layer of its path, coloured by the parent it came from."""
+    colours = parent_colours(tree, nodes)
+    for row, node in enumerate(nodes):
+        layers = tree.nodes[node]["layers"]
+        for index, parent in enumerate(layers):
+            ax.add_patch(Rectangle((index, -row - 0.4), 0.95, 0.8, facecolor=colours[parent], edgecolor="white",
+                                   gid=f"layer:{node}:{index}"))
+    ax.set_xlim(-0.2, max(len(tree.nodes[n]["layers"]) for n in nodes) + 0.2)
+    ax.set_ylim(-len(nodes) + 0.4, 0.6)
+    ax.set_yticks([-r for r in range(len(nodes))], [short_name(tree.nodes[n].get("name", n)) for n in nodes], fontsize=7)
+    ax.set_xlabel("layer (which parent it came from)", fontsize=7)
+    width = max(len(tree.nodes[n]["layers"]) for n in nodes)
+    ax.set_xticks([k + 0.475 for k in range(width)], [str(k) for k in range(width)])
+    ax.tick_params(axis="x", labelsize=6, length=0)
+    handles = [Patch(facecolor=c, label=short_name(tree.nodes[p].get("name", p))) for p, c in colours.items()]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6, frameon=False)
+
+
+def tree_figure(tree: nx.DiGraph, *, focus: str, champion: str | None = None) -> Figure:
+    """Draw `tree` (see `family_tree`): the node `focus` outlined, `champion` (an id) in gold."""
     positions = tree_layout(tree)
-    generations = sorted({int(x) for x, _ in positions.values()}) or [0]
-    height = max((sum(1 for x, _ in positions.values() if x == g) for g in generations), default=1)
-    fig = Figure(figsize=(2.6 + 2.4 * len(generations), 1.2 + 1.1 * height), dpi=110)
-    ax = fig.add_subplot()
-    kinds = [tree.nodes[n].get("kind", "merge") for n in tree.nodes]
-    for edges, bend in split_edges(tree, positions):
-        nx.draw_networkx_edges(tree, positions, ax=ax, edgelist=edges, arrows=True, arrowsize=14,
-                               edge_color="#777777", node_size=2600, connectionstyle=bend)
-        nx.draw_networkx_edge_labels(tree, positions, ax=ax, font_size=6, label_pos=0.3, rotate=False,
-                                     connectionstyle=bend, node_size=2600,
-                                     edge_labels={(u, v): tree.edges[u, v].get("method", "") for u, v in edges})
-    nx.draw_networkx_nodes(tree, positions, ax=ax, node_size=2600, node_color=[COLOURS.get(k, "#dddddd") for k in kinds],
-                           edgecolors=[FOCUS_EDGE if n == focus else "#555555" for n in tree.nodes],
-                           linewidths=[3.0 if n == focus else 1.0 for n in tree.nodes])
-    nx.draw_networkx_labels(tree, positions, ax=ax, font_size=7,
-                            labels={n: node_label(d) for n, d in tree.nodes(data=True)})
-    ax.set_xticks(generations, [f"generation {g}" for g in generations])
-    ax.tick_params(axis="x", length=0, labelsize=8, labelbottom=True)  # networkx hides tick labels
-    ax.set_yticks([])
-    for side in ("top", "right", "left", "bottom"):
-        ax.spines[side].set_visible(False)
-    ax.margins(x=0.25 / len(generations) + 0.08, y=0.25)
-    handles = [Patch(facecolor=COLOURS[k], edgecolor="#555555", label=k) for k in sorted(set(kinds)) if k in COLOURS]
-    ax.legend(handles=handles, loc="upper left", fontsize=7, frameon=False)
-    ax.set_title(f"family tree of {tree.nodes[focus].get('name', focus)}", fontsize=10)
-    fig.tight_layout()
+    strips = layer_strips(tree)
+    fig = Figure(figsize=figure_size(positions, len(strips)), dpi=110)
+    FigureCanvasAgg(fig)  # a renderer to measure label boxes with
+    ax = fig.add_axes((0.02, 0.03 + (0.15 if strips else 0), 0.96, 0.87 - (0.15 if strips else 0)))
+    xs, ys = [x for x, _ in positions.values()], [y for _, y in positions.values()]
+    ax.set_xlim(min(xs) - BOX_W / 2 - 0.4, max(xs) + BOX_W / 2 + 0.4)
+    ax.set_ylim(min(ys) - BOX_H / 2 - 0.3, max(ys) + BOX_H / 2 + 0.3)
+    ax.set_axis_off()
+    for node, data in tree.nodes(data=True):
+        draw_node(ax, node, data, positions[node], focus=node == focus, champion=node == champion)
+    draw_generations(ax, tree)
+    draw_edges(ax, tree, positions, renderer=fig.canvas.get_renderer())
+    draw_legend(ax, tree, focus=focus)
+    if strips:
+        draw_strips(fig.add_axes((0.18, 0.09, 0.6, 0.1 * min(len(strips), 3) / 1.5)), tree, strips)
     return fig
 
 
-def tree_png(tree: nx.DiGraph, *, focus: str) -> bytes:
+def draw_generations(ax, tree: nx.DiGraph) -> None:
+    for generation in sorted({int(d.get("generation") or 0) for _, d in tree.nodes(data=True)}):
+        ax.text(ax.get_xlim()[0], -generation * ROW_GAP + BOX_H / 2 + 0.08, f"generation {generation}",
+                fontsize=7, color="#666666", ha="left", va="bottom", gid="generation")
+
+
+def draw_legend(ax, tree: nx.DiGraph, *, focus: str) -> None:
+    kinds = Counter(d.get("kind", "merge") for _, d in tree.nodes(data=True))
+    handles = [Patch(facecolor=COLOURS[k], edgecolor="#555555", label=k) for k in sorted(kinds) if k in COLOURS]
+    handles.append(Patch(facecolor=CHAMPION, edgecolor="#555555", label="champion"))
+    ax.figure.legend(handles=handles, loc="upper right", fontsize=7, frameon=False, ncols=len(handles))
+    ax.figure.suptitle(f"family tree of {short_name(str(tree.nodes[focus].get('name', focus)), limit=48)}",
+                       fontsize=10, x=0.02, ha="left")
+    note = base_note(tree)
+    if note:
+        ax.figure.text(0.02, 0.955, short_name(note, limit=140), fontsize=6.5, color="#555555", va="top")
+
+
+def tree_png(tree: nx.DiGraph, *, focus: str, champion: str | None = None) -> bytes:
     buffer = io.BytesIO()
-    tree_figure(tree, focus=focus).savefig(buffer, format="png")
+    tree_figure(tree, focus=focus, champion=champion).savefig(buffer, format="png")
     return buffer.getvalue()

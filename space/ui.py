@@ -29,7 +29,11 @@ from space.leaderboard import (
     leaderboard, link_text, model_choices, model_key, model_link, plain, sort_choices,
 )
 from space.progress import STATS_COLUMNS, generation_stats, progress_figure
-from space.seeding import PUSH_MODES, BudgetCaps, SeedForm, TaskCatalog, build_run_config, local_task_names
+from space.ranking import champion_id
+from space.seeding import (
+    PUSH_MODES, BudgetCaps, SeedError, SeedForm, TaskCatalog, build_run_config, config_from_yaml, form_numbers,
+    local_task_names,
+)
 from space.status import STATUS_COLUMNS, local_status, merge_statuses, status_table
 from space.tree import family_tree, tree_png
 
@@ -58,12 +62,14 @@ def build_app(
     task_dirs: Sequence[Path] = (),
     caps: BudgetCaps = BudgetCaps(),
     oauth: bool | None = None,
+    local_root: Path | None = None,
 ) -> gr.Blocks:
     """The Space. `controller` queues and steers runs (see `space.controller`; None = read-only).
 
     `task_dirs`: folders of local lm-eval tasks a seeded run may use (other names are checked
     against lm-eval's registry); `caps`: the most one seeded run may spend; `oauth`: show the
-    Hugging Face sign-in button (default: only when running on a Space, where it works).
+    Hugging Face sign-in button (default: only when running on a Space, where it works); `local_root`: the
+    folder under which seeded runs may name local model folders (self-hosting; None = Hub repos only).
     """
     catalog = Catalog(runs_root=runs_root, hub_datasets=hub_datasets, api=api)
     access = Access.of(admin_token=admin_token, allow_list=allow_list)
@@ -84,9 +90,11 @@ def build_app(
             progress = progress_tab(catalog)
             model = model_tab(catalog, hub_url=hub_url)
             seed = seed_tab(catalog, controller, access=access, token=token, tasks=tasks, caps=caps,
-                            runs_root=runs_root)
+                            runs_root=runs_root, local_root=local_root)
             status = status_tab(catalog, controller, access=access, token=token)
         seed["submit"].click(seed["queue"], seed["inputs"], [seed["result"], status], api_name="queue_run")
+        seed["upload_submit"].click(seed["queue_yaml"], seed["upload_inputs"], [seed["result"], status],
+                                    api_name="queue_run_yaml")
         pickers = [tree["model"], model["model"]]
         board["table"].select(row_picker(catalog), board["table"], pickers)
         outputs = all_outputs(board, tree, progress, model, status)
@@ -260,7 +268,7 @@ def tree_tab(catalog: Catalog) -> dict:
             return None
         run, model_id = found
         family = family_tree(run.lineage, model_id)
-        return Image.open(io.BytesIO(tree_png(family, focus=model_id)))
+        return Image.open(io.BytesIO(tree_png(family, focus=model_id, champion=champion_id(run.results))))
 
     model.change(draw, model, picture)
     return {"model": model}
@@ -328,7 +336,8 @@ def detail_markdown(detail: ModelDetail, *, hub_url: str) -> str:
     )
 
 
-def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, caps: BudgetCaps, runs_root) -> dict:
+def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, caps: BudgetCaps, runs_root,
+             local_root: Path | None = None) -> dict:
     from hubevo.methods import method_table
 
     methods = sorted(method_table())
@@ -343,8 +352,7 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
                 push = gr.Dropdown(label="Publish", choices=list(PUSH_MODES), value="none")
                 private = gr.Checkbox(label="Private repos", value=True)
             with gr.Row():
-                candidates = gr.Textbox(label="Candidate repo ids (one per line, org/name[@revision])", lines=4,
-                                        elem_id="seed-candidates")
+                candidates = gr.Textbox(label=candidates_label(local_root), lines=4, elem_id="seed-candidates")
                 base = gr.Textbox(label="Base model repo id (needed by ties, dare_*, task_arithmetic, ...)",
                                   elem_id="seed-base")
             with gr.Accordion("Or find candidates with a Hub query", open=False):
@@ -352,55 +360,93 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
                     q_author = gr.Textbox(label="Author")
                     q_search = gr.Textbox(label="Search")
                     q_filter = gr.Textbox(label="Tags (comma separated), e.g. base_model:org/name")
-                    q_limit = gr.Number(label="At most", value=8, precision=0)
+                    q_limit = gr.Number(label="At most", value=8)
             chosen = gr.CheckboxGroup(label="Merge methods", choices=methods,
                                       value=[m for m in DEFAULT_METHODS if m in methods], elem_id="seed-methods")
             with gr.Row():
                 fit = gr.Textbox(label="Fitness tasks", value=", ".join(local_tasks[:1]), elem_id="seed-tasks")
                 held = gr.Textbox(label="Held-out tasks", elem_id="seed-heldout")
-                limit = gr.Number(label="Examples per task", value=64, precision=0)
+                limit = gr.Number(label="Examples per task", value=64)
             with gr.Row():
-                generations = gr.Number(label=f"Generations (≤ {caps.generations})", value=3, precision=0)
-                pop = gr.Number(label=f"Population size (≤ {caps.population_size})", value=6, precision=0)
-                max_evals = gr.Number(label=f"Max evaluations (≤ {caps.max_evaluations})", value=caps.max_evaluations,
-                                      precision=0)
+                generations = gr.Number(label=f"Generations (≤ {caps.generations})", value=3)
+                pop = gr.Number(label=f"Population size (≤ {caps.population_size})", value=6)
+                max_evals = gr.Number(label=f"Max evaluations (≤ {caps.max_evaluations})", value=caps.max_evaluations)
                 hours = gr.Number(label=f"Wall time, hours (≤ {caps.wall_time_s / 3600:g})", value=caps.wall_time_s / 3600)
             submit = gr.Button("Queue run", variant="primary", elem_id="seed-submit")
+            with gr.Accordion("Or upload a run YAML (as `hubevo evolve` reads it)", open=False):
+                upload = gr.File(label="Run config (.yaml)", file_types=[".yaml", ".yml"], type="filepath",
+                                 elem_id="seed-yaml")
+                upload_submit = gr.Button("Queue uploaded run", elem_id="seed-yaml-submit")
             result = gr.Markdown(elem_id="seed-result")
 
     def queue(token_text, run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
               method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours,
               profile: gr.OAuthProfile | None):
-        form = SeedForm(
-            name=(run_name or "").strip(), candidates=members or "", base_model=base_model or "",
-            query_author=author or "", query_search=search or "", query_filter=tags or "",
-            query_limit=_int(at_most) or 8, methods=list(method_names or []), tasks=fitness_tasks or "",
-            heldout=heldout_tasks or "", limit=_int(examples), generations=_int(gens) or 0,
-            population_size=_int(size) or 0, max_evaluations=_int(evals) or None,
-            wall_time_s=float(wall_hours) * 3600 if wall_hours else None, namespace=ns or "",
-            push=push_mode or "none", private=bool(is_private),
-        )
         try:
             user = access.user(username=profile.username if profile else None, token=token_text, action="start runs")
+            n = form_numbers(whole={"At most": at_most, "Examples per task": examples, "Generations": gens,
+                                    "Population size": size, "Max evaluations": evals},
+                             real={"Wall time, hours": wall_hours})
+            form = SeedForm(
+                name=(run_name or "").strip(), candidates=members or "", base_model=base_model or "",
+                query_author=author or "", query_search=search or "", query_filter=tags or "",
+                query_limit=n["At most"] or 8, methods=list(method_names or []), tasks=fitness_tasks or "",
+                heldout=heldout_tasks or "", limit=n["Examples per task"], generations=n["Generations"] or 0,
+                population_size=n["Population size"] or 0, max_evaluations=n["Max evaluations"] or None,
+                wall_time_s=n["Wall time, hours"] * 3600 if n["Wall time, hours"] else None, namespace=ns or "",
+                push=push_mode or "none", private=bool(is_private),
+            )
             queued = submit_form(form, user=user, controller=controller, catalog=catalog, tasks=tasks, caps=caps,
-                                 runs_root=Path(runs_root))
+                                 runs_root=Path(runs_root), local_root=local_root)
+        except HubevoError as err:
+            return f"**Refused.** {_markdown_text(err)}", gr.skip()
+        return f"**Queued** run `{queued}` for {user}; follow it in the Status tab.", status_frame(catalog, controller)
+
+    def queue_yaml(token_text, path, profile: gr.OAuthProfile | None):
+        try:
+            user = access.user(username=profile.username if profile else None, token=token_text, action="start runs")
+            queued = submit_yaml(Path(path).read_text(errors="replace") if path else "", user=user,
+                                 controller=controller, catalog=catalog, tasks=tasks, caps=caps,
+                                 runs_root=Path(runs_root), local_root=local_root)
         except HubevoError as err:
             return f"**Refused.** {_markdown_text(err)}", gr.skip()
         return f"**Queued** run `{queued}` for {user}; follow it in the Status tab.", status_frame(catalog, controller)
 
     inputs = [token, name, namespace, push, private, candidates, base, q_author, q_search, q_filter, q_limit, chosen,
               fit, held, limit, generations, pop, max_evals, hours]
-    return {"submit": submit, "queue": queue, "inputs": inputs, "result": result}
+    return {"submit": submit, "queue": queue, "inputs": inputs, "result": result, "upload_submit": upload_submit,
+            "queue_yaml": queue_yaml, "upload_inputs": [token, upload]}
+
+
+def candidates_label(local_root: Path | None) -> str:
+    if local_root is None:
+        return "Candidate repo ids (one per line, org/name[@revision])"
+    return f"Candidates (one per line): Hub repo ids, or local folders under {local_root}"
 
 
 def submit_form(form: SeedForm, *, user: str, controller, catalog: Catalog, tasks: TaskCatalog, caps: BudgetCaps,
-                runs_root: Path) -> str:
+                runs_root: Path, local_root: Path | None = None) -> str:
     """Validate `form` against the caps and the runs that exist, then queue it; returns the run's name."""
+    taken = taken_names(controller, catalog=catalog)
+    config = build_run_config(form, runs_root=runs_root, tasks=tasks, caps=caps, taken=taken, local_root=local_root)
+    return controller.submit(config, user=user)
+
+
+def submit_yaml(text: str, *, user: str, controller, catalog: Catalog, tasks: TaskCatalog, caps: BudgetCaps,
+                runs_root: Path, local_root: Path | None = None) -> str:
+    """Validate an uploaded run YAML like the form, then queue it; returns the run's name."""
+    taken = taken_names(controller, catalog=catalog)
+    if not text.strip():
+        raise SeedError("choose a run YAML file to upload first")
+    config = config_from_yaml(text, runs_root=runs_root, tasks=tasks, caps=caps, taken=taken, local_root=local_root)
+    return controller.submit(config, user=user)
+
+
+def taken_names(controller, *, catalog: Catalog) -> list[str]:
+    """The names queued or shown already; refuses when no scheduler could take a run."""
     if controller is None:
         raise AccessDenied("this deployment has no scheduler attached; it only shows results")
-    taken = [s.get("name") for s in controller.status()] + [r.name for r in catalog.runs()]
-    config = build_run_config(form, runs_root=runs_root, tasks=tasks, caps=caps, taken=taken)
-    return controller.submit(config, user=user)
+    return [s.get("name") for s in controller.status()] + [r.name for r in catalog.runs()]
 
 
 def seeding_on(access: Access, *, controller) -> bool:
@@ -463,10 +509,6 @@ def status_frame(catalog: Catalog, controller) -> pd.DataFrame:
     managed = controller.status() if controller is not None else []
     found = [local_status(r) for r in catalog.runs()]
     return status_table(merge_statuses(managed, found))
-
-
-def _int(value) -> int | None:
-    return None if value is None or value == "" else int(value)
 
 
 def _markdown_text(err: Exception) -> str:

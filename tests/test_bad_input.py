@@ -153,6 +153,8 @@ CONFIG_CASES = [
      ["fitness.racing.rungs", "positive and increasing"]),
     ("rungs-over-limit", lambda w, t, c: at(c, "fitness.racing", {"rungs": [2, 4]}),
      ["racing rungs [2, 4] must stay below fitness.limit (4)"]),
+    ("heldout-is-fitness", lambda w, t, c: at(c, "fitness.heldout", [TASK]),
+     ["fitness.heldout repeats fitness task(s) 'bi_add'", "give fitness.heldout a separate task"]),
     ("unknown-method", lambda w, t, c: at(c, "crossover.methods", ["linear", "tiez"]), ["tiez"]),
     ("unknown-operator", lambda w, t, c: at(c, "mutation.operators", ["perturb", "shuffle"]),
      ["unknown mutation operator(s) ['shuffle']", "known: perturb"]),

@@ -30,17 +30,19 @@ from tests.tiny_models import build_zoo, write_choice_task
 
 torch.set_num_threads(1)
 TASK = "hubevo_tie_mc"
+HELDOUT = "hubevo_tie_mc_heldout"
 
 
 @pytest.fixture(scope="module")
 def tied_run(hub_server, tmp_path_factory, caplog_module):
     root = tmp_path_factory.mktemp("tie")
+    write_choice_task(root / "tasks", HELDOUT)
     zoo = build_zoo(root / "zoo", finetunes=1)
     twin = shutil.copytree(zoo["ft1"], root / "zoo" / "ft1-twin")
     cfg = parse_config({
         "name": "tie",
         "population": {"members": [str(zoo["ft1"]), str(twin)]},
-        "fitness": {"tasks": [{"name": TASK, "metric": "acc"}], "heldout": [{"name": TASK, "metric": "acc"}],
+        "fitness": {"tasks": [{"name": TASK, "metric": "acc"}], "heldout": [{"name": HELDOUT, "metric": "acc"}],
                     "include_path": [str(write_choice_task(root / "tasks", TASK))], "limit": 8, "batch_size": 16},
         "search": {"strategy": "random", "options": {"method": "linear", "layer_granularity": 0,
                                                      "evaluate_seeds": False}},

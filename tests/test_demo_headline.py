@@ -39,7 +39,7 @@ def test_the_demo_prints_the_comparison_and_the_claim(demo_run):
 def test_the_demo_opens_with_what_it_does_and_closes_with_where_to_look(demo_run):
     state, printed = demo_run
     lines = printed.splitlines()
-    assert lines[0].startswith("hubevo demo: evolving the tiny demo zoo's specialists") and "zoo cached in" in lines[0]
+    assert lines[0].startswith("hubevo demo: evolving the tiny hard demo zoo's specialists") and "zoo cached in" in lines[0]
     assert lines[1].startswith("members: ") and "run folder: " in lines[1]
     assert f"champion: {state.individuals[state.champion()].name} (fitness" in printed
     assert lines[-1].startswith("browse it: hubevo space --runs ")

@@ -50,3 +50,26 @@ def test_fitness_samples_are_seeded_per_generation(demo_zoo):
     one, again, other = (evaluator.sample_indices(g) for g in (1, 1, 2))
     assert one == again and one != other
     assert all(len(v) == 16 and len(set(v)) == 16 for v in one.values())
+
+
+def test_lm_evals_request_building_bar_follows_the_library_bar_switch(demo_zoo, capsys, monkeypatch):
+    """lm-eval builds requests under an unconditional tqdm bar; hubevo's stand-in honours the switch."""
+    import lm_eval.api.task as task_module
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    from hubevo.evaluation import quiet_request_building
+
+    import sys
+
+    monkeypatch.setattr(sys.modules["huggingface_hub.utils.tqdm"], "HF_HUB_DISABLE_PROGRESS_BARS", None)  # the tests' environment pins it off
+    quiet_request_building()
+    disable_progress_bars()
+    try:
+        _evaluate_base(demo_zoo)  # a plain HFLM: its own "Running ... requests" bar is not hubevo's to hide
+        err = capsys.readouterr().err.replace("\r", "\n").splitlines()
+        assert [line for line in err if "it/s]" in line and "Running" not in line] == []
+        enable_progress_bars()
+        list(task_module.tqdm(range(3), total=3))
+        assert "3/3" in capsys.readouterr().err  # the switch on: lm-eval's bar is back
+    finally:
+        enable_progress_bars()

@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+from pydantic import ValidationError
 
 from hubevo.config import FitnessConfig
 from hubevo.errors import ConfigError
@@ -50,11 +51,10 @@ def test_a_renamed_task_over_a_benchmark_dataset_is_refused_unless_it_reads_the_
     check_fitness_tasks(cfg, task_configs={"my_math": {"dataset_path": "openai/gsm8k", "test_split": "train"}})
 
 
-def test_heldout_tasks_may_be_test_sets_and_overlap_with_fitness_is_flagged(caplog):
+def test_heldout_tasks_may_be_test_sets_but_never_fitness_tasks():
     check_fitness_tasks(FitnessConfig(tasks=["my_task"], heldout=["mmlu", "gsm8k"]))
-    with caplog.at_level(logging.WARNING, logger="hubevo"):
-        check_fitness_tasks(FitnessConfig(tasks=["my_task"], heldout=["my_task"]))
-    assert "not held out" in caplog.text
+    with pytest.raises(ValidationError, match="fitness.heldout repeats fitness task.*'my_task'.*separate task"):
+        FitnessConfig(tasks=["my_task", "other"], heldout=["mmlu", "my_task"])
 
 
 def test_the_evaluator_refuses_before_any_merge(tmp_path):

@@ -2,6 +2,7 @@
 models, only the champion keeps full weights, resume loses nothing."""
 
 import json
+import logging
 import os
 import re
 import signal
@@ -48,6 +49,15 @@ def test_champion_fitness_exceeds_best_initial_member(finished_run):
     assert state.individuals[champion.id].kind == "merge"
     assert champion.fitness > max(seeds)
     assert state.finished and state.stop_reason == "3 generations done"
+
+
+def test_evaluated_events_count_each_generations_candidates_without_progress_bars(finished_run):
+    cfg, state = finished_run
+    evaluated = [e for e in read_events(cfg.output.dir) if e["event"] == "evaluated"]
+    for generation in range(state.generation + 1):
+        events = [e for e in evaluated if e["generation"] == generation]
+        assert [e["done"] for e in events] == list(range(1, len(events) + 1))
+        assert events and all(e["total"] == len(events) for e in events)
 
 
 def test_only_the_champion_keeps_full_weights_and_every_survivor_exports_with_its_card(finished_run, tmp_path):
@@ -197,6 +207,20 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(demo_zoo, tmp_path):
     assert set(before.evaluations) <= set(after.evaluations)
     assert {i: e.fitness for i, e in after.evaluations.items()} == {i: e.fitness for i, e in reference.evaluations.items()}
     assert after.survivors == reference.survivors
+
+
+def test_run_one_generation_at_a_time_each_summary_is_logged_once(demo_zoo, tmp_path, caplog):
+    """The scheduler resumes a run with a budget one generation larger each time; the generation it
+    finished last time is not redone, so its summary is not logged (or its event written) a second time."""
+    caplog.set_level(logging.INFO, logger="hubevo")
+    for target in range(3):
+        cfg = small_config(demo_zoo, tmp_path / "out", generations=target, population_size=3)
+        state = evolve(cfg, resume=target > 0, progress=False)
+        assert state.generation == target and state.stop_reason == f"{target} generations done"
+    summaries = [r.getMessage().split(":")[0] for r in caplog.records if re.match(r"generation \d+:", r.getMessage())]
+    assert summaries == ["generation 0", "generation 1", "generation 2"]
+    events = [e["generation"] for e in read_events(cfg.output.dir) if e["event"] == "generation"]
+    assert events == [0, 1, 2]
 
 
 def test_a_failing_candidate_does_not_stop_the_run(demo_zoo, tmp_path):

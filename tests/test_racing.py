@@ -130,6 +130,19 @@ def test_members_are_never_raced_out(demo_zoo, tmp_path):
     assert state.finished and any(ind.generation == 1 for ind in state.individuals.values())
 
 
+def test_a_two_member_raced_run_keeps_both_members_and_runs_every_generation(demo_zoo, tmp_path):
+    """Population two, no standard recipes, keep 0.5: unprotected, the race would leave one parent at generation 0."""
+    cfg = raced_config(demo_zoo, tmp_path / "run", generations=2, population_size=3)
+    assert len(cfg.population.members) == 2
+    cfg = cfg.model_validate({**cfg.model_dump(), "budget": {**cfg.budget.model_dump(), "population_size": 2},
+                              "selection": {**cfg.selection.model_dump(), "keep_top_k": 1},
+                              "search": {**cfg.search.model_dump(), "baselines": []}})
+    state = evolve(cfg, progress=False)
+    assert len(state.initial) == 2 and all(state.evaluations[i].status == "ok" for i in state.initial)
+    assert state.finished and state.stop_reason == "2 generations done"
+    assert {ind.generation for i, ind in state.individuals.items() if i in state.evaluations} >= {0, 1, 2}
+
+
 def test_racing_with_dpo_children_trains_each_once_and_finishes(demo_zoo, tmp_path):
     """Fine-tuned children race like any candidate: trained in the first rung, reused in the next."""
     from hubevo.demo.preferences import write_preferences

@@ -150,7 +150,7 @@ def test_out_of_memory_in_a_worker_fails_that_candidate_only(demo_zoo, ray_clust
     job = CandidateJob(id="digits", name="digits", generation=0,
                        merge=identity_dict(str(demo_zoo.specialists["digits"]), dtype="float32"))
 
-    def out_of_memory(self, config):
+    def out_of_memory(self, config, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     with monkeypatch.context() as patched:
@@ -184,9 +184,9 @@ def test_a_dpo_child_trains_as_a_ray_task_and_scores_what_the_local_backend_scor
         backend.close()
 
     assert backend.plan.workers == 1 and backend.plan.train_cpus == 1  # one of the two CPUs kept for training
-    trained = Path(run.resolver.load_path(child.id))
+    trained = run.resolver.train_dir(child.id)  # the child keeps its LoRA adapter, not a full copy
     assert evaluation.status == "ok" and json.loads((trained / "training.json").read_text())["steps"] == 8
-    assert (trained / "model.safetensors").is_file()
+    assert (trained / "adapter_model.safetensors").is_file() and not (trained / "model.safetensors").exists()
     local = run_with("local")
     local.state.individuals[child.id] = child
     assert evaluation.scores == local.runner.run(local.job(child)).scores

@@ -11,6 +11,7 @@ check that every view names the champion by the core's one rule (`hubevo.ranking
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -23,9 +24,9 @@ from PIL import Image
 from hubevo.config import RunConfig, parse_config
 from hubevo.errors import HubError
 from hubevo.fsio import atomic_write_text
-from hubevo.genome import MergeGenome, child_individual, seed_individual, to_merge_dict
+from hubevo.genome import DataFlowGenome, LayerStep, MergeGenome, child_individual, seed_individual, to_merge_dict
 from hubevo.hub.publish import push_results
-from hubevo.publish import lineage_card, write_tables
+from hubevo.publish import lineage_card, lineage_graph, write_tables
 from hubevo.state import Evaluation, RunState, save_state
 from space.auth import ADMIN, Access, AccessDenied
 from space.catalog import Catalog
@@ -38,10 +39,13 @@ from space.leaderboard import (
 from space.loading import RunData, load_results_repo, load_run_dir, run_dirs, with_columns
 from space.progress import generation_stats
 from space.ranking import best_first, champion_id
-from space.seeding import BudgetCaps, SeedError, SeedForm, TaskCatalog, build_run_config, local_task_names
+from space.seeding import (
+    BudgetCaps, SeedError, SeedForm, TaskCatalog, build_run_config, config_from_yaml, form_numbers,
+    local_task_names,
+)
 from space.settings import SpaceSettings
 from space.status import local_status, merge_statuses, status_table
-from space.tree import family_tree, tree_layout, tree_png
+from space.tree import family_tree, tree_figure, tree_layout, tree_png
 
 HUB = "https://hub.example"
 ALICE_TOKEN = "token-alice"
@@ -165,8 +169,9 @@ def test_family_tree_holds_the_model_and_its_ancestors_with_methods_on_the_edges
         (i["s1"], i["c1"]): "linear", (i["s2"], i["c1"]): "linear",
     }
     layout = tree_layout(tree)
-    assert {n: x for n, (x, _) in layout.items()} == {i["s1"]: 0, i["s2"]: 0, i["c1"]: 1, i["c2"]: 2}
-    assert layout[i["s2"]][1] > layout[i["s1"]][1]  # the fitter seed is drawn on top
+    rows = {n: y for n, (_, y) in layout.items()}
+    assert rows[i["s1"]] == rows[i["s2"]] > rows[i["c1"]] > rows[i["c2"]]  # one row per generation, oldest on top
+    assert layout[i["s2"]][0] < layout[i["s1"]][0]  # the fitter seed is drawn on the left
     with pytest.raises(KeyError, match="not in the lineage"):
         family_tree(sim.lineage, "nobody")
 
@@ -176,7 +181,55 @@ def test_family_tree_picture_is_a_png_growing_with_the_generations(sim):
     deep = Image.open(io.BytesIO(tree_png(family_tree(sim.lineage, i["c2"]), focus=i["c2"])))
     alone = Image.open(io.BytesIO(tree_png(family_tree(sim.lineage, i["s1"]), focus=i["s1"])))
     assert deep.format == alone.format == "PNG"
-    assert deep.width > alone.width > 200
+    assert deep.height > alone.height > 200
+
+
+def breeding_lineage() -> tuple[dict, dict[str, str]]:
+    """A lineage with a long-named seed, a ties merge on a base model, a linear merge and a data-flow child."""
+    s1, s2 = (seed_individual(name=f"alice/{n}", source=f"alice/{n}") for n in ("s1", "s2"))
+    long = seed_individual(name="alice/a-very-long-model-name-that-never-fits-a-box", source="alice/long")
+    lin = child_individual(MergeGenome(method="linear", parents=(s1.id, s2.id),
+                                       per_parent=({"weight": 0.7}, {"weight": 0.3})), generation=1)
+    ties = child_individual(MergeGenome(method="ties", parents=(s2.id, long.id), base=s1.id,
+                                        per_parent=({"weight": 0.55, "density": 0.5}, {"weight": 0.45, "density": 0.5})),
+                            generation=1)
+    path = [LayerStep(parent=p, layer=k) for p, k in ((lin.id, 0), (lin.id, 1), (ties.id, 1), (lin.id, 2), (ties.id, 3))]
+    dfs = child_individual(DataFlowGenome(path=tuple(path)), generation=2)
+    state = RunState(config_hash="test", individuals={i.id: i for i in (s1, s2, long, lin, ties, dfs)})
+    names = {"s1": s1.id, "s2": s2.id, "long": long.id, "lin": lin.id, "ties": ties.id, "dfs": dfs.id}
+    return lineage_graph(state), names
+
+
+def test_tree_figure_draws_a_box_per_individual_weights_on_edges_and_no_overlapping_labels():
+    lineage, i = breeding_lineage()
+    fig = tree_figure(family_tree(lineage, i["dfs"]), focus=i["dfs"], champion=i["lin"])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = {p.get_gid()[5:]: p for p in ax.patches if str(p.get_gid()).startswith("node:")}
+    assert set(boxes) == set(i.values())
+    for node, box in boxes.items():  # every name fits its box; the long one ends in an ellipsis
+        name = next(t for t in ax.texts if t.get_gid() == f"name:{node}")
+        assert box.get_window_extent(renderer).contains(*name.get_window_extent(renderer).p0)
+        assert box.get_window_extent(renderer).contains(*name.get_window_extent(renderer).p1)
+    assert "…" in next(t.get_text() for t in ax.texts if t.get_gid() == f"name:{i['long']}")
+    labels = [t for t in ax.texts if t.get_gid() == "edge-label"]
+    assert sorted(t.get_text() for t in labels) == ["2 layers", "3 layers", "w 0.30", "w 0.45", "w 0.55", "w 0.70"]
+    extents = [t.get_bbox_patch().get_window_extent(renderer) for t in labels]
+    extents += [b.get_window_extent(renderer) for b in boxes.values()]
+    assert not any(a.overlaps(b) for k, a in enumerate(extents) for b in extents[k + 1:])
+    assert boxes[i["lin"]].get_facecolor() != boxes[i["s2"]].get_facecolor()  # the champion stands out
+    assert any("base model" in t.get_text() and "alice/s1" in t.get_text() for t in fig.texts)  # base edge as a note
+
+
+def test_a_data_flow_child_has_a_strip_with_one_cell_per_layer_coloured_by_its_parent():
+    lineage, i = breeding_lineage()
+    fig = tree_figure(family_tree(lineage, i["dfs"]), focus=i["dfs"])
+    cells = sorted((p for a in fig.axes for p in a.patches if str(p.get_gid()).startswith(f"layer:{i['dfs']}:")),
+                   key=lambda p: int(p.get_gid().rsplit(":", 1)[1]))
+    colours = [p.get_facecolor() for p in cells]
+    assert len(cells) == 5
+    assert colours[0] == colours[1] == colours[3] != colours[2] == colours[4]  # lin, lin, ties, lin, ties
 
 
 # --------------------------------------------------------------------------- progress
@@ -298,11 +351,13 @@ def test_the_catalog_shows_local_and_hub_runs_and_notes_what_it_cannot_read(hub_
 
 def test_settings_come_from_the_environment():
     settings = SpaceSettings.from_env({"HUBEVO_RUNS_ROOT": "/srv/runs", "HUBEVO_ALLOW_LIST": "alice, bob,",
-                                       "HUBEVO_RESULTS_DATASETS": "alice/a-results", "HUBEVO_TASK_DIRS": "/t1,/t2"})
+                                       "HUBEVO_RESULTS_DATASETS": "alice/a-results", "HUBEVO_TASK_DIRS": "/t1,/t2",
+                                       "HUBEVO_SPACE_LOCAL_ROOT": "/srv/models"})
     assert settings.app_kwargs() == {"runs_root": Path("/srv/runs"), "admin_token": None,
                                      "allow_list": ["alice", "bob"], "hub_datasets": ["alice/a-results"],
-                                     "task_dirs": [Path("/t1"), Path("/t2")]}
+                                     "task_dirs": [Path("/t1"), Path("/t2")], "local_root": Path("/srv/models")}
     assert SpaceSettings.from_env({}).runs_root == Path("runs")
+    assert SpaceSettings.from_env({}).local_root is None  # Hub repos only unless an admin names a root
 
 
 # --------------------------------------------------------------------------- status
@@ -369,7 +424,7 @@ def test_a_bad_form_is_refused_with_every_problem_named(tmp_path):
     with pytest.raises(SeedError) as refused:
         build_run_config(form, runs_root=tmp_path / "runs", tasks=tasks)
     message = str(refused.value)
-    for expected in ("'taken' already exists", "'/etc/passwd' is not a Hub repo id", "'not a repo' is not a Hub",
+    for expected in ("'taken' already exists", "'/etc/passwd' is a local path", "'not a repo' is not a Hub",
                      "unknown merge method 'linaer'. Did you mean linear?", "ties need a base model",
                      "task 'local_ad' is unknown; did you mean local_add", "generations 50 is outside 1..20",
                      "population size 1 is outside 2..16", "namespace 'bad ns'"):
@@ -390,6 +445,91 @@ def test_each_cap_and_rule_is_enforced(tmp_path, changes, expected):
     tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
     with pytest.raises(SeedError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         build_run_config(good_form(**changes), runs_root=tmp_path, tasks=tasks)
+
+
+def model_folders(root: Path) -> Path:
+    for name in ("a", "b"):
+        (root / "models" / name).mkdir(parents=True)
+    (root / "elsewhere").mkdir()
+    return root / "models"
+
+
+def test_local_folders_are_seeded_only_from_under_the_allowed_root(tmp_path):
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
+    root = model_folders(tmp_path)
+    form = good_form(candidates=f"{root / 'a'}\nb", base_model="alice/base")
+    cfg = RunConfig.model_validate(build_run_config(form, runs_root=tmp_path / "runs", tasks=tasks, local_root=root))
+    assert [m.path for m in cfg.population.members] == [root / "a", root / "b"]  # relative names read under the root
+    with pytest.raises(SeedError, match="is a local path.*HUBEVO_SPACE_LOCAL_ROOT"):
+        build_run_config(form, runs_root=tmp_path / "runs", tasks=tasks)  # no root set: Hub repos only
+    outside = good_form(candidates=f"{tmp_path / 'elsewhere'}\n{root}/../elsewhere\n{root / 'missing'}")
+    with pytest.raises(SeedError) as refused:
+        build_run_config(outside, runs_root=tmp_path / "runs", tasks=tasks, local_root=root)
+    message = str(refused.value)
+    assert message.count(f"outside the allowed local root '{root}'") == 2 and "HUBEVO_SPACE_LOCAL_ROOT" in message
+    assert f"'{root / 'missing'}' is not a folder under the allowed local root" in message
+
+
+def test_a_repo_id_that_names_a_folder_in_the_servers_working_folder_stays_a_repo(tmp_path, monkeypatch):
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
+    (tmp_path / "hubevo" / "demo").mkdir(parents=True)
+    (tmp_path / "alice" / "a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    form = good_form(candidates="hubevo/demo\nalice/b", base_model="alice/a")
+    for local_root in (None, model_folders(tmp_path / "allowed")):
+        cfg = RunConfig.model_validate(build_run_config(form, runs_root=tmp_path / "runs", tasks=tasks,
+                                                        local_root=local_root))
+        assert [(m.repo, m.path) for m in cfg.population.members] == [("hubevo/demo", None), ("alice/b", None)]
+        assert (cfg.population.base_model.repo, cfg.population.base_model.path) == ("alice/a", None)
+    uploaded = RunConfig.model_validate(config_from_yaml(
+        run_yaml(population={"members": ["hubevo/demo", "alice/b"], "base_model": "alice/a"}),
+        runs_root=tmp_path / "runs", tasks=tasks))
+    assert [m.repo for m in uploaded.population.members] == ["hubevo/demo", "alice/b"]
+    assert uploaded.population.base_model.repo == "alice/a"
+
+
+def test_a_number_field_holding_text_is_named_with_what_to_enter():
+    assert form_numbers(whole={"Generations": 3.0, "Max evaluations": ""}, real={"Wall time, hours": "1.5"}) == {
+        "Generations": 3, "Max evaluations": None, "Wall time, hours": 1.5}
+    with pytest.raises(SeedError) as refused:
+        form_numbers(whole={"Generations": "three", "Population size": 2.5}, real={"Wall time, hours": "soon"})
+    message = str(refused.value)
+    for expected in ("Generations 'three' is not a number; enter a whole number",
+                     "Population size 2.5 is not a whole number", "Wall time, hours 'soon' is not a number"):
+        assert expected in message, message
+
+
+def run_yaml(**changes) -> str:
+    data = {"name": "uploaded", "population": {"members": ["alice/a", "alice/b"]},
+            "fitness": {"tasks": ["local_add"], "heldout": ["local_group"]},
+            "crossover": {"methods": ["linear", "slerp"]}, "budget": {"generations": 2, "population_size": 4},
+            "output": {"dir": "/tmp/anywhere"}}
+    return yaml.safe_dump(data | changes)
+
+
+def test_an_uploaded_run_yaml_is_parsed_capped_and_kept_under_the_runs_root(tmp_path):
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
+    cfg = RunConfig.model_validate(config_from_yaml(run_yaml(), runs_root=tmp_path / "runs", tasks=tasks))
+    assert cfg.name == "uploaded" and [m.repo for m in cfg.population.members] == ["alice/a", "alice/b"]
+    assert cfg.output.dir == (tmp_path / "runs" / "uploaded").resolve()  # never where the YAML says
+    assert (cfg.budget.max_evaluations, cfg.budget.wall_time_s) == (200, 6 * 3600)
+    assert cfg.fitness.include_path == [(tmp_path / "tasks").resolve()]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("name: [unclosed", "not valid YAML"),
+    ("- a list", "must be a YAML mapping, got list"),
+    (run_yaml(budget={"generations": -1}), "budget.generations: Input should be greater than or equal to 0"),
+    (run_yaml(fitness={"tasks": []}), "fitness.tasks"),
+    (run_yaml(budget={"generations": 50}), "budget.generations 50 is over this deployment's cap of 20"),
+    (run_yaml(population={"members": ["/etc", "alice/b"]}), "population.members '/etc' is a local path"),
+    (run_yaml(fitness={"tasks": ["local_ad"]}), "task 'local_ad' is unknown; did you mean local_add"),
+    (run_yaml(fitness={"tasks": ["local_add"], "include_path": ["/srv/other"]}), "'/srv/other' is not one of"),
+])
+def test_a_bad_uploaded_run_yaml_is_refused_with_the_field_named(tmp_path, text, expected):
+    tasks = TaskCatalog((write_tasks(tmp_path / "tasks"),), registry=None)
+    with pytest.raises(SeedError, match=re.escape(expected)):
+        config_from_yaml(text, runs_root=tmp_path / "runs", tasks=tasks)
 
 
 def test_tasks_outside_the_local_folders_are_left_to_lm_eval(tmp_path):
@@ -448,6 +588,51 @@ def test_a_started_run_reads_running_between_its_generation_jobs(tmp_path):
     spent["budget"].update(wall_time_s=1000.0)  # budget raised: the next generation job will carry it on
     (tmp_path / "done" / RUN_FILE).write_text(yaml.safe_dump(spent))
     assert run_status(tmp_path / "done")["state"] == "running"
+
+
+
+def test_the_generation_column_counts_generations_done_out_of_the_budget(tmp_path):
+    """Between the scheduler's one-generation jobs a run's state reads finished with 'N generations done' for the
+    job's own target; the page counts generations whose survivors are chosen and says what comes next."""
+    from hubevo.scheduler import RUN_FILE, run_status
+    from hubevo.state import load_state, save_state
+
+    cfg = write_run(tmp_path, name="steps", finished=True)
+    spec = yaml.safe_load((cfg.output.dir / "config.yaml").read_text())
+    spec["budget"].update(generations=3, wall_time_s=None, max_evaluations=None)
+    (cfg.output.dir / RUN_FILE).write_text(yaml.safe_dump(spec))
+    state = load_state(cfg.output.dir)
+    state.survivors = {0: state.survivors[0]}  # only generation 0 (the members) is done
+    state.generation, state.stop_reason = 0, "0 generations done"
+    save_state(state, cfg.output.dir)
+    after_zero = run_status(cfg.output.dir)
+    assert status_table([after_zero])["generation"].tolist() == ["0 / 3"]
+    assert after_zero["message"] == "generation 0 of 3 done (the members scored); generation 1 is next"
+    state.finished, state.generation = False, 1  # generation 1 under way
+    save_state(state, cfg.output.dir)
+    assert run_status(cfg.output.dir, running=True)["message"] == "generation 1 of 3 running"
+    spec["budget"]["generations"] = 2
+    (cfg.output.dir / RUN_FILE).write_text(yaml.safe_dump(spec))
+    write_run(tmp_path, name="steps", finished=True)  # the whole budget spent
+    (cfg.output.dir / RUN_FILE).write_text(yaml.safe_dump(spec))
+    spent = run_status(cfg.output.dir)
+    assert (spent["state"], spent["message"]) == ("finished", "2 generations done")
+    assert status_table([spent])["generation"].tolist() == ["2 / 2"]
+
+
+def test_the_candidate_column_counts_the_generations_evaluations_when_bars_were_off(tmp_path):
+    """Runs without progress bars wrote `done: 1` on every event: the column counts the events instead."""
+    from hubevo.scheduler import RUN_FILE, run_status
+    from hubevo.state import append_event
+
+    cfg = write_run(tmp_path, name="mid", finished=False)
+    (cfg.output.dir / RUN_FILE).write_text((cfg.output.dir / "config.yaml").read_text())
+    for generation, ids in ((1, ["a", "b", "c"]), (2, ["d", "e"])):
+        for cid in ids:
+            append_event(cfg.output.dir, "evaluated", id=cid, generation=generation, status="ok", done=1, total=3)
+    status = run_status(cfg.output.dir)
+    assert (status["candidate"], status["candidates"]) == (2, 3)
+    assert status_table([status])["candidate"].tolist() == ["2 / 3"]
 
 
 # --------------------------------------------------------------------------- columns, sorting, downloads, comparisons

@@ -40,6 +40,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 ADMIN_TOKEN = "space-admin-token"
 TASK = "space_add_mc"
+HELDOUT = "space_add_mc_heldout"
 TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=(
@@ -73,6 +74,7 @@ class FakeController:
 
 
 def write_task(folder: Path) -> Path:
+    write_choice_task(folder, HELDOUT)
     return write_choice_task(folder, TASK)
 
 
@@ -85,7 +87,7 @@ def demo_run(tmp_path_factory) -> dict:
     cfg = parse_config({
         "name": "demo-run",
         "population": {"members": [str(zoo["ft1"]), str(zoo["ft2"])], "base_model": str(zoo["base"])},
-        "fitness": {"tasks": [{"name": TASK, "metric": "acc"}], "heldout": [{"name": TASK, "metric": "acc"}],
+        "fitness": {"tasks": [{"name": TASK, "metric": "acc"}], "heldout": [{"name": HELDOUT, "metric": "acc"}],
                     "include_path": [str(tasks)], "limit": 8},
         "crossover": {"methods": ["linear", "ties", "slerp"]},
         "budget": {"generations": 1, "population_size": 3},
@@ -182,7 +184,7 @@ def fill_seed_form(page, *, name: str) -> None:
     page.locator("#seed-name textarea, #seed-name input").first.fill(name)
     page.locator("#seed-candidates textarea").fill("alice/tiny-a\nalice/tiny-b@main")
     page.locator("#seed-base textarea, #seed-base input").first.fill("alice/tiny-base")
-    page.locator("#seed-heldout textarea, #seed-heldout input").first.fill(TASK)
+    page.locator("#seed-heldout textarea, #seed-heldout input").first.fill(HELDOUT)
 
 
 def seed_result(page, *, containing: str) -> str:
@@ -294,6 +296,19 @@ def test_an_invalid_form_is_refused_with_its_problems_even_with_the_token(page, 
     assert len(served["controller"].submitted) == before
 
 
+def test_a_number_field_sent_as_text_is_refused_naming_the_field(served):
+    from gradio_client import Client
+
+    client = Client(served["url"], verbose=False)
+    before = len(served["controller"].submitted)
+    form = ["", "none", True, "alice/a\nalice/b", "alice/base", "", "", "", 8, ["linear"], TASK, "", 8, "three", 2,
+            10, "soon"]
+    result, _status = client.predict(ADMIN_TOKEN, "api-text-numbers", *form, api_name="/queue_run")
+    assert "Refused" in result and "Generations 'three' is not a number" in result
+    assert "Wall time, hours 'soon' is not a number" in result
+    assert len(served["controller"].submitted) == before
+
+
 def test_the_api_cannot_start_or_stop_runs_without_an_identity(served):
     from gradio_client import Client
 
@@ -343,11 +358,11 @@ def test_one_champion_is_badged_summarised_and_opened_by_every_tab(page, demo_ru
 def test_per_task_columns_and_the_column_chooser(page):
     from playwright.sync_api import expect
 
-    assert {f"fitness/{TASK}", f"heldout/{TASK}"} <= set(headers(page, "#leaderboard"))
+    assert {f"fitness/{TASK}", f"heldout/{HELDOUT}"} <= set(headers(page, "#leaderboard"))
     page.get_by_text("Columns", exact=True).click()
     page.locator("#leaderboard-columns").get_by_label("parents", exact=True).uncheck()
-    page.locator("#leaderboard-columns").get_by_label(f"heldout/{TASK}", exact=True).uncheck()
-    expect(page.locator("#leaderboard [role=columnheader]", has_text=f"heldout/{TASK}")).to_have_count(0)
+    page.locator("#leaderboard-columns").get_by_label(f"heldout/{HELDOUT}", exact=True).uncheck()
+    expect(page.locator("#leaderboard [role=columnheader]", has_text=f"heldout/{HELDOUT}")).to_have_count(0)
     shown = headers(page, "#leaderboard")
     assert shown[0] == "model" and "parents" not in shown and f"fitness/{TASK}" in shown
     shoot(page, "7-leaderboard-columns")

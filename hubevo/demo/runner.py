@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from hubevo.config import RunConfig, parse_config
-from hubevo.publish import leaderboard, results_frame
+from hubevo.publish import best_in, lead_text, leaderboard, results_frame
 from hubevo.state import RunState
 from hubevo.terminal import browse_lines, champion_line, where
 
@@ -66,11 +66,12 @@ def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: in
 
 
 def comparison(state: RunState) -> str:
-    """Held-out scores of the champion against every initial member."""
+    """Held-out scores of the champion against every initial member and the best standard recipe."""
     frame = results_frame(state)
-    champion = state.champion()
-    rows = frame[(frame["kind"] == "seed") | (frame["id"] == champion)].copy()
-    rows["role"] = rows["id"].map(lambda i: "champion" if i == champion else "initial member")
+    champion, best_std = state.champion(), best_in(state, state.baselines)
+    rows = frame[(frame["kind"] == "seed") | frame["id"].isin([champion, best_std])].copy()
+    role = {champion: "champion", best_std: "best standard recipe"}
+    rows["role"] = rows["id"].map(lambda i: role.get(i, "initial member"))
     cols = ["role", "model", "method", "fitness"] + sorted(c for c in frame.columns if c.startswith("heldout/"))
     return rows[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
@@ -82,25 +83,37 @@ def champion_beats_members(state: RunState, task: str = COMBINED) -> bool:
     return state.heldout.get(champion, {}).get(task, -1.0) > best_seed
 
 
+def against_best_recipe(state: RunState) -> str:
+    """The champion against the best standard recipe: the lead on validation and its noise verdict."""
+    champion, best_std = state.champion(), best_in(state, state.baselines)
+    if best_std is None:
+        return "no standard recipe was scored"
+    if champion == best_std:
+        return (f"the champion is the standard recipe {state.individuals[champion].name}: no bred candidate "
+                "beat it by more than noise")
+    return f"the champion leads the best standard recipe {state.individuals[best_std].name} by " + \
+        lead_text(state, champion, best_std)
+
+
 def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None, progress: bool = True,
-             generations: int = 4, dpo: bool = False) -> RunState:
+             generations: int = 4, dpo: bool = False, zoo_recipe: str = "hard") -> RunState:
     from hubevo.demo.zoo import build_zoo, default_cache_dir
     from hubevo.loop import evolve, score_heldout
 
-    print(f"hubevo demo: evolving the tiny demo zoo's specialists for {generations} generations on CPU "
+    print(f"hubevo demo: evolving the tiny {zoo_recipe} demo zoo's specialists for {generations} generations on CPU "
           f"(zoo cached in {where(cache_dir or default_cache_dir())}; built on first use)", flush=True)
-    zoo = build_zoo(cache_dir, progress=progress)
+    zoo = build_zoo(cache_dir, progress=progress, recipe=zoo_recipe)
     out_dir = out_dir.resolve()
     shutil.rmtree(out_dir, ignore_errors=True)
     cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo)
     print(f"members: {', '.join(zoo.specialists)} (base: base); run folder: {where(out_dir)}", flush=True)
     state = evolve(cfg, progress=progress)
-    state = score_heldout(cfg, list(state.initial))  # the members, for the comparison below
+    state = score_heldout(cfg, list(dict.fromkeys([*state.initial, *state.baselines])))  # for the comparison
     print(f"\nleaderboard ({state.stop_reason}):\n")
     print(leaderboard(state, top=15))
     print("\nchampion versus the initial members on held-out tasks:\n")
     print(comparison(state))
     verdict = "beats" if champion_beats_members(state) else "does NOT beat"
-    print(f"\nthe champion {verdict} every initial member on {COMBINED}")
+    print(f"\nthe champion {verdict} every initial member on {COMBINED}; {against_best_recipe(state)}")
     print("", champion_line(state), *browse_lines(out_dir), sep="\n")
     return state
