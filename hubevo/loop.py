@@ -520,7 +520,8 @@ def step_past_finished(run: Run) -> str | None:
     if not (state.finished and state.generation in state.survivors):
         return None
     reason = stop_reason(run) or run.strategy.stop()
-    if reason is None:
+    if reason is None:  # it was the last generation of a smaller budget: its planned parents survive too
+        write_survivors(run, select(run, final=False))
         advance(run)
     return reason
 
@@ -558,7 +559,7 @@ def score_heldout(cfg: RunConfig, ids: list[str], *, api=None) -> RunState:
 
 def evolve(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=None) -> RunState:
     """Run (or resume) an evolution to the end of its budget; returns the final state."""
-    check_run(cfg)
+    check_run(cfg, api=api)
     with run_lock(cfg.output.dir):  # one process per run folder, for the run's life
         return _evolve(cfg, resume=resume, progress=progress, api=api)
 
@@ -569,7 +570,7 @@ def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
     for stale in clean_temp_dirs(cfg.output.dir):
         log.info("removed %s, left by an interrupted write", stale)
     run = start(cfg, resume=resume, progress=progress, api=api)
-    reason = None  # TMPCHECK
+    reason = step_past_finished(run)                      # a finished generation is never redone
     backend = make_backend(cfg, runner=run.runner)
     run.state.finished = False
     try:

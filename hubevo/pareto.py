@@ -17,11 +17,20 @@ from hubevo.state import RunState
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:
-    """Boolean mask of the rows of `points` (n x objectives, maximised) that no other row dominates."""
+    """Boolean mask of the rows of `points` (n x objectives, maximised) that no other row dominates.
+
+    Rows are visited best total first, so whoever dominates a row comes before it and a dominated
+    row is always beaten by a row already on the front: each row is compared with the front only
+    (n x front, not n x n)."""
     points = np.asarray(points, dtype=float)
-    at_least = (points[None, :, :] >= points[:, None, :]).all(axis=2)  # [i, j]: j >= i everywhere
-    better = (points[None, :, :] > points[:, None, :]).any(axis=2)  # [i, j]: j > i somewhere
-    return ~(at_least & better).any(axis=1)
+    mask = np.zeros(len(points), dtype=bool)
+    kept: list[int] = []
+    for i in np.argsort(-points.sum(axis=1), kind="stable"):
+        ahead = points[kept]  # front x objectives
+        if not ((ahead >= points[i]).all(axis=1) & (ahead > points[i]).any(axis=1)).any():
+            kept.append(i)
+            mask[i] = True
+    return mask
 
 
 def front(scores: Mapping[str, Mapping[str, float]], tasks: Sequence[str]) -> list[str]:

@@ -1,8 +1,9 @@
 """Checks of a run's surroundings before its folder is locked or anything expensive is loaded.
 
 The config itself is validated by `hubevo.config`; what is checked here is the machine:
-whether `output.dir` can hold a run, and whether the execution backend can be reached
-with what is installed. Each failure is a `ConfigError` naming the field and the fix.
+whether `output.dir` can hold a run, whether the execution backend can be reached
+with what is installed, and whether a publishing run's token can write to its namespace
+(one `whoami`). Each failure is a `ConfigError` naming the field and the fix.
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ def check_backend(cfg: RunConfig) -> None:
                               "execution.address: auto or local")
 
 
-def check_run(cfg: RunConfig) -> None:
+def check_run(cfg: RunConfig, *, api=None) -> None:
     check_output_dir(cfg.output.dir)
     check_backend(cfg)
+    check_publishing(cfg, api=api)
+
+
+def check_publishing(cfg: RunConfig, *, api=None) -> None:
+    """A run that pushes repos or its state must hold a token that can write to `publish.namespace`."""
+    publish = cfg.publish
+    if publish.push != "none" or publish.state == "hub":
+        from hubevo.hub.access import check_write_access
+
+        check_write_access(publish.namespace, api=api)

@@ -241,7 +241,7 @@ def lead_text(state: RunState, cid: str, other: str) -> str:
 def results_frame(state: RunState) -> pd.DataFrame:
     """One row per evaluated candidate: the table the leaderboard and the Hub results dataset hold."""
     rows, front, champion = [], pareto.run_front(state), state.champion()
-    reigns = champion_reigns(state)
+    reigns, survivors = champion_reigns(state), survivor_ids(state)
     for ev in state.evaluations.values():
         ind = state.individuals[ev.id]
         g = ind.genome
@@ -255,7 +255,7 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "parents": [state.individuals[p].name for p in ind.parents],
             "genes": json.dumps(g.genes() if g else {}),
             "mutation": json.dumps(mutation_record(ind, state.training.get(ind.id))) if ind.finetune else None,
-            "recipe": yaml.safe_dump(state.recipes[ind.id], sort_keys=False) if ind.id in state.recipes else None,
+            "recipe": recipe_text(state.recipes[ind.id]) if ind.id in state.recipes else None,
             "status": ev.status,
             "reason": ev.reason,
             "baseline": state.baselines.get(ev.id),
@@ -268,7 +268,7 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "heldout": _mean(state.heldout.get(ev.id)),
             "examples": ev.examples,
             "seconds": ev.seconds,
-            "survivor": any(ev.id in ids for ids in state.survivors.values()),
+            "survivor": ev.id in survivors,
             "pareto": ev.id in front,
             "champion": ev.id == champion,
             "champion_in": reigns.get(ev.id, []),
@@ -277,11 +277,32 @@ def results_frame(state: RunState) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def survivor_ids(state: RunState) -> set[str]:
+    """Everyone who survived some generation (one set, not a scan of every generation per row)."""
+    return {cid for ids in state.survivors.values() for cid in ids}
+
+
+_RECIPE_TEXTS: dict[str, str] = {}  # a recipe never changes: the Space rebuilds a live run's table from memory
+
+
+def recipe_text(recipe: Mapping) -> str:
+    """A recipe as the results table stores it (YAML), dumped once per distinct recipe in this process."""
+    key = json.dumps(recipe, default=str)
+    text = _RECIPE_TEXTS.get(key)
+    if text is None:
+        if len(_RECIPE_TEXTS) >= 200_000:
+            _RECIPE_TEXTS.clear()
+        text = _RECIPE_TEXTS[key] = yaml.dump(recipe, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                                             sort_keys=False)
+    return text
+
+
 def champion_reigns(state: RunState) -> dict[str, list[int]]:
     """Individual id -> the finished generations after which it was the champion."""
     reigns: dict[str, list[int]] = {}
-    for generation in sorted(state.survivors):
-        cid = state.champion(upto=generation)
+    champions = ranking.champions_upto(state.evaluations.values(), state.survivors, validation=state.validation,
+                                       incumbents={*state.initial, *state.baselines})
+    for generation, cid in champions.items():
         if cid is not None:
             reigns.setdefault(cid, []).append(generation)
     return reigns
@@ -292,7 +313,8 @@ def _mean(scores: Mapping[str, float] | None) -> float | None:
 
 
 def lineage_graph(state: RunState) -> dict:
-    """Node-link JSON of the family tree (networkx's format)."""
+    """Node-link JSON of the family tree (networkx's format); edges carry the parent's role and merge weight,
+    data-flow children the parent of each layer of their path."""
     nodes = [
         {"id": i.id, "name": i.name, "kind": i.kind, "generation": i.generation, "source": i.source,
          "revision": i.revision,

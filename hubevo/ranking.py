@@ -54,16 +54,40 @@ def champion(evaluations: Iterable[Scored] | Mapping[str, Scored], *, upto: int 
     standard recipes), a finalist outside them wins only by a lead beyond noise (`beats`).
     """
     values = list(evaluations.values() if isinstance(evaluations, Mapping) else evaluations)
-    ok = set(ranked(values, upto=upto))
+    by_fitness = ranked(values, upto=upto)
+    ok = set(by_fitness)
     finals = {v.id: v for v in (validation or {}).values() if v.id in ok}
+    return crowned(finals, best=by_fitness[0] if by_fitness else None, upto=upto, incumbents=incumbents)
+
+
+def crowned(finals: Mapping[str, Scored], *, best: str | None, upto: int | None,
+            incumbents: Collection[str]) -> str | None:
+    """The champion among `finals` (validation scores of fully evaluated finalists), else `best` by fitness."""
     order = ranked(finals.values(), upto=upto)
     if not order:
-        order = ranked(values, upto=upto)
-        return order[0] if order else None
+        return best
     holder = next((i for i in order if i in incumbents), None)
     if holder is None or order[0] in incumbents or beats(finals[order[0]], finals[holder]):
         return order[0]
     return holder
+
+
+def champions_upto(evaluations: Iterable[Scored], generations: Iterable[int], *,
+                   validation: Mapping[str, Scored] | None = None,
+                   incumbents: Collection[str] = ()) -> dict[int, str | None]:
+    """`champion(upto=g)` for every g in `generations`, in one pass over the evaluations (not one per g)."""
+    scores = {v.id: v for v in (validation or {}).values()}
+    ok = sorted((e for e in evaluations if e.status == "ok" and e.fitness is not None), key=lambda e: e.generation)
+    key = lambda e: rank_key(e.fitness, e.generation, e.id)  # noqa: E731
+    out, best, finals, seen = {}, None, {}, 0
+    for generation in sorted(generations):
+        while seen < len(ok) and ok[seen].generation <= generation:
+            e, seen = ok[seen], seen + 1
+            best = e if best is None or key(e) < key(best) else best
+            if e.id in scores:
+                finals[e.id] = scores[e.id]
+        out[generation] = crowned(finals, best=best.id if best else None, upto=generation, incumbents=incumbents)
+    return out
 
 
 def beats(challenger: Scored, incumbent: Scored, *, margin: float = CHALLENGER_MARGIN) -> bool:

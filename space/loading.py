@@ -118,13 +118,14 @@ def with_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def hub_repos(state: RunState, config: dict, ids: Iterable[str]) -> list[str | None]:
     """The Hub repo of each individual, as the results dataset records it (None when only local)."""
-    from hubevo.hub.publish import hub_repo_of
+    from hubevo.resolver import Resolver
 
     try:
         cfg = RunConfig.model_validate(config)
     except ValidationError:
         return [None for _ in ids]
-    return [hub_repo_of(state, cfg, cid) for cid in ids]
+    resolver = Resolver.of(state, cfg)  # one for the table, not one per row
+    return [resolver.hub_repo(cid) for cid in ids]
 
 
 def as_list(value) -> list[str]:

@@ -32,11 +32,11 @@ def generation_stats(results: pd.DataFrame) -> pd.DataFrame:
     The champion after generation g is the champion among the candidates evaluated up to g; its
     held-out score is the one the loop measured when it survived (held-out tasks never select).
     """
-    rows = []
+    rows, reigns = [], reign_table(results)
     for generation in sorted(int(g) for g in results["evaluated_in"].dropna().unique()):
         now = results[results["evaluated_in"] == generation]
         ok = now[now["status"] == "ok"]
-        best = champion_after(results, generation)
+        best = champion_after(results, generation, reigns=reigns)
         champion = results[results["id"] == best].iloc[0] if best is not None else None
         rows.append({
             "generation": generation, "candidates": len(now), "failed": int((now["status"] == "failed").sum()),
@@ -50,13 +50,23 @@ def generation_stats(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=STATS_COLUMNS)
 
 
-def champion_after(results: pd.DataFrame, generation: int) -> str | None:
+def champion_after(results: pd.DataFrame, generation: int, *, reigns: dict[int, str] | None = None) -> str | None:
     """The champion after `generation`: as the run recorded it (`champion_in`), else by the ranking rule."""
+    reigns = reign_table(results) if reigns is None else reigns
+    if generation in reigns:
+        return reigns[generation]
+    return champion_id(results[results["evaluated_in"] <= generation])
+
+
+def reign_table(results: pd.DataFrame) -> dict[int, str]:
+    """Generation -> the champion the run recorded after it (`champion_in`), read in one pass over the rows."""
+    table: dict[int, str] = {}
     if "champion_in" in results.columns:
         for cid, reign in zip(results["id"], results["champion_in"], strict=True):
-            if reign is not None and not isinstance(reign, float) and generation in list(reign):
-                return str(cid)
-    return champion_id(results[results["evaluated_in"] <= generation])
+            if reign is not None and not isinstance(reign, float):
+                for generation in list(reign):
+                    table.setdefault(int(generation), str(cid))
+    return table
 
 
 def progress_figure(stats: pd.DataFrame, *, run_name: str) -> Figure:

@@ -31,6 +31,7 @@ PARENT_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c
 BOX_W, BOX_H, ROW_GAP, COL_GAP = 2.3, 0.72, 1.7, 2.7
 NAME_CHARS = 24
 INCH_PER_UNIT = 0.72
+TOP_IN = 0.55  # the title, the legend and the base note
 LABEL_SPOTS = (0.5, 0.38, 0.62, 0.27, 0.73, 0.18, 0.82)
 
 
@@ -54,16 +55,31 @@ def family_tree(lineage: dict, model_id: str) -> nx.DiGraph:
     return tree
 
 
+def tree_rows(tree: nx.DiGraph) -> dict[str, tuple[int, int]]:
+    """Each node's row as (generation, depth): depth counts parents of its own generation above it (the
+    standard recipes of generation 0 sit below the members they merge), so every edge points down."""
+    rows: dict[str, tuple[int, int]] = {}
+    for node in nx.topological_sort(tree):
+        generation = int(tree.nodes[node].get("generation") or 0)
+        same = [rows[p][1] + 1 for p in tree.predecessors(node) if rows[p][0] == generation]
+        rows[node] = (generation, max(same, default=0))
+    return rows
+
+
+def row_numbers(rows: dict[str, tuple[int, int]]) -> dict[tuple[int, int], int]:
+    return {row: k for k, row in enumerate(sorted(set(rows.values())))}
+
+
 def tree_layout(tree: nx.DiGraph) -> dict[str, tuple[float, float]]:
-    """y = minus the generation (one row each, oldest on top), x = rank in the row (best left), centred on 0."""
-    by_generation: dict[int, list[str]] = {}
-    for node, data in tree.nodes(data=True):
-        by_generation.setdefault(int(data.get("generation") or 0), []).append(node)
+    """One row per generation, oldest on top (see `tree_rows`); x = rank in the row (best left), centred on 0."""
+    rows = tree_rows(tree)
+    numbers = row_numbers(rows)
     positions = {}
-    for generation, nodes in by_generation.items():
-        nodes.sort(key=lambda n: order_key(tree.nodes[n].get("fitness"), generation, cid=n))
+    for row, number in numbers.items():
+        nodes = sorted((n for n in rows if rows[n] == row),
+                       key=lambda n: order_key(tree.nodes[n].get("fitness"), row[0], cid=n))
         for rank, node in enumerate(nodes):
-            positions[node] = ((rank - (len(nodes) - 1) / 2) * COL_GAP, -generation * ROW_GAP)
+            positions[node] = ((rank - (len(nodes) - 1) / 2) * COL_GAP, -number * ROW_GAP)
     return positions
 
 
@@ -107,7 +123,7 @@ def figure_size(positions: dict, strips: int) -> tuple[float, float]:
     xs, ys = [x for x, _ in positions.values()], [y for _, y in positions.values()]
     width = (max(xs) - min(xs) + BOX_W + 1.0) * INCH_PER_UNIT
     height = (max(ys) - min(ys) + BOX_H + 1.4) * INCH_PER_UNIT
-    return max(width, 6.0), height + 0.5 + 0.35 * strips
+    return max(width, 6.0), height + TOP_IN + 0.15 + (0.5 + 0.35 * strips if strips else 0)
 
 
 def draw_node(ax, node: str, data: dict, xy: tuple[float, float], *, focus: bool, champion: bool) -> None:
@@ -152,10 +168,10 @@ def place_label(ax, text: str, ends: tuple, *, bend: float, taken: list, rendere
             break
     else:
         x, y = on_curve(ends, bend, 0.5, ax)
-        step = 0.25
-        while overlaps(label_extent(label, renderer), taken):
-            x += step
-            label.set_position((x, y))
+        for shift in (0.25 * k * (-1) ** k for k in range(1, 200)):  # right and left, ever further
+            label.set_position((x + shift, y))
+            if not overlaps(label_extent(label, renderer), taken):
+                break
     taken.append(label_extent(label, renderer))
 
 
@@ -206,9 +222,11 @@ def tree_figure(tree: nx.DiGraph, *, focus: str, champion: str | None = None) ->
     """Draw `tree` (see `family_tree`): the node `focus` outlined, `champion` (an id) in gold."""
     positions = tree_layout(tree)
     strips = layer_strips(tree)
-    fig = Figure(figsize=figure_size(positions, len(strips)), dpi=110)
+    width, height = figure_size(positions, len(strips))
+    fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)  # a renderer to measure label boxes with
-    ax = fig.add_axes((0.02, 0.03 + (0.15 if strips else 0), 0.96, 0.87 - (0.15 if strips else 0)))
+    bottom = (0.15 + (0.5 + 0.35 * len(strips) if strips else 0)) / height
+    ax = fig.add_axes((0.02, bottom, 0.96, 1 - bottom - TOP_IN / height))
     xs, ys = [x for x, _ in positions.values()], [y for _, y in positions.values()]
     ax.set_xlim(min(xs) - BOX_W / 2 - 0.4, max(xs) + BOX_W / 2 + 0.4)
     ax.set_ylim(min(ys) - BOX_H / 2 - 0.3, max(ys) + BOX_H / 2 + 0.3)
@@ -219,13 +237,14 @@ def tree_figure(tree: nx.DiGraph, *, focus: str, champion: str | None = None) ->
     draw_edges(ax, tree, positions, renderer=fig.canvas.get_renderer())
     draw_legend(ax, tree, focus=focus)
     if strips:
-        draw_strips(fig.add_axes((0.18, 0.09, 0.6, 0.1 * min(len(strips), 3) / 1.5)), tree, strips)
+        draw_strips(fig.add_axes((0.18, 0.45 / height, 0.6, 0.3 * len(strips) / height)), tree, strips)
     return fig
 
 
 def draw_generations(ax, tree: nx.DiGraph) -> None:
-    for generation in sorted({int(d.get("generation") or 0) for _, d in tree.nodes(data=True)}):
-        ax.text(ax.get_xlim()[0], -generation * ROW_GAP + BOX_H / 2 + 0.08, f"generation {generation}",
+    for (generation, depth), number in row_numbers(tree_rows(tree)).items():
+        label = f"generation {generation}" + (", merged from the row above" if depth else "")
+        ax.text(ax.get_xlim()[0], -number * ROW_GAP + BOX_H / 2 + 0.08, label,
                 fontsize=7, color="#666666", ha="left", va="bottom", gid="generation")
 
 
@@ -238,7 +257,8 @@ def draw_legend(ax, tree: nx.DiGraph, *, focus: str) -> None:
                        fontsize=10, x=0.02, ha="left")
     note = base_note(tree)
     if note:
-        ax.figure.text(0.02, 0.955, short_name(note, limit=140), fontsize=6.5, color="#555555", va="top")
+        ax.figure.text(0.02, 1 - 0.32 / ax.figure.get_figheight(), short_name(note, limit=140), fontsize=6.5,
+                       color="#555555", va="top")
 
 
 def tree_png(tree: nx.DiGraph, *, focus: str, champion: str | None = None) -> bytes:

@@ -366,6 +366,11 @@ class HubServer:
         with self._lock:
             self._faults.append(_Fault(path_substring, status, count, method, dict(headers or {})))
 
+    def clear_faults(self) -> None:
+        """Drop every fault `fail_next` set that no request has used up."""
+        with self._lock:
+            self._faults.clear()
+
     def commit_count(self, repo_id: str, repo_type: str = "model") -> int:
         """Commits in the history of the default branch, the initial `.gitattributes` one included."""
         with self._lock:

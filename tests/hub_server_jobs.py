@@ -107,13 +107,17 @@ class JobsBackend:
         return ns
 
     def _job(self, request: "Request", ns: str, job_id: str) -> Job:
+        return self._owned(request, ns, self.jobs, job_id, what="Job")
+
+    def _owned(self, request: "Request", ns: str, table: dict, job_id: str, *, what: str):
+        """The job (or scheduled job) `job_id` of `table` under `ns`, which the caller may use; else 401/403/404."""
         from tests.hub_server import HubError
 
         self._namespace(request, ns)
-        job = self.jobs.get(job_id)
-        if job is None or job.namespace != ns:
-            raise HubError(404, f"Job {job_id} not found")
-        return job
+        item = table.get(job_id)
+        if item is None or item.namespace != ns:
+            raise HubError(404, f"{what} {job_id} not found")
+        return item
 
     def _new_id(self, kind: str) -> str:
         return hashlib.sha1(f"{kind}-{next(self._ids)}".encode()).hexdigest()[:24]
@@ -246,13 +250,7 @@ class JobsBackend:
         return self._json(self.scheduled_info(item))
 
     def _scheduled(self, request: "Request", ns: str, job_id: str) -> ScheduledJob:
-        from tests.hub_server import HubError
-
-        self._namespace(request, ns)
-        item = self.scheduled.get(job_id)
-        if item is None or item.namespace != ns:
-            raise HubError(404, f"Scheduled job {job_id} not found")
-        return item
+        return self._owned(request, ns, self.scheduled, job_id, what="Scheduled job")
 
     def list_scheduled(self, request: "Request", ns: str) -> "Response":
         self._namespace(request, ns)

@@ -163,3 +163,23 @@ def test_a_bred_candidate_dethrones_the_simple_things_only_by_a_lead_beyond_nois
     clear = {i: fitness[i] for i in ("std", "big")}
     assert ranking.champion(fitness, validation=clear, incumbents={"std"}) == "big"  # +0.10 > 0.042
     assert ranking.champion(fitness, incumbents={"std"}) == "big"  # no finals: the best by fitness
+
+
+def test_the_champion_after_each_generation_is_found_in_one_pass_with_the_same_answers():
+    """A long run's reign table: `champions_upto` answers what `champion(upto=g)` would, generation by generation."""
+    import numpy as np
+
+    from hubevo.state import Evaluation
+
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        evaluations = [Evaluation(id=f"c{k}", generation=int(rng.integers(0, 8)), stderr=0.05,
+                                  **({"status": "ok", "fitness": float(rng.integers(0, 5)) / 4}
+                                     if rng.uniform() < 0.7 else {"status": "failed"})) for k in range(40)]
+        validation = {e.id: e.model_copy(update={"fitness": float(rng.uniform()),
+                                                 "generation": int(rng.integers(0, 9))})
+                      for e in rng.choice(evaluations, size=6, replace=False)}
+        incumbents = {"c0", "c1", "c2"}
+        expected = {g: ranking.champion(evaluations, upto=g, validation=validation, incumbents=incumbents)
+                    for g in range(9)}
+        assert ranking.champions_upto(evaluations, range(9), validation=validation, incumbents=incumbents) == expected

@@ -24,7 +24,7 @@ from tests.tiny_models import build_zoo, write_choice_task
 
 torch.set_num_threads(1)
 
-ALICE, ALICE_TOKEN, BOB_TOKEN = "alice", "token-alice", "token-bob"
+ALICE, ALICE_TOKEN = "alice", "token-alice"
 TASK = "hubevo_e2e_mc"
 
 
@@ -112,9 +112,12 @@ def test_a_failing_push_never_stops_the_run_nor_loses_a_survivor(hub_server, hub
         "output": {"dir": str(tmp_path / "run")},
         "publish": {"namespace": ALICE, "push": "survivors"},
     }, root=tmp_path)
-    bob = HfApi(endpoint=hub_server.url, token=BOB_TOKEN)  # reads alice's public members, may not write there
-
-    state = evolve(cfg, progress=False, api=bob)
+    alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)  # may write at the start; the Hub refuses later
+    hub_server.fail_next("/api/repos/create", 403, count=10_000, method="POST")
+    try:
+        state = evolve(cfg, progress=False, api=alice)
+    finally:
+        hub_server.clear_faults()
 
     assert state.finished and state.saved
     for cid, folder in state.saved.items():
@@ -123,6 +126,5 @@ def test_a_failing_push_never_stops_the_run_nor_loses_a_survivor(hub_server, hub
         assert (exported / "model.safetensors").is_file()
     warnings = [r.getMessage() for r in caplog.records if "publishing to the Hub failed" in r.getMessage()]
     assert warnings and all("403" in w and f"{ALICE}/e2e-forbidden" in w for w in warnings)
-    assert BOB_TOKEN not in caplog.text
-    alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
+    assert ALICE_TOKEN not in caplog.text
     assert not alice.repo_exists(cfg.publish.champion_repo(cfg.name))

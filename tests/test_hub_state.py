@@ -147,14 +147,17 @@ def test_without_a_hub_state_a_run_starts_fresh_and_a_local_state_needs_no_hub(z
 
 def test_a_state_push_that_fails_is_logged_and_the_run_goes_on(zoo, hub_server, tmp_path, caplog):
     cfg = make_config(zoo, tmp_path / "run", name=f"state{next(_runs)}")
-    bob = HfApi(endpoint=hub_server.url, token="token-bob")  # may not write to alice's namespace
-
-    state = evolve(cfg, progress=False, api=bob)
+    alice = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)  # may write at the start; the Hub refuses later
+    hub_server.fail_next("/api/repos/create", 403, count=10_000, method="POST")
+    try:
+        state = evolve(cfg, progress=False, api=alice)
+    finally:
+        hub_server.clear_faults()
 
     assert state.finished and (tmp_path / "run" / "state.json").is_file()
     warnings = [r.getMessage() for r in caplog.records if "pushing the run state" in r.getMessage()]
     assert warnings and all("403" in w and cfg.publish.results_repo(cfg.name) in w for w in warnings)
-    assert "token-bob" not in caplog.text
+    assert ALICE_TOKEN not in caplog.text
     with pytest.raises(ConfigError, match="publish.state is 'hub' but publish.namespace is not set"):
         parse_config({**config_data(zoo, tmp_path / "x", name="nons"), "publish": {"state": "hub"}}, root=tmp_path)
 
@@ -207,6 +210,11 @@ def test_a_run_killed_mid_generation_resumes_on_an_empty_disk_and_pushes_every_s
     reference = evolve(make_config(zoo, tmp_path / "ref", name=f"killed{next(_runs)}", generations=2, state="local"),
                        progress=False, api=alice)
     assert fitnesses(after) == fitnesses(reference) and after.survivors == reference.survivors
+    assert_every_survivor_pushed_once(hub_server, alice, cfg, after)
+
+
+def assert_every_survivor_pushed_once(hub_server, alice, cfg, after) -> None:
+    """Each bred survivor's repo has a tag per generation it survived, and no commit beyond them."""
     bred = {cid for ids in after.survivors.values() for cid in ids if after.individuals[cid].kind != "seed"}
     assert bred
     for cid in bred:
@@ -294,13 +302,7 @@ def test_a_job_killed_mid_generation_is_continued_by_the_next_job_from_the_hub_s
                                      "output": {"dir": str(tmp_path / "ref")}}, root=tmp_path),
                        progress=False, api=alice)
     assert fitnesses(after) == fitnesses(reference) and after.survivors == reference.survivors
-    bred = {cid for ids in after.survivors.values() for cid in ids if after.individuals[cid].kind != "seed"}
-    assert bred
-    for cid in bred:
-        repo = cfg.publish.survivor_repo(cfg.name, cid)
-        tags = sorted(t.name for t in alice.list_repo_refs(repo).tags)
-        assert tags == [f"gen-{g}" for g in sorted(after.survivors) if cid in after.survivors[g]]
-        assert hub_server.commit_count(repo) - 1 <= len(tags), f"{repo} was pushed twice"
+    assert_every_survivor_pushed_once(hub_server, alice, cfg, after)
     logs = job_logs(second.id, namespace=ALICE, api=alice)
     assert not any(ALICE_TOKEN in line for line in logs)
 

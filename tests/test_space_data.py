@@ -24,7 +24,10 @@ from PIL import Image
 from hubevo.config import RunConfig, parse_config
 from hubevo.errors import HubError
 from hubevo.fsio import atomic_write_text
-from hubevo.genome import DataFlowGenome, LayerStep, MergeGenome, child_individual, seed_individual, to_merge_dict
+from hubevo.finetune.recipe import FinetuneRecipe, PreferenceSource
+from hubevo.genome import (
+    DataFlowGenome, LayerStep, MergeGenome, child_individual, finetune_individual, seed_individual, to_merge_dict,
+)
 from hubevo.hub.publish import push_results
 from hubevo.publish import lineage_card, lineage_graph, write_tables
 from hubevo.state import Evaluation, RunState, save_state
@@ -195,8 +198,12 @@ def breeding_lineage() -> tuple[dict, dict[str, str]]:
                             generation=1)
     path = [LayerStep(parent=p, layer=k) for p, k in ((lin.id, 0), (lin.id, 1), (ties.id, 1), (lin.id, 2), (ties.id, 3))]
     dfs = child_individual(DataFlowGenome(path=tuple(path)), generation=2)
-    state = RunState(config_hash="test", individuals={i.id: i for i in (s1, s2, long, lin, ties, dfs)})
-    names = {"s1": s1.id, "s2": s2.id, "long": long.id, "lin": lin.id, "ties": ties.id, "dfs": dfs.id}
+    tuned = finetune_individual(FinetuneRecipe(operator="dpo", parent=lin.id, dataset=PreferenceSource(path="p.jsonl"),
+                                               learning_rate=1e-5, steps=2, lora_rank=4, samples=8, seed=0,
+                                               batch_size=2), generation=2)
+    state = RunState(config_hash="test", individuals={i.id: i for i in (s1, s2, long, lin, ties, dfs, tuned)})
+    names = {"s1": s1.id, "s2": s2.id, "long": long.id, "lin": lin.id, "ties": ties.id, "dfs": dfs.id,
+             "tuned": tuned.id}
     return lineage_graph(state), names
 
 
@@ -207,7 +214,7 @@ def test_tree_figure_draws_a_box_per_individual_weights_on_edges_and_no_overlapp
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[0]
     boxes = {p.get_gid()[5:]: p for p in ax.patches if str(p.get_gid()).startswith("node:")}
-    assert set(boxes) == set(i.values())
+    assert set(boxes) == set(i.values()) - {i["tuned"]}
     for node, box in boxes.items():  # every name fits its box; the long one ends in an ellipsis
         name = next(t for t in ax.texts if t.get_gid() == f"name:{node}")
         assert box.get_window_extent(renderer).contains(*name.get_window_extent(renderer).p0)
@@ -220,6 +227,8 @@ def test_tree_figure_draws_a_box_per_individual_weights_on_edges_and_no_overlapp
     assert not any(a.overlaps(b) for k, a in enumerate(extents) for b in extents[k + 1:])
     assert boxes[i["lin"]].get_facecolor() != boxes[i["s2"]].get_facecolor()  # the champion stands out
     assert any("base model" in t.get_text() and "alice/s1" in t.get_text() for t in fig.texts)  # base edge as a note
+    tuned = tree_figure(family_tree(lineage, i["tuned"]), focus=i["tuned"])
+    assert "dpo" in [t.get_text() for t in tuned.axes[0].texts if t.get_gid() == "edge-label"]  # fine-tuned: the operator
 
 
 def test_a_data_flow_child_has_a_strip_with_one_cell_per_layer_coloured_by_its_parent():

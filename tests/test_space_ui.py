@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -292,7 +293,7 @@ def test_an_invalid_form_is_refused_with_its_problems_even_with_the_token(page, 
     page.locator("#admin-token input").fill(ADMIN_TOKEN)
     page.locator("#seed-submit").click()
     text = seed_result(page, containing="Refused")
-    assert "'/etc/passwd' is not a Hub repo id" in text
+    assert "'/etc/passwd' is a local path" in text and "HUBEVO_SPACE_LOCAL_ROOT" in text  # what an admin can do
     assert len(served["controller"].submitted) == before
 
 
@@ -307,6 +308,20 @@ def test_a_number_field_sent_as_text_is_refused_naming_the_field(served):
     assert "Refused" in result and "Generations 'three' is not a number" in result
     assert "Wall time, hours 'soon' is not a number" in result
     assert len(served["controller"].submitted) == before
+
+
+def test_an_uploaded_run_yaml_is_queued_or_refused_naming_the_field(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(served["url"], verbose=False)
+    spec = {"name": "yaml-run", "population": {"members": ["alice/a", "alice/b"]}, "fitness": {"tasks": [TASK]},
+            "crossover": {"methods": ["linear"]}, "budget": {"generations": 1, "population_size": 2}}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec | {"budget": {"generations": -1}}))
+    result, _status = client.predict(ADMIN_TOKEN, handle_file(str(tmp_path / "bad.yaml")), api_name="/queue_run_yaml")
+    assert "Refused" in result and "budget.generations" in result
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(spec))
+    result, _status = client.predict(ADMIN_TOKEN, handle_file(str(tmp_path / "run.yaml")), api_name="/queue_run_yaml")
+    assert "Queued" in result and served["controller"].submitted[-1][0]["name"] == "yaml-run"
 
 
 def test_the_api_cannot_start_or_stop_runs_without_an_identity(served):

@@ -1,0 +1,222 @@
+"""How fast the Space reads a large live run: first fill and status tick at 1k, 10k and 20k result rows.
+
+A synthetic run (two tasks, 20 candidates a generation, 10 survivors each) is written as a live
+`state.json`. First fill: a fresh catalog loads it, builds the leaderboard, the Progress tab's
+table and the status row. Status tick: one more candidate is recorded (as a live run does after
+each), then the catalog reloads and the status row is rebuilt. Each is timed with the current
+code and with the old code path (the O(n^2) Pareto mask, a survivor scan per row, a YAML dump
+per row on every load, a resolver per row, a champion ranking per generation, a scan of every
+row per generation in the Progress tab), and the ratio old / new is printed.
+
+    python bench/space_load.py [--rows 1000 10000 20000] [--skip-old-above 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hubevo import pareto, publish  # noqa: E402
+from hubevo.genome import MergeGenome, child_individual, seed_individual, to_merge_dict  # noqa: E402
+from hubevo.state import Evaluation, RunState, save_state  # noqa: E402
+from space.catalog import Catalog  # noqa: E402
+from space import progress  # noqa: E402
+from space.leaderboard import leaderboard  # noqa: E402
+from space.status import local_status, status_table  # noqa: E402
+
+PER_GENERATION, SURVIVORS, TASKS = 20, 10, ("t1", "t2")
+CONFIG = """name: {name}
+population: {{members: [alice/s1, alice/s2]}}
+fitness: {{tasks: [t1, t2]}}
+crossover: {{methods: [linear]}}
+budget: {{generations: {generations}, population_size: {size}}}
+output: {{dir: {dir}}}
+publish: {{namespace: alice, push: survivors}}
+"""
+
+
+def synthetic_state(rows: int, *, seed: int = 0) -> RunState:
+    """A run with `rows` evaluated candidates: two seeds, then linear children of earlier survivors."""
+    rng = np.random.default_rng(seed)
+    seeds = [seed_individual(name=f"alice/s{k}", source=f"alice/s{k}") for k in (1, 2)]
+    state = RunState(config_hash="bench", individuals={s.id: s for s in seeds}, initial=[s.id for s in seeds])
+    refs = {s.id: s.source for s in seeds}
+    for s in seeds:
+        record(state, s.id, generation=0, rng=rng)
+    survivors, generation = [s.id for s in seeds], 0
+    while len(state.evaluations) < rows:
+        generation += 1
+        born = [breed(state, survivors, generation=generation, refs=refs, rng=rng)
+                for _ in range(min(PER_GENERATION, rows - len(state.evaluations)))]
+        ranked = sorted(set(survivors) | set(born), key=lambda i: -state.evaluations[i].fitness)
+        survivors = ranked[:SURVIVORS]
+        state.survivors[generation] = survivors
+    state.generation, state.population, state.elapsed_s = generation, survivors, 3600.0
+    return state
+
+
+def breed(state: RunState, survivors: list[str], *, generation: int, refs: dict, rng) -> str:
+    a, b = rng.choice(len(survivors), size=2, replace=len(survivors) < 2)
+    weight = float(rng.uniform())
+    genome = MergeGenome(method="linear", parents=(survivors[a], survivors[b]),
+                         per_parent=({"weight": weight}, {"weight": 1 - weight}))
+    child = child_individual(genome, generation=generation)
+    state.individuals[child.id] = child
+    refs[child.id] = f"alice/run-{child.id}"
+    state.recipes[child.id] = to_merge_dict(genome, refs=refs)
+    record(state, child.id, generation=generation, rng=rng)
+    return child.id
+
+
+def record(state: RunState, cid: str, *, generation: int, rng) -> None:
+    scores = {t: float(rng.uniform()) for t in TASKS}
+    state.evaluations[cid] = Evaluation(id=cid, generation=generation, status="ok", scores=scores,
+                                        fitness=sum(scores.values()) / len(scores), examples=64, seconds=1.0)
+
+
+def write_run(root: Path, rows: int) -> Path:
+    state = synthetic_state(rows)
+    run_dir = root / f"run{rows}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(CONFIG.format(name=run_dir.name, generations=state.generation + 5,
+                                                       size=PER_GENERATION, dir=run_dir))
+    save_state(state, run_dir)
+    return run_dir
+
+
+def first_fill(runs_root: Path) -> tuple[float, Catalog]:
+    begin = time.perf_counter()
+    catalog = Catalog(runs_root=runs_root, hub_datasets=())
+    runs = catalog.runs()
+    leaderboard(runs)
+    progress.generation_stats(runs[0].results)
+    status_table([local_status(r) for r in runs])
+    return time.perf_counter() - begin, catalog
+
+
+def tick(catalog: Catalog, run_dir: Path) -> float:
+    """One more candidate recorded (outside the timing), then the status tab's reload."""
+    state = catalog.runs()[0].state
+    rng = np.random.default_rng(len(state.evaluations))
+    refs = {i: f"alice/{i}" for i in state.individuals}
+    breed(state, list(state.population), generation=state.generation, refs=refs, rng=rng)
+    save_state(state, run_dir)
+    begin = time.perf_counter()
+    status_table([local_status(r) for r in catalog.runs()])
+    return time.perf_counter() - begin
+
+
+def measure(rows: int) -> tuple[float, float]:
+    publish._RECIPE_TEXTS.clear()  # each size starts cold
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = write_run(Path(tmp), rows)
+        fill, catalog = first_fill(Path(tmp))
+        return fill, tick(catalog, run_dir)
+
+
+# ------------------------------------------------------------------ the old code path, for the ratio
+def old_non_dominated(points: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, dtype=float)
+    at_least = (points[None, :, :] >= points[:, None, :]).all(axis=2)
+    better = (points[None, :, :] > points[:, None, :]).any(axis=2)
+    return ~(at_least & better).any(axis=1)
+
+
+@contextlib.contextmanager
+def old_code():
+    """The functions this bench's fixes replaced, swapped back in."""
+    import yaml
+
+    from hubevo.resolver import Resolver
+    from space import loading
+
+    saved = (pareto.non_dominated, publish.recipe_text, publish.survivor_ids, loading.hub_repos,
+             publish.champion_reigns, progress.reign_table)
+
+    def old_hub_repos(state, config, ids):
+        cfg = loading.RunConfig.model_validate(config)
+        return [Resolver.of(state, cfg).hub_repo(cid) for cid in ids]
+
+    def old_survivor_ids(state):
+        return _Scan(state.survivors)
+
+    pareto.non_dominated = old_non_dominated
+    publish.champion_reigns = old_champion_reigns
+    progress.reign_table = lambda results: _ScanReigns(results)
+    publish.recipe_text = lambda recipe: yaml.safe_dump(recipe, sort_keys=False)
+    publish.survivor_ids = old_survivor_ids
+    loading.hub_repos = old_hub_repos
+    try:
+        yield
+    finally:
+        (pareto.non_dominated, publish.recipe_text, publish.survivor_ids, loading.hub_repos,
+         publish.champion_reigns, progress.reign_table) = saved
+
+
+def old_champion_reigns(state: RunState) -> dict[str, list[int]]:
+    reigns: dict[str, list[int]] = {}
+    for generation in sorted(state.survivors):
+        cid = state.champion(upto=generation)
+        if cid is not None:
+            reigns.setdefault(cid, []).append(generation)
+    return reigns
+
+
+class _ScanReigns(dict):
+    """The old champion look-up of the Progress tab: a scan of every row's reign per generation."""
+
+    def __init__(self, results):
+        super().__init__()
+        self.results = results
+
+    def __contains__(self, generation) -> bool:
+        self.found = self._find(generation)  # one scan per generation, as the old code made
+        return self.found is not None
+
+    def __getitem__(self, generation):
+        return self.found
+
+    def _find(self, generation):
+        for cid, reign in zip(self.results["id"], self.results["champion_in"], strict=True):
+            if reign is not None and not isinstance(reign, float) and generation in list(reign):
+                return str(cid)
+        return None
+
+
+class _Scan:
+    """`cid in survivors` the old way: a scan of every generation's list."""
+
+    def __init__(self, survivors):
+        self.survivors = survivors
+
+    def __contains__(self, cid) -> bool:
+        return any(cid in ids for ids in self.survivors.values())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1000, 10000, 20000])
+    parser.add_argument("--skip-old-above", type=int, default=20000, help="Rows above which the old path is not run.")
+    args = parser.parse_args(argv)
+    print(f"{'rows':>6} {'fill s':>8} {'old fill s':>10} {'ratio':>6} {'tick s':>8} {'old tick s':>10} {'ratio':>6}")
+    for rows in args.rows:
+        fill, tick_s = measure(rows)
+        if rows <= args.skip_old_above:
+            with old_code():
+                old_fill, old_tick = measure(rows)
+            ratios = f"{old_fill:10.2f} {old_fill / fill:6.1f} {tick_s:8.2f} {old_tick:10.2f} {old_tick / tick_s:6.1f}"
+        else:
+            ratios = f"{'-':>10} {'-':>6} {tick_s:8.2f} {'-':>10} {'-':>6}"
+        print(f"{rows:>6} {fill:8.2f} {ratios}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

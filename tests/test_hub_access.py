@@ -1,0 +1,60 @@
+"""A publishing run checks once, before any work, that its token can write to `publish.namespace`."""
+
+from __future__ import annotations
+
+import pytest
+from huggingface_hub import HfApi
+
+from hubevo.config import parse_config
+from hubevo.errors import ConfigError
+from hubevo.hub.access import check_write_access, writable_namespaces
+from hubevo.loop import evolve
+
+ALICE_TOKEN, BOB_TOKEN = "token-alice", "token-bob"
+
+
+def api(hub_server, token: str) -> HfApi:
+    return HfApi(endpoint=hub_server.url, token=token)
+
+
+def test_the_users_own_namespace_and_its_orgs_are_writable(hub_server):
+    check_write_access("alice", api=api(hub_server, ALICE_TOKEN))
+    check_write_access("alice-org", api=api(hub_server, ALICE_TOKEN))
+
+
+def test_a_namespace_the_token_cannot_write_to_is_named_with_the_fix(hub_server):
+    with pytest.raises(ConfigError) as refused:
+        check_write_access("alice", api=api(hub_server, BOB_TOKEN))
+    message = str(refused.value)
+    assert "publish.namespace 'alice'" in message and "belongs to 'bob'" in message and "writable: bob" in message
+    assert "set publish.namespace to one of those" in message and BOB_TOKEN not in message
+
+
+def test_a_refused_token_says_so_and_never_shows_itself(hub_server):
+    with pytest.raises(ConfigError, match="refused the token.*HF_TOKEN") as refused:
+        check_write_access("alice", api=api(hub_server, "hf_NotARealTokenButLongEnough1234"))
+    assert "hf_NotARealTokenButLongEnough1234" not in str(refused.value)
+
+
+def test_a_busy_hub_is_asked_again(hub_server, monkeypatch):
+    monkeypatch.setenv("HUBEVO_HUB_BACKOFF_S", "0")
+    hub_server.fail_next("/api/whoami-v2", 503)
+    check_write_access("alice", api=api(hub_server, ALICE_TOKEN))
+
+
+def test_read_only_tokens_and_read_roles_write_nowhere():
+    account = {"name": "carol", "orgs": [{"name": "lab", "roleInOrg": "read"}, {"name": "team", "roleInOrg": "write"}],
+               "auth": {"accessToken": {"role": "write"}}}
+    assert writable_namespaces(account) == {"carol", "team"}
+    assert writable_namespaces({**account, "auth": {"accessToken": {"role": "read"}}}) == set()
+
+
+@pytest.mark.parametrize("publish", [{"push": "champion"}, {"push": "none", "state": "hub"}])
+def test_a_run_publishing_where_it_cannot_write_stops_before_any_work(hub_server, tmp_path, publish):
+    cfg = parse_config({
+        "name": "nowrite", "population": {"members": ["alice/a", "alice/b"]}, "fitness": {"tasks": ["any_task"]},
+        "output": {"dir": str(tmp_path / "run")}, "publish": {"namespace": "alice", **publish},
+    }, root=tmp_path)
+    with pytest.raises(ConfigError, match="publish.namespace 'alice'"):
+        evolve(cfg, progress=False, api=api(hub_server, BOB_TOKEN))
+    assert not (tmp_path / "run").exists()
