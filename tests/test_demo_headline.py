@@ -16,7 +16,7 @@ def demo_run(demo_zoo, demo_zoo_cache, tmp_path_factory):
     """The demo as `app.py demo` runs it, on the session's zoo: (final state, what it printed)."""
     torch.set_num_threads(1)
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):  # bars draw on stderr
         state = run_demo(out_dir=tmp_path_factory.mktemp("demo-run") / "demo", cache_dir=demo_zoo_cache,
                          progress=False)
     return state, printed.getvalue()
@@ -45,3 +45,9 @@ def test_the_demo_opens_with_what_it_does_and_closes_with_where_to_look(demo_run
     assert lines[-1].startswith("browse it: hubevo space --runs ")
     assert any(line.startswith("results table: ") and line.endswith("results.parquet (one row per candidate)")
                for line in lines)
+
+
+def test_the_demo_draws_no_library_progress_bars(demo_run):
+    _, printed = demo_run
+    bars = [line for line in printed.replace("\r", "\n").splitlines() if "it/s]" in line or "s/it]" in line]
+    assert bars == [], bars[:3]
