@@ -3,10 +3,11 @@
 A synthetic run (two tasks, 20 candidates a generation, 10 survivors each) is written as a live
 `state.json`. First fill: a fresh catalog loads it, builds the leaderboard, the Progress tab's
 table and the status row. Status tick: one more candidate is recorded (as a live run does after
-each), then the catalog reloads and the status row is rebuilt. Each is timed with the current
-code and with the old code path (the O(n^2) Pareto mask, a survivor scan per row, a YAML dump
-per row on every load, a resolver per row, a champion ranking per generation, a scan of every
-row per generation in the Progress tab), and the ratio old / new is printed.
+each), then the Status tab's rows are rebuilt. Each is timed with the current code and with
+the old code path (the O(n^2) Pareto mask, a survivor scan per row, a YAML dump per row on
+every load, a resolver per row, a champion ranking per generation, a scan of the table per
+generation in the Progress tab, a full reload of the state on every status tick), and the
+ratio old / new is printed.
 
     python bench/space_load.py [--rows 1000 10000 20000] [--skip-old-above 20000]
 """
@@ -98,28 +99,38 @@ def first_fill(runs_root: Path) -> tuple[float, Catalog]:
     runs = catalog.runs()
     leaderboard(runs)
     progress.generation_stats(runs[0].results)
-    status_table([local_status(r) for r in runs])
+    status_table(catalog.statuses())
     return time.perf_counter() - begin, catalog
 
 
-def tick(catalog: Catalog, run_dir: Path) -> float:
-    """One more candidate recorded (outside the timing), then the status tab's reload."""
+def tick(catalog: Catalog, run_dir: Path) -> tuple[float, float]:
+    """One more candidate recorded (outside the timing), then the Status tab's rows; another, then the
+    leaderboard rebuilt (a tab refreshed during a live run)."""
+    add_candidate(catalog, run_dir)
+    begin = time.perf_counter()
+    status_table(catalog.statuses())
+    status_s = time.perf_counter() - begin
+    add_candidate(catalog, run_dir)
+    begin = time.perf_counter()
+    leaderboard(catalog.runs())
+    return status_s, time.perf_counter() - begin
+
+
+def add_candidate(catalog: Catalog, run_dir: Path) -> None:
     state = catalog.runs()[0].state
     rng = np.random.default_rng(len(state.evaluations))
     refs = {i: f"alice/{i}" for i in state.individuals}
     breed(state, list(state.population), generation=state.generation, refs=refs, rng=rng)
     save_state(state, run_dir)
-    begin = time.perf_counter()
-    status_table([local_status(r) for r in catalog.runs()])
-    return time.perf_counter() - begin
+    time.sleep(0.01)  # a later mtime for the next write
 
 
-def measure(rows: int) -> tuple[float, float]:
+def measure(rows: int) -> tuple[float, float, float]:
     publish._RECIPE_TEXTS.clear()  # each size starts cold
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = write_run(Path(tmp), rows)
         fill, catalog = first_fill(Path(tmp))
-        return fill, tick(catalog, run_dir)
+        return fill, *tick(catalog, run_dir)
 
 
 # ------------------------------------------------------------------ the old code path, for the ratio
@@ -139,7 +150,8 @@ def old_code():
     from space import loading
 
     saved = (pareto.non_dominated, publish.recipe_text, publish.survivor_ids, loading.hub_repos,
-             publish.champion_reigns, progress.reign_table)
+             publish.champion_reigns, progress.reign_table, progress.generation_stats, loading.results_frame,
+             Catalog.statuses)
 
     def old_hub_repos(state, config, ids):
         cfg = loading.RunConfig.model_validate(config)
@@ -154,11 +166,37 @@ def old_code():
     publish.recipe_text = lambda recipe: yaml.safe_dump(recipe, sort_keys=False)
     publish.survivor_ids = old_survivor_ids
     loading.hub_repos = old_hub_repos
+    progress.generation_stats = old_generation_stats
+    loading.results_frame = lambda state, recipes: publish.results_frame(state, recipes=True)
+    Catalog.statuses = lambda catalog: [local_status(r) for r in catalog.runs()]
     try:
         yield
     finally:
         (pareto.non_dominated, publish.recipe_text, publish.survivor_ids, loading.hub_repos,
-         publish.champion_reigns, progress.reign_table) = saved
+         publish.champion_reigns, progress.reign_table, progress.generation_stats, loading.results_frame,
+         Catalog.statuses) = saved
+
+
+def old_generation_stats(results):
+    """The Progress tab's table as it was: the frame filtered and the champion looked up per generation."""
+    from space.loading import rounded
+
+    rows, reigns = [], progress.reign_table(results)
+    for generation in sorted(int(g) for g in results["evaluated_in"].dropna().unique()):
+        now = results[results["evaluated_in"] == generation]
+        ok = now[now["status"] == "ok"]
+        best = progress.champion_after(results, generation, reigns=reigns)
+        champion = results[results["id"] == best].iloc[0] if best is not None else None
+        rows.append({
+            "generation": generation, "candidates": len(now), "failed": int((now["status"] == "failed").sum()),
+            "raced out": int((now["status"] == "raced_out").sum()),
+            "best fitness": rounded(ok["fitness"].max()) if len(ok) else None,
+            "mean fitness": rounded(ok["fitness"].mean()) if len(ok) else None,
+            "champion": champion["model"] if champion is not None else None,
+            "champion fitness": rounded(champion["fitness"]) if champion is not None else None,
+            "champion held-out": rounded(champion["heldout"]) if champion is not None else None,
+        })
+    return progress.pd.DataFrame(rows, columns=progress.STATS_COLUMNS)
 
 
 def old_champion_reigns(state: RunState) -> dict[str, list[int]]:
@@ -206,16 +244,19 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1000, 10000, 20000])
     parser.add_argument("--skip-old-above", type=int, default=20000, help="Rows above which the old path is not run.")
     args = parser.parse_args(argv)
-    print(f"{'rows':>6} {'fill s':>8} {'old fill s':>10} {'ratio':>6} {'tick s':>8} {'old tick s':>10} {'ratio':>6}")
+    print("reload: the leaderboard rebuilt after the same change (a tab refreshed during a live run)")
+    print(f"{'rows':>6} {'fill s':>8} {'old fill s':>10} {'ratio':>6} {'tick s':>8} {'old tick s':>10} {'ratio':>7}"
+          f" {'reload s':>9} {'old reload s':>12} {'ratio':>6}")
     for rows in args.rows:
-        fill, tick_s = measure(rows)
+        new = measure(rows)
         if rows <= args.skip_old_above:
             with old_code():
-                old_fill, old_tick = measure(rows)
-            ratios = f"{old_fill:10.2f} {old_fill / fill:6.1f} {tick_s:8.2f} {old_tick:10.2f} {old_tick / tick_s:6.1f}"
+                old = measure(rows)
         else:
-            ratios = f"{'-':>10} {'-':>6} {tick_s:8.2f} {'-':>10} {'-':>6}"
-        print(f"{rows:>6} {fill:8.2f} {ratios}", flush=True)
+            old = (float("nan"),) * 3
+        cells = [f"{n:{w}.{3 if k == 1 else 2}f} {o:{v}.2f} {o / max(n, 1e-3):{6 if k != 1 else 7}.1f}"
+                 for k, (n, o, w, v) in enumerate(zip(new, old, (8, 8, 9), (10, 10, 12)))]
+        print(f"{rows:>6} " + " ".join(cells), flush=True)
 
 
 if __name__ == "__main__":

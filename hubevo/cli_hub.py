@@ -5,8 +5,8 @@
     hubevo launch run.yaml --flavor a10g-small [--image IMAGE] [--schedule @hourly] [--timeout 2h]
     hubevo jobs RUN [--logs [--tail N]] [--cancel]
 
-The image defaults to `$HUBEVO_JOB_IMAGE`; it must hold this repository (for example the
-Space that runs it: `hf.co/spaces/<org>/<space>`).
+The image defaults to `$HUBEVO_JOB_IMAGE`, then (run inside a Space) that Space's own; it must
+hold this repository (for example the Space that runs it: `hf.co/spaces/<org>/<space>`).
 """
 
 from __future__ import annotations
@@ -37,15 +37,10 @@ def add_commands(subparsers) -> None:
 
 def cmd_launch(args: argparse.Namespace) -> int:
     from hubevo.config import load_config
-    from hubevo.errors import ConfigError
-    from hubevo.hub.jobs import RUN_LABEL, job_request, submit
+    from hubevo.hub.jobs import RUN_LABEL, launch
 
-    if not args.image:
-        raise ConfigError("no image for the job: pass --image (a Docker image or hf.co/spaces/<org>/<space> "
-                          "holding this repository) or set HUBEVO_JOB_IMAGE")
-    request = job_request(load_config(args.config), image=args.image, flavor=args.flavor, timeout=args.timeout,
-                          schedule=args.schedule)
-    job = submit(request, namespace=args.namespace)
+    request, job = launch(load_config(args.config), image=args.image, flavor=args.flavor, timeout=args.timeout,
+                          schedule=args.schedule, namespace=args.namespace)
     when = f"on schedule {args.schedule}" if args.schedule else "now"
     print(f"job {job.id} for run {request.labels[RUN_LABEL]} runs {when} on {args.flavor}")
     if getattr(job, "url", None):

@@ -238,8 +238,10 @@ def lead_text(state: RunState, cid: str, other: str) -> str:
     return f"{diff:+.3f} +- {se:.3f} on {split} ({verdict})"
 
 
-def results_frame(state: RunState) -> pd.DataFrame:
-    """One row per evaluated candidate: the table the leaderboard and the Hub results dataset hold."""
+def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:
+    """One row per evaluated candidate: the table the leaderboard and the Hub results dataset hold.
+
+    `recipes=False` leaves the `recipe` column empty (a viewer renders one from `state.recipes` when asked)."""
     rows, front, champion = [], pareto.run_front(state), state.champion()
     reigns, survivors = champion_reigns(state), survivor_ids(state)
     for ev in state.evaluations.values():
@@ -255,7 +257,7 @@ def results_frame(state: RunState) -> pd.DataFrame:
             "parents": [state.individuals[p].name for p in ind.parents],
             "genes": json.dumps(g.genes() if g else {}),
             "mutation": json.dumps(mutation_record(ind, state.training.get(ind.id))) if ind.finetune else None,
-            "recipe": recipe_text(state.recipes[ind.id]) if ind.id in state.recipes else None,
+            "recipe": recipe_text(state.recipes[ind.id]) if recipes and ind.id in state.recipes else None,
             "status": ev.status,
             "reason": ev.reason,
             "baseline": state.baselines.get(ev.id),

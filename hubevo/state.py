@@ -29,6 +29,7 @@ from hubevo.genome import Individual
 log = logging.getLogger("hubevo")
 
 STATE_FILE = "state.json"
+STATUS_FILE = "status.json"
 EVENTS_FILE = "events.jsonl"
 
 
@@ -101,8 +102,46 @@ def rng_for(seed: int, generation: int, stage: str) -> np.random.Generator:
     return np.random.default_rng([seed, generation, int(hashlib.sha256(stage.encode()).hexdigest()[:8], 16)])
 
 
+class RunStatus(BaseModel, frozen=True):
+    """Where a run stands, in a few fields: written next to the state so a watcher need not parse it."""
+
+    generation: int
+    generations_done: int | None
+    candidate: int = Field(description="Candidates of the current generation evaluated so far.")
+    candidates: int = Field(description="Candidates in the current generation.")
+    evaluated: int
+    elapsed_s: float
+    finished: bool
+    stop_reason: str | None
+    champion: str | None
+    champion_fitness: float | None
+
+
+def run_status(state: RunState) -> RunStatus:
+    champion = state.champion()
+    return RunStatus(
+        generation=state.generation, generations_done=state.generations_done,
+        candidate=sum(1 for i in state.population if i in state.evaluations), candidates=len(state.population),
+        evaluated=len(state.evaluations), elapsed_s=state.elapsed_s, finished=state.finished,
+        stop_reason=state.stop_reason, champion=champion,
+        champion_fitness=state.evaluations[champion].fitness if champion is not None else None)
+
+
 def save_state(state: RunState, run_dir: Path) -> None:
+    """The state, then its `RunStatus` (a status older than the state is stale: read the state instead)."""
     atomic_write_text(run_dir / STATE_FILE, state.model_dump_json(indent=1))
+    atomic_write_text(run_dir / STATUS_FILE, run_status(state).model_dump_json())
+
+
+def load_status(run_dir: Path) -> RunStatus | None:
+    """The status saved with the state; None when missing, unreadable or older than the state."""
+    path, state = Path(run_dir) / STATUS_FILE, Path(run_dir) / STATE_FILE
+    try:
+        if path.stat().st_mtime_ns < state.stat().st_mtime_ns:
+            return None
+        return RunStatus.model_validate_json(path.read_text())
+    except (OSError, ValidationError, UnicodeDecodeError):
+        return None
 
 
 def append_event(run_dir: Path, event: str, **fields) -> None:

@@ -9,6 +9,10 @@ Reading (leaderboard, trees, cards, status) is public. Acting needs one of:
 The check runs on the server inside every acting handler (Gradio exposes each handler as
 an API endpoint, so hiding a button protects nothing). With neither an allow-list nor an
 admin token configured, nobody may act.
+
+A run launched as a Hugging Face Job spends nothing of the Space's: any signed-in user may
+launch one under their own account, billed to them, with the token their sign-in granted
+(`job_token`: the OAuth scope `jobs` is needed, listed in the Space's `hf_oauth_scopes`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from hubevo.errors import HubevoError
 
 ADMIN = "admin"
+JOBS_SCOPE = "jobs"
 
 
 class AccessDenied(HubevoError, PermissionError):
@@ -57,3 +62,17 @@ class Access:
             raise AccessDenied(f"nobody may {action} here: no allow-list and no admin token are configured")
         raise AccessDenied(f"sign in to {action}: log in with an allow-listed Hugging Face account "
                            "or give the admin token")
+
+
+def job_token(oauth_token, *, action: str = "launch a job under your account") -> str:
+    """The signed-in user's token (a `gr.OAuthToken`'s) for a job billed to them; AccessDenied when nobody is
+    signed in, or the sign-in did not grant the `jobs` scope (a token given with no scope is let through)."""
+    token = getattr(oauth_token, "token", None)
+    if not token:
+        raise AccessDenied(f"sign in with Hugging Face to {action}: the job runs under your account and is "
+                           "billed to it (the admin token does not apply here)")
+    scopes = (getattr(oauth_token, "scope", "") or "").split()
+    if scopes and JOBS_SCOPE not in scopes:
+        raise AccessDenied(f"your Hugging Face sign-in did not grant this Space the {JOBS_SCOPE!r} scope, so it may "
+                           f"not {action}; sign out and sign in again, allowing it")
+    return token

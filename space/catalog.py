@@ -1,6 +1,7 @@
 """The runs the Space shows, kept between requests: local run directories and results datasets.
 
-Local runs are re-read only when their state, table or config file changed; results datasets
+Local runs are re-read only when their state, table or config file changed, and the Status
+tab's tick reads a changed run's `status.json` rather than its whole state; results datasets
 are downloaded once and again on `refresh`; a survivor's card is fetched from its Hub repo
 once. A folder or dataset that cannot be read becomes a note, and the others are still shown.
 """
@@ -15,7 +16,9 @@ from pathlib import Path
 import yaml
 
 from hubevo.errors import HubevoError
-from space.loading import RunData, fetch_card, load_results_repo, load_run_dir, run_dirs
+from hubevo.state import STATE_FILE, load_status
+from space.loading import RunData, fetch_card, load_results_repo, load_run_dir, read_yaml, run_dirs
+from space.status import local_status, saved_status
 
 
 class Catalog:
@@ -36,6 +39,15 @@ class Catalog:
         names = {r.name for r in local}
         return local + [r if r.name not in names else dataclasses.replace(r, name=f"{r.name}@hub") for r in hub]
 
+    def statuses(self) -> list[dict]:
+        """A status dict per run (`space.status`); a local run is read from its `status.json` when that is
+        current, so a tick costs no reload of a large live run."""
+        with self._lock:
+            local = [s for s in map(self._local_status, run_dirs(self.runs_root)) if s is not None]
+            hub = [local_status(r) for r in self._hub_runs()]
+        names = {s["name"] for s in local}
+        return local + [s if s["name"] not in names else {**s, "name": f"{s['name']}@hub"} for s in hub]
+
     def refresh(self) -> None:
         with self._lock:
             self._hub, self._cards = None, {}
@@ -52,9 +64,17 @@ class Catalog:
                 return f"*The card of `{repo}` could not be read: {err}*"
         return self._cards[repo]
 
+    def _local_status(self, run_dir: Path) -> dict | None:
+        status = load_status(run_dir)
+        if status is not None:
+            config = read_yaml(run_dir / "config.yaml")
+            return saved_status(status, name=config.get("name") or run_dir.name, config=config,
+                                saved_at=(run_dir / STATE_FILE).stat().st_mtime)
+        run = self._local_run(run_dir)
+        return local_status(run) if run is not None else None
+
     def _local_run(self, run_dir: Path) -> RunData | None:
-        stamp = tuple(p.stat().st_mtime_ns if p.exists() else 0
-                      for p in (run_dir / "state.json", run_dir / "results.parquet", run_dir / "config.yaml"))
+        stamp = _stamp(run_dir)
         cached = self._local.get(run_dir)
         if cached is None or cached[0] != stamp:
             try:
@@ -76,3 +96,9 @@ class Catalog:
                     self.notes[repo_id] = str(err)
             self._hub = loaded
         return self._hub
+
+
+def _stamp(run_dir: Path) -> tuple:
+    """When a run directory's state, table and config last changed."""
+    return tuple(p.stat().st_mtime_ns if p.exists() else 0
+                 for p in (run_dir / STATE_FILE, run_dir / "results.parquet", run_dir / "config.yaml"))

@@ -43,8 +43,8 @@ def recipe_diff(runs: Sequence[RunData], key_a: str | None, key_b: str | None) -
     texts, labels = [], []
     for run, cid in picked:
         row = run.row(cid)
-        recipe = row.get("recipe")
-        texts.append(recipe if isinstance(recipe, str) and recipe else f"# {row['kind']}: no mergekit recipe\n")
+        recipe = run.recipe(cid)
+        texts.append(recipe if recipe else f"# {row['kind']}: no mergekit recipe\n")
         labels.append(f"{run.name}/{row['model']}")
     lines = [t.splitlines(keepends=True) for t in texts]
     diff = difflib.unified_diff(*lines, fromfile=labels[0], tofile=labels[1], n=max(map(len, lines)))  # whole recipes

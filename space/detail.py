@@ -54,9 +54,8 @@ def model_detail(run: RunData, model_id: str, *, card: str | None = None) -> Mod
 
 def recipe_yaml(run: RunData, model_id: str) -> str:
     """The stored mergekit YAML of a candidate, parents named by Hub repo where known; "" when none is stored."""
-    row = run.row(model_id)
-    stored = row["recipe"] if row is not None else None
-    if not isinstance(stored, str) or not stored.strip():
+    stored = run.recipe(model_id)
+    if stored is None:
         return ""
     table = run.results
     repos = {m: r for m, r in zip(table["model"], table["repo"], strict=True) if isinstance(r, str) and r != m}

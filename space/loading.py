@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from hubevo.config import RunConfig
 from hubevo.errors import HubError
 from hubevo.hub.client import ensure_api, hub_call
-from hubevo.publish import lineage_graph, results_frame
+from hubevo.publish import lineage_graph, recipe_text, results_frame
 from hubevo.state import STATE_FILE, RunState, load_state
 
 RESULT_FILES = ("results.parquet", "lineage.json", "config.yaml")
@@ -50,6 +50,16 @@ class RunData:
         hits = self.results[self.results["id"] == model_id]
         return hits.iloc[0] if len(hits) else None
 
+    def recipe(self, model_id: str) -> str | None:
+        """A candidate's mergekit recipe as YAML: the table's, or rendered from a live run's state."""
+        row = self.row(model_id)
+        stored = row["recipe"] if row is not None else None
+        if isinstance(stored, str) and stored.strip():
+            return stored
+        if self.state is not None and model_id in self.state.recipes:
+            return recipe_text(self.state.recipes[model_id])
+        return None
+
 
 def run_dirs(runs_root: Path) -> list[Path]:
     """`runs_root` itself if it is a run directory, and every run directory directly under it."""
@@ -67,7 +77,7 @@ def load_run_dir(run_dir: Path) -> RunData:
     state = load_state(run_dir)
     if state is None:
         return read_results_folder(run_dir, source="local", where=str(run_dir))
-    results = with_columns(results_frame(state))
+    results = with_columns(results_frame(state, recipes=False))  # rendered on demand: `RunData.recipe`
     results["repo"] = hub_repos(state, config, results["id"])
     cards = {cid: Path(folder) / "README.md" for cid, folder in state.saved.items()}
     return RunData(name=config.get("name") or run_dir.name, source="local", where=str(run_dir), results=results,

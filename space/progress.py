@@ -32,22 +32,34 @@ def generation_stats(results: pd.DataFrame) -> pd.DataFrame:
     The champion after generation g is the champion among the candidates evaluated up to g; its
     held-out score is the one the loop measured when it survived (held-out tasks never select).
     """
-    rows, reigns = [], reign_table(results)
-    for generation in sorted(int(g) for g in results["evaluated_in"].dropna().unique()):
-        now = results[results["evaluated_in"] == generation]
-        ok = now[now["status"] == "ok"]
-        best = champion_after(results, generation, reigns=reigns)
-        champion = results[results["id"] == best].iloc[0] if best is not None else None
+    evaluated = results[results["evaluated_in"].notna()]
+    status = evaluated["status"]
+    per_generation = pd.DataFrame({
+        "generation": evaluated["evaluated_in"].astype(int), "failed": status == "failed",
+        "raced": status == "raced_out", "ok_fitness": evaluated["fitness"].where(status == "ok").astype(float),
+    }).groupby("generation").agg(candidates=("failed", "size"), failed=("failed", "sum"), raced=("raced", "sum"),
+                                 best=("ok_fitness", "max"), mean=("ok_fitness", "mean"))
+    reigns, position = reign_table(results), first_rows(results)
+    rows = []
+    for generation, now in per_generation.iterrows():
+        best = champion_after(results, int(generation), reigns=reigns)
+        champion = results.iloc[position[best]] if best is not None else None
         rows.append({
-            "generation": generation, "candidates": len(now), "failed": int((now["status"] == "failed").sum()),
-            "raced out": int((now["status"] == "raced_out").sum()),
-            "best fitness": rounded(ok["fitness"].max()) if len(ok) else None,
-            "mean fitness": rounded(ok["fitness"].mean()) if len(ok) else None,
+            "generation": int(generation), "candidates": int(now["candidates"]), "failed": int(now["failed"]),
+            "raced out": int(now["raced"]), "best fitness": rounded(now["best"]), "mean fitness": rounded(now["mean"]),
             "champion": champion["model"] if champion is not None else None,
             "champion fitness": rounded(champion["fitness"]) if champion is not None else None,
             "champion held-out": rounded(champion["heldout"]) if champion is not None else None,
         })
     return pd.DataFrame(rows, columns=STATS_COLUMNS)
+
+
+def first_rows(results: pd.DataFrame) -> dict[str, int]:
+    """Individual id -> the position of its first row."""
+    position: dict[str, int] = {}
+    for k, cid in enumerate(results["id"]):
+        position.setdefault(str(cid), k)
+    return position
 
 
 def champion_after(results: pd.DataFrame, generation: int, *, reigns: dict[int, str] | None = None) -> str | None:

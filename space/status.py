@@ -1,7 +1,8 @@
 """The Status tab: one row per run, whether the scheduler manages it or it was only found on disk or the Hub.
 
-`local_status` gives a found run the controller's status shape; `merge_statuses` puts the
-controller's runs first; `status_table` formats them (g / G, c / C, durations, best fitness).
+`local_status` gives a found run the controller's status shape, and `saved_status` the same
+from the small `status.json` a live run writes with its state (a tick then reads a few
+hundred bytes, not the whole state); `merge_statuses` puts the controller's runs first; `status_table` formats them (g / G, c / C, durations, best fitness).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from hubevo.state import RunStatus, run_status
 from space.loading import RunData, rounded
 from space.ranking import champion_id
 
@@ -19,21 +21,26 @@ STATUS_COLUMNS = ["run", "state", "generation", "candidate", "elapsed", "time le
 
 def local_status(run: RunData, *, now: float | None = None) -> dict:
     """A status dict (the controller's shape) for a run found on disk that no controller manages."""
-    budget = run.config.get("budget", {}) or {}
-    base = {"name": run.name, "generations": budget.get("generations"), "best_fitness": best_fitness(run),
-            "eta_s": None}
     if run.state is None:
-        return {**base, "state": "published" if run.source == "hub" else "finished", "generation": None,
+        budget = run.config.get("budget", {}) or {}
+        return {"name": run.name, "generations": budget.get("generations"), "best_fitness": best_fitness(run),
+                "eta_s": None, "state": "published" if run.source == "hub" else "finished", "generation": None,
                 "candidate": None, "candidates": None, "elapsed_s": None, "message": run.where}
-    state = run.state
-    done = sum(1 for i in state.population if i in state.evaluations)
-    if state.finished:
-        phase, message = "finished", state.stop_reason or ""
+    return saved_status(run_status(run.state), name=run.name, config=run.config, saved_at=run.saved_at, now=now)
+
+
+def saved_status(status: RunStatus, *, name: str, config: Mapping, saved_at: float | None,
+                 now: float | None = None) -> dict:
+    """The status dict of a local run from the `RunStatus` saved with its state (no need to parse the state)."""
+    if status.finished:
+        phase, message = "finished", status.stop_reason or ""
     else:
-        ago = format_duration((time.time() if now is None else now) - run.saved_at) if run.saved_at else "?"
+        ago = format_duration((time.time() if now is None else now) - saved_at) if saved_at else "?"
         phase, message = "unfinished", f"not managed here; state saved {ago} ago (resume with `hubevo evolve --resume`)"
-    return {**base, "state": phase, "generation": state.generations_done, "candidate": done,
-            "candidates": len(state.population), "elapsed_s": state.elapsed_s, "message": message}
+    return {"name": name, "generations": (config.get("budget", {}) or {}).get("generations"),
+            "best_fitness": rounded(status.champion_fitness), "eta_s": None, "state": phase,
+            "generation": status.generations_done, "candidate": status.candidate, "candidates": status.candidates,
+            "elapsed_s": status.elapsed_s, "message": message}
 
 
 def best_fitness(run: RunData) -> float | None:

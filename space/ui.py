@@ -2,7 +2,8 @@
 
 `build_app` wires the tabs' views (`space.leaderboard`, `space.compare`, `space.tree`, `space.progress`,
 `space.detail`, `space.status`, over the runs `space.catalog` keeps), `space.seeding`
-(form -> run config) and `space.auth` (who may act) to a scheduler `Controller`. Reading
+(form -> run config) and `space.auth` (who may act) to a scheduler `Controller`, and `space.jobs`
+(a seeded run launched as a Hugging Face Job under the signed-in user's account). Reading
 is public; seeding, pausing, resuming and stopping are checked on the server in each
 handler. `serve` binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`), with
 the styles that keep the title on one line and every tab in reach at phone width. The seeding form is
@@ -20,10 +21,12 @@ import pandas as pd
 from PIL import Image
 
 from hubevo.errors import HubevoError, UnknownNameError
-from space.auth import Access, AccessDenied
+from hubevo.hub.jobs import job_url
+from space.auth import Access, AccessDenied, job_token
 from space.catalog import Catalog
 from space.compare import champion_summary, recipe_diff, side_by_side
 from space.detail import ModelDetail, card_sections, model_detail
+from space.jobs import DEFAULT_TIMEOUT, FLAVORS, JOB_COLUMNS, JobLauncher, LaunchedJob, job_rows, launch_job
 from space.leaderboard import (
     ALL, BADGE, HF_URL, LEADERBOARD_COLUMNS, SORT_DEFAULT, champion_key, column_choices, find_model, generations_of,
     leaderboard, link_text, model_choices, model_key, model_link, plain, sort_choices,
@@ -34,12 +37,13 @@ from space.seeding import (
     PUSH_MODES, BudgetCaps, SeedError, SeedForm, TaskCatalog, build_run_config, config_from_yaml, form_numbers,
     local_task_names,
 )
-from space.status import STATUS_COLUMNS, local_status, merge_statuses, status_table
+from space.status import STATUS_COLUMNS, merge_statuses, status_table
 from space.tree import family_tree, tree_png
 
 DEFAULT_METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic")
 SCORE_COLUMNS = ("generation", "fitness", "held-out")
 STATUS_REFRESH_S = 5.0
+ON_SPACE, AS_JOB = "On this Space", "As a Hugging Face Job under your account"
 # phone width: the title on one line and every tab in the tab bar (Gradio folds the tabs that do not fit
 # into a menu, measuring them with these same styles), the leaderboard scrolling sideways
 CSS = """
@@ -63,19 +67,24 @@ def build_app(
     caps: BudgetCaps = BudgetCaps(),
     oauth: bool | None = None,
     local_root: Path | None = None,
+    jobs: bool | None = None,
 ) -> gr.Blocks:
     """The Space. `controller` queues and steers runs (see `space.controller`; None = read-only).
 
     `task_dirs`: folders of local lm-eval tasks a seeded run may use (other names are checked
     against lm-eval's registry); `caps`: the most one seeded run may spend; `oauth`: show the
     Hugging Face sign-in button (default: only when running on a Space, where it works); `local_root`: the
-    folder under which seeded runs may name local model folders (self-hosting; None = Hub repos only).
+    folder under which seeded runs may name local model folders (self-hosting; None = Hub repos only); `jobs`:
+    offer to launch a seeded run as a Hugging Face Job under the signed-in visitor's account (default: with
+    the sign-in button).
     """
     catalog = Catalog(runs_root=runs_root, hub_datasets=hub_datasets, api=api)
     access = Access.of(admin_token=admin_token, allow_list=allow_list)
     tasks = TaskCatalog(folders=tuple(Path(d).resolve() for d in task_dirs))
     hub_url = getattr(api, "endpoint", None) or _default_endpoint()
     oauth = bool(os.environ.get("SPACE_ID")) if oauth is None else oauth
+    jobs = oauth if jobs is None else jobs
+    launcher = JobLauncher.under(runs_root, endpoint=hub_url, space_api=api)
     with gr.Blocks(title="hubevo") as demo:
         gr.Markdown("# hubevo\nModels bred by merging on the Hugging Face Hub: who is best, who their "
                     "parents are, and what is running.", elem_id="title")
@@ -90,11 +99,12 @@ def build_app(
             progress = progress_tab(catalog)
             model = model_tab(catalog, hub_url=hub_url)
             seed = seed_tab(catalog, controller, access=access, token=token, tasks=tasks, caps=caps,
-                            runs_root=runs_root, local_root=local_root)
-            status = status_tab(catalog, controller, access=access, token=token)
+                            runs_root=runs_root, local_root=local_root, launcher=launcher if jobs else None)
+            status = status_tab(catalog, controller, access=access, token=token, launcher=launcher)
         seed["submit"].click(seed["queue"], seed["inputs"], [seed["result"], status], api_name="queue_run")
         seed["upload_submit"].click(seed["queue_yaml"], seed["upload_inputs"], [seed["result"], status],
                                     api_name="queue_run_yaml")
+        seed["launch"].click(seed["launch_job"], seed["launch_inputs"], seed["result"], api_name="launch_job")
         pickers = [tree["model"], model["model"]]
         board["table"].select(row_picker(catalog), board["table"], pickers)
         outputs = all_outputs(board, tree, progress, model, status)
@@ -337,15 +347,17 @@ def detail_markdown(detail: ModelDetail, *, hub_url: str) -> str:
 
 
 def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, caps: BudgetCaps, runs_root,
-             local_root: Path | None = None) -> dict:
+             local_root: Path | None = None, launcher: JobLauncher | None = None) -> dict:
+    """The seeding form; `launcher` (None = off) lets signed-in users launch the run as a Hub job instead."""
     from hubevo.methods import method_table
 
     methods = sorted(method_table())
     local_tasks = sorted(local_task_names(tasks.folders))
+    places = where_choices(access, controller=controller, jobs=launcher is not None)
     with gr.Tab("Seed", id="seed"):
-        gr.Markdown(seed_intro(access, caps=caps, local_tasks=local_tasks, controller=controller),
-                    elem_id="seed-intro")
-        with gr.Column(visible=seeding_on(access, controller=controller), elem_id="seed-form"):
+        gr.Markdown(seed_intro(access, caps=caps, local_tasks=local_tasks, controller=controller,
+                               jobs=launcher is not None), elem_id="seed-intro")
+        with gr.Column(visible=bool(places), elem_id="seed-form"):
             with gr.Row():
                 name = gr.Textbox(label="Run name", placeholder="my-run", elem_id="seed-name")
                 namespace = gr.Textbox(label="Publish namespace (user or org)", elem_id="seed-namespace")
@@ -372,7 +384,15 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
                 pop = gr.Number(label=f"Population size (≤ {caps.population_size})", value=6)
                 max_evals = gr.Number(label=f"Max evaluations (≤ {caps.max_evaluations})", value=caps.max_evaluations)
                 hours = gr.Number(label=f"Wall time, hours (≤ {caps.wall_time_s / 3600:g})", value=caps.wall_time_s / 3600)
-            submit = gr.Button("Queue run", variant="primary", elem_id="seed-submit")
+            where = gr.Radio(label="Where to run", choices=places, value=places[0] if places else None,
+                             visible=len(places) > 1, elem_id="seed-where")
+            with gr.Row(visible=places[:1] == [AS_JOB]) as job_options:
+                flavor = gr.Dropdown(label="Job hardware (billed to your account)", choices=list(FLAVORS),
+                                     value=FLAVORS[0], allow_custom_value=True, elem_id="seed-flavor")
+                timeout = gr.Textbox(label="Job timeout (e.g. 90m, 2h, 1d)", value=DEFAULT_TIMEOUT,
+                                     elem_id="seed-timeout")
+            submit = gr.Button("Queue run", variant="primary", elem_id="seed-submit", visible=places[:1] == [ON_SPACE])
+            launch = gr.Button("Launch job", variant="primary", elem_id="seed-launch", visible=places[:1] == [AS_JOB])
             with gr.Accordion("Or upload a run YAML (as `hubevo evolve` reads it)", open=False):
                 upload = gr.File(label="Run config (.yaml)", file_types=[".yaml", ".yml"], type="filepath",
                                  elem_id="seed-yaml")
@@ -384,18 +404,8 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
               profile: gr.OAuthProfile | None):
         try:
             user = access.user(username=profile.username if profile else None, token=token_text, action="start runs")
-            n = form_numbers(whole={"At most": at_most, "Examples per task": examples, "Generations": gens,
-                                    "Population size": size, "Max evaluations": evals},
-                             real={"Wall time, hours": wall_hours})
-            form = SeedForm(
-                name=(run_name or "").strip(), candidates=members or "", base_model=base_model or "",
-                query_author=author or "", query_search=search or "", query_filter=tags or "",
-                query_limit=n["At most"] or 8, methods=list(method_names or []), tasks=fitness_tasks or "",
-                heldout=heldout_tasks or "", limit=n["Examples per task"], generations=n["Generations"] or 0,
-                population_size=n["Population size"] or 0, max_evaluations=n["Max evaluations"] or None,
-                wall_time_s=n["Wall time, hours"] * 3600 if n["Wall time, hours"] else None, namespace=ns or "",
-                push=push_mode or "none", private=bool(is_private),
-            )
+            form = seed_form(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
+                             method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours)
             queued = submit_form(form, user=user, controller=controller, catalog=catalog, tasks=tasks, caps=caps,
                                  runs_root=Path(runs_root), local_root=local_root)
         except HubevoError as err:
@@ -412,10 +422,47 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
             return f"**Refused.** {_markdown_text(err)}", gr.skip()
         return f"**Queued** run `{queued}` for {user}; follow it in the Status tab.", status_frame(catalog, controller)
 
-    inputs = [token, name, namespace, push, private, candidates, base, q_author, q_search, q_filter, q_limit, chosen,
-              fit, held, limit, generations, pop, max_evals, hours]
-    return {"submit": submit, "queue": queue, "inputs": inputs, "result": result, "upload_submit": upload_submit,
-            "queue_yaml": queue_yaml, "upload_inputs": [token, upload]}
+    def launch_run(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
+                   method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours, job_flavor,
+                   job_timeout, profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None):
+        """Launch the form's run as a Hugging Face Job under the signed-in user's account, billed to it."""
+        try:
+            user_token = job_token(oauth_token)
+            form = seed_form(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
+                             method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours)
+            job = submit_job(form, token=user_token, username=profile.username if profile else None,
+                             flavor=job_flavor or "", timeout=job_timeout, launcher=launcher, controller=controller,
+                             catalog=catalog, tasks=tasks, caps=caps, runs_root=Path(runs_root), local_root=local_root)
+        except HubevoError as err:
+            return f"**Refused.** {_markdown_text(err)}"
+        return launched_text(job, launcher=launcher)
+
+    def show_place(place):
+        return gr.Row(visible=place == AS_JOB), gr.Button(visible=place != AS_JOB), gr.Button(visible=place == AS_JOB)
+
+    where.change(show_place, where, [job_options, submit, launch])
+    fields = [name, namespace, push, private, candidates, base, q_author, q_search, q_filter, q_limit, chosen, fit,
+              held, limit, generations, pop, max_evals, hours]
+    return {"submit": submit, "queue": queue, "inputs": [token, *fields], "result": result,
+            "upload_submit": upload_submit, "queue_yaml": queue_yaml, "upload_inputs": [token, upload],
+            "launch": launch, "launch_job": launch_run, "launch_inputs": [*fields, flavor, timeout]}
+
+
+def seed_form(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most, method_names,
+              fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours) -> SeedForm:
+    """The form's fields as the page sends them -> a `SeedForm`; SeedError naming each number field that is not one."""
+    n = form_numbers(whole={"At most": at_most, "Examples per task": examples, "Generations": gens,
+                            "Population size": size, "Max evaluations": evals},
+                     real={"Wall time, hours": wall_hours})
+    return SeedForm(
+        name=(run_name or "").strip(), candidates=members or "", base_model=base_model or "",
+        query_author=author or "", query_search=search or "", query_filter=tags or "",
+        query_limit=n["At most"] or 8, methods=list(method_names or []), tasks=fitness_tasks or "",
+        heldout=heldout_tasks or "", limit=n["Examples per task"], generations=n["Generations"] or 0,
+        population_size=n["Population size"] or 0, max_evaluations=n["Max evaluations"] or None,
+        wall_time_s=n["Wall time, hours"] * 3600 if n["Wall time, hours"] else None, namespace=ns or "",
+        push=push_mode or "none", private=bool(is_private),
+    )
 
 
 def candidates_label(local_root: Path | None) -> str:
@@ -442,6 +489,24 @@ def submit_yaml(text: str, *, user: str, controller, catalog: Catalog, tasks: Ta
     return controller.submit(config, user=user)
 
 
+def submit_job(form: SeedForm, *, token: str, username: str | None, flavor: str, timeout: str | None,
+               launcher: JobLauncher | None, controller, catalog: Catalog, tasks: TaskCatalog, caps: BudgetCaps,
+               runs_root: Path, local_root: Path | None = None) -> LaunchedJob:
+    """Validate `form` exactly as for a run on this Space, then launch it as a job under the user's account."""
+    if launcher is None:
+        raise AccessDenied("this deployment launches no Hugging Face Jobs: it has no Hugging Face sign-in")
+    taken = [*(s.get("name") for s in (controller.status() if controller is not None else [])),
+             *(r.name for r in catalog.runs()), *launcher.run_names()]
+    config = build_run_config(form, runs_root=runs_root, tasks=tasks, caps=caps, taken=taken, local_root=local_root)
+    return launch_job(config, token=token, username=username, flavor=flavor, timeout=timeout, launcher=launcher)
+
+
+def launched_text(job: LaunchedJob, *, launcher: JobLauncher) -> str:
+    url = job_url(job.job_id, namespace=job.namespace, endpoint=launcher.endpoint)
+    return (f"**Launched** run `{job.run}` as Hugging Face Job [`{job.job_id}`]({url}) under `{job.owner}` on "
+            f"{job.flavor}, billed to that account; its state and logs are in the Status tab.")
+
+
 def taken_names(controller, *, catalog: Catalog) -> list[str]:
     """The names queued or shown already; refuses when no scheduler could take a run."""
     if controller is None:
@@ -454,12 +519,21 @@ def seeding_on(access: Access, *, controller) -> bool:
     return controller is not None and access.anyone_can_act
 
 
-def seed_intro(access: Access, *, caps: BudgetCaps, local_tasks: list[str], controller) -> str:
+def where_choices(access: Access, *, controller, jobs: bool) -> list[str]:
+    """Where a seeded run may go here: this Space's hardware, a Hub job under the user's account, both or neither."""
+    return [place for place, on in ((ON_SPACE, seeding_on(access, controller=controller)), (AS_JOB, jobs)) if on]
+
+
+def seed_intro(access: Access, *, caps: BudgetCaps, local_tasks: list[str], controller, jobs: bool = False) -> str:
     who = ("Queuing a run needs an allow-listed Hugging Face account (sign in above) or the admin token."
            if access.anyone_can_act else "Seeding is switched off: no allow-list and no admin token are configured.")
     if controller is None:
         who = "Seeding is switched off: no scheduler is attached to this deployment."
-    if not seeding_on(access, controller=controller):
+    if jobs:
+        here = who if seeding_on(access, controller=controller) else "This Space runs no populations on its own hardware."
+        who = (f"{here} Signed in, anyone may launch the run as a Hugging Face Job under their own account: it is "
+               "billed to that account, publishes to the namespace given and keeps its state on the Hub.")
+    if not where_choices(access, controller=controller, jobs=jobs):
         return (f"### Start a population\n{who} To evolve models of your own, run `hubevo evolve run.yaml` on "
                 "your machine, or start this app with `hubevo space` and `HUBEVO_ADMIN_TOKEN` (or "
                 "`HUBEVO_ALLOW_LIST`) set.")
@@ -469,14 +543,16 @@ def seed_intro(access: Access, *, caps: BudgetCaps, local_tasks: list[str], cont
             f"{caps.wall_time_s / 3600:g} hours; open budgets are filled with these caps.{tasks}")
 
 
-def status_tab(catalog: Catalog, controller, *, access: Access, token) -> gr.Dataframe:
-    with gr.Tab("Status", id="status"):
+def status_tab(catalog: Catalog, controller, *, access: Access, token, launcher: JobLauncher | None = None
+               ) -> gr.Dataframe:
+    with gr.Tab("Status", id="status") as tab:
         table = gr.Dataframe(headers=STATUS_COLUMNS, interactive=False, elem_id="status-table", wrap=True)
         with gr.Row():
             name = gr.Textbox(label="Run", placeholder="run name", elem_id="status-run")
             pause, resume, stop = (gr.Button("Pause"), gr.Button("Resume"), gr.Button("Stop", variant="stop"))
         message = gr.Markdown(elem_id="status-message")
         timer = gr.Timer(STATUS_REFRESH_S)
+        jobs_box(tab, launcher=launcher)
 
     def act(verb: str):
         def handler(token_text, run_name, profile: gr.OAuthProfile | None):
@@ -495,6 +571,23 @@ def status_tab(catalog: Catalog, controller, *, access: Access, token) -> gr.Dat
     return table
 
 
+def jobs_box(tab: gr.Tab, *, launcher: JobLauncher | None) -> None:
+    """The Hub jobs launched from the Seed tab: state and a logs link, read when the tab opens or on refresh."""
+    gr.Markdown("### Hugging Face Jobs launched from this Space\nA job's state is read with your sign-in for "
+                "your own jobs (with the Space's token for others: `unknown` where it may not read them).")
+    jobs = gr.Dataframe(headers=JOB_COLUMNS, datatype=["markdown" if c == "logs" else "str" for c in JOB_COLUMNS],
+                        interactive=False, elem_id="status-jobs", wrap=True)
+    refresh = gr.Button("Refresh jobs", size="sm", elem_id="status-jobs-refresh")
+
+    def show_jobs(profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None) -> pd.DataFrame:
+        if launcher is None:
+            return pd.DataFrame(columns=JOB_COLUMNS)
+        return job_rows(launcher.book.jobs(), launcher=launcher, viewer=profile.username if profile else None,
+                        viewer_token=getattr(oauth_token, "token", None))
+
+    gr.on([tab.select, refresh.click], show_jobs, None, jobs, api_name="space_jobs", show_progress="hidden")
+
+
 def steer(controller, verb: str, name: str) -> None:
     """Pause, resume or stop a run the controller knows (never create one by naming it)."""
     if controller is None:
@@ -507,7 +600,7 @@ def steer(controller, verb: str, name: str) -> None:
 
 def status_frame(catalog: Catalog, controller) -> pd.DataFrame:
     managed = controller.status() if controller is not None else []
-    found = [local_status(r) for r in catalog.runs()]
+    found = catalog.statuses()
     return status_table(merge_statuses(managed, found))
 
 

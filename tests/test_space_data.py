@@ -11,6 +11,7 @@ check that every view names the champion by the core's one rule (`hubevo.ranking
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -356,6 +357,38 @@ def test_the_catalog_shows_local_and_hub_runs_and_notes_what_it_cannot_read(hub_
     assert catalog.card(runs[2], c1) == card  # a Hub run's card comes from the survivor's repo
     assert catalog.card(runs[1], c1) is None  # a local run's card is its README on disk
     assert catalog.runs()[1] is runs[1]  # unchanged folders are not read again
+
+
+def test_a_status_tick_reads_the_small_status_file_and_matches_the_full_reload(tmp_path):
+    from hubevo.state import STATUS_FILE, load_state
+
+    cfg = write_run(tmp_path, name="live", finished=False)
+    run_dir = cfg.output.dir
+    catalog = Catalog(runs_root=tmp_path, hub_datasets=())
+    full = local_status(load_run_dir(run_dir), now=0)
+    quick = catalog.statuses()
+    assert [s["name"] for s in quick] == ["live"] and catalog._local == {}  # no state parsed for the tick
+    assert {k: v for k, v in quick[0].items() if k != "message"} == {k: v for k, v in full.items() if k != "message"}
+    assert full["best_fitness"] == 0.6 and full["candidate"] is not None
+
+    state = load_state(run_dir)
+    state.finished, state.stop_reason = True, "budget spent"
+    save_state(state, run_dir)
+    assert catalog.statuses()[0]["state"] == "finished" and catalog.statuses()[0]["message"] == "budget spent"
+
+    (run_dir / STATUS_FILE).write_text((run_dir / STATUS_FILE).read_text().replace('"finished":true', '"finished":false'))
+    os.utime(run_dir / STATUS_FILE, ns=(1, 1))  # older than the state: stale, so the state is read instead
+    assert catalog.statuses()[0]["state"] == "finished" and run_dir in catalog._local
+
+
+def test_a_live_runs_recipes_are_rendered_on_demand(sim):
+    merged = sim.results[sim.results["kind"] == "merge"]["id"].tolist()
+    assert merged and all(r is None for r in sim.results["recipe"])  # the table skips 20k YAML dumps
+    text = sim.recipe(merged[0])
+    assert yaml.safe_load(text)["merge_method"] == sim.row(merged[0])["method"]
+    assert yaml.safe_load(recipe_yaml(sim, merged[0]))["merge_method"] == sim.row(merged[0])["method"]
+    seed = sim.results[sim.results["kind"] == "seed"]["id"].iloc[0]
+    assert sim.recipe(seed) is None and recipe_yaml(sim, seed) == ""
 
 
 def test_settings_come_from_the_environment():

@@ -10,13 +10,16 @@ log line.
 
 Every job of a run carries the label `hubevo-run=<run>`, so `run_jobs` finds them again
 (`list_jobs` / `list_scheduled_jobs` filter by label); `job_logs` and `cancel_run` act on them.
-`job_request` is pure (config in, request out); the other functions call the Hub.
+`launch` is what `hubevo launch` and the Space's seeding page both call: the image (`job_image`), the
+request, the submission. `job_request`, `job_image` and `job_url` are pure; the other functions call the Hub.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import yaml
@@ -29,6 +32,7 @@ log = logging.getLogger("hubevo")
 
 RUN_LABEL = "hubevo-run"
 CONFIG_ENV = "HUBEVO_RUN_CONFIG"
+IMAGE_ENV = "HUBEVO_JOB_IMAGE"
 TOKEN_SECRET = "HF_TOKEN"
 SCHEDULES = ("@annually", "@yearly", "@monthly", "@weekly", "@daily", "@hourly")
 TIMEOUT = re.compile(r"^\d+(\.\d+)?[smhd]?$")
@@ -72,6 +76,23 @@ def job_request(
         image=image, command=command or worker_command(), flavor=flavor, env={CONFIG_ENV: config_text},
         labels={RUN_LABEL: run_label(cfg.name)}, timeout=timeout, schedule=schedule,
     )
+
+
+def job_image(image: str | None = None, *, env: Mapping[str, str] | None = None) -> str:
+    """The job's container: `image`, else `$HUBEVO_JOB_IMAGE`, else the Space this process runs in
+    (`hf.co/spaces/$SPACE_ID`, built from this repository); ConfigError when there is none."""
+    env = os.environ if env is None else env
+    space = env.get("SPACE_ID")
+    found = image or env.get(IMAGE_ENV) or (f"hf.co/spaces/{space}" if space else None)
+    if not found:
+        raise ConfigError(f"no image for the job: set {IMAGE_ENV} (a Docker image or hf.co/spaces/<org>/<space> "
+                          "holding this repository), or pass --image to `hubevo launch`")
+    return found
+
+
+def job_url(job_id: str, *, namespace: str, endpoint: str) -> str:
+    """The job's page on the Hub, where its logs are (the address `JobInfo.url` gives)."""
+    return f"{endpoint.rstrip('/')}/jobs/{namespace}/{job_id}"
 
 
 def job_config(cfg: RunConfig) -> dict:
@@ -127,6 +148,22 @@ def submit(request: JobRequest, *, namespace: str | None = None, token: str | No
     log.info("launched %s %s (%s, %s)", "scheduled job" if request.schedule else "job", job.id, request.flavor,
              request.schedule or "once")
     return job
+
+
+def launch(
+    cfg: RunConfig, *, flavor: str, image: str | None = None, timeout: str | None = None,
+    schedule: str | None = None, namespace: str | None = None, token: str | None = None, api=None,
+):
+    """Check `cfg` and the options, then submit its job (see `submit`); returns (request, job)."""
+    request = job_request(cfg, image=job_image(image), flavor=flavor, timeout=timeout, schedule=schedule)
+    return request, submit(request, namespace=namespace, token=token, api=api)
+
+
+def job_info(job_id: str, *, namespace: str, api=None):
+    """The job's `JobInfo` (its `status.stage`: RUNNING, COMPLETED, ERROR...); HubError when it cannot be read."""
+    api = ensure_api(api)
+    with hub_call(f"{namespace}/{job_id}", action="read the state of job", api=api, missing=HubError):
+        return api.inspect_job(job_id=job_id, namespace=namespace)
 
 
 def run_jobs(run_name: str, *, namespace: str | None = None, api=None) -> tuple[list, list]:
