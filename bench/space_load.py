@@ -127,6 +127,7 @@ def add_candidate(catalog: Catalog, run_dir: Path) -> None:
 
 def measure(rows: int) -> tuple[float, float, float]:
     publish._RECIPE_TEXTS.clear()  # each size starts cold
+    publish._GENES_TEXTS.clear()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = write_run(Path(tmp), rows)
         fill, catalog = first_fill(Path(tmp))

@@ -255,7 +255,7 @@ def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:
             "kind": ind.kind,
             "method": ind.finetune.operator if ind.finetune else getattr(g, "method", "seed"),
             "parents": [state.individuals[p].name for p in ind.parents],
-            "genes": json.dumps(g.genes() if g else {}),
+            "genes": genes_text(ind),
             "mutation": json.dumps(mutation_record(ind, state.training.get(ind.id))) if ind.finetune else None,
             "recipe": recipe_text(state.recipes[ind.id]) if recipes and ind.id in state.recipes else None,
             "status": ev.status,
@@ -282,6 +282,20 @@ def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:
 def survivor_ids(state: RunState) -> set[str]:
     """Everyone who survived some generation (one set, not a scan of every generation per row)."""
     return {cid for ids in state.survivors.values() for cid in ids}
+
+
+_GENES_TEXTS: dict[str, str] = {}  # an id is its genome's hash, so its genes never change
+
+
+def genes_text(individual: Individual) -> str:
+    """An individual's genes as the results table stores them (JSON), dumped once per id in this process."""
+    text = _GENES_TEXTS.get(individual.id)
+    if text is None:
+        if len(_GENES_TEXTS) >= 200_000:
+            _GENES_TEXTS.clear()
+        genome = individual.genome
+        text = _GENES_TEXTS[individual.id] = json.dumps(genome.genes() if genome else {})
+    return text
 
 
 _RECIPE_TEXTS: dict[str, str] = {}  # a recipe never changes: the Space rebuilds a live run's table from memory
@@ -325,7 +339,7 @@ def lineage_graph(state: RunState) -> dict:
         | ({"layers": [step.parent for step in i.genome.path]} if hasattr(i.genome, "path") else {})
         for i in state.individuals.values()
     ]
-    edges = [{"source": p, "target": i.id, **edge_genes(i, p)} for i in state.individuals.values() for p in i.parents]
+    edges = [edge for i in state.individuals.values() for edge in child_edges(i)]
     return {"directed": True, "multigraph": False, "graph": {}, "nodes": nodes, "edges": edges}
 
 
@@ -346,11 +360,18 @@ def parent_weights(individual: Individual) -> dict[str, float]:
     return {pid: sum(values) / len(values) for pid, values in weights.items()}
 
 
-def edge_genes(individual: Individual, parent: str) -> dict:
+def child_edges(individual: Individual) -> list[dict]:
+    """The lineage edges into `individual`, one per parent (`edge_genes`), its weights worked out once."""
+    weights = parent_weights(individual) if individual.parents else {}
+    return [{"source": p, "target": individual.id, **edge_genes(individual, p, weights=weights)}
+            for p in individual.parents]
+
+
+def edge_genes(individual: Individual, parent: str, *, weights: Mapping[str, float] | None = None) -> dict:
     """What the lineage edge parent -> child carries: its role (parent or base) and the parent's weight."""
     genome = individual.genome
     role = "base" if genome is not None and parent == genome.base and parent not in genome.parents else "parent"
-    weight = parent_weights(individual).get(parent)
+    weight = (parent_weights(individual) if weights is None else weights).get(parent)
     return {"role": role, **({"weight": round(weight, 4)} if weight is not None else {})}
 
 
