@@ -97,8 +97,10 @@ def cmd_space(args) -> int:
     if args.runs:
         settings = replace(settings, runs_root=Path(args.runs))
     sched = Scheduler(settings.runs_root, api=make_api()).start()
+    secret = os.environ.get("WEBHOOK_SECRET")  # set: Hub webhooks bring immigrants at /webhooks/immigrants
     try:
-        serve(build_app(controller=sched, api=sched.api, **settings.app_kwargs()), host=args.host, port=args.port)
+        serve(build_app(controller=sched, api=sched.api, **settings.app_kwargs()), host=args.host, port=args.port,
+              webhooks=sched if secret else None, webhook_secret=secret)
     finally:
         sched.shutdown(wait=False)
     return 0

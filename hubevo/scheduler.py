@@ -8,6 +8,10 @@ output), two jobs:
 - `immigrants` (when the population has a Hub query): look for new compatible models and
   queue them to join the next generation.
 
+A Hub webhook can bring immigrants instead of the polling: `Scheduler.handle` answers a
+webhook event (served by `hubevo.hub.webhooks.webhooks_server`) for every run whose query it
+matches, and queues a one-off `immigrant_job` for the model at the commit that was checked.
+
 All jobs share one worker thread, so only one generation touches the GPU at a time, and
 every job is `max_instances=1` and coalescing. Jobs live in a SQLite job store inside
 `runs_root`, so they and their next run times survive a restart; a run resumes from its
@@ -16,6 +20,7 @@ state file where it stopped.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -120,8 +125,10 @@ def record_failure(runs_root: str, name: str, err: Exception) -> None:
     _remove_jobs(runs_root, name)
 
 
-def immigrant_job(runs_root: str, name: str) -> None:
-    """Queue new compatible Hub models matching the population's query for the next generation."""
+def immigrant_job(runs_root: str, name: str, repos: list[str] | None = None) -> None:
+    """Queue immigrants for the next generation: `repos` (pinned `org/name@sha`, from a webhook) or else the
+    new compatible Hub models matching the population's query."""
+    from hubevo.config import Member
     from hubevo.hub.discover import discover_members
     from hubevo.loop import add_immigrants, start
     from hubevo.seed import ResolvedMember, resolve
@@ -134,8 +141,11 @@ def immigrant_job(runs_root: str, name: str) -> None:
             with run_lock(cfg.output.dir):
                 run = start(cfg, resume=True, progress=False, api=_api(runs_root))
                 known = [m["source"] for m in run.state.members.values()]
-                reference = ResolvedMember(label="population", source=run.template, path=Path(run.template))
-                found = discover_members(cfg.population.query, reference=reference, api=run.api, exclude=known)
+                if repos is None:
+                    reference = ResolvedMember(label="population", source=run.template, path=Path(run.template))
+                    found = discover_members(cfg.population.query, reference=reference, api=run.api, exclude=known)
+                else:
+                    found = [Member(repo=r, name=r.split("@")[0]) for r in repos if r not in known]
                 added = add_immigrants(run, [resolve(m, api=run.api) for m in found])
             if added:
                 log.info("run %s: %d immigrant(s) queued for the next generation", name, len(added))
@@ -180,6 +190,7 @@ class Scheduler:
         self.generation_every_s = generation_every_s
         self.immigrants_every_s = immigrants_every_s
         self.api = api
+        self._accepted: dict[str, set[str]] = {}  # run -> repos its webhook already queued
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{self.runs_root / JOBS_FILE}")},
             executors={"default": ThreadPoolExecutor(1)},  # one generation at a time on the GPU
@@ -261,6 +272,32 @@ class Scheduler:
     def status(self) -> list[dict]:
         return [run_status(folder, running=folder.name in _RUNNING)
                 for folder in sorted(self.runs_root.iterdir()) if (folder / RUN_FILE).is_file()]
+
+    def handle(self, payload) -> dict:
+        """A Hub webhook event (`WebhookPayload`): each active run whose query it matches queues the model as an
+        immigrant (a one-off job after the generation in hand); the answer says what each run decided."""
+        from hubevo.hub.webhooks import ImmigrantWebhook
+
+        answers = {}
+        for name, cfg in self._listening():
+            hook = ImmigrantWebhook(cfg.population.query, on_candidate=functools.partial(self.immigrant, name),
+                                    api=self.api, accepted=self._accepted.setdefault(name, set()))
+            answers[name] = hook.handle(payload)
+        return {"runs": answers} if answers else {"status": "ignored", "reason": "no active run has a Hub query"}
+
+    def immigrant(self, name: str, repo: str) -> None:
+        """Queue `repo` (`org/name@sha`) to join run `name`'s next generation."""
+        self.scheduler.add_job(immigrant_job, args=[str(self.runs_root), name, [repo]], id=f"{name}:immigrant:{repo}",
+                               next_run_time=_now(), replace_existing=True, misfire_grace_time=None)
+
+    def _listening(self) -> list[tuple[str, RunConfig]]:
+        runs = []
+        for folder in sorted(p for p in self.runs_root.iterdir() if (p / RUN_FILE).is_file()):
+            if read_control(folder).get("state") == "active":
+                cfg = load_run_config(self.runs_root, folder.name)
+                if cfg.population.query is not None:
+                    runs.append((folder.name, cfg))
+        return runs
 
 
 def _now():

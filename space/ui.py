@@ -114,10 +114,18 @@ def build_app(
     return demo
 
 
-def serve(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, **launch) -> None:
-    """Launch `demo` on `host`, else `$GRADIO_SERVER_NAME` (a Space sets 0.0.0.0), else 127.0.0.1 only."""
+def serve(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, webhooks=None,
+          webhook_secret: str | None = None, **launch) -> None:
+    """Launch `demo` on `host`, else `$GRADIO_SERVER_NAME` (a Space sets 0.0.0.0), else 127.0.0.1 only; with
+    `webhooks` (the scheduler), also serve the secret-checked immigrants webhook (`hubevo.hub.webhooks`)."""
     host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
-    demo.launch(server_name=host, server_port=port, **{"css": CSS, **launch})
+    options = {"server_name": host, "server_port": port, "css": CSS, **launch}
+    if webhooks is None:
+        demo.launch(**options)
+        return
+    from hubevo.hub.webhooks import webhooks_server
+
+    webhooks_server(webhooks, webhook_secret=webhook_secret or "", ui=demo).launch(share=False, **options)
 
 
 def _default_endpoint() -> str:

@@ -1,5 +1,6 @@
 """Continuous mode with real apscheduler jobs on short intervals, against the Hub test server."""
 
+import socket
 import time
 
 import pytest
@@ -93,3 +94,43 @@ def test_submit_validates_before_queueing(hub_population, tmp_path):
         sched.submit(bad, user="alice")
     assert not (tmp_path / "runs" / "bad" / "run.yaml").exists()
     assert sched.status() == []
+
+
+def test_a_signed_webhook_brings_an_immigrant_to_the_runs_whose_query_it_matches(hub_population, tmp_path):
+    import gradio as gr
+
+    from hubevo.hub.webhooks import launch, webhooks_server
+    from tests.test_hub_webhooks import event, post
+
+    pop = hub_population
+    runs = tmp_path / "runs"
+    sched = Scheduler(runs, generation_every_s=0.5, immigrants_every_s=3600, api=pop["api"]).start()
+    try:
+        name = sched.submit(run_config(pop, name="hooked", generations=50), user="alice")
+        wait_for(lambda: load_state(runs / name) is not None, what="generation 0")
+        newcomer = make_finetune(pop["zoo"]["base"], pop["root"] / "ft7", seed=7)
+        pop["api"].create_repo("alice/sched-ft7", exist_ok=True)
+        pop["api"].upload_folder(repo_id="alice/sched-ft7", folder_path=newcomer)
+        sha = pop["api"].model_info("alice/sched-ft7").sha
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        url = launch(webhooks_server(sched, webhook_secret="hook-secret"), port=port)
+        assert post(url, event("alice/sched-ft7"), secret="wrong").status_code == 403
+        answer = post(url, event("alice/sched-ft7"), secret="hook-secret")
+        assert answer.status_code == 200
+        assert answer.json() == {"runs": {name: {"status": "queued", "repo": f"alice/sched-ft7@{sha}"}}}
+        ignored = post(url, event("bob/other"), secret="hook-secret").json()["runs"][name]
+        assert ignored["status"] == "ignored" and "author 'bob' is not 'alice'" in ignored["reason"]
+
+        def joined():
+            return any(m["source"] == f"alice/sched-ft7@{sha}" or m.get("revision") == sha
+                       for m in load_state(runs / name).members.values())
+
+        wait_for(joined, what="the webhook's model to join the population")
+        assert {j.id for j in sched.jobs(name)} == {f"{name}:generation", f"{name}:immigrants"}  # one-off job gone
+    finally:
+        sched.stop(name)
+        sched.shutdown()
+        gr.close_all()

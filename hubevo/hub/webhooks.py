@@ -15,13 +15,16 @@ matches the query and passes discovery's checks:
 A match calls `on_candidate("org/name@sha")` (pinned to the commit that was checked), once
 per commit; everything else is answered with the reason it was ignored. `webhooks_server`
 mounts the handler on huggingface_hub's `WebhooksServer` at `/webhooks/immigrants`, which
-refuses a request without the `X-Webhook-Secret` header (401) or with a wrong one (403).
+refuses a request without the `X-Webhook-Secret` header (401) or with a wrong one (403). The
+Space (`hubevo space` with `WEBHOOK_SECRET` set) serves its UI and this endpoint together, and
+its scheduler turns each accepted model into an immigrant of every run whose query matches.
 """
 
 import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from huggingface_hub import WebhookPayload, WebhooksServer
 
@@ -93,8 +96,13 @@ class ImmigrantWebhook:
             return api.model_info(repo_id, files_metadata=False)
 
 
-def webhooks_server(hook: ImmigrantWebhook, *, webhook_secret: str, ui=None) -> WebhooksServer:
-    """A `WebhooksServer` with `hook` at /webhooks/immigrants; a secret is required (open endpoints are refused)."""
+class EventHandler(Protocol):
+    def handle(self, payload: WebhookPayload) -> dict: ...
+
+
+def webhooks_server(hook: EventHandler, *, webhook_secret: str, ui=None) -> WebhooksServer:
+    """A `WebhooksServer` with `hook` at /webhooks/immigrants (one population's `ImmigrantWebhook`, or the
+    Space's `hubevo.scheduler.Scheduler` for all of its runs); a secret is required (open endpoints are refused)."""
     if not webhook_secret:
         raise ConfigError("a webhook secret is required: set WEBHOOK_SECRET to the secret of the Hub webhook")
     server = WebhooksServer(ui=ui, webhook_secret=webhook_secret)
