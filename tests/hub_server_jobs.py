@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,3 +317,15 @@ class JobsBackend:
 
 def _strings(mapping: dict | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in (mapping or {}).items()}
+
+
+def job_container(jobs: JobsBackend, root: Path, monkeypatch, *, app: str) -> Path:
+    """Where the test Hub runs jobs: `app` as the container's app.py, and `python` meaning this interpreter."""
+    folder, bindir = root / "container", root / "bin"
+    folder.mkdir()
+    bindir.mkdir()
+    (folder / "app.py").write_text(app)
+    (bindir / "python").symlink_to(sys.executable)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(jobs, "cwd", str(folder))
+    return folder

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from hubevo.errors import ConfigError, HubError, UnknownNameError
 from hubevo.hub.jobs import (
     CONFIG_ENV, RUN_LABEL, cancel_run, job_logs, job_request, run_jobs, submit, worker_command,
 )
+from tests.hub_server_jobs import job_container
 
 ALICE, ALICE_TOKEN = "alice", "token-alice"
 _runs = itertools.count()
@@ -51,14 +50,7 @@ def alice(hub_server) -> HfApi:
 @pytest.fixture
 def job_folder(hub_server, tmp_path, monkeypatch) -> Path:
     """Where the test Hub runs jobs: a stand-in app.py, and `python` meaning this interpreter."""
-    folder, bindir = tmp_path / "container", tmp_path / "bin"
-    folder.mkdir()
-    bindir.mkdir()
-    (folder / "app.py").write_text(FAKE_APP)
-    (bindir / "python").symlink_to(sys.executable)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(hub_server.jobs, "cwd", str(folder))
-    return folder
+    return job_container(hub_server.jobs, tmp_path, monkeypatch, app=FAKE_APP)
 
 
 def run_config(prefix: str = "jobrun", **publish) -> RunConfig:

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from huggingface_hub import HfApi
 from hubevo.hub.jobs import CONFIG_ENV, RUN_LABEL, worker_command
 from space.jobs import BOOK_FILE
 from space.ui import build_app
+from tests.hub_server_jobs import job_container
 
 ALICE, ALICE_TOKEN = "alice", "token-alice"
 TASK = "jobs_add_mc"
@@ -41,14 +40,7 @@ print("token:", "set" if os.environ.get("HF_TOKEN") else "missing", flush=True)
 @pytest.fixture
 def job_folder(hub_server, tmp_path, monkeypatch) -> Path:
     """Where the test Hub runs jobs: a stand-in app.py, and `python` meaning this interpreter."""
-    folder, bindir = tmp_path / "container", tmp_path / "bin"
-    folder.mkdir()
-    bindir.mkdir()
-    (folder / "app.py").write_text(FAKE_APP)
-    (bindir / "python").symlink_to(sys.executable)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(hub_server.jobs, "cwd", str(folder))
-    return folder
+    return job_container(hub_server.jobs, tmp_path, monkeypatch, app=FAKE_APP)
 
 
 @pytest.fixture
