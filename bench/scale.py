@@ -2,18 +2,33 @@
 
 For each architecture and size (`hubevo.demo.architectures`: llama3, qwen2.5, mistral, gemma2,
 phi3 at tiny, 0.5b or 1.5b; random weights, nothing downloaded), three parents are built and
-one generation of `--candidates` linear merges is run twice, each in a fresh process so that
-its peak RSS is its own:
+one generation of `--candidates` linear merges is run three times, each in a fresh process so
+that its peak memory is its own:
 
-  baseline  every candidate merged in memory and scored; every survivor written as a full
-            folder and scored on the held-out tasks (what a run did before survivors were recipes);
-  current   the same merges and scores; one full folder (the champion's), held-out scores for
-            the finalists only (`--finalists`).
+  baseline    every candidate merged in memory and scored; every survivor written as a full
+              folder and scored on the held-out tasks (what a run did before survivors were recipes);
+  unstreamed  the current flow with the merge loop hubevo had before merges streamed: mergekit's
+              `Executor.run` (it keeps the last merged tensor while computing the next) and every
+              member's safetensors shard left mapped until the merge ends;
+  current     the same merges and scores; one full folder (the champion's), held-out scores for
+              the finalists only (`--finalists`).
 
 Survivors are the top half. Scoring uses the demo's lm-eval tasks (`hubevo.demo.zoo`) at
 `--limit` examples per task. Prints seconds per candidate split into merge / evaluate / write /
-held-out, bytes written per generation, peak RSS against the model's size, and current/baseline
-ratios.
+held-out, bytes written per generation, and current/baseline ratios.
+
+Memory is sampled from /proc/self/status every 5 ms by a thread of the child: the high-water
+marks of anonymous RSS (RssAnon: what the process allocated) and file-backed RSS (RssFile:
+mapped pages of the members' safetensors files, clean page cache the kernel can drop, not a
+copy), and the kernel's own VmHWM (both together, what `ru_maxrss` reports). The bound is the
+resident model (its parameters and buffers) plus one layer per parent (the largest decoder
+block or other tensor, in the merge dtype) plus evaluation buffers (the most anonymous RSS seen
+while scoring, above the resident model and the constant) plus a constant: the anonymous RSS of
+the process after its imports, the evaluator and the tokenizer, before any weights are loaded.
+Peak anonymous RSS is checked against it. The total also holds the members' mapped pages (one
+layer per parent while it is merged), the merged tensor that mergekit returns before it is
+copied in, and the libraries' mapped files, so VmHWM is compared with the bound plus one more
+layer plus the file-backed RSS at setup.
 
     python bench/scale.py [--archs llama3,qwen2.5] [--sizes tiny,0.5b] [--candidates 6] [--limit 8]
 """
@@ -21,6 +36,7 @@ ratios.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -28,6 +44,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +54,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MODES = ("baseline", "current")
+MODES = ("baseline", "unstreamed", "current")
 STAGES = ("merge", "evaluate", "write", "heldout")
 
 
@@ -71,18 +88,25 @@ def one_generation(*, mode: str, paths: list[Path], out: Path, args) -> dict:
     from hubevo.materialize import Materializer
 
     torch.set_num_threads(args.threads)
+    if mode == "unstreamed":
+        unstream()
     dtype = "bfloat16" if args.device == "cuda" else "float32"
     evaluator = Evaluator(fitness_config(args.limit, args.device), device=args.device)
+    evaluator.task_manager  # noqa: B018  (task index built before the constant is read)
     tokenizer = AutoTokenizer.from_pretrained(paths[0])
+    sampler = MemorySampler.started()
+    setup = sampler.now()
     resident = Materializer(paths[0], device=args.device, dtype=getattr(torch, dtype))
     seconds = dict.fromkeys(STAGES, 0.0)
     fitness = {}
     for index in range(args.candidates):
         begin = time.perf_counter()
-        model = resident.materialize(recipe(paths, index, dtype=dtype))
+        with sampler.phase("merge"):
+            model = resident.materialize(recipe(paths, index, dtype=dtype))
         seconds["merge"] += time.perf_counter() - begin
         begin = time.perf_counter()
-        fitness[index] = evaluator.fitness(model, tokenizer, generation=0).fitness
+        with sampler.phase("evaluate"):
+            fitness[index] = evaluator.fitness(model, tokenizer, generation=0).fitness
         seconds["evaluate"] += time.perf_counter() - begin
     ranked = sorted(fitness, key=fitness.get, reverse=True)
     survivors = ranked[: max(1, args.candidates // 2)]
@@ -99,7 +123,96 @@ def one_generation(*, mode: str, paths: list[Path], out: Path, args) -> dict:
         seconds["heldout"] += time.perf_counter() - begin
     disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"seconds": seconds, "disk": disk, "rss": rss, "folders": len(written)}
+    memory = {**sampler.stop(), "constant": setup["RssAnon"], "constant_file": setup["RssFile"],
+              **model_sizes(resident.model)}
+    return {"seconds": seconds, "disk": disk, "rss": rss, "folders": len(written), "memory": memory}
+
+
+class MemorySampler:
+    """High-water marks of RssAnon, RssFile and VmRSS, overall and per phase, from a 5 ms polling thread."""
+
+    FIELDS = ("RssAnon", "RssFile", "VmRSS")
+
+    def __init__(self):
+        self.peaks: dict[str, int] = {}
+        self.current = "other"
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    @classmethod
+    def started(cls) -> MemorySampler:
+        sampler = cls()
+        sampler._thread.start()
+        return sampler
+
+    @staticmethod
+    def now() -> dict[str, int]:
+        values = {}
+        with open("/proc/self/status") as status:
+            for line in status:
+                key, _, rest = line.partition(":")
+                if key in (*MemorySampler.FIELDS, "VmHWM"):
+                    values[key] = int(rest.split()[0]) * 1024  # kB
+        return values
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        self.current = name
+        try:
+            yield
+        finally:
+            self._record()
+            self.current = "other"
+
+    def stop(self) -> dict[str, int]:
+        self._done.set()
+        self._thread.join()
+        return {**self.peaks, "VmHWM": self.now()["VmHWM"]}
+
+    def _poll(self) -> None:
+        while not self._done.wait(0.005):
+            self._record()
+
+    def _record(self) -> None:
+        values = self.now()
+        for key in self.FIELDS:
+            for name in (key, f"{self.current}:{key}"):
+                self.peaks[name] = max(self.peaks.get(name, 0), values[key])
+
+
+def model_sizes(model) -> dict[str, int]:
+    """Bytes of the resident model (each storage once) and of its largest layer (a decoder block or another tensor)."""
+    seen, groups, total = set(), {}, 0
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        size = tensor.numel() * tensor.element_size()
+        total += size
+        parts = name.split(".")
+        block = next((i for i, part in enumerate(parts[:-1]) if part.isdigit()), None)
+        key = ".".join(parts[: block + 1]) if block is not None else name
+        groups[key] = groups.get(key, 0) + size
+    return {"resident": total, "layer": max(groups.values())}
+
+
+def unstream() -> None:
+    """Swap in the merge loop hubevo had before merges streamed (for the `unstreamed` mode)."""
+    from mergekit.graph import Executor
+
+    from hubevo import materialize
+
+    def execute(tasks, *, device, method):
+        try:
+            results = Executor(tasks, math_device=device, storage_device=device).run(quiet=True)
+            for task, value in results:
+                if value is not None:
+                    yield task.weight_info.name, value
+        except Exception as exc:
+            tensor = materialize._failing_tensor(exc)
+            raise materialize.CandidateError(f"mergekit {method!r} merge failed at {tensor}: {exc}") from exc
+
+    materialize._execute = execute
 
 
 def measure(arch: str, size: str, args) -> dict:
@@ -117,7 +230,7 @@ def measure(arch: str, size: str, args) -> dict:
             done = subprocess.run(command, check=True, capture_output=True, text=True)
             results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
             shutil.rmtree(out, ignore_errors=True)
-    return {"model_bytes": model_bytes, **results}
+    return {"model_bytes": model_bytes, "parents": len(paths), **results}
 
 
 def child_args(args) -> list[str]:
@@ -141,6 +254,26 @@ def report(arch: str, size: str, result: dict, *, candidates: int) -> None:
     ratio = sum(cur["seconds"].values()) / sum(base["seconds"].values())
     print(f"  current/baseline: generation time {ratio:.2f}, disk {cur['disk'] / max(base['disk'], 1):.2f}, "
           f"peak RSS {cur['rss'] / base['rss']:.2f}")
+    for mode in MODES:
+        report_memory(mode, result[mode]["memory"], parents=result["parents"])
+
+
+def report_memory(mode: str, memory: dict, *, parents: int) -> None:
+    """Peak anonymous RSS against resident model + one layer per parent + evaluation buffers + constant."""
+    mib = 2**20
+    bound = memory["resident"] + parents * memory["layer"]
+    buffers = max(0, memory.get("evaluate:RssAnon", 0) - memory["constant"] - memory["resident"])
+    limit = bound + buffers + memory["constant"]
+    anon = memory["RssAnon"]
+    print(f"  {mode:10s} peak anon {anon / mib:.0f} MiB (merge {memory.get('merge:RssAnon', 0) / mib:.0f}, "
+          f"evaluate {memory.get('evaluate:RssAnon', 0) / mib:.0f}) against resident {memory['resident'] / mib:.0f}"
+          f" + {parents} x layer {memory['layer'] / mib:.0f} + evaluation buffers {buffers / mib:.0f} + constant "
+          f"{memory['constant'] / mib:.0f} = {limit / mib:.0f} MiB: {'within' if anon <= limit else 'ABOVE'} "
+          f"({(anon - limit) / mib:+.0f} MiB)")
+    total = limit + memory["layer"] + memory["constant_file"]
+    print(f"  {'':10s} peak file-backed {memory['RssFile'] / mib:.0f} MiB ({memory['constant_file'] / mib:.0f} "
+          f"at setup: libraries); VmHWM {memory['VmHWM'] / mib:.0f} MiB against that + one merged layer + "
+          f"file-backed at setup = {total / mib:.0f} MiB ({(memory['VmHWM'] - total) / mib:+.0f} MiB)")
 
 
 def parse(argv=None):

@@ -142,9 +142,20 @@ class FitnessConfig(Frozen):
     finalists: int = Field(3, ge=0, description="The top-k by fitness scored on validation; the champion is the best "
                                                 "there. 0: the champion is the best by fitness.")
     seed: int = 0
-    batch_size: int = Field(64, gt=0)
+    batch_size: int | str = Field(
+        64, description="lm-eval's batch size: a positive integer, 'auto' (lm-eval finds the largest that fits, "
+                        "from max_batch_size down, once per task and model shape; for GPUs) or 'auto:N' (found "
+                        "again N times across a task's requests, as lm-eval does).")
+    max_batch_size: int = Field(64, gt=0, description="Where the 'auto' batch size search starts.")
+    dtype: Literal["auto", "bfloat16", "float16"] | None = Field(
+        "auto", description="Precision of lm-eval's forward passes, an autocast over the resident weights (whose "
+                            "dtype is the run's `dtype`): auto = bfloat16 on a CUDA GPU that supports it, the "
+                            "weights' own dtype elsewhere; null = always the weights' own dtype.")
     heldout_limit: int | None = Field(None, gt=0)
     lm_eval_kwargs: dict = Field(default_factory=dict, description="Passed through to lm_eval.simple_evaluate.")
+    hflm_kwargs: dict = Field(
+        default_factory=dict, description="Passed through to lm-eval's HFLM, which wraps the resident model "
+                                          "(max_length, truncation, softmax_dtype, add_bos_token, logits_cache...).")
     racing: RacingConfig | None = Field(None, description="Race candidates over growing samples; None = full samples.")
     allow_test_sets: bool = Field(
         False, description="Knowingly select on well-known benchmark test sets (refused otherwise).")
@@ -169,6 +180,52 @@ class FitnessConfig(Frozen):
     @classmethod
     def _listify(cls, value):
         return [value] if isinstance(value, (str, Path)) else value
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value):
+        if batch_size_problem(value):
+            raise ValueError(batch_size_problem(value))
+        return value
+
+    @field_validator("hflm_kwargs")
+    @classmethod
+    def _hflm_kwargs(cls, kwargs):
+        problems = [problem for key in kwargs if (problem := hflm_key_problem(key))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return kwargs
+
+
+AUTO_BATCH = re.compile(r"^auto(:(\d+(\.\d*)?|\.\d+))?$")
+# HFLM arguments hubevo sets itself, and the field that sets each
+HFLM_OWN = {"pretrained": "the resident model", "tokenizer": "the template's tokenizer", "device": "the evaluator",
+            "batch_size": "fitness.batch_size", "max_batch_size": "fitness.max_batch_size",
+            "mixed_precision_dtype": "fitness.dtype",
+            "dtype": "fitness.dtype (forward passes) and the run's dtype (resident weights)"}
+# HFLM arguments that only act when lm-eval loads the model itself, never on the resident model hubevo passes
+HFLM_LOADING = ("revision", "subfolder", "parallelize", "max_memory_per_gpu", "max_cpu_memory", "offload_folder",
+                "tp_plan", "peft", "delta", "autogptq", "gptqmodel", "gguf_file", "trust_remote_code",
+                "use_fast_tokenizer")
+
+
+def batch_size_problem(value) -> str | None:
+    """Why `value` is not a batch size lm-eval's HFLM takes (a positive int, 'auto', 'auto:N'), or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return None
+    if isinstance(value, str) and AUTO_BATCH.match(value) and float(value.partition(":")[2] or 1) > 0:
+        return None
+    return f"fitness.batch_size must be a positive integer, 'auto' or 'auto:N' (N > 0), got {value!r}"
+
+
+def hflm_key_problem(key: str) -> str | None:
+    """Why `fitness.hflm_kwargs` may not hold `key` (hubevo sets it, or it only acts on loading), or None."""
+    if key in HFLM_OWN:
+        return f"fitness.hflm_kwargs.{key}: set by hubevo itself ({HFLM_OWN[key]}); remove it"
+    if key in HFLM_LOADING:
+        return (f"fitness.hflm_kwargs.{key}: only acts when lm-eval loads the model itself; hubevo evaluates "
+                "its resident model, so remove it")
+    return None
 
 
 class SelectionConfig(Frozen):

@@ -4,23 +4,36 @@ The loaded (in-memory) model is wrapped in lm-eval's `HFLM` and scored with
 `simple_evaluate`; local tasks come from `TaskManager(include_path=...)`. Each
 generation may draw a fresh seeded sample of every fitness task (lm-eval's
 `samples=`), so selection does not overfit one fixed subset.
+
+The materialiser overwrites one resident model's weights for every candidate, so one `HFLM`
+serves them all: it is built again only when the resident model is another object (a merge
+with another output config, a passthrough stack). `fitness.batch_size`, `max_batch_size`,
+`dtype` and `hflm_kwargs` reach it as HFLM arguments.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import inspect
 import logging
 import math
+import weakref
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from hubevo import guard, taskcheck
-from hubevo.config import FitnessConfig, TaskSpec
+from hubevo.config import (
+    HFLM_LOADING,
+    HFLM_OWN,
+    FitnessConfig,
+    TaskSpec,
+    hflm_key_problem,
+)
 from hubevo.errors import CandidateError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -28,12 +41,44 @@ log = logging.getLogger(__name__)
 
 @functools.cache
 def lm_class() -> type:
-    """lm-eval's `HFLM`, drawing its request bars only when library bars are on (`hubevo.terminal`)."""
+    """lm-eval's `HFLM`, reusable across candidates whose weights change in place.
+
+    It holds the model weakly: the resident model belongs to the materialiser, and one it
+    replaces must not stay alive (a second model in memory) through an HFLM that will not
+    score it again. It keeps the 'auto' batch sizes it found per input shape: lm-eval searches
+    again on every call, with forward passes at up to `max_batch_size`, and the answer only
+    depends on the model's shape, which a reused HFLM's model keeps. It draws its request bars
+    only when library bars are on (`hubevo.terminal`).
+    """
     from lm_eval.models.huggingface import HFLM
 
     from hubevo.terminal import library_bars
 
     class QuietHFLM(HFLM):
+        @property
+        def _model(self):
+            return self._model_ref()
+
+        @_model.setter
+        def _model(self, model):
+            self._model_ref = weakref.ref(model)
+
+        @property
+        def pretrained(self):  # HFLM keeps the model it was given here too
+            return self._pretrained_ref()
+
+        @pretrained.setter
+        def pretrained(self, model):
+            self._pretrained_ref = weakref.ref(model)
+
+        def _detect_batch_size(self, requests=None, pos: int = 0):
+            found = self.__dict__.setdefault("_found_batch_sizes", {})
+            key = (len(requests[pos][1]), len(requests[pos][2])) if requests else None
+            if key not in found:
+                found[key] = super()._detect_batch_size(requests, pos)
+                log.debug("lm-eval's automatic batch size for inputs %s: %d", key or "of max_length", found[key])
+            return found[key]
+
         def loglikelihood(self, requests, disable_tqdm: bool = False):
             return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not library_bars())
 
@@ -50,6 +95,37 @@ def default_device() -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def forward_dtype(setting: str | None, *, device: str, weights):
+    """HFLM's `mixed_precision_dtype` for `fitness.dtype`: a torch dtype to autocast to, or None (the weights' own)."""
+    import torch
+
+    if setting == "auto":
+        cuda = str(device).startswith("cuda") and torch.cuda.is_available()
+        setting = "bfloat16" if cuda and torch.cuda.is_bf16_supported() else None
+    if setting is None or getattr(torch, setting) == weights:
+        return None
+    return getattr(torch, setting)
+
+
+def hflm_kwargs_problems(kwargs: Mapping) -> list[str]:
+    """`fitness.hflm_kwargs` keys that HFLM would not use on the resident model.
+
+    HFLM hands keys it does not name to `from_pretrained`, which never runs for a model
+    passed in, so a misspelt option would be dropped without a word.
+    """
+    from lm_eval.models.huggingface import HFLM
+
+    named = inspect.signature(HFLM.__init__).parameters.values()
+    accepted = {p.name for p in named if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
+    accepted -= {"self", *HFLM_OWN, *HFLM_LOADING}
+    problems = [problem for key in kwargs if (problem := hflm_key_problem(key))]
+    for key in sorted(set(kwargs) - accepted - set(HFLM_OWN) - set(HFLM_LOADING)):
+        close = difflib.get_close_matches(key, accepted, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(accepted))}"
+        problems.append(f"fitness.hflm_kwargs.{key}: not an argument of lm-eval's HFLM; {hint}")
+    return problems
 
 
 def weighted_fitness(scores: dict[str, float], tasks: Sequence[TaskSpec]) -> float:
@@ -137,7 +213,28 @@ class Evaluator:
     def __init__(self, cfg: FitnessConfig, *, device: str | None = None):
         self.cfg = cfg
         self.device = device or default_device()
+        self._lms = weakref.WeakKeyDictionary()  # resident model -> the HFLM over it (a Ray worker has two)
         skip_per_call_provenance()
+
+    def lm(self, model, tokenizer):
+        """lm-eval's HFLM over `model`: the one that scored earlier candidates in the same model object
+        (weights changed in place), else a new one. ConfigError if `fitness.hflm_kwargs` does not fit HFLM."""
+        lm = self._lms.get(model)
+        if lm is None or lm.tokenizer is not tokenizer:
+            lm = self._lms[model] = self._new_lm(model, tokenizer)
+        return lm
+
+    def _new_lm(self, model, tokenizer):
+        problems = hflm_kwargs_problems(self.cfg.hflm_kwargs)
+        if problems:
+            raise ConfigError("lm-eval's HFLM cannot take fitness.hflm_kwargs:\n  " + "\n  ".join(problems))
+        options = {"batch_size": self.cfg.batch_size, "max_batch_size": self.cfg.max_batch_size,
+                   "mixed_precision_dtype": forward_dtype(self.cfg.dtype, device=self.device, weights=model.dtype),
+                   **self.cfg.hflm_kwargs}
+        try:
+            return lm_class()(pretrained=model, tokenizer=tokenizer, device=self.device, **options)
+        except (TypeError, ValueError, AssertionError) as err:  # HFLM checks its arguments with assert
+            raise ConfigError(f"lm-eval's HFLM refused fitness.hflm_kwargs {self.cfg.hflm_kwargs}: {err}") from err
 
     @cached_property
     def task_manager(self):
@@ -174,7 +271,7 @@ class Evaluator:
 
     def check_task_files(self, index) -> None:
         """Data files, metrics and lm-eval arguments, all problems at once."""
-        problems = taskcheck.kwargs_problems(self.cfg.lm_eval_kwargs)
+        problems = taskcheck.kwargs_problems(self.cfg.lm_eval_kwargs) + hflm_kwargs_problems(self.cfg.hflm_kwargs)
         for field in ("tasks", "heldout", "validation"):
             for i, spec in enumerate(getattr(self.cfg, field)):
                 cfg = index[spec.name].cfg if spec.name in index and index[spec.name].cfg else {}
@@ -274,7 +371,7 @@ class Evaluator:
         """(per-task metric values, their standard errors as lm-eval computes them; missing where it has none)."""
         import lm_eval
 
-        lm = lm_class()(pretrained=model, tokenizer=tokenizer, device=self.device, batch_size=self.cfg.batch_size)
+        lm = self.lm(model, tokenizer)
         # bootstrap_iters > 0 lets lm-eval give mean metrics (accuracy, exact match) their closed-form stderr
         kwargs = {"bootstrap_iters": 100, "log_samples": False, "verbosity": "ERROR", **self.cfg.lm_eval_kwargs}
         try:

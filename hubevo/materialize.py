@@ -12,7 +12,8 @@ Every use of mergekit's private API is here, and `tests/test_materialize.py` pin
   generic `Task[torch.Tensor]` field, and `model_construct` skips that validation;
 - `mergekit.merge._model_out_config`, the output model's config (changes for layer stacking;
   `_follow_slice_layer_types` completes it for configs with per-layer `layer_types`);
-- `LoaderCache.loaders`, see `clear_loader_cache`;
+- `LoaderCache.loaders`, see `clear_loader_cache` and `_release_shards`;
+- `Executor._run` (task handles and values), see `_execute`;
 - the locals `task` (`graph.Executor._run`), `self` (a `Task.execute`) and `weight`
   (`MergePlanner.plan_tensor`) of the frames on a failure's traceback, read only to name the
   failing tensor in the error message (best effort; falls back to "an unknown tensor").
@@ -50,6 +51,7 @@ from transformers.initialization import no_init_weights
 
 from hubevo.errors import CandidateError, MemberNotFoundError
 from hubevo.genome import DEFAULT_SEED
+
 TOKENIZER_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -188,6 +190,7 @@ class Materializer:
                 _require_finite(value, name=name, method=method)
                 target.copy_(value)
                 written.add(id(target))
+                del value  # before the executor computes the next tensor
         return written
 
 
@@ -276,15 +279,49 @@ def _follow_slice_layer_types(
 
 
 def _execute(tasks: list[ReturnTensor], *, device: str, method: str) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (tensor name, merged value); mergekit failures become CandidateError."""
+    """Yield (tensor name, merged value) one tensor at a time; mergekit failures become CandidateError.
+
+    Reads `Executor._run` because `Executor.run`'s generator keeps the value it last yielded
+    while the executor computes the next one (two merged tensors alive instead of one). The
+    caller must drop each value before asking for the next. The executor goes tensor by tensor
+    in name order, so a decoder layer's tensors come together: the members' shards are closed
+    whenever a new layer (or a tensor outside the layers) begins.
+    """
+    layer = None
     try:
-        results = Executor(tasks, math_device=device, storage_device=device).run(quiet=True)
-        for task, value in results:
+        for handle, value in Executor(tasks, math_device=device, storage_device=device)._run(quiet=True):
+            name = handle.task().weight_info.name
+            if _layer_of(name) != layer:
+                _release_shards()
+                layer = _layer_of(name)
             if value is not None:  # an optional weight (e.g. a tied lm_head) absent from the inputs
-                yield task.weight_info.name, value
+                yield name, value
+            del value
+        _release_shards()
     except Exception as exc:
         tensor = _failing_tensor(exc)
         raise CandidateError(f"mergekit {method!r} merge failed at {tensor}: {exc}") from exc
+
+
+def _release_shards() -> None:
+    """Close every member's open safetensors shard, so its pages leave this process's RSS.
+
+    A loader keeps its current shard (one mmap of the whole file) open for the next tensor;
+    over a merge every page of every member is touched and stays mapped, which counts as
+    resident (file-backed) memory equal to all members together until the merge ends.
+    Reopening costs one header read per member and layer. Shards of `.bin` members stay
+    open: reopening one unpickles the whole file.
+    """
+    for loader in LoaderCache().loaders.values():
+        if loader.index.is_safetensors:
+            loader.flush()
+
+
+def _layer_of(name: str) -> str:
+    """'model.layers.3' for 'model.layers.3.mlp.up_proj.weight'; the name itself outside numbered layers."""
+    parts = name.split(".")
+    index = next((i for i, part in enumerate(parts[:-1]) if part.isdigit()), None)
+    return name if index is None else ".".join(parts[: index + 1])
 
 
 def _failing_tensor(exc: BaseException) -> str:

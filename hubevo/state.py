@@ -91,10 +91,13 @@ class RunState(BaseModel):
                                 incumbents={*self.initial, *self.baselines})
 
 
+# fitness fields added after runs began: at these defaults they leave an older run's hash as it was
+LATER_DEFAULTS = {"dtype": "auto", "hflm_kwargs": {}, "max_batch_size": 64}
+
+
 def config_hash(cfg: RunConfig) -> str:
     """Hash of everything that shapes the search; budget, publishing and execution may change on resume."""
-    payload = cfg.model_dump(mode="json", exclude={
-        "budget": {"generations", "max_evaluations", "wall_time_s"}, "publish": True, "execution": True})
+    payload = _search_part(cfg.model_dump(mode="json"))
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -220,6 +223,9 @@ def _search_part(data: dict) -> dict:
     part = {k: v for k, v in data.items() if k not in ("publish", "execution")}
     part["budget"] = {k: v for k, v in (part.get("budget") or {}).items()
                       if k not in ("generations", "max_evaluations", "wall_time_s")}
+    if isinstance(part.get("fitness"), dict):
+        part["fitness"] = {k: v for k, v in part["fitness"].items()
+                           if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
     return part
 
 

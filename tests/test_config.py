@@ -129,3 +129,21 @@ def test_strategies_and_backends_never_import_the_run():
                     a.name == "Run" for a in node.names):
                 offenders.append(str(path.relative_to(root)))
     assert offenders == []
+
+
+def test_fields_added_later_leave_an_older_runs_hash_at_their_defaults(tmp_path):
+    import hashlib
+    import json
+
+    from hubevo.state import LATER_DEFAULTS, config_hash
+
+    spec = {"name": "x", "population": {"members": ["a/b", "a/c"]}, "fitness": {"tasks": ["t"]},
+            "crossover": {"methods": ["linear"]}}
+    cfg = parse_config(spec, root=tmp_path)
+    older = cfg.model_dump(mode="json", exclude={  # the payload a run hashed before these fields existed
+        "budget": {"generations", "max_evaluations", "wall_time_s"}, "publish": True, "execution": True})
+    for key in LATER_DEFAULTS:
+        older["fitness"].pop(key)
+    assert config_hash(cfg) == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]
+    bf16 = parse_config({**spec, "fitness": {"tasks": ["t"], "dtype": "bfloat16"}}, root=tmp_path)
+    assert config_hash(bf16) != config_hash(cfg)  # a choice that changes scores is part of the run

@@ -1,13 +1,22 @@
-"""Evaluation through lm-eval: per-call provenance is skipped, recorded once per run instead."""
+"""Evaluation through lm-eval: per-call provenance is skipped (recorded once per run); HFLM options pass
+through, are checked before any candidate, and one HFLM serves every candidate of the resident model."""
+
+import gc
+import re
+import weakref
+from pathlib import Path
 
 import lm_eval.evaluator
 import lm_eval.loggers.utils
+import pytest
+import torch
 from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from hubevo.config import FitnessConfig
+from hubevo.config import FitnessConfig, parse_config
+from hubevo.errors import ConfigError
 from hubevo.evaluation import Evaluator, run_environment, skip_per_call_provenance
 
 
@@ -73,3 +82,79 @@ def test_lm_evals_request_building_bar_follows_the_library_bar_switch(demo_zoo, 
         assert "3/3" in capsys.readouterr().err  # the switch on: lm-eval's bar is back
     finally:
         enable_progress_bars()
+
+
+def _scored(zoo, **fitness):
+    """Fitness of the zoo's base model under `fitness` options, and the HFLM that scored it."""
+    cfg = FitnessConfig(tasks=zoo.fitness_tasks[:1], include_path=[zoo.tasks_dir], limit=8, finalists=0, **fitness)
+    evaluator = Evaluator(cfg, device="cpu")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(zoo.base), AutoTokenizer.from_pretrained(zoo.base)
+    return evaluator.fitness(model, tokenizer, generation=0), evaluator.lm(model, tokenizer)
+
+
+def test_automatic_batch_size_reaches_hflm_and_scores_as_batch_size_one(demo_zoo):
+    auto, lm = _scored(demo_zoo, batch_size="auto", max_batch_size=8)
+    one, _ = _scored(demo_zoo, batch_size=1)
+    assert lm.batch_size == "auto" and lm.max_batch_size == 8
+    assert auto.scores == one.scores and auto.examples == one.examples == 8
+
+
+def test_the_automatic_batch_size_is_searched_once_for_every_candidate_of_the_resident_model(demo_zoo, monkeypatch):
+    searches = []
+    search = HFLM._detect_batch_size
+    monkeypatch.setattr(HFLM, "_detect_batch_size", lambda lm, *args: searches.append(args) or search(lm, *args))
+    cfg = FitnessConfig(tasks=demo_zoo.fitness_tasks[:1], include_path=[demo_zoo.tasks_dir], limit=4,
+                        batch_size="auto", max_batch_size=4)
+    evaluator = Evaluator(cfg, device="cpu")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(demo_zoo.base), AutoTokenizer.from_pretrained(demo_zoo.base)
+    for generation in range(3):  # three candidates written into the same resident model
+        evaluator.fitness(model, tokenizer, generation=generation)
+    assert len(searches) == 1
+
+
+def test_hflm_kwargs_and_dtype_reach_hflm(demo_zoo):
+    _, lm = _scored(demo_zoo, hflm_kwargs={"max_length": 96, "logits_cache": False}, dtype="bfloat16")
+    assert lm.max_length == 96 and lm.logits_cache is False
+    assert lm.mixed_precision_dtype == torch.bfloat16  # an autocast over the float32 weights
+    _, lm = _scored(demo_zoo)
+    assert lm.mixed_precision_dtype is None  # "auto" on a CPU: the weights' own dtype
+
+
+def test_one_hflm_serves_every_candidate_of_the_resident_model_and_never_keeps_a_replaced_one(demo_zoo):
+    cfg = FitnessConfig(tasks=demo_zoo.fitness_tasks[:1], include_path=[demo_zoo.tasks_dir], limit=4)
+    evaluator = Evaluator(cfg, device="cpu")
+    tokenizer = AutoTokenizer.from_pretrained(demo_zoo.base)
+    model = AutoModelForCausalLM.from_pretrained(demo_zoo.base)
+    first = evaluator.lm(model, tokenizer)
+    evaluator.fitness(model, tokenizer, generation=0)
+    specialist = AutoModelForCausalLM.from_pretrained(next(iter(demo_zoo.specialists.values())))
+    model.load_state_dict(specialist.state_dict())  # the next candidate, written into the same model
+    reused = evaluator.fitness(model, tokenizer, generation=0)
+    assert evaluator.lm(model, tokenizer) is first
+    assert reused == Evaluator(cfg, device="cpu").fitness(specialist, tokenizer, generation=0)  # as a fresh HFLM
+    replaced = weakref.ref(model)
+    model = AutoModelForCausalLM.from_pretrained(demo_zoo.base)
+    gc.collect()
+    assert replaced() is None  # the evaluator's HFLM did not keep the replaced model alive
+    assert evaluator.lm(model, tokenizer) is not first
+
+
+@pytest.mark.parametrize(("fitness", "named"), [
+    ({"batch_size": "fast"}, "fitness.batch_size"),
+    ({"batch_size": "auto:0"}, "fitness.batch_size"),
+    ({"batch_size": 0}, "fitness.batch_size"),
+    ({"hflm_kwargs": {"batch_size": 8}}, "fitness.hflm_kwargs.batch_size: set by hubevo itself (fitness.batch_size)"),
+    ({"hflm_kwargs": {"peft": "adapter"}}, "fitness.hflm_kwargs.peft: only acts when lm-eval loads the model"),
+    ({"dtype": "float64"}, "fitness.dtype"),
+])
+def test_bad_evaluation_options_are_refused_with_the_field_named(fitness, named):
+    data = {"population": {"members": ["./a", "./b"]}, "fitness": {"tasks": ["t"], **fitness}}
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        parse_config(data, root=Path("."))
+
+
+def test_an_unknown_hflm_option_is_refused_before_any_candidate_with_close_matches(demo_zoo):
+    cfg = FitnessConfig(tasks=demo_zoo.fitness_tasks[:1], include_path=[demo_zoo.tasks_dir],
+                        hflm_kwargs={"max_lenght": 96})
+    with pytest.raises(ConfigError, match=r"fitness\.hflm_kwargs\.max_lenght: .*did you mean max_length"):
+        Evaluator(cfg, device="cpu").check_tasks()

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import mergekit.merge
@@ -16,14 +17,21 @@ import pytest
 import torch
 from mergekit.architecture import get_architecture_info
 from mergekit.config import MergeConfiguration
-from mergekit.io.tasks import LoaderCache, ReturnTensor
+from mergekit.graph import Executor
+from mergekit.io.tasks import LoaderCache, LoadTensor, ReturnTensor
 from mergekit.plan import MergePlanner
 from safetensors.torch import load_file, save_file
-from tests.tiny_models import build_zoo
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from hubevo import materialize
 from hubevo.errors import CandidateError, MemberNotFoundError
-from hubevo.materialize import Materializer, clear_loader_cache, merge_options, merge_to_disk
+from hubevo.materialize import (
+    Materializer,
+    clear_loader_cache,
+    merge_options,
+    merge_to_disk,
+)
+from tests.tiny_models import build_zoo
 
 torch.set_num_threads(1)
 
@@ -160,6 +168,39 @@ def test_private_mergekit_api_is_still_there(zoo):
     assert returned.arguments() == {"tensor": task}
     assert isinstance(LoaderCache.loaders, dict)
     assert "random_seed" in type(options).model_fields
+    handle, value = next(Executor([returned])._run(quiet=True))
+    assert handle.task() is returned and isinstance(value, torch.Tensor)
+    loader = next(iter(LoaderCache().loaders.values()))
+    assert loader.index.is_safetensors and loader.current_shard is not None
+    loader.flush()
+    assert loader.current_shard is None
+
+
+def test_a_merge_streams_one_tensor_at_a_time_and_leaves_no_member_mapped(zoo, materializer, monkeypatch):
+    """While mergekit computes a tensor, no merged tensor handed over before it is still alive, and
+    no member's shard stays mapped past the layer it was opened for (its pages would count as resident)."""
+    handed, late = [], []
+    check_finite, execute_load = materialize._require_finite, LoadTensor.execute
+
+    def record(value, **kwargs):
+        handed.append(weakref.ref(value))
+        check_finite(value, **kwargs)
+
+    def load(task):
+        late.extend(ref for ref in handed if ref() is not None)
+        return execute_load(task)
+
+    def closed_between_tensors():
+        open_shards.append(sum(loader.current_shard is not None for loader in LoaderCache().loaders.values()))
+
+    open_shards = []
+    release = materialize._release_shards
+    monkeypatch.setattr(materialize, "_require_finite", record)
+    monkeypatch.setattr(LoadTensor, "execute", load)
+    monkeypatch.setattr(materialize, "_release_shards", lambda: (release(), closed_between_tensors()))
+    materializer.materialize(recipe("linear", zoo))
+    assert len(handed) > len(open_shards) > 2 and late == []  # released once per layer and at the end
+    assert set(open_shards) == {0}
 
 
 @pytest.mark.xfail(raises=TypeError, strict=True, reason="pydantic>=2.13 breaks ReturnTensor validation")
