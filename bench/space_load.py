@@ -6,8 +6,8 @@ table and the status row. Status tick: one more candidate is recorded (as a live
 each), then the Status tab's rows are rebuilt. Each is timed with the current code and with
 the old code path (the O(n^2) Pareto mask, a survivor scan per row, a YAML dump per row on
 every load, a resolver per row, a champion ranking per generation, a scan of the table per
-generation in the Progress tab, a full reload of the state on every status tick), and the
-ratio old / new is printed.
+generation in the Progress tab, a full reload of the state on every status tick, for the
+scheduler's runs and for those only found on disk), and the ratio old / new is printed.
 
     python bench/space_load.py [--rows 1000 10000 20000] [--skip-old-above 20000]
 """
@@ -31,7 +31,9 @@ from hubevo.state import Evaluation, RunState, save_state  # noqa: E402
 from space.catalog import Catalog  # noqa: E402
 from space import progress  # noqa: E402
 from space.leaderboard import leaderboard  # noqa: E402
-from space.status import local_status, status_table  # noqa: E402
+from hubevo import scheduler  # noqa: E402
+from space.status import local_status  # noqa: E402
+from space.ui import status_frame  # noqa: E402
 
 PER_GENERATION, SURVIVORS, TASKS = 20, 10, ("t1", "t2")
 CONFIG = """name: {name}
@@ -87,28 +89,30 @@ def write_run(root: Path, rows: int) -> Path:
     state = synthetic_state(rows)
     run_dir = root / f"run{rows}"
     run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(CONFIG.format(name=run_dir.name, generations=state.generation + 5,
-                                                       size=PER_GENERATION, dir=run_dir))
+    config = CONFIG.format(name=run_dir.name, generations=state.generation + 5, size=PER_GENERATION, dir=run_dir)
+    (run_dir / "config.yaml").write_text(config)
+    (run_dir / scheduler.RUN_FILE).write_text(config)  # managed by the Space's scheduler too
     save_state(state, run_dir)
     return run_dir
 
 
-def first_fill(runs_root: Path) -> tuple[float, Catalog]:
+def first_fill(runs_root: Path) -> tuple[float, Catalog, scheduler.Scheduler]:
     begin = time.perf_counter()
     catalog = Catalog(runs_root=runs_root, hub_datasets=())
+    controller = scheduler.Scheduler(runs_root)  # not started: only its status() is read
     runs = catalog.runs()
     leaderboard(runs)
     progress.generation_stats(runs[0].results)
-    status_table(catalog.statuses())
-    return time.perf_counter() - begin, catalog
+    status_frame(catalog, controller)
+    return time.perf_counter() - begin, catalog, controller
 
 
-def tick(catalog: Catalog, run_dir: Path) -> tuple[float, float]:
+def tick(catalog: Catalog, controller, run_dir: Path) -> tuple[float, float]:
     """One more candidate recorded (outside the timing), then the Status tab's rows; another, then the
     leaderboard rebuilt (a tab refreshed during a live run)."""
     add_candidate(catalog, run_dir)
     begin = time.perf_counter()
-    status_table(catalog.statuses())
+    status_frame(catalog, controller)  # the Status tab's timer: the scheduler's runs, then those found
     status_s = time.perf_counter() - begin
     add_candidate(catalog, run_dir)
     begin = time.perf_counter()
@@ -130,8 +134,8 @@ def measure(rows: int) -> tuple[float, float, float]:
     publish._GENES_TEXTS.clear()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = write_run(Path(tmp), rows)
-        fill, catalog = first_fill(Path(tmp))
-        return fill, *tick(catalog, run_dir)
+        fill, catalog, controller = first_fill(Path(tmp))
+        return fill, *tick(catalog, controller, run_dir)
 
 
 # ------------------------------------------------------------------ the old code path, for the ratio
@@ -152,7 +156,7 @@ def old_code():
 
     saved = (pareto.non_dominated, publish.recipe_text, publish.survivor_ids, loading.hub_repos,
              publish.champion_reigns, progress.reign_table, progress.generation_stats, loading.results_frame,
-             Catalog.statuses)
+             Catalog.statuses, scheduler.run_status)
 
     def old_hub_repos(state, config, ids):
         cfg = loading.RunConfig.model_validate(config)
@@ -170,12 +174,36 @@ def old_code():
     progress.generation_stats = old_generation_stats
     loading.results_frame = lambda state, recipes: publish.results_frame(state, recipes=True)
     Catalog.statuses = lambda catalog: [local_status(r) for r in catalog.runs()]
+    scheduler.run_status = old_run_status
     try:
         yield
     finally:
         (pareto.non_dominated, publish.recipe_text, publish.survivor_ids, loading.hub_repos,
          publish.champion_reigns, progress.reign_table, progress.generation_stats, loading.results_frame,
-         Catalog.statuses) = saved
+         Catalog.statuses, scheduler.run_status) = saved
+
+
+def old_run_status(folder: Path, *, running: bool = False) -> dict:
+    """The scheduler's status row as it was: the whole state parsed (twice) and every event read, per tick."""
+    from hubevo.state import load_state, read_events
+
+    cfg = scheduler.load_config(folder / scheduler.RUN_FILE)
+    control, state = scheduler.read_control(folder), load_state(folder)
+    evaluated = [e for e in read_events(folder) if e["event"] == "evaluated"]
+    ids = {e.get("id") for e in evaluated if evaluated and e.get("generation") == evaluated[-1].get("generation")}
+    per_eval = state.elapsed_s / max(len(state.evaluations), 1) if state else None
+    left = max(cfg.budget.generations - (state.generation if state else 0), 0) * cfg.budget.population_size
+    phase = control.get("state", "active")
+    if phase == "active":
+        again = load_state(folder)  # `next_target` read the state once more
+        done = state.finished and again is not None and scheduler.budget_spent(cfg, state)
+        phase = "running" if running or (state is not None and not done) else "finished" if done else "queued"
+    best = state.evaluations[state.champion()].fitness if state and state.champion() else None
+    return {"name": folder.name, "state": phase, "generation": state.generations_done, "candidate": len(ids),
+            "candidates": evaluated[-1].get("total", 0) if evaluated else 0, "elapsed_s": state.elapsed_s,
+            "eta_s": per_eval * left if per_eval else None, "best_fitness": best,
+            "message": control.get("last_error") or scheduler.progress_message(cfg, state, phase=phase),
+            "owner": control.get("owner")}
 
 
 def old_generation_stats(results):

@@ -35,7 +35,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from hubevo.config import RunConfig, load_config, parse_config
 from hubevo.lock import run_lock
 from hubevo.errors import ConfigError, HubevoError, RunLockedError, describe_error, is_transient
-from hubevo.state import atomic_write_text, load_state, read_events
+from hubevo.state import RunState, RunStatus, atomic_write_text, load_state, load_status
+from hubevo.state import run_status as status_of
 
 log = logging.getLogger("hubevo")
 
@@ -63,9 +64,10 @@ def load_run_config(runs_root: str | Path, name: str) -> RunConfig:
     return load_config(run_dir(Path(runs_root), name) / RUN_FILE)
 
 
-def next_target(cfg: RunConfig) -> int | None:
-    """The generation to run up to next, or None when the budget's generations are done."""
-    state = load_state(cfg.output.dir)
+def next_target(cfg: RunConfig, state: RunState | RunStatus | None = None) -> int | None:
+    """The generation to run up to next (after `state`, default: the saved one), or None when the budget's
+    generations are done."""
+    state = load_state(cfg.output.dir) if state is None else state
     if state is None:
         return 0
     target = state.generation + (1 if state.finished else 0)
@@ -306,7 +308,7 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-def progress_message(cfg: RunConfig, state, *, phase: str) -> str:
+def progress_message(cfg: RunConfig, state: RunState | RunStatus | None, *, phase: str) -> str:
     """Why a finished run stopped; for one still going, the generations done and the one running or next."""
     if state is None:
         return "queued"
@@ -319,40 +321,33 @@ def progress_message(cfg: RunConfig, state, *, phase: str) -> str:
     return f"generation {done} of {total} done{scored}; generation {done + 1} is next"
 
 
-def budget_spent(cfg: RunConfig, state) -> bool:
+def budget_spent(cfg: RunConfig, state: RunState | RunStatus) -> bool:
     """Whether a run has no budget left: its generations, its wall time or its evaluations."""
     budget = cfg.budget
-    return (next_target(cfg) is None or (budget.wall_time_s is not None and state.elapsed_s >= budget.wall_time_s)
-            or (budget.max_evaluations is not None and len(state.evaluations) >= budget.max_evaluations))
-
-
-def generation_progress(events: list[dict]) -> tuple[int, int]:
-    """Candidates evaluated so far in the latest generation, and how many it has. Counted from the events,
-    not read from their `done` (runs without progress bars wrote 1 there)."""
-    evaluated = [e for e in events if e["event"] == "evaluated"]
-    if not evaluated:
-        return 0, 0
-    last = evaluated[-1]
-    ids = {e.get("id") for e in evaluated if e.get("generation") == last.get("generation")}
-    return len(ids), last.get("total", 0)
+    evaluated = state.evaluated if isinstance(state, RunStatus) else len(state.evaluations)
+    return (next_target(cfg, state) is None
+            or (budget.wall_time_s is not None and state.elapsed_s >= budget.wall_time_s)
+            or (budget.max_evaluations is not None and evaluated >= budget.max_evaluations))
 
 
 def run_status(folder: Path, *, running: bool = False) -> dict:
-    """One run's progress for the status page: generation, candidate, time left, best fitness."""
+    """One run's progress for the status page: generation, candidate, time left, best fitness. Read from the
+    run's `status.json`, a few hundred bytes, rather than its whole state (which a tick would parse anew)."""
     cfg = load_config(folder / RUN_FILE)
-    control, state = read_control(folder), load_state(folder)
-    counted, total = generation_progress(read_events(folder))
-    per_eval = state.elapsed_s / max(len(state.evaluations), 1) if state else None
-    left = max(cfg.budget.generations - (state.generation if state else 0), 0) * cfg.budget.population_size
+    control, status = read_control(folder), load_status(folder)
+    if status is None and (state := load_state(folder)) is not None:
+        status = status_of(state)  # written before status files existed, or the status is stale
+    per_eval = status.elapsed_s / max(status.evaluated, 1) if status else None
+    left = max(cfg.budget.generations - (status.generation if status else 0), 0) * cfg.budget.population_size
     phase = control.get("state", "active")
     if phase == "active":  # started and not done: running, also between its generation jobs
-        done = state is not None and state.finished and budget_spent(cfg, state)
-        phase = "running" if running or (state is not None and not done) else "finished" if done else "queued"
-    best = state.evaluations[state.champion()].fitness if state and state.champion() else None
+        done = status is not None and status.finished and budget_spent(cfg, status)
+        phase = "running" if running or (status is not None and not done) else "finished" if done else "queued"
     return {
-        "name": folder.name, "state": phase, "generation": state.generations_done if state else None,
-        "generations": cfg.budget.generations, "candidate": counted, "candidates": total,
-        "elapsed_s": state.elapsed_s if state else 0.0, "eta_s": per_eval * left if per_eval else None,
-        "best_fitness": best, "message": control.get("last_error") or progress_message(cfg, state, phase=phase),
+        "name": folder.name, "state": phase, "generation": status.generations_done if status else None,
+        "generations": cfg.budget.generations, "candidate": status.candidate if status else 0,
+        "candidates": status.candidates if status else 0, "elapsed_s": status.elapsed_s if status else 0.0,
+        "eta_s": per_eval * left if per_eval else None, "best_fitness": status.champion_fitness if status else None,
+        "message": control.get("last_error") or progress_message(cfg, status, phase=phase),
         "owner": control.get("owner"),
     }

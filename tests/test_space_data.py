@@ -663,15 +663,17 @@ def test_the_generation_column_counts_generations_done_out_of_the_budget(tmp_pat
 
 
 def test_the_candidate_column_counts_the_generations_evaluations_when_bars_were_off(tmp_path):
-    """Runs without progress bars wrote `done: 1` on every event: the column counts the events instead."""
+    """Runs without progress bars wrote `done: 1` on every event: the column counts the state's candidates."""
     from hubevo.scheduler import RUN_FILE, run_status
-    from hubevo.state import append_event
+    from hubevo.state import append_event, load_state
 
     cfg = write_run(tmp_path, name="mid", finished=False)
     (cfg.output.dir / RUN_FILE).write_text((cfg.output.dir / "config.yaml").read_text())
-    for generation, ids in ((1, ["a", "b", "c"]), (2, ["d", "e"])):
-        for cid in ids:
-            append_event(cfg.output.dir, "evaluated", id=cid, generation=generation, status="ok", done=1, total=3)
+    state = load_state(cfg.output.dir)
+    state.population = [*state.population[:2], "not-yet-evaluated"]
+    save_state(state, cfg.output.dir)
+    for cid in state.population[:2]:
+        append_event(cfg.output.dir, "evaluated", id=cid, generation=state.generation, status="ok", done=1, total=3)
     status = run_status(cfg.output.dir)
     assert (status["candidate"], status["candidates"]) == (2, 3)
     assert status_table([status])["candidate"].tolist() == ["2 / 3"]
