@@ -105,6 +105,8 @@ def build_app(
         seed["upload_submit"].click(seed["queue_yaml"], seed["upload_inputs"], [seed["result"], status],
                                     api_name="queue_run_yaml")
         seed["launch"].click(seed["launch_job"], seed["launch_inputs"], seed["result"], api_name="launch_job")
+        seed["upload_launch"].click(seed["launch_yaml"], seed["upload_launch_inputs"], seed["result"],
+                                    api_name="launch_yaml_job")
         pickers = [tree["model"], model["model"]]
         board["table"].select(row_picker(catalog), board["table"], pickers)
         outputs = all_outputs(board, tree, progress, model, status)
@@ -404,7 +406,10 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
             with gr.Accordion("Or upload a run YAML (as `hubevo evolve` reads it)", open=False):
                 upload = gr.File(label="Run config (.yaml)", file_types=[".yaml", ".yml"], type="filepath",
                                  elem_id="seed-yaml")
-                upload_submit = gr.Button("Queue uploaded run", elem_id="seed-yaml-submit")
+                upload_submit = gr.Button("Queue uploaded run", elem_id="seed-yaml-submit",
+                                          visible=places[:1] != [AS_JOB])
+                upload_launch = gr.Button("Launch uploaded run as a job", elem_id="seed-yaml-launch",
+                                          visible=places[:1] == [AS_JOB])
             result = gr.Markdown(elem_id="seed-result")
 
     def queue(token_text, run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
@@ -445,15 +450,31 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
             return f"**Refused.** {_markdown_text(err)}"
         return launched_text(job, launcher=launcher)
 
-    def show_place(place):
-        return gr.Row(visible=place == AS_JOB), gr.Button(visible=place != AS_JOB), gr.Button(visible=place == AS_JOB)
+    def launch_yaml(path, job_flavor, job_timeout, profile: gr.OAuthProfile | None,
+                    oauth_token: gr.OAuthToken | None):
+        """Launch an uploaded run YAML as a Hugging Face Job under the signed-in user's account."""
+        try:
+            user_token = job_token(oauth_token)
+            job = submit_yaml_job(Path(path).read_text(errors="replace") if path else "", token=user_token,
+                                  username=profile.username if profile else None, flavor=job_flavor or "",
+                                  timeout=job_timeout, launcher=launcher, controller=controller, catalog=catalog,
+                                  tasks=tasks, caps=caps, runs_root=Path(runs_root), local_root=local_root)
+        except HubevoError as err:
+            return f"**Refused.** {_markdown_text(err)}"
+        return launched_text(job, launcher=launcher)
 
-    where.change(show_place, where, [job_options, submit, launch])
+    def show_place(place):
+        job = place == AS_JOB
+        return (gr.Row(visible=job), gr.Button(visible=not job), gr.Button(visible=job), gr.Button(visible=not job),
+                gr.Button(visible=job))
+
+    where.change(show_place, where, [job_options, submit, launch, upload_submit, upload_launch])
     fields = [name, namespace, push, private, candidates, base, q_author, q_search, q_filter, q_limit, chosen, fit,
               held, limit, generations, pop, max_evals, hours]
     return {"submit": submit, "queue": queue, "inputs": [token, *fields], "result": result,
             "upload_submit": upload_submit, "queue_yaml": queue_yaml, "upload_inputs": [token, upload],
-            "launch": launch, "launch_job": launch_run, "launch_inputs": [*fields, flavor, timeout]}
+            "launch": launch, "launch_job": launch_run, "launch_inputs": [*fields, flavor, timeout],
+            "upload_launch": upload_launch, "launch_yaml": launch_yaml, "upload_launch_inputs": [upload, flavor, timeout]}
 
 
 def seed_form(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most, method_names,
@@ -501,12 +522,28 @@ def submit_job(form: SeedForm, *, token: str, username: str | None, flavor: str,
                launcher: JobLauncher | None, controller, catalog: Catalog, tasks: TaskCatalog, caps: BudgetCaps,
                runs_root: Path, local_root: Path | None = None) -> LaunchedJob:
     """Validate `form` exactly as for a run on this Space, then launch it as a job under the user's account."""
-    if launcher is None:
-        raise AccessDenied("this deployment launches no Hugging Face Jobs: it has no Hugging Face sign-in")
-    taken = [*(s.get("name") for s in (controller.status() if controller is not None else [])),
-             *(r.name for r in catalog.runs()), *launcher.run_names()]
+    taken = job_names_taken(launcher, controller=controller, catalog=catalog)
     config = build_run_config(form, runs_root=runs_root, tasks=tasks, caps=caps, taken=taken, local_root=local_root)
     return launch_job(config, token=token, username=username, flavor=flavor, timeout=timeout, launcher=launcher)
+
+
+def submit_yaml_job(text: str, *, token: str, username: str | None, flavor: str, timeout: str | None,
+                    launcher: JobLauncher | None, controller, catalog: Catalog, tasks: TaskCatalog, caps: BudgetCaps,
+                    runs_root: Path, local_root: Path | None = None) -> LaunchedJob:
+    """Validate an uploaded run YAML exactly as for a run on this Space, then launch it as a job."""
+    taken = job_names_taken(launcher, controller=controller, catalog=catalog)
+    if not text.strip():
+        raise SeedError("choose a run YAML file to upload first")
+    config = config_from_yaml(text, runs_root=runs_root, tasks=tasks, caps=caps, taken=taken, local_root=local_root)
+    return launch_job(config, token=token, username=username, flavor=flavor, timeout=timeout, launcher=launcher)
+
+
+def job_names_taken(launcher: JobLauncher | None, *, controller, catalog: Catalog) -> list[str]:
+    """The run names a new job may not take; AccessDenied when this deployment launches no jobs."""
+    if launcher is None:
+        raise AccessDenied("this deployment launches no Hugging Face Jobs: it has no Hugging Face sign-in")
+    return [*(s.get("name") for s in (controller.status() if controller is not None else [])),
+            *(r.name for r in catalog.runs()), *launcher.run_names()]
 
 
 def launched_text(job: LaunchedJob, *, launcher: JobLauncher) -> str:

@@ -126,6 +126,30 @@ def test_a_signed_in_user_launches_the_run_as_a_job_under_their_account(space, h
     assert f"run: {fields['run_name']} state: hub output: None" in lines
 
 
+def test_an_uploaded_run_yaml_launches_as_a_job_after_the_same_checks(space, hub_server, tmp_path):
+    name = f"spaceyaml{next(_runs)}"
+    spec = {"name": name, "population": {"members": ["alice/seed-a", "alice/seed-b"]},
+            "fitness": {"tasks": [TASK], "limit": 8}, "crossover": {"methods": ["linear"]},
+            "budget": {"generations": 1, "population_size": 2, "max_evaluations": 4},
+            "publish": {"namespace": ALICE, "push": "survivors"}}
+    upload = tmp_path / "run.yaml"
+    upload.write_text(yaml.safe_dump(spec))
+    launch = handler(space["demo"], "launch_yaml_job")
+    message = launch(str(upload), "cpu-basic", "1h", **signed_in())
+    assert "**Launched**" in message and name in message
+    sent = hub_server.jobs.requests[-1]
+    config = yaml.safe_load(sent["environment"][CONFIG_ENV])
+    assert config["name"] == name and config["publish"]["state"] == "hub" and "output" not in config
+    assert sent["secrets"] == {"HF_TOKEN": ALICE_TOKEN} and booked(space["runs"])[-1]["run"] == name
+
+    before = len(hub_server.jobs.requests)
+    upload.write_text(yaml.safe_dump({**spec, "name": f"{name}b", "budget": {"generations": 10_000}}))
+    refused = launch(str(upload), "cpu-basic", "1h", **signed_in())
+    assert refused.startswith("**Refused.**") and "generations" in refused
+    assert launch(str(upload), "cpu-basic", "1h", **SIGNED_OUT).startswith("**Refused.**")
+    assert len(hub_server.jobs.requests) == before  # nothing submitted for a refused upload
+
+
 def test_the_status_tab_shows_the_job_state_and_a_link_to_its_logs(space, hub_server):
     fields = form()
     handler(space["demo"], "launch_job")(**fields, **signed_in())
