@@ -13,9 +13,11 @@ with another output config, a passthrough stack). `fitness.batch_size`, `max_bat
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
+import io
 import logging
 import math
 import weakref
@@ -80,15 +82,36 @@ def lm_class() -> type:
             return found[key]
 
         def loglikelihood(self, requests, disable_tqdm: bool = False):
-            return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not library_bars())
+            with library_prints():
+                return super().loglikelihood(requests, disable_tqdm=disable_tqdm or not library_bars())
 
         def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
-            return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or not library_bars())
+            with library_prints():
+                return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm or not library_bars())
 
         def generate_until(self, requests, disable_tqdm: bool = False):
-            return super().generate_until(requests, disable_tqdm=disable_tqdm or not library_bars())
+            with library_prints():
+                return super().generate_until(requests, disable_tqdm=disable_tqdm or not library_bars())
 
     return QuietHFLM
+
+
+class _DebugLog(io.TextIOBase):
+    """A stdout for library `print`s: each line goes to the debug log instead of the terminal."""
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                log.debug("lm-eval: %s", line.strip())
+        return len(text)
+
+
+def library_prints():
+    """lm-eval `print`s what its automatic batch size search finds; with library output off, it goes to the
+    debug log."""
+    from hubevo.terminal import library_bars
+
+    return contextlib.nullcontext() if library_bars() else contextlib.redirect_stdout(_DebugLog())
 
 
 def default_device() -> str:

@@ -92,11 +92,12 @@ def _scored(zoo, **fitness):
     return evaluator.fitness(model, tokenizer, generation=0), evaluator.lm(model, tokenizer)
 
 
-def test_automatic_batch_size_reaches_hflm_and_scores_as_batch_size_one(demo_zoo):
+def test_automatic_batch_size_reaches_hflm_and_scores_as_batch_size_one(demo_zoo, capsys):
     auto, lm = _scored(demo_zoo, batch_size="auto", max_batch_size=8)
     one, _ = _scored(demo_zoo, batch_size=1)
     assert lm.batch_size == "auto" and lm.max_batch_size == 8
     assert auto.scores == one.scores and auto.examples == one.examples == 8
+    assert "batch size" not in capsys.readouterr().out.lower()  # lm-eval's prints go to the debug log
 
 
 def test_the_automatic_batch_size_is_searched_once_for_every_candidate_of_the_resident_model(demo_zoo, monkeypatch):
