@@ -12,16 +12,15 @@ hold this repository (for example the Space that runs it: `hf.co/spaces/<org>/<s
 from __future__ import annotations
 
 import argparse
-import os
 
 
 def add_commands(subparsers) -> None:
     launch = subparsers.add_parser("launch", help="run a config's worker as a Hugging Face Job (or on a schedule)")
     launch.add_argument("config", help="path of the run YAML")
     launch.add_argument("--flavor", required=True, help="job hardware, e.g. cpu-basic, a10g-small, a100-large")
-    launch.add_argument("--image", default=os.environ.get("HUBEVO_JOB_IMAGE"),
+    launch.add_argument("--image", default=None,
                         help="Docker image or hf.co/spaces/<org>/<space> holding this repository "
-                             "(default $HUBEVO_JOB_IMAGE)")
+                             "(default $HUBEVO_JOB_IMAGE, then the Space this runs in)")
     launch.add_argument("--schedule", default=None, help="@hourly, @daily... or CRON: a scheduled job instead")
     launch.add_argument("--timeout", default=None, help="longest run of the job: 3600, 90m, 2h, 1d")
     launch.add_argument("--namespace", default=None, help="user or org that runs (and pays for) the job")

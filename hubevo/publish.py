@@ -367,11 +367,12 @@ def child_edges(individual: Individual) -> list[dict]:
             for p in individual.parents]
 
 
-def edge_genes(individual: Individual, parent: str, *, weights: Mapping[str, float] | None = None) -> dict:
-    """What the lineage edge parent -> child carries: its role (parent or base) and the parent's weight."""
+def edge_genes(individual: Individual, parent: str, *, weights: Mapping[str, float]) -> dict:
+    """What the lineage edge parent -> child carries: its role (parent or base) and the parent's weight
+    (`weights`: the child's `parent_weights`)."""
     genome = individual.genome
     role = "base" if genome is not None and parent == genome.base and parent not in genome.parents else "parent"
-    weight = (parent_weights(individual) if weights is None else weights).get(parent)
+    weight = weights.get(parent)
     return {"role": role, **({"weight": round(weight, 4)} if weight is not None else {})}
 
 

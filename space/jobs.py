@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -144,7 +144,3 @@ def job_rows(jobs: Sequence[LaunchedJob], *, launcher: JobLauncher, viewer: str 
                      "message": message})
     return pd.DataFrame(rows, columns=JOB_COLUMNS)
 
-
-def taken_runs(*groups: Iterable[str]) -> list[str]:
-    """Every run name already used: queued here, shown here, or launched as a job from here."""
-    return [name for group in groups for name in group if name]

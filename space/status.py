@@ -2,7 +2,8 @@
 
 `local_status` gives a found run the controller's status shape, and `saved_status` the same
 from the small `status.json` a live run writes with its state (a tick then reads a few
-hundred bytes, not the whole state); `merge_statuses` puts the controller's runs first; `status_table` formats them (g / G, c / C, durations, best fitness).
+hundred bytes, not the whole state); `merge_statuses` puts the controller's runs first;
+`status_table` formats them (g / G, c / C, durations, best fitness).
 """
 
 from __future__ import annotations

@@ -474,7 +474,8 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
     return {"submit": submit, "queue": queue, "inputs": [token, *fields], "result": result,
             "upload_submit": upload_submit, "queue_yaml": queue_yaml, "upload_inputs": [token, upload],
             "launch": launch, "launch_job": launch_run, "launch_inputs": [*fields, flavor, timeout],
-            "upload_launch": upload_launch, "launch_yaml": launch_yaml, "upload_launch_inputs": [upload, flavor, timeout]}
+            "upload_launch": upload_launch, "launch_yaml": launch_yaml,
+            "upload_launch_inputs": [upload, flavor, timeout]}
 
 
 def seed_form(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most, method_names,
@@ -542,8 +543,7 @@ def job_names_taken(launcher: JobLauncher | None, *, controller, catalog: Catalo
     """The run names a new job may not take; AccessDenied when this deployment launches no jobs."""
     if launcher is None:
         raise AccessDenied("this deployment launches no Hugging Face Jobs: it has no Hugging Face sign-in")
-    return [*(s.get("name") for s in (controller.status() if controller is not None else [])),
-            *(r.name for r in catalog.runs()), *launcher.run_names()]
+    return [*shown_names(controller, catalog=catalog), *launcher.run_names()]
 
 
 def launched_text(job: LaunchedJob, *, launcher: JobLauncher) -> str:
@@ -556,7 +556,13 @@ def taken_names(controller, *, catalog: Catalog) -> list[str]:
     """The names queued or shown already; refuses when no scheduler could take a run."""
     if controller is None:
         raise AccessDenied("this deployment has no scheduler attached; it only shows results")
-    return [s.get("name") for s in controller.status()] + [r.name for r in catalog.runs()]
+    return shown_names(controller, catalog=catalog)
+
+
+def shown_names(controller, *, catalog: Catalog) -> list[str]:
+    """The run names the scheduler holds (if there is one) and the catalog shows."""
+    return [*(s.get("name") for s in (controller.status() if controller is not None else [])),
+            *(r.name for r in catalog.runs())]
 
 
 def seeding_on(access: Access, *, controller) -> bool:
@@ -575,7 +581,8 @@ def seed_intro(access: Access, *, caps: BudgetCaps, local_tasks: list[str], cont
     if controller is None:
         who = "Seeding is switched off: no scheduler is attached to this deployment."
     if jobs:
-        here = who if seeding_on(access, controller=controller) else "This Space runs no populations on its own hardware."
+        own = seeding_on(access, controller=controller)
+        here = who if own else "This Space runs no populations on its own hardware."
         who = (f"{here} Signed in, anyone may launch the run as a Hugging Face Job under their own account: it is "
                "billed to that account, publishes to the namespace given and keeps its state on the Hub.")
     if not where_choices(access, controller=controller, jobs=jobs):
