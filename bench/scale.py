@@ -376,7 +376,7 @@ def report_merges(arch: str, size: str, result: dict) -> None:
 CONTEXTS = {  # loop stage -> what it is reported as
     ("hubevo.loop", "evaluate_generation"): "candidates",
     ("hubevo.loop", "finals"): "validation",
-    ("hubevo.loop", "score_finalists"): "heldout",
+    ("hubevo.loop", "score_heldout_of"): "heldout",
     ("hubevo.loop", "write_survivors"): "write",
     ("hubevo.rebuild", "Rebuilder.ensure"): "rebuild",
     ("hubevo.rebuild", "Rebuilder.clear"): "rebuild",

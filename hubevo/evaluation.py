@@ -23,7 +23,7 @@ import math
 import weakref
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -37,6 +37,7 @@ from hubevo.config import (
     hflm_key_problem,
 )
 from hubevo.errors import CandidateError, ConfigError
+from hubevo.state import TaskOutcomes
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +174,27 @@ class Scored:
     stderrs: dict[str, float]
     stderr: float | None
     examples: int
+    outcomes: dict[str, TaskOutcomes] = field(default_factory=dict)
 
 
 def metric_value(task_results: dict, metric: str) -> float | None:
-    for key, value in task_results.items():
-        if key == metric or key.startswith(f"{metric},"):
-            return None if value in (None, "N/A") else float(value)
-    return None
+    key = metric_key(task_results, metric)
+    value = task_results.get(key) if key else None
+    return None if value in (None, "N/A") else float(value)
+
+
+def metric_key(task_results: dict, metric: str) -> str | None:
+    """The key of `metric` in lm-eval's results of a task ('exact_match' -> 'exact_match,none')."""
+    return next((k for k in task_results if k == metric or k.startswith(f"{metric},")), None)
+
+
+def task_outcomes(samples: list[dict], *, key: str, weight: float) -> TaskOutcomes | None:
+    """Per-example values of the metric `key` ('name,filter') from lm-eval's logged samples, in document
+    order; None when the samples do not carry it."""
+    name, _, filter_key = key.partition(",")
+    rows = sorted((s["doc_id"], s[name]) for s in samples if name in s and (not filter_key or s.get("filter") == filter_key))
+    values = [float(v) for _, v in rows]
+    return TaskOutcomes(weight=weight, values=values) if values else None
 
 
 def skip_per_call_provenance() -> None:
@@ -392,11 +407,17 @@ class Evaluator:
     def score_with_stderr(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None,
                           limit=None) -> tuple[dict[str, float], dict[str, float]]:
         """(per-task metric values, their standard errors as lm-eval computes them; missing where it has none)."""
+        scores, stderrs, _ = self.score_outcomes(model, tokenizer, tasks=tasks, samples=samples, limit=limit)
+        return scores, stderrs
+
+    def score_outcomes(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None, limit=None,
+                       outcomes: bool = False) -> tuple[dict[str, float], dict[str, float], dict[str, TaskOutcomes]]:
+        """`score_with_stderr`, and with `outcomes` each task's per-example values (for paired comparisons)."""
         import lm_eval
 
         lm = self.lm(model, tokenizer)
         # bootstrap_iters > 0 lets lm-eval give mean metrics (accuracy, exact match) their closed-form stderr
-        kwargs = {"bootstrap_iters": 100, "log_samples": False, "verbosity": "ERROR", **self.cfg.lm_eval_kwargs}
+        kwargs = {"bootstrap_iters": 100, "log_samples": outcomes, "verbosity": "ERROR", **self.cfg.lm_eval_kwargs}
         try:
             out = lm_eval.simple_evaluate(
                 model=lm, tasks=[t.name for t in tasks], task_manager=self.task_manager,
@@ -414,7 +435,12 @@ class Evaluator:
             stderr = metric_value(results, f"{spec.metric}_stderr")
             if stderr is not None and not math.isnan(stderr):
                 stderrs[spec.name] = stderr
-        return scores, stderrs
+        weights = sum(t.weight for t in tasks)
+        per_example = {spec.name: task_outcomes(out["samples"][spec.name], key=metric_key(out["results"][spec.name],
+                                                                                           spec.metric),
+                                                weight=spec.weight / weights)
+                       for spec in tasks if outcomes and spec.name in out.get("samples", {})}
+        return scores, stderrs, {t: v for t, v in per_example.items() if v is not None}
 
     def fitness(self, model, tokenizer, *, generation: int) -> "Scored":
         """Fitness, per-task scores, standard errors and examples used on this generation's sample."""
@@ -424,15 +450,21 @@ class Evaluator:
     def validate(self, model, tokenizer) -> "Scored":
         """The finals' score: the validation tasks, or the examples carved from the fitness tasks."""
         if self.cfg.validation:
-            return self.scored(model, tokenizer, tasks=self.cfg.validation, limit=self.cfg.validation_limit)
+            return self.scored(model, tokenizer, tasks=self.cfg.validation, limit=self.cfg.validation_limit,
+                               outcomes=True)
         samples = self.validation_samples()
-        return self.scored(model, tokenizer, tasks=[t for t in self.cfg.tasks if t.name in samples], samples=samples)
+        return self.scored(model, tokenizer, tasks=[t for t in self.cfg.tasks if t.name in samples], samples=samples,
+                           outcomes=True)
 
-    def scored(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None, limit=None) -> "Scored":
-        scores, stderrs = self.score_with_stderr(model, tokenizer, tasks=tasks, samples=samples, limit=limit)
+    def scored(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None, limit=None,
+               outcomes: bool = False) -> "Scored":
+        """Every finalist's validation keeps its per-example values (`outcomes`), so that two finalists
+        are compared example by example (`hubevo.ranking.beats`)."""
+        scores, stderrs, per_example = self.score_outcomes(model, tokenizer, tasks=tasks, samples=samples,
+                                                           limit=limit, outcomes=outcomes)
         used = sum(len(v) for v in samples.values()) if samples else self._examples(limit, tasks)
         return Scored(fitness=weighted_fitness(scores, tasks), scores=scores, stderrs=stderrs,
-                      stderr=weighted_stderr(stderrs, tasks), examples=used)
+                      stderr=weighted_stderr(stderrs, tasks), examples=used, outcomes=per_example)
 
     def heldout(self, model, tokenizer) -> dict[str, float]:
         if not self.cfg.heldout:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -76,10 +77,29 @@ def atomic_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
     os.replace(tmp, final)
 
 
+WEIGHTS_INDEX = "model.safetensors.index.json"
+
+
 def has_weights(folder: Path) -> bool:
-    """Whether `folder` is a complete model folder: a config and safetensors weights (not a card-only folder)."""
+    """Whether `folder` is a complete model folder: a config and safetensors weights (not a card-only folder);
+    a sharded folder needs every shard its index names."""
     folder = Path(folder)
-    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+    if not (folder / "config.json").is_file():
+        return False
+    index = folder / WEIGHTS_INDEX
+    if index.is_file():
+        shards = set(json.loads(index.read_text()).get("weight_map", {}).values())
+        return bool(shards) and all((folder / s).is_file() for s in shards)
+    return any(folder.glob("*.safetensors"))
+
+
+def strip_weights(folder: Path) -> None:
+    """Remove a model folder's weights, keeping its card, config and tokenizer. Shards go first and the
+    index last, so a folder stopped halfway never passes `has_weights`."""
+    folder = Path(folder)
+    for shard in sorted(folder.glob("*.safetensors")):
+        shard.unlink()
+    (folder / WEIGHTS_INDEX).unlink(missing_ok=True)
 
 
 def clean_temp_dirs(root: Path) -> list[Path]:

@@ -291,15 +291,21 @@ def tell(run: Run) -> None:
 def finals(run: Run) -> None:
     """Score the finalists on the validation examples (once each): the top-k by fitness, the best member
     and the best standard recipe. The champion is the best of them there (`hubevo.ranking`)."""
-    state, evaluator = run.state, run.runner.evaluator
-    if not evaluator.can_validate():
+    state = run.state
+    if not run.runner.evaluator.can_validate():
         return
+    for cid in finalist_ids(state, k=run.cfg.fitness.finalists):
+        if cid not in state.validation:
+            state.validation[cid] = validation_score(run, state.individuals[cid])
+            run.save()
+
+
+def finalist_ids(state: RunState, *, k: int) -> list[str]:
+    """The finalists now: the top-k by fitness, the best member and the best standard recipe."""
     order = ranking.ranked(state.evaluations.values())
     best_of = lambda ids: next((i for i in order if i in ids), None)  # noqa: E731
-    chosen = [*order[: run.cfg.fitness.finalists], best_of(set(state.initial)), best_of(set(state.baselines))]
-    for cid in dict.fromkeys(i for i in chosen if i and i not in state.validation):
-        state.validation[cid] = validation_score(run, state.individuals[cid])
-        run.save()
+    chosen = [*order[:k], best_of(set(state.initial)), best_of(set(state.baselines))]
+    return list(dict.fromkeys(i for i in chosen if i))
 
 
 def validation_score(run: Run, ind: Individual):
@@ -312,7 +318,7 @@ def validation_score(run: Run, ind: Individual):
         log.warning("validation of %s failed: %s", ind.name, err)
         return Evaluation(id=ind.id, generation=generation, status="failed", reason=str(err))
     return Evaluation(id=ind.id, generation=generation, status="ok", fitness=scored.fitness, scores=scored.scores,
-                      stderr=scored.stderr, stderrs=scored.stderrs, examples=scored.examples)
+                      stderr=scored.stderr, stderrs=scored.stderrs, examples=scored.examples, outcomes=scored.outcomes)
 
 
 def select(run: Run, *, final: bool) -> list[str]:
@@ -327,33 +333,46 @@ def select(run: Run, *, final: bool) -> list[str]:
 
 # 6 publish: survivors to disk (they may be parents next), then to the Hub --------------------------
 def write_survivors(run: Run, survivors: list[str]) -> None:
-    """Held-out scores for the finalists and the champion, a card folder per survivor, full weights
-    for the champion only."""
+    """The champion's held-out scores, a card folder per survivor, full weights for the champion only."""
     state = run.state
-    scored = score_finalists(run)
     champion = state.champion()
+    scored = score_heldout_of(run, [champion] if champion else [])
     for cid in survivors:
         ind = state.individuals[cid]
         if ind.kind != "seed" and cid not in state.saved:
             write_survivor(run, ind, weights=cid == champion)
             append_event(run.run_dir, "survivor", id=cid, generation=state.generation, path=state.saved[cid])
-    for cid in scored:  # survivors of earlier generations that became finalists: their cards gain held-out
-        if cid in state.saved:
-            write_card(run, state.individuals[cid], Path(state.saved[cid]))
+    recard(run, scored)
     keep_champion(run)
     publish.write_tables(state, run.run_dir)
 
 
-def score_finalists(run: Run) -> list[str]:
-    """Held-out scores of the finalists (scored on validation) and the champion, once each; returns the ids
-    scored now. Anyone else is scored on request (`score_heldout`)."""
-    state, champion = run.state, run.state.champion()
-    wanted = [i for i, v in state.validation.items() if v.status == "ok"] + ([champion] if champion else [])
-    todo = [cid for cid in dict.fromkeys(wanted) if cid not in state.heldout]
+def score_finalists(run: Run) -> None:
+    """At the end of a run: held-out scores of its finalists (those scored on validation), on the cards (their
+    own, and the comparison tables of the others)."""
+    state = run.state
+    validated = [i for i in finalist_ids(state, k=run.cfg.fitness.finalists)
+                 if getattr(state.validation.get(i), "status", None) == "ok"]
+    score_heldout_of(run, validated)
+    recard(run, list(state.saved))
+
+
+def score_heldout_of(run: Run, ids: list[str]) -> list[str]:
+    """Held-out scores of `ids`, once each; returns the ids scored now. Anyone else is scored on request
+    (`score_heldout`): each generation scores its champion, the end of the run its finalists."""
+    state = run.state
+    todo = [cid for cid in dict.fromkeys(ids) if cid not in state.heldout]
     for cid in todo:
         state.heldout[cid] = heldout_scores(run, state.individuals[cid])
         run.save()
     return todo
+
+
+def recard(run: Run, ids: list[str]) -> None:
+    """Survivors of earlier generations scored on held-out since: their cards gain the scores."""
+    for cid in ids:
+        if cid in run.state.saved:
+            write_card(run, run.state.individuals[cid], Path(run.state.saved[cid]))
 
 
 def heldout_scores(run: Run, ind: Individual) -> dict[str, float]:
@@ -535,6 +554,9 @@ def advance(run: Run) -> None:
 def finish(run: Run, reason: str | None) -> None:
     state = run.state
     state.finished, state.stop_reason = True, reason or "the strategy proposed no new candidate"
+    score_finalists(run)
+    keep_champion(run)
+    run.rebuild.clear()
     run.save()
     publish.write_tables(state, run.run_dir)
     push(run)
@@ -580,8 +602,8 @@ def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
             finals(run)                                   # 3: the champion is picked on validation
             reason = stop_reason(run) or run.strategy.stop()
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
-            push(run)                                     # 6 to the Hub
             run.rebuild.clear()                           # parents rebuilt for this generation
+            push(run)                                     # 6 to the Hub
             log.info(summarize(run))
             append_event(run.run_dir, "generation", generation=run.state.generation, summary=summarize(run))
             if reason is not None:

@@ -223,10 +223,13 @@ def comparison(state: RunState) -> dict[str, str | None]:
 
 
 def lead(state: RunState, cid: str, other: str) -> tuple[float, float | None, str]:
-    """(lead of `cid` over `other`, its standard error, on which split): validation when both were finalists."""
+    """(lead of `cid` over `other`, its standard error, on which split): validation when both were finalists,
+    with the paired error when both kept per-example values (`ranking.paired_stderr`)."""
     pool = state.validation if cid in state.validation and other in state.validation else state.evaluations
     a, b = pool[cid], pool[other]
-    se = (a.stderr ** 2 + b.stderr ** 2) ** 0.5 if a.stderr is not None and b.stderr is not None else None
+    se = ranking.paired_stderr(a, b)
+    if se is None and a.stderr is not None and b.stderr is not None:
+        se = (a.stderr ** 2 + b.stderr ** 2) ** 0.5
     return a.fitness - b.fitness, se, "validation" if pool is state.validation else "fitness"
 
 

@@ -10,9 +10,10 @@ The champion is picked in the finals when there are any: the finalists (the top-
 fitness, scored on validation examples that no fitness sample holds) are ranked by their
 validation score with the same rule, so overfitting the fitness sample does not crown a
 candidate. A bred candidate must also beat the best of the simple things (the members and the
-standard recipes, `incumbents`) on validation by more than `CHALLENGER_MARGIN` combined
-standard errors; a lead within noise leaves the best simple thing the champion, so a run never
-crowns a candidate that is only luckier on the validation examples. Without finals, the best
+standard recipes, `incumbents`) on validation by more than `CHALLENGER_MARGIN` standard errors
+of the lead, paired example by example on the validation examples both were scored on; a lead
+within noise leaves the best simple thing the champion, so a run never crowns a candidate that
+is only luckier on the validation examples. Without finals, the best
 by fitness is the champion.
 """
 
@@ -91,9 +92,32 @@ def champions_upto(evaluations: Iterable[Scored], generations: Iterable[int], *,
 
 
 def beats(challenger: Scored, incumbent: Scored, *, margin: float = CHALLENGER_MARGIN) -> bool:
-    """Whether `challenger` leads `incumbent` by more than `margin` combined standard errors."""
-    noise = math.hypot(challenger.stderr or 0.0, incumbent.stderr or 0.0)
+    """Whether `challenger` leads `incumbent` by more than `margin` standard errors of the lead: paired over
+    the same examples when both kept their per-example values, else the two standard errors combined."""
+    noise = paired_stderr(challenger, incumbent)
+    if noise is None:
+        noise = math.hypot(challenger.stderr or 0.0, incumbent.stderr or 0.0)
     return challenger.fitness - incumbent.fitness > margin * noise
+
+
+def paired_stderr(a: Scored, b: Scored) -> float | None:
+    """Standard error of the fitness difference a - b from the per-example differences on each task (the
+    tasks weighted as in the fitness); None unless both scored the same examples of the same tasks.
+
+    Two models scored on one set of examples agree on most of them, so the paired error is far
+    smaller than the two errors combined as if independent: leads of a point become visible."""
+    first, second = getattr(a, "outcomes", None) or {}, getattr(b, "outcomes", None) or {}
+    if not first or set(first) != set(second):
+        return None
+    variance = 0.0
+    for task, mine in first.items():
+        theirs = second[task]
+        if len(mine.values) != len(theirs.values) or len(mine.values) < 2:
+            return None
+        diff = [x - y for x, y in zip(mine.values, theirs.values, strict=True)]
+        mean = sum(diff) / len(diff)
+        variance += mine.weight ** 2 * sum((d - mean) ** 2 for d in diff) / (len(diff) - 1) / len(diff)
+    return math.sqrt(variance)
 
 
 def best_of(fitness: Mapping[str, float], generations: Mapping[str, int], *, k: int) -> list[str]:

@@ -9,9 +9,12 @@ survivor folder holds its card and `recipe.yaml` only.
 mergekit reads parents from folders, so before a candidate is merged, trained, validated or
 exported, `Rebuilder.ensure` materialises each parent that has no folder into the rebuild
 cache (`cache/<name>`, parents first, recursively) through the runner's resident model, the
-same path a candidate takes to be scored: what is rebuilt is what was scored. The loop clears
-the cache at the end of each generation, so between generations a run holds at most the
-champion's folder and the one a Hub push is writing.
+same path a candidate takes to be scored: what is rebuilt is what was scored. Before any folder
+is written, `make_room` removes rebuilt parents nobody reads now (then, if still needed, the
+champion's weights, written again at the end of the generation), so a run holds at most
+`MAX_FOLDERS` full folders: the exception is a merge whose parents are all rebuilt from
+parents that are rebuilt too, which needs three at once. The loop clears the cache at the end
+of each generation, before a Hub push writes the one folder it exports at a time.
 """
 
 from __future__ import annotations
@@ -22,14 +25,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hubevo.fsio import atomic_dir, has_weights
+from hubevo.fsio import atomic_dir, has_weights, strip_weights
 
 if TYPE_CHECKING:
     from hubevo.genome import Individual
     from hubevo.resolver import Resolver
     from hubevo.runner import CandidateRunner
 
-__all__ = ["Rebuilder", "full_folders", "has_weights"]
+__all__ = ["MAX_FOLDERS", "Rebuilder", "full_folders", "has_weights"]
+
+MAX_FOLDERS = 2  # full model folders a run holds at once (the champion's and one being written)
 
 
 @dataclass
@@ -47,24 +52,50 @@ class Rebuilder:
             return True
         return has_weights(Path(resolver.load_path(cid)))
 
-    def ensure(self, cids: Iterable[str]) -> None:
-        """Make every one of `cids` readable from its `load_path`, rebuilding (parents first) what is not."""
-        for cid in dict.fromkeys(cids):
+    def ensure(self, cids: Iterable[str], *, keep: Iterable[str] = ()) -> None:
+        """Make every one of `cids` readable from its `load_path`, rebuilding (parents first) what is not.
+        Before a folder is written, room is made (`make_room`) sparing `cids` and `keep`."""
+        wanted = list(dict.fromkeys(cids))
+        spare = {*keep, *wanted}
+        for cid in wanted:
             if self.on_disk(cid):
                 continue
-            ind = self.resolver.state.individuals[cid]
+            self.materialize(self.resolver.state.individuals[cid], keep=spare)
+            self.make_room(keep=spare)  # its own parents are read: they may go before it is written
             with atomic_dir(Path(self.resolver.load_path(cid))) as tmp:
-                self.save(ind, tmp)
+                self.runner.materializer.save(tmp, tokenizer_source=self.tokenizer_source)
 
-    def materialize(self, ind: Individual):
+    def materialize(self, ind: Individual, *, keep: Iterable[str] = ()):
         """The resident model holding `ind`'s weights (its parents rebuilt to the cache first if needed)."""
-        self.ensure(self.resolver.sources(ind))
+        self.ensure(self.resolver.sources(ind), keep=keep)
         return self.runner.materialize(self.resolver.merge_config(ind), adapter=self.resolver.adapter(ind))
 
     def save(self, ind: Individual, out_dir: Path) -> Path:
         """Write `ind`'s full model folder (weights, config, tokenizer) to `out_dir`."""
         self.materialize(ind)
+        self.make_room(keep=())
         return self.runner.materializer.save(out_dir, tokenizer_source=self.tokenizer_source)
+
+    def make_room(self, *, keep: Iterable[str]) -> None:
+        """Free a slot for one more full folder, so that a run never holds more than `MAX_FOLDERS`: rebuilt
+        parents go first (least recently written first), then the champion's weights (the loop writes
+        them again at the end of the generation, `keep_champion`). Ids in `keep` are never removed."""
+        held = self.held()
+        spared = {Path(self.resolver.load_path(c)) for c in keep if c in self.resolver.state.individuals}
+        removable = [p for p in held if p not in spared]
+        for folder in removable[: max(len(held) - (MAX_FOLDERS - 1), 0)]:
+            if folder.parent == self.resolver.cache_dir:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                strip_weights(folder)
+
+    def held(self) -> list[Path]:
+        """The full folders this run wrote, in the order they may go: rebuilt parents, oldest first, then
+        survivors (the champion)."""
+        state, resolver = self.resolver.state, self.resolver
+        cached = sorted((p for p in resolver.cache_dir.glob("*") if p.is_dir() and has_weights(p)),
+                        key=lambda p: p.stat().st_mtime)
+        return [*cached, *(Path(f) for f in state.saved.values() if has_weights(Path(f)))]
 
     def clear(self) -> None:
         """Remove every rebuilt parent: the next generation rebuilds the ones it reads."""

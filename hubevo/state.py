@@ -33,6 +33,13 @@ STATUS_FILE = "status.json"
 EVENTS_FILE = "events.jsonl"
 
 
+class TaskOutcomes(BaseModel):
+    """One task's per-example metric values on validation, in document order, and its share of the fitness."""
+
+    weight: float
+    values: list[float]
+
+
 class Evaluation(BaseModel):
     id: str
     generation: int
@@ -47,6 +54,8 @@ class Evaluation(BaseModel):
                                                  "None: the run's fixed sample.")
     examples: int = 0
     seconds: float = 0.0
+    outcomes: dict[str, TaskOutcomes] = Field(
+        default_factory=dict, description="Validation only: per-example values, for paired comparisons.")
 
 
 class RunState(BaseModel):

@@ -72,6 +72,11 @@ def test_the_finals_pick_the_champion_on_validation_examples_no_fitness_sample_h
         sample = evaluator.sample_indices(generation)
         assert all(not set(sample[t]) & set(validation[t]) for t in sample)
     assert evaluator.sample_indices(0) == evaluator.sample_indices(2)  # one fixed sample by default
+    for cid in finalists:  # each finalist keeps its per-example values, for paired comparisons
+        outcomes = state.validation[cid].outcomes
+        assert {t: len(o.values) for t, o in outcomes.items()} == {t: len(v) for t, v in validation.items()}
+        for task, o in outcomes.items():
+            assert sum(o.values) / len(o.values) == pytest.approx(state.validation[cid].scores[task])
 
 
 def test_with_resample_elites_are_scored_again_on_each_generations_sample(demo_zoo, tmp_path):

@@ -183,3 +183,27 @@ def test_the_champion_after_each_generation_is_found_in_one_pass_with_the_same_a
         expected = {g: ranking.champion(evaluations, upto=g, validation=validation, incumbents=incumbents)
                     for g in range(9)}
         assert ranking.champions_upto(evaluations, range(9), validation=validation, incumbents=incumbents) == expected
+
+
+def test_a_lead_is_judged_example_by_example_when_both_kept_their_validation_outcomes():
+    from hubevo.state import Evaluation, TaskOutcomes
+
+    def scored(cid, values, *, weight=1.0):
+        n = len(values)
+        mean = sum(values) / n
+        return Evaluation(id=cid, generation=1, status="ok", fitness=mean, stderr=(mean * (1 - mean) / n) ** 0.5,
+                          outcomes={"task": TaskOutcomes(weight=weight, values=values)})
+
+    base = [1.0] * 260 + [0.0] * 140                      # 0.65 on 400 examples
+    better = [1.0] * 260 + [1.0] * 12 + [0.0] * 128       # the same answers, and 12 more right: +0.03
+    noisy = [0.0] * 12 + [1.0] * 248 + [1.0] * 24 + [0.0] * 116  # +0.03 too, right on other examples
+    a, b, c = scored("base", base), scored("better", better), scored("noisy", noisy)
+    combined = (a.stderr ** 2 + b.stderr ** 2) ** 0.5
+    assert b.fitness - a.fitness < combined  # within noise, were the two samples independent
+    assert ranking.paired_stderr(b, a) < 0.01 and ranking.beats(b, a)  # but it never answers worse
+    assert ranking.paired_stderr(c, a) > ranking.paired_stderr(b, a)
+    assert ranking.champion([b, a], validation={"base": a, "better": b}, incumbents={"base"}) == "better"
+    unpaired = b.model_copy(update={"outcomes": {}})  # an older run's validation: no per-example values
+    assert ranking.paired_stderr(unpaired, a) is None and not ranking.beats(unpaired, a)
+    other = scored("other", better[:399])  # not the same examples: no pairing
+    assert ranking.paired_stderr(other, a) is None

@@ -131,12 +131,17 @@ def test_hubevo_export_command_writes_a_loadable_folder_and_names_unknown_ids(fi
     assert main(["export", str(cfg.output.dir), name, str(tmp_path / "out")]) == 2  # never over existing files
 
 
-def test_heldout_scores_only_finalists_and_the_champion_others_on_request(finished_run):
-    from hubevo.loop import score_heldout
+def test_heldout_scores_each_generations_champion_and_the_last_finalists_others_on_request(finished_run):
+    from hubevo.loop import finalist_ids, score_heldout
+    from hubevo.publish import champion_reigns
 
     cfg, state = finished_run
-    finalists = {i for i, v in state.validation.items() if v.status == "ok"} | {state.champion()}
-    assert set(state.heldout) == finalists
+    champions = set(champion_reigns(state))
+    last = {i for i in finalist_ids(state, k=cfg.fitness.finalists) if state.validation[i].status == "ok"}
+    assert len(last) >= 3 and state.champion() in champions
+    finalists = champions | last
+    assert set(state.heldout) == finalists  # finalists of earlier generations are not scored on held-out
+    assert len({i for i, v in state.validation.items() if v.status == "ok"} - finalists) > 0
     other = next(i for i in state.evaluations if i not in state.heldout and state.evaluations[i].status == "ok")
     scored = score_heldout(cfg, [other])
     assert set(scored.heldout[other]) == {t.name for t in cfg.fitness.heldout}

@@ -65,3 +65,53 @@ def test_an_evolution_with_dpo_mutation_records_each_childs_genes_and_keeps_adap
     assert card.data.base_model == state.individuals[saved[0].parents[0]].name
     assert card.data.base_model_relation == "finetune"
     assert "learning_rate" in card.text and "reward_accuracy" in card.text and "dataset_revision" in card.text
+
+
+def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup_within_two_full_folders(demo_zoo, tmp_path, monkeypatch):
+    import contextlib
+
+    import hubevo.loop
+    import hubevo.rebuild
+    from hubevo.strategies.ga import is_tuned
+
+    run_dir, peaks = tmp_path / "run", []
+
+    def counted(real):
+        @contextlib.contextmanager
+        def atomic_dir(final, **kwargs):
+            with real(final, **kwargs) as tmp:
+                yield tmp
+                peaks.append(len(full_folders(run_dir)))  # the new folder is still in its temporary name
+            peaks.append(len(full_folders(run_dir)))
+        return atomic_dir
+
+    monkeypatch.setattr(hubevo.rebuild, "atomic_dir", counted(hubevo.rebuild.atomic_dir))
+    monkeypatch.setattr(hubevo.loop, "atomic_dir", counted(hubevo.loop.atomic_dir))
+    prefs = write_preferences(tmp_path / "prefs.jsonl", n=400)
+    cfg = demo_config(demo_zoo, out_dir=run_dir, generations=2, population_size=5)
+    mutation = cfg.mutation.model_copy(update={
+        "probability": 1.0, "operators": ["dpo"],
+        "finetune": {"datasets": [{"path": str(prefs)}], "samples": 32, "steps": (3, 6),
+                     "learning_rate": (3e-4, 1e-3), "lora_rank": [4], "baseline_steps": []},
+    })
+    cfg = cfg.model_validate({**cfg.model_dump(), "mutation": mutation.model_dump(),
+                              "search": {**cfg.search.model_dump(), "baselines": ["linear"]},
+                              "budget": {**cfg.budget.model_dump(), "wall_time_s": None}})
+    state = evolve(cfg, progress=False)
+
+    soups = [i for i in state.individuals.values() if i.name.startswith("g2-soup-")]
+    assert len(soups) == 1 and state.evaluations[soups[0].id].status == "ok"
+    soup = soups[0]
+    first, second = soup.parents
+    assert all(state.individuals[p].kind == "finetune" and is_tuned(state.individuals, p) for p in soup.parents)
+    tuned = [i for i in state.evaluations if state.individuals[i].kind == "finetune" and state.evaluations[i].generation < 2]
+    best = sorted(tuned, key=lambda i: -state.evaluations[i].fitness)[:2]
+    assert set(soup.parents) == set(best)  # the two best fine-tunes of the generations before
+    assert set(soup.parents) <= set(state.survivors[1])  # kept as survivors: its recipe names them
+    assert peaks and max(peaks) <= 2, f"full model folders at once: {peaks}"
+
+    folders = {cid: export_from_folder(cfg.output.dir, cid, tmp_path / cid)[1] for cid in (soup.id, first, second)}
+    weights = {cid: AutoModelForCausalLM.from_pretrained(f).state_dict() for cid, f in folders.items()}
+    for name, value in weights[soup.id].items():
+        torch.testing.assert_close(value, (weights[first][name] + weights[second][name]) / 2)
+    assert any(not torch.equal(weights[first][k], weights[second][k]) for k in weights[first])

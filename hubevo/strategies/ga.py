@@ -5,7 +5,9 @@ population, parents picked by roulette wheel or tournament with a chance of a
 uniform pick. ask: the seeds in generation 0; afterwards the elites plus one child
 per planned couple, made by crossover (a merge recipe) and mutation: gene perturbation,
 or fine-tuning (dpo, sft) of the couple's first, fitter-picked parent. When fine-tuning is
-among the operators, one slot of every generation is the best candidate fine-tuned.
+among the operators, one slot of every generation is the best candidate fine-tuned, and one
+a soup: the uniform average of the two best fine-tuned candidates not averaged yet, which on
+the demo zoo scores above every single fine-tune (`search.options.soup`).
 
 With the per-task archive (`search.options.archive`; the default for open-ended populations)
 the GA keeps skills as well as fitness, in the spirit of CycleQD and M2N2: the best candidate
@@ -16,11 +18,13 @@ is weak, so merges combine complementary strengths rather than two copies of one
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
 
 from hubevo import ranking, selection
+from hubevo.baselines import standard_recipe
 from hubevo.crossover import crossover
 from hubevo.finetune.recipe import sample_recipe
 from hubevo.genome import Individual, child_individual, finetune_individual
@@ -38,6 +42,7 @@ class GeneticAlgorithm(Strategy):
         self.elites: list[str] = []
         self.couples: list[tuple[str, ...]] = []
         self.archive: dict[str, str] = {}  # fitness task -> id of the best candidate on it so far
+        self.soup_pair: tuple[str, ...] = ()  # the next generation's soup ingredients
 
     @property
     def uses_archive(self) -> bool:
@@ -51,10 +56,10 @@ class GeneticAlgorithm(Strategy):
         rng = rng_for(self.cfg.seed, view.generation, "breed")
         population = [view.individuals[i] for i in self.elites]
         couples = self.couples
-        tuned = self.tuned_leader(rng)
-        if tuned is not None and couples:  # one slot: the leader fine-tuned, every generation
-            population.append(view.individuals.get(tuned.id, tuned))
-            couples = couples[:-1]
+        for extra in (self.tuned_leader(rng), self.soup()):  # a slot each: the leader fine-tuned, a soup
+            if extra is not None and couples and extra.id not in {p.id for p in population}:
+                population.append(view.individuals.get(extra.id, extra))
+                couples = couples[:-1]
         for parents in couples:
             for _attempt in range(8):  # a duplicate recipe would only re-read the cache
                 child = self.make_child(parents, rng)
@@ -72,6 +77,22 @@ class GeneticAlgorithm(Strategy):
         space = self.cfg.mutation.finetune.model_copy(update={"operator": operators[0]})
         recipe = sample_recipe(space, parent=self.best[0], rng=rng)
         return finetune_individual(recipe, generation=self.view.generation)
+
+    def soup(self) -> Individual | None:
+        """The planned soup of this generation (`plan_soup`), if any."""
+        return soup_individual(self.soup_pair, generation=self.view.generation) if self.soup_pair else None
+
+    def plan_soup(self) -> tuple[str, ...]:
+        """The two best fine-tuned candidates (or soups of them) not averaged yet: their uniform linear merge is
+        a model soup (Wortsman et al., 2022), which averages the fine-tunes' training noise away."""
+        view = self.view
+        if not self.options.soup or not any(is_finetune(op) for op in self.cfg.mutation.operators):
+            return ()
+        tuned = [i for i in ranking.ranked(view.evaluations.values()) if is_tuned(view.individuals, i)][:SOUP_POOL]
+        for pair in itertools.combinations(tuned, 2):
+            if soup_individual(pair, generation=0).id not in view.evaluations:  # the id ignores the generation
+                return pair
+        return ()
 
     def make_child(self, parents: tuple[str, ...], rng) -> Individual:
         cfg, view = self.cfg, self.view
@@ -98,6 +119,7 @@ class GeneticAlgorithm(Strategy):
         rng = rng_for(cfg.seed, self.view.generation, "select")
         n_children = max(cfg.budget.population_size - len(self.elites), 1)
         self.couples = [] if len(fitness) < 2 else [self.pick_couple(fitness, rng) for _ in range(n_children)]
+        self.soup_pair = self.plan_soup()
 
     def pick_couple(self, fitness: Mapping[str, float], rng) -> tuple[str, ...]:
         cfg = self.cfg
@@ -119,18 +141,19 @@ class GeneticAlgorithm(Strategy):
 
     def survivors(self, *, final: bool) -> list[str]:
         """The best (and elites) always; the planned parents too unless no generation follows."""
-        parents = [] if final else [p for couple in self.couples for p in couple]
+        parents = [] if final else [p for couple in (*self.couples, self.soup_pair) for p in couple]
         return list(dict.fromkeys([*self.best, *self.archive.values(), *parents]))
 
     def state_dict(self) -> dict:
         return {"best": self.best, "elites": self.elites, "couples": [list(c) for c in self.couples],
-                "archive": dict(self.archive)}
+                "archive": dict(self.archive), "soup": list(self.soup_pair)}
 
     def load_state_dict(self, state: dict) -> None:
         self.best = list(state.get("best", []))
         self.elites = list(state.get("elites", []))
         self.couples = [tuple(c) for c in state.get("couples", [])]
         self.archive = dict(state.get("archive", {}))
+        self.soup_pair = tuple(state.get("soup", ()))
 
 
 def update_archive(archive: Mapping[str, str], results: list[Evaluation],
@@ -156,3 +179,23 @@ def _beats(challenger: Evaluation, holder: Evaluation, task: str) -> bool:
 def complement(first: Evaluation, mate: Evaluation) -> float:
     """How much `mate` adds to `first`: its summed lead on the tasks where it scores higher."""
     return sum(max(0.0, score - first.scores.get(task, 0.0)) for task, score in mate.scores.items())
+
+
+SOUP_POOL = 4  # the best fine-tuned candidates a soup draws its two ingredients from
+
+
+def soup_individual(ingredients: tuple[str, ...], *, generation: int) -> Individual:
+    """The uniform linear merge of `ingredients` (fine-tuned candidates), named `g<gen>-soup-<hash>`."""
+    genome = standard_recipe("linear", members=ingredients, base=None)
+    child = child_individual(genome, generation=generation)
+    return child.model_copy(update={"name": f"g{generation}-soup-{child.id[:8]}"})
+
+
+def is_tuned(individuals: Mapping[str, Individual], cid: str) -> bool:
+    """Whether `cid` is a fine-tuned candidate or a linear merge of fine-tuned candidates only (a soup)."""
+    ind = individuals[cid]
+    if ind.finetune is not None:
+        return True
+    genome = ind.genome
+    return (genome is not None and getattr(genome, "method", None) == "linear" and genome.base is None
+            and bool(genome.parents) and all(p in individuals and is_tuned(individuals, p) for p in genome.parents))

@@ -29,6 +29,9 @@ class GAOptions(Frozen):
         None, description="Per-task elite archive: the best candidate on each fitness task is carried unchanged "
                           "and mates are picked for complementary strengths; default on for open-ended populations "
                           "(population.query: immigrants), off otherwise.")
+    soup: bool = Field(
+        True, description="With fine-tuning among the mutation operators: one slot per generation for a uniform "
+                          "linear merge of the two best fine-tuned candidates not yet merged (a model soup).")
 
 
 class SpaceOptions(Frozen):
