@@ -73,7 +73,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+CODE = os.environ.get("HUBEVO_BENCH_CODE")  # a child of `--baseline-code`: import hubevo from that checkout
+if CODE:  # ahead of this checkout, and of an editable install's import hook
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+sys.path.insert(0, CODE or str(Path(__file__).resolve().parents[1]))
 
 MODES = ("baseline", "unstreamed", "current")
 STAGES = ("merge", "evaluate", "write", "heldout")
@@ -306,9 +309,7 @@ def report(arch: str, size: str, result: dict, *, candidates: int) -> None:
 def report_memory(mode: str, memory: dict, *, parents: int) -> None:
     """Peak anonymous RSS against resident model + one layer per parent + evaluation buffers + constant."""
     mib = 2**20
-    bound = memory["resident"] + parents * memory["layer"]
-    buffers = max(0, memory.get("evaluate:RssAnon", 0) - memory["constant"] - memory["resident"])
-    limit = bound + buffers + memory["constant"]
+    limit, buffers = memory_bound(memory, parents=parents)
     anon = memory["RssAnon"]
     print(f"  {mode:10s} peak anon {anon / mib:.0f} MiB (merge {memory.get('merge:RssAnon', 0) / mib:.0f}, "
           f"evaluate {memory.get('evaluate:RssAnon', 0) / mib:.0f}) against resident {memory['resident'] / mib:.0f}"
@@ -319,6 +320,24 @@ def report_memory(mode: str, memory: dict, *, parents: int) -> None:
     print(f"  {'':10s} peak file-backed {memory['RssFile'] / mib:.0f} MiB ({memory['constant_file'] / mib:.0f} "
           f"at setup: libraries); VmHWM {memory['VmHWM'] / mib:.0f} MiB against that + one merged layer + "
           f"file-backed at setup = {total / mib:.0f} MiB ({(memory['VmHWM'] - total) / mib:+.0f} MiB)")
+
+
+def memory_bound(memory: dict, *, parents: int) -> tuple[int, int]:
+    """(the bound on anonymous RSS, the evaluation buffers in it)."""
+    buffers = max(0, memory.get("evaluate:RssAnon", 0) - memory["constant"] - memory["resident"])
+    return memory["resident"] + parents * memory["layer"] + buffers + memory["constant"], buffers
+
+
+def report_methods(memory: dict, phases: dict[str, int], *, parents: int) -> None:
+    """Each merge method's peak anonymous RSS against the bound, in largest layers: mergekit's working set."""
+    limit, _ = memory_bound(memory, parents=parents)
+    peaks: dict[str, int] = {}
+    for key, value in phases.items():
+        if "/merge:" in key:
+            method = key.rsplit(":", 1)[1]
+            peaks[method] = max(peaks.get(method, 0), value)
+    print("  merging, peak anonymous RSS above the bound by method (in largest layers): " + ", ".join(
+        f"{m} {(v - limit) / memory['layer']:+.1f}" for m, v in sorted(peaks.items())))
 
 
 def merges_only(*, paths: list[Path], args) -> dict:
@@ -376,7 +395,7 @@ def report_merges(arch: str, size: str, result: dict) -> None:
 CONTEXTS = {  # loop stage -> what it is reported as
     ("hubevo.loop", "evaluate_generation"): "candidates",
     ("hubevo.loop", "finals"): "validation",
-    ("hubevo.loop", "score_heldout_of"): "heldout",
+    ("hubevo.loop", "heldout_scores"): "heldout",
     ("hubevo.loop", "write_survivors"): "write",
     ("hubevo.rebuild", "Rebuilder.ensure"): "rebuild",
     ("hubevo.rebuild", "Rebuilder.clear"): "rebuild",
@@ -435,11 +454,14 @@ class StageTimer:
     def wrap(self, module: str, attr: str, label: str, *, context: bool) -> None:
         import importlib
 
-        owner = importlib.import_module(module)
-        *path, name = attr.split(".")
-        for part in path:
-            owner = getattr(owner, part)
-        original = getattr(owner, name)
+        try:  # older code (`--baseline-code`) lacks some stages
+            owner = importlib.import_module(module)
+            *path, name = attr.split(".")
+            for part in path:
+                owner = getattr(owner, part)
+            original = getattr(owner, name)
+        except (ImportError, AttributeError):
+            return
         timer = self
 
         def timed(*a, **k):
@@ -497,8 +519,8 @@ def synthetic_fitness(paths: list[Path]) -> None:
     target, spread = sum(values) / len(values), max(values) - min(values) or 1.0
     scored = evaluation.Evaluator.scored
 
-    def synthetic(self, model, tokenizer, *, tasks, samples=None, limit=None):
-        real = scored(self, model, tokenizer, tasks=tasks, samples=samples, limit=limit)
+    def synthetic(self, model, tokenizer, *, tasks, samples=None, limit=None, **kwargs):
+        real = scored(self, model, tokenizer, tasks=tasks, samples=samples, limit=limit, **kwargs)
         value = 1.0 / (1.0 + abs(stat(model.get_input_embeddings().weight) - target) / spread)
         return evaluation.Scored(fitness=value, scores=dict.fromkeys(real.scores, value), stderrs={}, stderr=None,
                                  examples=real.examples)
@@ -563,7 +585,8 @@ def one_run(*, paths: list[Path], out: Path, args) -> dict:
                    for a, b in itertools.pairwise(marks)]
     return {"wall": end["t"] - begin, "seconds": timer.seconds, "counts": timer.counts, "generations": generations,
             "memory": memory,
-            "evaluations": len(state.evaluations) + len(state.rescored), "validations": len(state.validation),
+            "evaluations": len(state.evaluations) + len(getattr(state, "rescored", [])),
+            "validations": len(state.validation),
             "heldout": len(state.heldout), "survivors": len(state.saved), "stop": state.stop_reason,
             "champion": state.champion() and state.individuals[state.champion()].name}
 
@@ -579,30 +602,37 @@ def full_model_folders(root: Path) -> tuple[int, int]:
     return len(folders), size
 
 
-def measure_run(arch: str, size: str, args) -> dict:
-    """Parents built here, the run in a child process; the run folder polled for model folders meanwhile."""
+def measure_runs(arch: str, size: str, args) -> dict[str, dict]:
+    """The run on this code and, with `--baseline-code`, on that checkout, over the same parents."""
     with tempfile.TemporaryDirectory(prefix="hubevo-scale-") as tmp:
         root = Path(tmp)
         paths = parents(arch, size, root / "parents", dtype=args.parent_dtype)
-        model_bytes = sum(f.stat().st_size for f in paths[0].glob("*.safetensors"))
-        out = root / "run"
-        command = [sys.executable, __file__, "--child", "run", "--paths", *map(str, paths), "--out", str(out),
-                   *child_args(args)]
-        peak_folders, peak_bytes = 0, 0
-        with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-            child = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True)
-            while child.poll() is None:
-                if out.is_dir():
-                    folders, size_now = full_model_folders(out)
-                    peak_folders, peak_bytes = max(peak_folders, folders), max(peak_bytes, size_now)
-                time.sleep(0.2)
-            stdout.seek(0)
-            stderr.seek(0)
-            if child.returncode:
-                raise RuntimeError(f"run child failed ({child.returncode}):\n{stderr.read()[-4000:]}")
-            result = json.loads(stdout.read().strip().splitlines()[-1])
-        folders, size_now = full_model_folders(out)
-        run_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+        codes = {"current": None, **({"baseline": args.baseline_code} if args.baseline_code else {})}
+        return {name: measure_run(paths, root / f"run-{name}", args, code=code) for name, code in codes.items()}
+
+
+def measure_run(paths: list[Path], out: Path, args, *, code: str | None) -> dict:
+    """The run in a child process (importing hubevo from `code` if given); the run folder polled for model
+    folders meanwhile."""
+    model_bytes = sum(f.stat().st_size for f in paths[0].glob("*.safetensors"))
+    command = [sys.executable, __file__, "--child", "run", "--paths", *map(str, paths), "--out", str(out),
+               *child_args(args)]
+    env = {**os.environ, **({"HUBEVO_BENCH_CODE": str(Path(code).resolve())} if code else {})}
+    peak_folders, peak_bytes = 0, 0
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        child = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True, env=env)
+        while child.poll() is None:
+            if out.is_dir():
+                folders, size_now = full_model_folders(out)
+                peak_folders, peak_bytes = max(peak_folders, folders), max(peak_bytes, size_now)
+            time.sleep(0.2)
+        stdout.seek(0)
+        stderr.seek(0)
+        if child.returncode:
+            raise RuntimeError(f"run child failed ({child.returncode}):\n{stderr.read()[-4000:]}")
+        result = json.loads(stdout.read().strip().splitlines()[-1])
+    folders, size_now = full_model_folders(out)
+    run_bytes = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {"model_bytes": model_bytes, "parents": len(paths), "folders_end": folders, "folders_peak": peak_folders,
             "weights_peak": peak_bytes, "run_bytes": run_bytes, **result}
 
@@ -661,8 +691,25 @@ def report_run(arch: str, size: str, result: dict, *, strategy: str) -> None:
     memory["evaluate:RssAnon"] = max((v for k, v in phases.items() if k.endswith("/evaluate")), default=0)
     memory["merge:RssAnon"] = max((v for k, v in phases.items() if "/merge" in k), default=0)
     report_memory("run", memory, parents=result["parents"])
+    report_methods(memory, phases, parents=result["parents"])
     top = sorted(phases.items(), key=lambda kv: -kv[1])
     print("  peak anon by stage/leaf[:method]: " + ", ".join(f"{k} {v / mib:.0f}" for k, v in top) + " MiB")
+
+
+def report_ratios(current: dict, baseline: dict) -> None:
+    """current / baseline of the same run over the same parents."""
+    def shares(result):
+        totals = run_table(result)
+        return (totals["write"] + totals["heldout"]) / result["wall"]
+
+    written = lambda r: sum(g["write_bytes"] for g in r["generations"])  # noqa: E731
+    print(f"  current / baseline: run {current['wall'] / baseline['wall']:.2f}x "
+          f"({current['wall']:.0f} / {baseline['wall']:.0f} s); write + held-out share {shares(current):.1%} vs "
+          f"{shares(baseline):.1%}; bytes written {written(current) / max(written(baseline), 1):.2f}x; held-out "
+          f"scorings {current['heldout']} vs {baseline['heldout']}; full folders at the peak "
+          f"{current['folders_peak']} vs {baseline['folders_peak']}, at the end {current['folders_end']} vs "
+          f"{baseline['folders_end']}; peak anonymous RSS "
+          f"{current['memory']['RssAnon'] / max(baseline['memory']['RssAnon'], 1):.2f}x")
 
 
 def parse(argv=None):
@@ -681,6 +728,9 @@ def parse(argv=None):
                         help="--run: score by the weights after lm-eval ran (random weights score 0 on every task)")
     parser.add_argument("--merge-only", action="store_true", help="time merges into the resident model only")
     parser.add_argument("--parent-dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--baseline-code", default=None,
+                        help="--run: also run the loop from this checkout (e.g. a git worktree of the code before "
+                             "survivors were recipes) over the same parents, and print current/baseline ratios")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--paths", nargs="*", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", default=None, help=argparse.SUPPRESS)
@@ -702,7 +752,11 @@ def main(argv=None) -> None:
     for arch in args.archs.split(","):
         for size in args.sizes.split(","):
             if args.run:
-                report_run(arch, size, measure_run(arch, size, args), strategy=args.run)
+                runs = measure_runs(arch, size, args)
+                for name, result in runs.items():
+                    report_run(arch, size, result, strategy=f"{args.run} ({name} code)")
+                if "baseline" in runs:
+                    report_ratios(runs["current"], runs["baseline"])
             elif args.merge_only:
                 report_merges(arch, size, measure_merges(arch, size, args))
             else:

@@ -13,12 +13,14 @@ same path a candidate takes to be scored: what is rebuilt is what was scored. Be
 is written, `make_room` removes rebuilt parents nobody reads now (then, if still needed, the
 champion's weights, written again at the end of the generation), so a run holds at most
 `MAX_FOLDERS` full folders: the exception is a merge whose parents are all rebuilt from
-parents that are rebuilt too, which needs three at once. The loop clears the cache at the end
-of each generation, before a Hub push writes the one folder it exports at a time.
+parents that are rebuilt too, which needs three at once. Rebuilt parents stay across
+generations (survivors are often parents again) until room is needed, the least recently
+read first; the cache is cleared at the end of the run.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,6 +61,7 @@ class Rebuilder:
         spare = {*keep, *wanted}
         for cid in wanted:
             if self.on_disk(cid):
+                self.touch(cid)
                 continue
             self.materialize(self.resolver.state.individuals[cid], keep=spare)
             self.make_room(keep=spare)  # its own parents are read: they may go before it is written
@@ -89,16 +92,22 @@ class Rebuilder:
             else:
                 strip_weights(folder)
 
+    def touch(self, cid: str) -> None:
+        """Mark a rebuilt parent as just read, so that it goes after the ones read longer ago."""
+        folder = Path(self.resolver.load_path(cid))
+        if folder.parent == self.resolver.cache_dir:
+            os.utime(folder)
+
     def held(self) -> list[Path]:
-        """The full folders this run wrote, in the order they may go: rebuilt parents, oldest first, then
-        survivors (the champion)."""
+        """The full folders this run wrote, in the order they may go: rebuilt parents, least recently read
+        first, then survivors (the champion)."""
         state, resolver = self.resolver.state, self.resolver
         cached = sorted((p for p in resolver.cache_dir.glob("*") if p.is_dir() and has_weights(p)),
                         key=lambda p: p.stat().st_mtime)
         return [*cached, *(Path(f) for f in state.saved.values() if has_weights(Path(f)))]
 
     def clear(self) -> None:
-        """Remove every rebuilt parent: the next generation rebuilds the ones it reads."""
+        """Remove every rebuilt parent (at the end of a run, or of a request such as an export)."""
         shutil.rmtree(self.resolver.cache_dir, ignore_errors=True)
 
 

@@ -30,8 +30,9 @@ def dpo_mutation(zoo) -> dict:
         write_preferences(prefs)
     return {
         "probability": 0.8, "operators": ["perturb", "dpo"], "strength": 0.15,
-        "finetune": {"datasets": [{"path": str(prefs)}], "samples": 64, "steps": [10, 25],
-                     "learning_rate": [3e-4, 1.2e-3], "lora_rank": [8, 16],
+        # steps reach the merge + fine-tune baseline's 100, over fresh rows (800 = 100 steps x batch 8)
+        "finetune": {"datasets": [{"path": str(prefs)}], "samples": 800, "steps": [10, 100],
+                     "baseline_steps": [25, 100], "learning_rate": [3e-4, 1.2e-3], "lora_rank": [8, 16],
                      "trainer_kwargs": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}},
     }
 
