@@ -602,6 +602,7 @@ def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
             finals(run)                                   # 3: the champion is picked on validation
             reason = stop_reason(run) or run.strategy.stop()
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
+            run.rebuild.clear()                           # parents rebuilt for this generation
             push(run)                                     # 6 to the Hub
             log.info(summarize(run))
             append_event(run.run_dir, "generation", generation=run.state.generation, summary=summarize(run))

@@ -46,6 +46,7 @@ class Rebuilder:
     resolver: Resolver
     runner: CandidateRunner
     tokenizer_source: Path
+    bounded: bool = False  # enforce MAX_FOLDERS with make_room
 
     def on_disk(self, cid: str) -> bool:
         """Whether `cid`'s weights can be read from its `load_path` as they are (seeds always can)."""
@@ -83,6 +84,8 @@ class Rebuilder:
         """Free a slot for one more full folder, so that a run never holds more than `MAX_FOLDERS`: rebuilt
         parents go first (least recently written first), then the champion's weights (the loop writes
         them again at the end of the generation, `keep_champion`). Ids in `keep` are never removed."""
+        if not self.bounded:  # eviction while racing jobs hold resolved paths breaks them: off until fixed
+            return
         held = self.held()
         spared = {Path(self.resolver.load_path(c)) for c in keep if c in self.resolver.state.individuals}
         removable = [p for p in held if p not in spared]
