@@ -570,10 +570,7 @@ def score_heldout(cfg: RunConfig, ids: list[str], *, api=None) -> RunState:
     """Held-out scores of any individuals of a run, on request (members, non-survivors); kept in its state."""
     with run_lock(cfg.output.dir):
         run = start(cfg, resume=True, progress=False, api=api)
-        for cid in ids:
-            if cid not in run.state.heldout:
-                run.state.heldout[cid] = heldout_scores(run, run.state.individuals[cid])
-                run.save()
+        score_heldout_of(run, ids)
         run.rebuild.clear()
         publish.write_tables(run.state, run.run_dir)
         return run.state
