@@ -78,14 +78,26 @@ class Run:
 
     @property
     def rebuild(self) -> Rebuilder:
-        if self._rebuild is None:
-            self._rebuild = Rebuilder(resolver=self.resolver, runner=self.runner, tokenizer_source=Path(self.template))
+        if self._rebuild is None:  # one job at a time in this process: folders can go as soon as no job reads them
+            self._rebuild = Rebuilder(resolver=self.resolver, runner=self.runner, tokenizer_source=Path(self.template),
+                                      bounded=self.cfg.execution.backend == "local")
         return self._rebuild
 
+    def reads(self, cid: str) -> list[str]:
+        """The ids whose folders the job of `cid` reads (parents, merge base, the fine-tuned parent)."""
+        ind = self.state.individuals[cid]
+        return list(dict.fromkeys([*self.resolver.sources(ind), *([ind.finetune.parent] if ind.finetune else [])]))
+
+    def prepared(self, jobs):
+        """`jobs` as a backend takes them, each one's parents rebuilt just before it is handed over (the local
+        backend runs it then, so a bounded cache never removes a folder a job still has to read)."""
+        for job in jobs:
+            self.rebuild.ensure(self.reads(job.id))
+            yield job
+
     def job(self, ind: Individual, *, sample=None) -> CandidateJob:
-        """The candidate job of `ind` in the current generation, over local folders (parents rebuilt if needed)."""
+        """The candidate job of `ind` in the current generation, over local folders (rebuilt by `prepared`)."""
         ft = ind.finetune
-        self.rebuild.ensure([*self.resolver.sources(ind), *([ft.parent] if ft else [])])
         return CandidateJob(
             id=ind.id, name=ind.name, generation=self.state.generation, merge=self.resolver.merge_config(ind),
             finetune=ft, parent_path=self.resolver.load_path(ft.parent) if ft else None,
@@ -241,14 +253,15 @@ def stale(run: Run) -> list[Individual]:
 def scored(run: Run, backend, todo: list[Individual]):
     """Evaluations of `todo`: raced over growing samples when `fitness.racing` says so, else in full."""
     racing = run.cfg.fitness.racing
+    todo = sorted(todo, key=lambda ind: run.reads(ind.id))  # who reads the same parents runs together
     if racing is None:
         within_budget = (run.job(ind) for ind in todo if not stop_reason(run, within_generation=True))
-        return backend.evaluate(within_budget)
+        return backend.evaluate(run.prepared(within_budget))
     from hubevo.evaluation import weighted_fitness
     from hubevo.racing import race
 
     tasks = run.cfg.fitness.tasks
-    return race([run.job(ind) for ind in todo], evaluate=backend.evaluate,
+    return race([run.job(ind) for ind in todo], evaluate=lambda jobs: backend.evaluate(run.prepared(jobs)),
                 order=run.runner.evaluator.racing_order(run.state.generation), rungs=racing.rungs,
                 keep=racing.keep, min_keep=racing.min_keep, fitness=lambda scores: weighted_fitness(scores, tasks),
                 protect=frozenset(protected(run, todo)))
@@ -599,7 +612,8 @@ def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
             finals(run)                                   # 3: the champion is picked on validation
             reason = stop_reason(run) or run.strategy.stop()
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
-            run.rebuild.clear()                           # parents rebuilt for this generation
+            if not run.rebuild.bounded:
+                run.rebuild.clear()                       # parents rebuilt for this generation (bounded: kept, LRU)
             push(run)                                     # 6 to the Hub
             log.info(summarize(run))
             append_event(run.run_dir, "generation", generation=run.state.generation, summary=summarize(run))

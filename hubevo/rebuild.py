@@ -15,7 +15,10 @@ champion's weights, written again at the end of the generation), so a run holds 
 `MAX_FOLDERS` full folders: the exception is a merge whose parents are all rebuilt from
 parents that are rebuilt too, which needs three at once. Rebuilt parents stay across
 generations (survivors are often parents again) until room is needed, the least recently
-read first; the cache is cleared at the end of the run.
+read first; the cache is cleared at the end of the run. The bound holds for the local backend,
+which runs one job at a time and has each job's parents ensured just before it runs
+(`Run.prepared`); with Ray, jobs of a generation run side by side and may read any of its
+parents, so nothing is removed while they run and the cache is cleared each generation.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class Rebuilder:
     resolver: Resolver
     runner: CandidateRunner
     tokenizer_source: Path
-    bounded: bool = False  # enforce MAX_FOLDERS with make_room
+    bounded: bool = False  # enforce MAX_FOLDERS with make_room (jobs run one at a time, parents ensured just before)
 
     def on_disk(self, cid: str) -> bool:
         """Whether `cid`'s weights can be read from its `load_path` as they are (seeds always can)."""
@@ -84,7 +87,7 @@ class Rebuilder:
         """Free a slot for one more full folder, so that a run never holds more than `MAX_FOLDERS`: rebuilt
         parents go first (least recently written first), then the champion's weights (the loop writes
         them again at the end of the generation, `keep_champion`). Ids in `keep` are never removed."""
-        if not self.bounded:  # eviction while racing jobs hold resolved paths breaks them: off until fixed
+        if not self.bounded:  # jobs running side by side (Ray) may read any parent of the generation
             return
         held = self.held()
         spared = {Path(self.resolver.load_path(c)) for c in keep if c in self.resolver.state.individuals}
