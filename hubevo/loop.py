@@ -346,10 +346,11 @@ def select(run: Run, *, final: bool) -> list[str]:
 
 # 6 publish: survivors to disk (they may be parents next), then to the Hub --------------------------
 def write_survivors(run: Run, survivors: list[str]) -> None:
-    """The champion's held-out scores, a card folder per survivor, full weights for the champion only."""
+    """A card folder per survivor, full weights for the champion only; a run that pushes each generation scores
+    its champion on held-out first (the Hub card carries the scores; otherwise only the last finalists are)."""
     state = run.state
     champion = state.champion()
-    scored = score_heldout_of(run, [champion] if champion else [])
+    scored = score_heldout_of(run, [champion] if champion and run.cfg.publish.push != "none" else [])
     for cid in survivors:
         ind = state.individuals[cid]
         if ind.kind != "seed" and cid not in state.saved:
@@ -361,18 +362,19 @@ def write_survivors(run: Run, survivors: list[str]) -> None:
 
 
 def score_finalists(run: Run) -> None:
-    """At the end of a run: held-out scores of its finalists (those scored on validation), on the cards (their
-    own, and the comparison tables of the others)."""
+    """At the end of a run: held-out scores of the champion and the last finalists (those scored on validation),
+    on the cards (their own, and the comparison tables of the others)."""
     state = run.state
     validated = [i for i in finalist_ids(state, k=run.cfg.fitness.finalists)
                  if getattr(state.validation.get(i), "status", None) == "ok"]
-    score_heldout_of(run, validated)
+    champion = state.champion()  # a finalist of an earlier generation may still lead
+    score_heldout_of(run, [*([champion] if champion else []), *validated])
     recard(run, list(state.saved))
 
 
 def score_heldout_of(run: Run, ids: list[str]) -> list[str]:
     """Held-out scores of `ids`, once each; returns the ids scored now. Anyone else is scored on request
-    (`score_heldout`): each generation scores its champion, the end of the run its finalists."""
+    (`score_heldout`): the end of the run scores its finalists, a run that pushes each generation's champion."""
     state = run.state
     todo = [cid for cid in dict.fromkeys(ids) if cid not in state.heldout]
     for cid in todo:

@@ -395,11 +395,20 @@ def test_live_search_and_sorting_by_a_score(page, demo_run):
     expect(page.locator("#leaderboard [role=row]")).not_to_have_count(2)
     choose(page, "#leaderboard-sort", "fitness")
     expect(page.locator("#leaderboard [role=gridcell]").first).not_to_have_text(re.compile("^$"))
-    column = headers(page, "#leaderboard").index("fitness")
-    width = len(headers(page, "#leaderboard"))
-    cells = grid_texts(page, "#leaderboard")
-    scores = [float(v) for v in cells[column::width] if v not in ("-", "")]
+    scores = column_values(page, "#leaderboard", "fitness", until=lambda v: v == sorted(v, reverse=True))
     assert scores == sorted(scores, reverse=True) and len(scores) >= 4
+
+
+def column_values(page, grid: str, name: str, *, until, timeout_s: float = 15.0) -> list[float]:
+    """A grid column's scores, read again while the grid re-renders until `until` holds or time is up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shown = headers(page, grid)
+        cells = grid_texts(page, grid)
+        values = [float(v) for v in cells[shown.index(name)::len(shown)] if v not in ("-", "")]
+        if until(values) or time.monotonic() > deadline:
+            return values
+        page.wait_for_timeout(200)
 
 
 def test_the_shown_rows_download_as_csv_and_parquet(page, tmp_path):
