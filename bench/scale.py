@@ -607,11 +607,13 @@ def one_run(*, paths: list[Path], out: Path, args) -> dict:
 def full_model_folders(root: Path) -> tuple[int, int]:
     """(folders under `root` holding a config and safetensors weights, bytes of those weights)."""
     folders, size = set(), 0
-    for weights in root.rglob("*.safetensors"):
-        with contextlib.suppress(OSError):
-            size += weights.stat().st_size
-            if (weights.parent / "config.json").is_file():
-                folders.add(weights.parent)
+    for folder, _, files in os.walk(root):  # os.walk skips folders removed while it walks (a finished write)
+        for name in files:
+            if name.endswith(".safetensors"):
+                with contextlib.suppress(OSError):
+                    size += os.stat(os.path.join(folder, name)).st_size
+                    if os.path.isfile(os.path.join(folder, "config.json")):
+                        folders.add(folder)
     return len(folders), size
 
 

@@ -129,8 +129,9 @@ class RacingConfig(Frozen):
 class FitnessConfig(Frozen):
     tasks: list[TaskSpec] = Field(min_length=1, description="lm-eval tasks whose weighted mean is the fitness.")
     heldout: list[TaskSpec] = Field(
-        default_factory=list, description="Scored on each generation's champion and, at the end of the run, its "
-                                          "finalists (others on request: `hubevo export --heldout`); never selects.")
+        default_factory=list, description="Scored at the end of the run on the champion and the last finalists "
+                                          "(and on each generation's champion when the run pushes to the Hub; others "
+                                          "on request: `hubevo export --heldout`); never selects.")
     include_path: list[Path] = Field(default_factory=list, description="Folders of local lm-eval YAML tasks.")
     limit: int | None = Field(None, gt=0, description="Examples per task and generation; None = all.")
     resample: bool = Field(

@@ -78,19 +78,19 @@ class Run:
 
     @property
     def rebuild(self) -> Rebuilder:
-        if self._rebuild is None:  # one job at a time in this process: folders can go as soon as no job reads them
-            self._rebuild = Rebuilder(resolver=self.resolver, runner=self.runner, tokenizer_source=Path(self.template),
-                                      bounded=self.cfg.execution.backend == "local")
+        if self._rebuild is None:
+            self._rebuild = Rebuilder(resolver=self.resolver, runner=self.runner, tokenizer_source=Path(self.template))
         return self._rebuild
 
     def reads(self, cid: str) -> list[str]:
         """The ids whose folders the job of `cid` reads (parents, merge base, the fine-tuned parent)."""
         ind = self.state.individuals[cid]
-        return list(dict.fromkeys([*self.resolver.sources(ind), *([ind.finetune.parent] if ind.finetune else [])]))
+        untrained = ind.finetune is not None and not (self.resolver.train_dir(cid) / TRAINING_FILE).is_file()
+        return list(dict.fromkeys([*self.resolver.sources(ind), *([ind.finetune.parent] if untrained else [])]))
 
     def prepared(self, jobs):
-        """`jobs` as a backend takes them, each one's parents rebuilt just before it is handed over (the local
-        backend runs it then, so a bounded cache never removes a folder a job still has to read)."""
+        """`jobs` as a backend takes them, each one's parents on disk before it is handed over (`keep_only`
+        rebuilt them at the start of the generation; a resumed run may lack some)."""
         for job in jobs:
             self.rebuild.ensure(self.reads(job.id))
             yield job
@@ -239,6 +239,14 @@ def evaluate_generation(run: Run, backend) -> None:
                      status=evaluation.status, fitness=evaluation.fitness, done=done, total=len(todo))
         bar.update()
     bar.close()
+
+
+def generation_reads(run: Run) -> list[str]:
+    """The ids this generation reads from folders: its candidates' parents, and the candidates carried into it
+    (re-scored on a new sample, or validated)."""
+    state = run.state
+    carried = [i for i in state.population if i in state.evaluations]
+    return list(dict.fromkeys([*(r for cid in state.population for r in run.reads(cid)), *carried]))
 
 
 def stale(run: Run) -> list[Individual]:
@@ -609,13 +617,12 @@ def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
     run.state.finished = False
     try:
         while reason is None and next_generation(run):    # 4+5: crossover and mutation inside ask
+            run.rebuild.keep_only(generation_reads(run))  # 6: what it reads on disk, nothing else
             evaluate_generation(run, backend)             # 2
             tell(run)                                     # 3
             finals(run)                                   # 3: the champion is picked on validation
             reason = stop_reason(run) or run.strategy.stop()
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
-            if not run.rebuild.bounded:
-                run.rebuild.clear()                       # parents rebuilt for this generation (bounded: kept, LRU)
             push(run)                                     # 6 to the Hub
             log.info(summarize(run))
             append_event(run.run_dir, "generation", generation=run.state.generation, summary=summarize(run))

@@ -60,7 +60,7 @@ class Resolver:
 
     def adapter(self, ind: Individual) -> str | None:
         """The LoRA adapter folder of a fine-tuned child (None for everyone else)."""
-        if ind.finetune is None or self.full_finetune(ind.id):
+        if ind.finetune is None or self.full_finetune(ind.id) or self.has_folder(ind.id):
             return None
         return str(self.train_dir(ind.id))
 
@@ -69,8 +69,17 @@ class Resolver:
         ft = self.state.individuals[cid].finetune
         return ft is not None and ft.lora_rank == 0
 
+    def has_folder(self, cid: str) -> bool:
+        """A merged or LoRA child whose full folder is on disk (the champion's, or rebuilt): read as it is."""
+        ind = self.state.individuals[cid]
+        bred = ind.genome is not None or (ind.finetune is not None and not self.full_finetune(cid))
+        return bred and has_weights(Path(self.load_path(cid)))
+
     def sources(self, ind: Individual) -> list[str]:
-        """The ids whose weights `ind` is built from (parents, merge base; a fine-tune's parent)."""
+        """The ids whose weights `ind` is built from (parents, merge base; a fine-tune's parent); none when its
+        own folder is on disk."""
+        if self.has_folder(ind.id):
+            return []
         if ind.finetune is not None:
             return [] if self.full_finetune(ind.id) else [ind.finetune.parent]
         if ind.genome is None:
@@ -122,7 +131,9 @@ class Resolver:
 
     def merge_config(self, ind: Individual) -> dict:
         """The mergekit config that materialises `ind` from local folders (seeds: identity; LoRA children:
-        the identity of their parent, with `adapter` merged over it)."""
+        the identity of their parent, with `adapter` merged over it; anyone whose folder is on disk: its identity)."""
+        if self.has_folder(ind.id):
+            return identity_dict(self.load_path(ind.id), dtype=self.dtype)
         if ind.finetune is not None and not self.full_finetune(ind.id):
             return identity_dict(self.load_path(ind.finetune.parent), dtype=self.dtype)
         if ind.genome is None:

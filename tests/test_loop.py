@@ -304,3 +304,37 @@ def test_a_run_that_failed_before_its_first_evaluation_does_not_block_the_fixed_
     fixed = cfg.model_copy(update={"seed": 1})  # another config, no --resume: nothing was paid for, so it starts
     state = evolve(fixed, progress=False)
     assert state.finished and state.evaluations
+
+
+def test_a_long_lineage_is_never_replayed_each_generation_rebuilds_only_what_it_reads(demo_zoo, tmp_path,
+                                                                                     monkeypatch):
+    import hubevo.rebuild
+    from hubevo.rebuild import Rebuilder
+
+    writes, trims = [], []  # every folder the rebuild cache writes; (wanted, writes during, folders after)
+    real_dir, real_keep = hubevo.rebuild.atomic_dir, Rebuilder.keep_only
+
+    def counted_dir(final, **kwargs):
+        writes.append(Path(final).name)
+        return real_dir(final, **kwargs)
+
+    def counted_keep(self, cids):
+        cids, before = list(cids), len(writes)
+        real_keep(self, cids)
+        cached = sorted(p.name for p in self.resolver.cache_dir.glob("*") if p.is_dir())
+        trims.append((cids, len(writes) - before, cached, self.resolver))
+
+    monkeypatch.setattr(hubevo.rebuild, "atomic_dir", counted_dir)
+    monkeypatch.setattr(Rebuilder, "keep_only", counted_keep)
+    cfg = small_config(demo_zoo, tmp_path / "run", generations=7, population_size=5)
+    state = evolve(cfg, progress=False)
+
+    assert len(trims) == 8 and max(len(c) for c, *_ in trims) > 0
+    depth = lambda i: 0 if state.individuals[i].kind == "seed" else 1 + max(map(depth, state.individuals[i].parents))  # noqa: E731
+    assert max(depth(i) for i in state.evaluations) >= 4  # a lineage deeper than the cache keeps
+    for cids, written, cached, resolver in trims:
+        bred = [c for c in cids if state.individuals[c].kind != "seed"]
+        assert written <= len(bred)  # one merge each: their own parents were still in the cache
+        assert set(cached) <= {resolver.table_name(c) for c in bred}  # nothing else kept
+    assert len(writes) <= sum(len(c) for c, *_ in trims) + cfg.fitness.finalists + 3  # + the end's held-out
+    assert full_folders(cfg.output.dir) == [Path(state.saved[state.champion()])]

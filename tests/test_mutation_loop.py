@@ -67,7 +67,7 @@ def test_an_evolution_with_dpo_mutation_records_each_childs_genes_and_keeps_adap
     assert "learning_rate" in card.text and "reward_accuracy" in card.text and "dataset_revision" in card.text
 
 
-def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup_within_two_full_folders(demo_zoo, tmp_path, monkeypatch):
+def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup(demo_zoo, tmp_path, monkeypatch):
     import contextlib
 
     import hubevo.loop
@@ -108,7 +108,8 @@ def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup_within_two_full_fol
     best = sorted(tuned, key=lambda i: -state.evaluations[i].fitness)[:2]
     assert set(soup.parents) == set(best)  # the two best fine-tunes of the generations before
     assert set(soup.parents) <= set(state.survivors[1])  # kept as survivors: its recipe names them
-    assert peaks and max(peaks) <= 2  # the soup's two parents rebuilt while the champion's weights wait
+    bred = [[i for i in ids if state.individuals[i].kind != "seed"] for ids in state.survivors.values()]
+    assert peaks and max(peaks) <= max(map(len, bred)) + 2  # a generation's parents, the champion, one being written
 
     folders = {cid: export_from_folder(cfg.output.dir, cid, tmp_path / cid)[1] for cid in (soup.id, first, second)}
     weights = {cid: AutoModelForCausalLM.from_pretrained(f).state_dict() for cid, f in folders.items()}
