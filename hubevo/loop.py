@@ -5,8 +5,9 @@ strategy decides who is evaluated (`ask`) and learns from the results (`tell`); 
 execution backend runs candidate jobs; racing, when configured, is a policy over the
 backend; survivors are written with lineage cards before they can be parents, and the
 champion (`hubevo.ranking`) is always one of them. Survivors are recipes: only the champion keeps
-full weights on disk, anything else is rebuilt on demand (`hubevo.rebuild`), and held-out tasks
-score the finalists and the champion only. The run state is saved atomically after
+full weights in its folder; the parents a generation reads are rebuilt into a cache at its start
+and anything else on demand (`hubevo.rebuild`); held-out tasks score the last finalists and the
+champion at the end. The run state is saved atomically after
 every evaluated candidate and every written survivor, so a killed run resumes without
 losing a survivor or repeating an evaluation. `Run` is this module's own: strategies see a
 `PopulationView`, backends see `CandidateJob`s.

@@ -417,7 +417,7 @@ def test_the_shown_rows_download_as_csv_and_parquet(page, tmp_path):
     rows = len(page.locator("#leaderboard [role=row]").all()) - 1
     frames = {}
     for kind, read in (("csv", pd.read_csv), ("parquet", pd.read_parquet)):
-        with page.expect_download() as download:
+        with page.expect_download(timeout=120_000) as download:  # a loaded machine renders slowly
             page.locator(f"#download-{kind}").click()
         path = tmp_path / f"board.{kind}"
         download.value.save_as(path)
