@@ -93,15 +93,6 @@ def has_weights(folder: Path) -> bool:
     return any(folder.glob("*.safetensors"))
 
 
-def strip_weights(folder: Path) -> None:
-    """Remove a model folder's weights, keeping its card, config and tokenizer. Shards go first and the
-    index last, so a folder stopped halfway never passes `has_weights`."""
-    folder = Path(folder)
-    for shard in sorted(folder.glob("*.safetensors")):
-        shard.unlink()
-    (folder / WEIGHTS_INDEX).unlink(missing_ok=True)
-
-
 def clean_temp_dirs(root: Path) -> list[Path]:
     """Remove the temporary folders (`.NAME.tmp`) a killed or failed process left under `root`; returns them.
 
