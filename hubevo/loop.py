@@ -89,15 +89,9 @@ class Run:
         untrained = ind.finetune is not None and not (self.resolver.train_dir(cid) / TRAINING_FILE).is_file()
         return list(dict.fromkeys([*self.resolver.sources(ind), *([ind.finetune.parent] if untrained else [])]))
 
-    def prepared(self, jobs):
-        """`jobs` as a backend takes them, each one's parents on disk before it is handed over (`keep_only`
-        rebuilt them at the start of the generation; a resumed run may lack some)."""
-        for job in jobs:
-            self.rebuild.ensure(self.reads(job.id))
-            yield job
-
     def job(self, ind: Individual, *, sample=None) -> CandidateJob:
-        """The candidate job of `ind` in the current generation, over local folders (rebuilt by `prepared`)."""
+        """The candidate job of `ind` in the current generation, over local folders (`keep_only` rebuilt its parents
+        at the start of the generation)."""
         ft = ind.finetune
         return CandidateJob(
             id=ind.id, name=ind.name, generation=self.state.generation, merge=self.resolver.merge_config(ind),
@@ -262,15 +256,14 @@ def stale(run: Run) -> list[Individual]:
 def scored(run: Run, backend, todo: list[Individual]):
     """Evaluations of `todo`: raced over growing samples when `fitness.racing` says so, else in full."""
     racing = run.cfg.fitness.racing
-    todo = sorted(todo, key=lambda ind: run.reads(ind.id))  # who reads the same parents runs together
     if racing is None:
         within_budget = (run.job(ind) for ind in todo if not stop_reason(run, within_generation=True))
-        return backend.evaluate(run.prepared(within_budget))
+        return backend.evaluate(within_budget)
     from hubevo.evaluation import weighted_fitness
     from hubevo.racing import race
 
     tasks = run.cfg.fitness.tasks
-    return race([run.job(ind) for ind in todo], evaluate=lambda jobs: backend.evaluate(run.prepared(jobs)),
+    return race([run.job(ind) for ind in todo], evaluate=backend.evaluate,
                 order=run.runner.evaluator.racing_order(run.state.generation), rungs=racing.rungs,
                 keep=racing.keep, min_keep=racing.min_keep, fitness=lambda scores: weighted_fitness(scores, tasks),
                 protect=frozenset(protected(run, todo)))
