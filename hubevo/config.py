@@ -19,7 +19,7 @@ from hubevo.errors import ConfigError
 from hubevo.finetune.recipe import FinetuneSpace
 from hubevo.frozen import Frozen
 from hubevo.methods import unknown_method_message
-from hubevo.strategies.options import option_problems
+from hubevo.strategies.options import AUTO_STRATEGY, option_problems
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 MUTATION_OPERATORS = ("perturb", "dpo", "sft")
@@ -139,9 +139,11 @@ class FitnessConfig(Frozen):
                            "a generation are scored again on its sample); default: one fixed sample for the run.")
     validation: list[TaskSpec] = Field(
         default_factory=list, description="Tasks the finalists are scored on to pick the champion; default: "
-                                          "`validation_fraction` of each fitness task, kept out of every fitness sample.")
+                                          "`validation_fraction` of each fitness task, kept out of every fitness "
+                                          "sample, and (without `resample`) every example the fixed sample leaves out.")
     validation_fraction: float = Field(0.25, gt=0, lt=1, description="Share of each fitness task carved for validation.")
-    validation_limit: int | None = Field(None, gt=0, description="Validation examples per task at most.")
+    validation_limit: int | None = Field(None, gt=0, description="Validation examples per task at most (the "
+                                                                 "carved ones first).")
     finalists: int = Field(3, ge=0, description="The top-k by fitness scored on validation; the champion is the best "
                                                 "there. 0: the champion is the best by fitness.")
     seed: int = 0
@@ -345,7 +347,10 @@ class BudgetConfig(Frozen):
 
 
 class SearchConfig(Frozen):
-    strategy: str = Field("ga", description="Search strategy: ga (EvoMerge population GA) or another registered one.")
+    strategy: str = Field(
+        "auto", description="Search strategy: auto (the default: cmaes for a fixed set of parents merged only; ga "
+                            "when the run fine-tunes or its population is open-ended, population.query), ga "
+                            "(EvoMerge population GA), cmaes (Sakana's parameter space) or another registered one.")
     options: dict = Field(default_factory=dict, description="Strategy-specific options.")
     baselines: list[str] | None = Field(
         None, description="Standard recipes scored in generation 0 beside the members (they can win and be parents): "
@@ -361,6 +366,8 @@ class SearchConfig(Frozen):
 
     @model_validator(mode="after")
     def _options_fit_strategy(self):
+        if self.strategy == AUTO_STRATEGY:
+            return self  # checked against the strategy it stands for, once the run is known (RunConfig)
         problems = option_problems(self.strategy, self.options)
         if problems:
             raise ValueError("; ".join(problems))
@@ -450,10 +457,31 @@ class RunConfig(Frozen):
                              "not set; add population.base_model or remove them")
         return self
 
+    @property
+    def fine_tunes(self) -> bool:
+        return any(op in ("dpo", "sft") for op in self.mutation.operators)
+
+    @property
+    def search_strategy(self) -> str:
+        """The strategy that runs: `search.strategy`, with `auto` read as cmaes for a fixed set of parents merged
+        only (measured best there, bench/quality.py) and as the GA when the run fine-tunes (its DPO/SFT
+        mutations) or draws immigrants from the Hub (population.query)."""
+        if self.search.strategy != AUTO_STRATEGY:
+            return self.search.strategy
+        return "ga" if self.fine_tunes or self.population.query is not None else "cmaes"
+
+    @model_validator(mode="after")
+    def _options_fit_auto_strategy(self):
+        if self.search.strategy == AUTO_STRATEGY:
+            problems = option_problems(self.search_strategy, self.search.options)
+            if problems:
+                raise ValueError(f"search.strategy auto stands for {self.search_strategy!r} in this run: "
+                                 + "; ".join(problems))
+        return self
+
     @model_validator(mode="after")
     def _someone_to_merge(self):
-        trains = any(op in ("dpo", "sft") for op in self.mutation.operators)
-        if len(self.population.members) == 1 and self.population.query is None and not trains:
+        if len(self.population.members) == 1 and self.population.query is None and not self.fine_tunes:
             raise ValueError("population.members has 1 member and no population.query: merging needs two parents, "
                              "so the run would stop after evaluating it; add members (or a query), or mutate with "
                              "dpo/sft in mutation.operators")

@@ -382,10 +382,21 @@ class Evaluator:
         return generation if self.cfg.resample and self.split is not None else None
 
     def validation_samples(self) -> dict[str, list[int]] | None:
-        """The carved validation examples per fitness task (None when `fitness.validation` names tasks)."""
+        """The validation examples per fitness task (None when `fitness.validation` names tasks): the carved
+        ones and, with one fixed fitness sample (no `resample`), every pool example that sample leaves out;
+        no fitness score ever saw them, and the more there are, the smaller a lead the finals can resolve.
+        `validation_limit` caps them per task, carved ones first."""
         if self.cfg.validation or self.split is None:
             return None
-        return {name: val for name, (_, val) in self.split.items() if val}
+        fixed = self.sample_indices(0) if not self.cfg.resample else None
+        out = {}
+        for name, (pool, carved) in self.split.items():
+            sampled = set(fixed[name]) if fixed else set(pool)
+            unseen = [i for i in pool if i not in sampled]
+            chosen = [*carved, *unseen][:self.cfg.validation_limit] if carved else []
+            if chosen:
+                out[name] = sorted(chosen)
+        return out
 
     def can_validate(self) -> bool:
         return self.cfg.finalists > 0 and bool(self.cfg.validation or self.validation_samples())

@@ -128,9 +128,9 @@ def validate_names(cfg: RunConfig) -> None:
         get_method(name)
     for name in cfg.mutation.operators:
         get_operator(name)
-    get_strategy(cfg.search.strategy)
+    get_strategy(cfg.search_strategy)
     get_backend(cfg.execution.backend)
-    if cfg.mutation.finetune is not None and any(op in ("dpo", "sft") for op in cfg.mutation.operators):
+    if cfg.mutation.finetune is not None and cfg.fine_tunes:
         from hubevo.finetune import check_sources
 
         check_sources(cfg.mutation.finetune)
@@ -176,7 +176,7 @@ def seed_layers(paths: dict[str, str]) -> dict[str, int]:
 def build_strategy(cfg: RunConfig, view: PopulationView, saved: dict):
     from hubevo.strategies import get_strategy
 
-    strategy = get_strategy(cfg.search.strategy)(cfg, view)
+    strategy = get_strategy(cfg.search_strategy)(cfg, view)
     strategy.load_state_dict(saved)
     return strategy
 

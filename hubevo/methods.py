@@ -43,6 +43,17 @@ def _float_params(spec, scopes) -> tuple[str, ...]:
     return tuple(p.name for p in spec.parameters if p.value_type is float and p.scope in scopes and p.name != "eps")
 
 
+def _input_genes(method, spec) -> tuple[str, ...]:
+    """Per-parent genes the method reads: mergekit's task-arithmetic family declares `density` on every
+    method but reads it only when it sparsifies (TIES, DARE, ...), so plain task arithmetic has none."""
+    from mergekit.merge_methods.base import ParameterScope
+
+    genes = _float_params(spec, {ParameterScope.INPUT, ParameterScope.NON_BASE})
+    if getattr(method, "sparsification_method", "n/a") is None:
+        return tuple(g for g in genes if g != "density")
+    return genes
+
+
 def _parent_bounds(spec) -> tuple[int, int | None]:
     """Parent counts excluding the base model, from mergekit's input contract."""
     from mergekit.merge_methods.base import BasePolicy
@@ -71,7 +82,7 @@ def method_table() -> dict[str, MethodInfo]:
         table[spec.name] = MethodInfo(
             name=spec.name,
             shared_genes=_float_params(spec, {ParameterScope.SHARED}),
-            input_genes=_float_params(spec, {ParameterScope.INPUT, ParameterScope.NON_BASE}),
+            input_genes=_input_genes(method, spec),
             base=base,
             min_parents=low,
             max_parents=high,

@@ -86,7 +86,7 @@ def evolve_opening(cfg) -> str:
     """The first line of `hubevo evolve`: what it is about to do and where it writes."""
     members = len(cfg.population.members) + (1 if cfg.population.query is not None else 0)
     tasks = ", ".join(t.name for t in cfg.fitness.tasks)
-    return (f"hubevo evolve: run {cfg.name!r}, {members} member source(s), {cfg.search.strategy} search for "
+    return (f"hubevo evolve: run {cfg.name!r}, {members} member source(s), {cfg.search_strategy} search for "
             f"{cfg.budget.generations} generation(s) of {cfg.budget.population_size}, fitness on {tasks}; "
             f"writing to {where(cfg.output.dir)}")
 

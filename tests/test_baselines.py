@@ -72,6 +72,11 @@ def test_the_finals_pick_the_champion_on_validation_examples_no_fitness_sample_h
         sample = evaluator.sample_indices(generation)
         assert all(not set(sample[t]) & set(validation[t]) for t in sample)
     assert evaluator.sample_indices(0) == evaluator.sample_indices(2)  # one fixed sample by default
+    for task, count in evaluator.doc_counts.items():  # every example the fixed sample leaves out validates
+        assert sorted([*validation[task], *evaluator.sample_indices(0)[task]]) == list(range(count))
+    resampled = Evaluator(cfg.fitness.model_copy(update={"resample": True}), device="cpu").validation_samples()
+    assert resampled == {t: carved for t, (_, carved) in evaluator.split.items()}  # resampling: the carved ones
+    assert all(len(resampled[t]) == round(0.25 * c) < len(validation[t]) for t, c in evaluator.doc_counts.items())
     for cid in finalists:  # each finalist keeps its per-example values, for paired comparisons
         outcomes = state.validation[cid].outcomes
         assert {t: len(o.values) for t, o in outcomes.items()} == {t: len(v) for t, v in validation.items()}
@@ -80,7 +85,9 @@ def test_the_finals_pick_the_champion_on_validation_examples_no_fitness_sample_h
 
 
 def test_with_resample_elites_are_scored_again_on_each_generations_sample(demo_zoo, tmp_path):
-    cfg = small(demo_zoo, tmp_path / "run", fitness={"resample": True}, generations=2)
+    cfg = small(demo_zoo, tmp_path / "run", fitness={"resample": True}, generations=2,
+                search={"strategy": "ga"})  # the GA carries elites into the next generation
+    cfg = cfg.model_validate(cfg.model_dump(mode="json"))
     state = evolve(cfg, progress=False)
     assert state.rescored, "no elite was scored again"
     for generation in (1, 2):

@@ -80,7 +80,7 @@ def test_unknown_strategy_and_operator_are_named_with_what_exists(tmp_path):
     with pytest.raises(ConfigError) as err:
         parse_config(minimal(search={"strategy": "annealing"}, mutation={"operators": ["perturb", "ppo"]}),
                      root=tmp_path)
-    assert "unknown search strategy 'annealing'; known: cmaes, dfs, ga, nsga2, psdfs, random" in str(err.value)
+    assert "unknown search strategy 'annealing'; known: auto, cmaes, dfs, ga, nsga2, psdfs, random" in str(err.value)
     assert "unknown mutation operator(s) ['ppo']; known: perturb, dpo, sft" in str(err.value)
 
 
@@ -147,3 +147,18 @@ def test_fields_added_later_leave_an_older_runs_hash_at_their_defaults(tmp_path)
     assert config_hash(cfg) == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]
     bf16 = parse_config({**spec, "fitness": {"tasks": ["t"], "dtype": "bfloat16"}}, root=tmp_path)
     assert config_hash(bf16) != config_hash(cfg)  # a choice that changes scores is part of the run
+
+
+def test_the_auto_strategy_is_cmaes_for_fixed_parents_merged_only_and_the_ga_otherwise(tmp_path):
+    """`search.strategy: auto` (the default) stands for the search measured best for the run (bench/quality.py)."""
+    assert parse_config(minimal(), root=tmp_path).search_strategy == "cmaes"
+    query = minimal(population={"members": ["./a"], "base_model": "./base", "query": {"author": "alice"}})
+    assert parse_config(query, root=tmp_path).search_strategy == "ga"  # open-ended: immigrants from the Hub
+    tuned = minimal(mutation={"operators": ["perturb", "dpo"],
+                              "finetune": {"datasets": [{"path": "prefs.jsonl"}], "steps": (3, 6)}})
+    assert parse_config(tuned, root=tmp_path).search_strategy == "ga"  # DPO mutations are the GA's
+    chosen = parse_config(minimal(search={"strategy": "dfs"}), root=tmp_path)
+    assert (chosen.search.strategy, chosen.search_strategy) == ("dfs", "dfs")
+    with pytest.raises(ConfigError) as err:  # options are checked against the strategy auto stands for
+        parse_config(minimal(search={"options": {"popsize": 1}}), root=tmp_path)
+    assert "auto stands for 'cmaes'" in str(err.value) and "popsize" in str(err.value)

@@ -54,7 +54,7 @@ def test_evolution_from_hub_ids_pushes_survivors_champion_and_results(hub_server
         "selection": {"keep_top_k": 0},  # the next generation is all children, so a child survives at the end
         "crossover": {"methods": ["linear", "ties"]},
         "budget": {"generations": 1, "population_size": 3},
-        "search": {"baselines": []},
+        "search": {"strategy": "ga", "baselines": []},
         "output": {"dir": str(tmp_path / "run")},
         "publish": {"namespace": ALICE, "private": False, "push": "survivors"},
     }, root=tmp_path)

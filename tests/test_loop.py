@@ -31,9 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def small_config(zoo, out_dir, **budget):
+    """The demo run, small, with the GA (elites, roulette couples, lineages several generations deep)."""
     cfg = demo_config(zoo, out_dir=out_dir, generations=budget.pop("generations", 2),
                       population_size=budget.pop("population_size", 4))
-    return cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"wall_time_s": None, **budget})})
+    return cfg.model_copy(update={"budget": cfg.budget.model_copy(update={"wall_time_s": None, **budget}),
+                                  "search": cfg.search.model_copy(update={"strategy": "ga"})})
 
 
 @pytest.fixture(scope="module")

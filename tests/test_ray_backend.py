@@ -53,7 +53,7 @@ def config(zoo, out_dir: Path, *, backend: str, generations: int = 2):
     cfg = demo_config(zoo, out_dir=out_dir, generations=generations, population_size=6)
     return cfg.model_copy(update={
         "execution": ExecutionConfig(backend=backend, workers=2),
-        "search": cfg.search.model_copy(update={"baselines": []}),  # members and children only: small rounds
+        "search": cfg.search.model_copy(update={"strategy": "ga", "baselines": []}),  # members and children only
         "budget": cfg.budget.model_copy(update={"wall_time_s": None}),
         "fitness": cfg.fitness.model_copy(update={"heldout": []}),
     })

@@ -92,7 +92,7 @@ def demo_run(tmp_path_factory) -> dict:
                     "include_path": [str(tasks)], "limit": 8},
         "crossover": {"methods": ["linear", "ties", "slerp"]},
         "budget": {"generations": 1, "population_size": 3},
-        "search": {"baselines": []},
+        "search": {"strategy": "ga", "baselines": []},
         "selection": {"keep_top_k": 0},  # generation 1 is all children, so a bred child survives
         "output": {"dir": str(root / "runs" / "demo-run")},
     }, root=root)

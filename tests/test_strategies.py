@@ -286,3 +286,46 @@ def test_an_interpolation_searched_as_task_arithmetic_starts_at_the_same_weights
         torch.testing.assert_close(got[name], tensor, atol=1e-6, rtol=1e-5, msg=name)
     slerp = as_task_arithmetic(standard_recipe("slerp", members=members, base="base"), base="base")
     assert [g["weight"] for g in slerp.per_parent] == [0.5, 0.5]
+
+
+def test_task_arithmetic_has_no_density_gene_because_mergekit_reads_density_only_when_it_sparsifies(demo_zoo):
+    """A gene that changes nothing would only widen the search: the table drops it where mergekit ignores it."""
+    from hubevo.materialize import Materializer
+    from hubevo.methods import get_method
+
+    assert get_method("task_arithmetic").input_genes == ("weight",)
+    assert "density" in get_method("ties").input_genes and "density" in get_method("dare_ties").input_genes
+    refs = {"base": str(demo_zoo.base), **{k: str(v) for k, v in demo_zoo.specialists.items()}}
+    members = tuple(demo_zoo.specialists)
+    materializer = Materializer(demo_zoo.base)
+    tensors = []
+    for density in (1.0, 0.3):
+        genome = MergeGenome(method="task_arithmetic", parents=members, base="base", shared={"lambda": 1.0},
+                             per_parent=tuple({"weight": 0.5, "density": density} for _ in members))
+        state = materializer.materialize(to_merge_config(genome, refs=refs)).state_dict()
+        tensors.append({k: v.clone() for k, v in state.items()})
+    for name, tensor in tensors[0].items():
+        torch.testing.assert_close(tensors[1][name], tensor, msg=name)
+
+
+@pytest.mark.parametrize("methods", [None, ["linear", "slerp"]])
+def test_auto_cmaes_starts_at_the_best_standard_recipe_in_a_method_the_run_allows(demo_zoo, tmp_path, methods):
+    """By default an interpolation is searched as task arithmetic over the base; a run whose crossover.methods
+    leave task arithmetic out is searched in the recipe's own method."""
+    from hubevo.demo.runner import demo_config
+
+    cfg = demo_config(demo_zoo, out_dir=tmp_path / "run", generations=1)
+    data = cfg.model_dump(mode="json")
+    data["fitness"] |= {"limit": 16, "heldout": []}
+    data["budget"] |= {"wall_time_s": None}
+    if methods:
+        data["crossover"]["methods"] = methods
+    cfg = type(cfg).model_validate(data)
+    assert cfg.search_strategy == "cmaes"
+    state = evolve(cfg, progress=False)
+    start = state.strategy_state["start"]
+    source = state.individuals[start["from"]].genome.method
+    assert source in (methods or ["linear", "slerp", "nuslerp", "task_arithmetic", "ties", "dare_ties"])
+    assert start["method"] == (source if methods else "task_arithmetic")
+    bred = [i for i in state.individuals.values() if i.generation == 1 and i.genome is not None]
+    assert bred and {i.genome.method for i in bred} == {start["method"]}

@@ -36,7 +36,7 @@ from hubevo.strategies.base import Strategy
 from hubevo.strategies.options import PAPER_SIGMA, CMAESOptions, SpaceOptions
 
 NEUTRAL = {"weight": 1.0, "density": 1.0, "t": 0.5, "lambda": 1.0}
-AUTO_FALLBACK = "dare_ties"  # the paper's PS method, when no standard recipe was scored
+AUTO_FALLBACK = ("dare_ties", "linear")  # when no standard recipe was scored: the paper's PS method, or without a base
 INTERPOLATIONS = ("linear", "slerp", "nuslerp")  # searched as task arithmetic when there is a base
 
 __all__ = ["PAPER_SIGMA", "CMAES", "CMAESOptions", "CMASearch", "ParameterSpace", "SpaceOptions"]
@@ -258,11 +258,11 @@ class CMAES(CMASearch):
     """CMA-ES over TIES/DARE (or any method's) genes per parent, layer group and module.
 
     With `method: auto` (the default) the search waits for generation 0's standard recipes and
-    starts at the genes of the best of them that has genes to search (not model_stock), in its
-    method; an interpolation (linear, slerp, nuslerp) is searched as task arithmetic over the
-    base from the same point, with weights from 0, so the search can also move towards the base
+    starts at the genes of the best of them that has genes to search (not model_stock) in a method
+    of `crossover.methods`, in its method; an interpolation (linear, slerp, nuslerp) is searched as task arithmetic over the
+    base from the same point (when task arithmetic is allowed), with weights from 0, so the search can also move towards the base
     (where model_stock goes) or away from it. Without standard recipes it starts at x0 in the
-    paper's dare_ties space.
+    paper's dare_ties space (linear when the population has no base model).
     """
 
     name = "cmaes"
@@ -281,14 +281,16 @@ class CMAES(CMASearch):
         """Pick the method and start point of `auto` once the standard recipes are scored; False if too early."""
         if self.view.generation == 0 and self.cfg.search.baselines != []:
             return False  # the standard recipes join generation 0 beside the members
+        allowed = set(self.cfg.crossover.methods)
         scored = [self.view.evaluations[i] for i in self.view.baselines if i in self.view.evaluations]
-        searchable = [e for e in scored if self.view.individuals[e.id].genome is not None
-                      and self.view.individuals[e.id].genome.method != "model_stock"]
+        searchable = [e for e in scored if (g := self.view.individuals[e.id].genome) is not None
+                      and g.method != "model_stock" and g.method in allowed]
         best = ranking.champion(searchable)
         genome = self.view.individuals[best].genome if best else None
-        if genome is not None and self.view.base and genome.method in INTERPOLATIONS:
+        if (genome is not None and self.view.base and genome.method in INTERPOLATIONS
+                and "task_arithmetic" in allowed):
             genome = as_task_arithmetic(genome, base=self.view.base)  # same point, free to move towards the base
-        options = self.options.model_copy(update={"method": genome.method if genome else AUTO_FALLBACK})
+        options = self.options.model_copy(update={"method": genome.method if genome else self.fallback(allowed)})
         if genome is not None and genome.method == "task_arithmetic" and "weight" not in self.options.ranges:
             high = max(1.0, self.cfg.crossover.ranges.get("weight", (0.0, 1.0))[1])
             options = options.model_copy(update={"ranges": {**options.ranges, "weight": (0.0, high)}})
@@ -296,6 +298,17 @@ class CMAES(CMASearch):
         x0 = self.space.encode(genome) if genome else [self.options.x0] * self.space.dim
         self.start = {"method": options.method, "x0": x0, "from": best, "ranges": options.ranges}
         return True
+
+    def fallback(self, allowed: set[str]) -> str:
+        """The method of `auto` when no standard recipe of `crossover.methods` was scored: the paper's
+        dare_ties with a base model, else linear, else the first allowed method with genes for the members."""
+        def fits(method: str) -> bool:
+            info = get_method(method)
+            searchable = bool(info.input_genes or info.shared_genes)
+            return searchable and info.accepts(len(self.view.seeds)) and bool(self.view.base or not info.needs_base)
+
+        order = [*([AUTO_FALLBACK[0]] if self.view.base else []), AUTO_FALLBACK[1], *self.cfg.crossover.methods]
+        return next((m for m in order if m in allowed and fits(m)), order[0])
 
     def start_point(self) -> list[float]:
         return list(self.start["x0"]) if self.start else [self.options.x0] * self.space.dim

@@ -108,11 +108,15 @@ STRATEGY_OPTIONS: dict[str, type[Frozen]] = {
 }
 
 
+AUTO_STRATEGY = "auto"  # cmaes or ga, by the run (RunConfig.search_strategy)
+
+
 def option_problems(strategy: str, options: dict) -> list[str]:
     """Every problem with `search.strategy` and `search.options`, one line each (empty = valid)."""
     schema = STRATEGY_OPTIONS.get(strategy)
     if schema is None:
-        return [f"search.strategy: unknown search strategy {strategy!r}; known: {', '.join(sorted(STRATEGY_OPTIONS))}"]
+        known = ", ".join([AUTO_STRATEGY, *sorted(STRATEGY_OPTIONS)])
+        return [f"search.strategy: unknown search strategy {strategy!r}; known: {known}"]
     try:
         schema.model_validate(options)
     except ValidationError as err:
