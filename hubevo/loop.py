@@ -35,7 +35,7 @@ from hubevo.preflight import check_run
 from hubevo.population import PopulationView
 from hubevo.rebuild import Rebuilder
 from hubevo.resolver import Resolver
-from hubevo.runner import CandidateJob, CandidateRunner, RunnerSpec, TRAINING_FILE
+from hubevo.runner import CandidateJob, CandidateRunner, RunnerSpec, TRAINING_FILE, training_done
 from hubevo.seed import ResolvedMember, check_compatible, seed_population
 from hubevo.state import RunState, append_event, config_hash, open_state, save_state
 
@@ -86,7 +86,7 @@ class Run:
     def reads(self, cid: str) -> list[str]:
         """The ids whose folders the job of `cid` reads (parents, merge base, the fine-tuned parent)."""
         ind = self.state.individuals[cid]
-        untrained = ind.finetune is not None and not (self.resolver.train_dir(cid) / TRAINING_FILE).is_file()
+        untrained = ind.finetune is not None and not training_done(self.resolver.train_dir(cid))
         return list(dict.fromkeys([*self.resolver.sources(ind), *([ind.finetune.parent] if untrained else [])]))
 
     def job(self, ind: Individual, *, sample=None) -> CandidateJob:

@@ -68,8 +68,13 @@ class RunnerSpec:
     shard: bool = False  # Ray: spread the resident model over every GPU of the actor
 
 
+def training_done(train_dir: str | Path) -> bool:
+    """Whether a fine-tune finished into `train_dir` (written whole, metrics included, by `train`)."""
+    return (Path(train_dir) / TRAINING_FILE).is_file()
+
+
 def trained(job: CandidateJob) -> bool:
-    return job.finetune is None or (Path(job.train_dir) / TRAINING_FILE).is_file()
+    return job.finetune is None or training_done(job.train_dir)
 
 
 def train(job: CandidateJob, *, device: str) -> dict | None:

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from hubevo import ranking
+from hubevo.crossover import usable_methods
 from hubevo.errors import ConfigError
 from hubevo.genome import GeneBlock, Individual, MergeGenome, child_individual
 from hubevo.methods import get_method
@@ -259,10 +260,11 @@ class CMAES(CMASearch):
 
     With `method: auto` (the default) the search waits for generation 0's standard recipes and
     starts at the genes of the best of them that has genes to search (not model_stock) in a method
-    of `crossover.methods`, in its method; an interpolation (linear, slerp, nuslerp) is searched as task arithmetic over the
-    base from the same point (when task arithmetic is allowed), with weights from 0, so the search can also move towards the base
-    (where model_stock goes) or away from it. Without standard recipes it starts at x0 in the
-    paper's dare_ties space (linear when the population has no base model).
+    of `crossover.methods`, in its method; an interpolation (linear, slerp, nuslerp) is searched as
+    task arithmetic over the base from the same point (when task arithmetic is allowed), with
+    weights from 0, so the search can also move towards the base (where model_stock goes) or away
+    from it. Without standard recipes it starts at x0 in the paper's dare_ties space (linear when
+    the population has no base model).
     """
 
     name = "cmaes"
@@ -302,13 +304,10 @@ class CMAES(CMASearch):
     def fallback(self, allowed: set[str]) -> str:
         """The method of `auto` when no standard recipe of `crossover.methods` was scored: the paper's
         dare_ties with a base model, else linear, else the first allowed method with genes for the members."""
-        def fits(method: str) -> bool:
-            info = get_method(method)
-            searchable = bool(info.input_genes or info.shared_genes)
-            return searchable and info.accepts(len(self.view.seeds)) and bool(self.view.base or not info.needs_base)
-
         order = [*([AUTO_FALLBACK[0]] if self.view.base else []), AUTO_FALLBACK[1], *self.cfg.crossover.methods]
-        return next((m for m in order if m in allowed and fits(m)), order[0])
+        usable = usable_methods([m for m in dict.fromkeys(order) if m in allowed], n_parents=len(self.view.seeds),
+                                has_base=bool(self.view.base))
+        return next((m.name for m in usable if m.input_genes or m.shared_genes), order[0])
 
     def start_point(self) -> list[float]:
         return list(self.start["x0"]) if self.start else [self.options.x0] * self.space.dim
