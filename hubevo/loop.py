@@ -105,6 +105,19 @@ class Run:
         self.rebuild.ensure(self.resolver.sources(ind))
         return {"merge": self.resolver.merge_config(ind), "adapter": self.resolver.adapter(ind)}
 
+    def task_arithmetic_weights(self, cid: str, *, groups, modules) -> list[list[float]] | None:
+        """`cid`'s weights read as per-block task arithmetic of the members over the base (`hubevo.projection`)."""
+        from hubevo.projection import task_arithmetic_weights
+
+        try:
+            model = self.rebuild.materialize(self.state.individuals[cid])
+        except CandidateError as err:
+            log.warning("cannot read %s as task arithmetic: %s", self.resolver.table_name(cid), err)
+            return None
+        return task_arithmetic_weights(model.state_dict().items(), base=self.resolver.load_path(self.state.base),
+                                       parents=[self.resolver.load_path(i) for i in self.state.initial],
+                                       groups=groups, modules=modules)
+
     def save(self) -> None:
         now = time.monotonic()
         self.state.elapsed_s += now - self.started
@@ -202,6 +215,7 @@ def start(cfg: RunConfig, *, resume: bool = False, progress: bool = True, api=No
                         member_paths=paths, dtype=cfg.dtype)
     view = PopulationView(state, seed_layers=seed_layers(paths))
     run = Run(cfg, state, resolver, view, progress=progress, api=api)
+    view.lend_reader(run.task_arithmetic_weights)
     run._runner = CandidateRunner(RunnerSpec(template=run.template, fitness=cfg.fitness, dtype=cfg.dtype),
                                   evaluator=evaluator)
     for cid, ind in state.individuals.items():  # states written before recipes were stored

@@ -1,13 +1,15 @@
 """What a search strategy sees of a run: a read-only view of the population.
 
 Ids, individuals, evaluations, the seeds, the base model, the current generation and
-each individual's layer count; nothing to write to and no file to read. The view reads
-the live run state, so a strategy built once sees every later evaluation.
+each individual's layer count; nothing to write to and no file to read. The one thing
+that reads weights, a merge read as per-block task arithmetic (`hubevo.projection`), is
+lent by the driver. The view reads the live run state, so a strategy built once sees every
+later evaluation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ class PopulationView:
     def __init__(self, state: "RunState", *, seed_layers: Mapping[str, int]):
         self._state = state
         self._seed_layers = dict(seed_layers)
+        self._weights_of: Callable | None = None
 
     @property
     def generation(self) -> int:
@@ -59,6 +62,18 @@ class PopulationView:
     def add_seed_layers(self, cid: str, layers: int) -> None:
         """An immigrant joined: its layer count, read from its config by the driver."""
         self._seed_layers[cid] = layers
+
+    def lend_reader(self, weights_of: Callable) -> None:
+        """The driver's reader behind `task_arithmetic_weights` (it materialises `cid` and reads the members)."""
+        self._weights_of = weights_of
+
+    def task_arithmetic_weights(self, cid: str, *, groups: Sequence[tuple[int, int]],
+                                modules: Sequence[str | None]) -> list[list[float]] | None:
+        """Per gene block, the members' task-arithmetic weights over the base closest to `cid`'s weights
+        (`hubevo.projection`); None where the driver lent no reader or `cid` could not be built."""
+        if self._weights_of is None or self.base is None:
+            return None
+        return self._weights_of(cid, groups=list(groups), modules=list(modules))
 
     def layers(self, cid: str) -> int:
         """Decoder layers of individual `cid`: a seed's from its config, a child's from its recipe."""

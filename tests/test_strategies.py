@@ -325,7 +325,69 @@ def test_auto_cmaes_starts_at_the_best_standard_recipe_in_a_method_the_run_allow
     state = evolve(cfg, progress=False)
     start = state.strategy_state["start"]
     source = state.individuals[start["from"]].genome.method
-    assert source in (methods or ["linear", "slerp", "nuslerp", "task_arithmetic", "ties", "dare_ties"])
+    assert source in (methods or ["linear", "slerp", "nuslerp", "task_arithmetic", "ties", "dare_ties", "model_stock"])
     assert start["method"] == (source if methods else "task_arithmetic")
     bred = [i for i in state.individuals.values() if i.generation == 1 and i.genome is not None]
     assert bred and {i.genome.method for i in bred} == {start["method"]}
+
+
+# a merge without genes, read as task arithmetic ------------------------------------------------------
+def test_a_per_layer_task_arithmetic_merge_is_read_back_as_its_own_weights(demo_zoo):
+    """The least-squares reading of a merge (hubevo.projection) recovers the weights of a merge that is task
+    arithmetic per block, for every layer group and module filter."""
+    from hubevo.genome import GeneBlock
+    from hubevo.materialize import Materializer
+    from hubevo.projection import task_arithmetic_weights
+    from hubevo.strategies.cmaes import layer_groups
+
+    refs = {"base": str(demo_zoo.base), **{k: str(v) for k, v in demo_zoo.specialists.items()}}
+    members = tuple(demo_zoo.specialists)
+    n_layers = AutoModelForCausalLM.from_pretrained(demo_zoo.base).config.num_hidden_layers
+    groups, modules = layer_groups(n_layers, 1), ["self_attn", None]
+    rng = np.random.default_rng(0)
+    weights = [[round(float(w), 3) for w in rng.uniform(0.0, 1.2, len(members))] for _ in groups for _ in modules]
+    blocks = tuple(GeneBlock(start=s, end=e, module=m, per_parent=tuple({"weight": w} for w in weights[k]))
+                   for k, ((s, e), m) in enumerate((g, m) for g in groups for m in modules))
+    genome = MergeGenome(method="task_arithmetic", parents=members, base="base", blocks=blocks)
+    model = Materializer(demo_zoo.base).materialize(to_merge_config(genome, refs=refs))
+    read = task_arithmetic_weights(model.state_dict().items(), parents=[refs[m] for m in members],
+                                   base=refs["base"], groups=groups, modules=modules)
+    np.testing.assert_allclose(read, weights, atol=1e-4)
+
+
+def test_auto_cmaes_starts_at_model_stock_read_as_per_layer_task_arithmetic(demo_zoo, tmp_path):
+    """model_stock has no genes; when it is the best standard recipe, CMA-ES starts at the task-arithmetic weights
+    closest to it per layer, which rebuild it more closely than any one set of weights for the whole model."""
+    from hubevo.baselines import standard_recipe
+    from hubevo.demo.runner import demo_config
+    from hubevo.materialize import Materializer
+    from hubevo.strategies.cmaes import parameter_space
+    from hubevo.population import PopulationView
+
+    cfg = demo_config(demo_zoo, out_dir=tmp_path / "run", generations=1)
+    data = cfg.model_dump(mode="json")
+    data["fitness"] |= {"limit": 16, "heldout": []}
+    data["budget"] |= {"wall_time_s": None}
+    data["search"] |= {"baselines": ["model_stock"]}
+    cfg = type(cfg).model_validate(data)
+    state = evolve(cfg, progress=False)
+    start = state.strategy_state["start"]
+    assert state.baselines[start["from"]] == "model_stock" and start["method"] == "task_arithmetic"
+    bred = [i for i in state.individuals.values() if i.generation == 1 and i.genome is not None]
+    assert bred and {i.genome.method for i in bred} == {"task_arithmetic"} and all(i.genome.blocks for i in bred)
+
+    view = PopulationView(state, seed_layers={i: 4 for i in state.initial})
+    options = CMAESOptions(method="task_arithmetic", ranges=start["ranges"])
+    started = parameter_space(cfg, view, options).decode(start["x0"])
+    refs = {i: ind.source for i, ind in state.individuals.items() if ind.kind == "seed"}
+    members = list(state.initial)
+    materializer = Materializer(demo_zoo.base)
+    tensors = lambda genome: {k: v.clone() for k, v in  # noqa: E731
+                              materializer.materialize(to_merge_config(genome, refs=refs)).state_dict().items()}
+    stock = tensors(standard_recipe("model_stock", members=members, base=state.base))
+    distance = lambda other: sum(float((other[k] - v).pow(2).sum()) for k, v in stock.items()) ** 0.5  # noqa: E731
+    fitted = distance(tensors(started))
+    for whole in (0.3, 0.5):
+        uniform = MergeGenome(method="task_arithmetic", parents=tuple(members), base=state.base,
+                              per_parent=tuple({"weight": whole} for _ in members))
+        assert fitted < distance(tensors(uniform))

@@ -39,6 +39,7 @@ from hubevo.strategies.options import PAPER_SIGMA, CMAESOptions, SpaceOptions
 NEUTRAL = {"weight": 1.0, "density": 1.0, "t": 0.5, "lambda": 1.0}
 AUTO_FALLBACK = ("dare_ties", "linear")  # when no standard recipe was scored: the paper's PS method, or without a base
 INTERPOLATIONS = ("linear", "slerp", "nuslerp")  # searched as task arithmetic when there is a base
+GENELESS = ("model_stock",)  # standard recipes without genes: started from as task arithmetic fitted per block
 
 __all__ = ["PAPER_SIGMA", "CMAES", "CMAESOptions", "CMASearch", "ParameterSpace", "SpaceOptions"]
 
@@ -92,6 +93,17 @@ class ParameterSpace:
         block = [unit(g, genes) for genes in per_parent for g in self.input_genes]
         block += [unit(g, genome.shared) for g in self.shared_genes]
         return block * (len(self.groups) * len(self.modules))
+
+    def encode_weights(self, weights: Sequence[Sequence[float]]) -> list[float]:
+        """The point of per-block parent weights (`hubevo.projection`, blocks in `decode`'s order); every
+        other gene at mergekit's neutral value."""
+        if len(weights) != len(self.groups) * len(self.modules):
+            raise ValueError(f"{len(weights)} blocks of weights for a space of {len(self.groups) * len(self.modules)}")
+        x = []
+        for block in weights:
+            x += [self.unit(g, w if g == "weight" else NEUTRAL.get(g, 0.5)) for w in block for g in self.input_genes]
+            x += [self.unit(g, NEUTRAL.get(g, 0.5)) for g in self.shared_genes]
+        return x
 
     def unit(self, gene: str, value: float) -> float:
         low, high = self.ranges[gene]
@@ -259,12 +271,16 @@ class CMAES(CMASearch):
     """CMA-ES over TIES/DARE (or any method's) genes per parent, layer group and module.
 
     With `method: auto` (the default) the search waits for generation 0's standard recipes and
-    starts at the genes of the best of them that has genes to search (not model_stock) in a method
-    of `crossover.methods`, in its method; an interpolation (linear, slerp, nuslerp) is searched as
-    task arithmetic over the base from the same point (when task arithmetic is allowed), with
-    weights from 0, so the search can also move towards the base (where model_stock goes) or away
-    from it. Without standard recipes it starts at x0 in the paper's dare_ties space (linear when
-    the population has no base model).
+    starts at the best of them, in a method of `crossover.methods`:
+    - model_stock, which has no genes, is read per gene block as task arithmetic over the base
+      (`hubevo.projection`: the weights closest to its tensors) when task arithmetic is allowed;
+    - an interpolation (linear, slerp, nuslerp) is searched as task arithmetic over the base from
+      the same point (when task arithmetic is allowed);
+    - any other recipe is searched in its own method from its genes.
+    Task arithmetic's weights range from 0, so the search can move towards the base or away from
+    it. If the best recipe cannot be started from, the search starts at the best one that can;
+    without standard recipes it starts at x0 in the paper's dare_ties space (linear when the
+    population has no base model).
     """
 
     name = "cmaes"
@@ -285,21 +301,53 @@ class CMAES(CMASearch):
             return False  # the standard recipes join generation 0 beside the members
         allowed = set(self.cfg.crossover.methods)
         scored = [self.view.evaluations[i] for i in self.view.baselines if i in self.view.evaluations]
-        searchable = [e for e in scored if (g := self.view.individuals[e.id].genome) is not None
-                      and g.method != "model_stock" and g.method in allowed]
+        best = ranking.champion(scored)
+        if not (best and self.individual_method(best) in GENELESS and self.start_projected(best, allowed)):
+            self.start_at_recipe(scored, allowed)
+        return True
+
+    def individual_method(self, cid: str) -> str | None:
+        genome = self.view.individuals[cid].genome
+        return getattr(genome, "method", None)
+
+    def start_at_recipe(self, scored: list, allowed: set[str]) -> None:
+        """Start at the genes of the best standard recipe with genes in an allowed method (or the fallback's x0)."""
+        searchable = [e for e in scored if self.individual_method(e.id) not in (None, *GENELESS)
+                      and self.individual_method(e.id) in allowed]
         best = ranking.champion(searchable)
         genome = self.view.individuals[best].genome if best else None
         if (genome is not None and self.view.base and genome.method in INTERPOLATIONS
                 and "task_arithmetic" in allowed):
             genome = as_task_arithmetic(genome, base=self.view.base)  # same point, free to move towards the base
         options = self.options.model_copy(update={"method": genome.method if genome else self.fallback(allowed)})
-        if genome is not None and genome.method == "task_arithmetic" and "weight" not in self.options.ranges:
-            high = max(1.0, self.cfg.crossover.ranges.get("weight", (0.0, 1.0))[1])
-            options = options.model_copy(update={"ranges": {**options.ranges, "weight": (0.0, high)}})
+        if genome is not None and genome.method == "task_arithmetic":
+            options = self.task_arithmetic_options()
         self.space = parameter_space(self.cfg, self.view, options)
         x0 = self.space.encode(genome) if genome else [self.options.x0] * self.space.dim
         self.start = {"method": options.method, "x0": x0, "from": best, "ranges": options.ranges}
+
+    def start_projected(self, best: str, allowed: set[str]) -> bool:
+        """Start at `best` (a merge without genes, model_stock) read per block as task arithmetic over the base;
+        False where task arithmetic is not allowed, the searched genes are not its weights, or it cannot be read."""
+        if not self.view.base or "task_arithmetic" not in allowed or not set(self.options.genes or ["weight"]) <= {"weight"}:
+            return False
+        options = self.task_arithmetic_options()
+        space = parameter_space(self.cfg, self.view, options)
+        weights = self.view.task_arithmetic_weights(best, groups=space.groups, modules=space.modules)
+        if weights is None:
+            return False
+        self.space = space
+        self.start = {"method": options.method, "x0": space.encode_weights(weights), "from": best,
+                      "ranges": options.ranges}
         return True
+
+    def task_arithmetic_options(self) -> CMAESOptions:
+        """Task arithmetic's space: weights from 0 to at least 1, so it can move towards the base or away from it."""
+        options = self.options.model_copy(update={"method": "task_arithmetic"})
+        if "weight" in self.options.ranges:
+            return options
+        high = max(1.0, self.cfg.crossover.ranges.get("weight", (0.0, 1.0))[1])
+        return options.model_copy(update={"ranges": {**options.ranges, "weight": (0.0, high)}})
 
     def fallback(self, allowed: set[str]) -> str:
         """The method of `auto` when no standard recipe of `crossover.methods` was scored: the paper's
