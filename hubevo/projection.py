@@ -47,11 +47,12 @@ def least_squares_weights(gram: np.ndarray, target: np.ndarray) -> list[float]:
 
 
 def task_arithmetic_weights(merged: Iterable[tuple[str, torch.Tensor]], *, parents: Sequence[str], base: str,
-                            groups: Sequence[tuple[int, int]], modules: Sequence[str | None]) -> list[list[float]]:
+                            groups: Sequence[tuple[int, int]], modules: Sequence[str | None]) -> list[list[float]] | None:
     """Per block (groups x modules, module-major within a group), the parents' task-arithmetic weights that
     best reproduce `merged` (name, tensor pairs in model order) over the model folder `base`.
 
-    A block no tensor falls in gets weights 1/N (the parents' average)."""
+    A block no tensor falls in gets weights 1/N (the parents' average); None if no merged tensor is found
+    under its name in every folder."""
     from mergekit.io import LazyTensorLoader
 
     loaders = [LazyTensorLoader.from_disk(path, lazy_unpickle=False) for path in (base, *parents)]
@@ -69,4 +70,6 @@ def task_arithmetic_weights(merged: Iterable[tuple[str, torch.Tensor]], *, paren
         target[b] += (deltas @ (tensor.detach().cpu().double().flatten() - base_t)).numpy()
     for loader in loaders:
         loader.flush()
+    if not gram.any():
+        return None
     return [least_squares_weights(gram[b], target[b]) if gram[b].any() else [1.0 / n] * n for b in range(blocks)]

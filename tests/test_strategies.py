@@ -391,3 +391,18 @@ def test_auto_cmaes_starts_at_model_stock_read_as_per_layer_task_arithmetic(demo
         uniform = MergeGenome(method="task_arithmetic", parents=tuple(members), base=state.base,
                               per_parent=tuple({"weight": whole} for _ in members))
         assert fitted < distance(tensors(uniform))
+
+
+def test_tensors_fall_in_the_gene_block_mergekit_plans_them_with():
+    """Embeddings go with the first layer group, the final norm and the head with the last; a module filter
+    takes the tensors whose name holds it, the catch-all the rest of the layer."""
+    from hubevo.projection import block_index
+
+    groups, modules = [(0, 2), (2, 4)], ["self_attn", None]
+    where = lambda name, after: block_index(name, groups=groups, modules=modules, after_layers=after)  # noqa: E731
+    assert where("model.embed_tokens.weight", False) == 1
+    assert where("model.layers.1.self_attn.q_proj.weight", True) == 0
+    assert where("model.layers.1.mlp.up_proj.weight", True) == 1
+    assert where("model.layers.3.self_attn.o_proj.weight", True) == 2
+    assert where("model.layers.2.input_layernorm.weight", True) == 3
+    assert where("model.norm.weight", True) == where("lm_head.weight", True) == 3

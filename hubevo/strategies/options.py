@@ -57,7 +57,8 @@ class SpaceOptions(Frozen):
 class CMAESOptions(SpaceOptions):
     method: str = Field(
         "auto", description="mergekit merge method, or auto: the method of the best standard recipe of generation 0 "
-                            "(search.baselines), CMA-ES starting at its genes; dare_ties from x0 if there is none.")
+                            "(search.baselines), CMA-ES starting at its genes (model_stock, which has none: task "
+                            "arithmetic at the weights closest to it per layer); dare_ties from x0 if there is none.")
     x0: float = Field(0.5, ge=0, le=1, description="Start of every coordinate in [0, 1] (unless started at a recipe).")
     sigma0: float = Field(PAPER_SIGMA, gt=0, description="Initial step size in [0, 1] coordinates.")
     popsize: int | None = Field(None, ge=2, description="Candidates per generation; default 4 + floor(3 ln n).")
