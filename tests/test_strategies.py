@@ -360,9 +360,10 @@ def test_auto_cmaes_starts_at_model_stock_read_as_per_layer_task_arithmetic(demo
     closest to it per layer, which rebuild it more closely than any one set of weights for the whole model."""
     from hubevo.baselines import standard_recipe
     from hubevo.demo.runner import demo_config
+    from hubevo.loop import seed_layers
     from hubevo.materialize import Materializer
-    from hubevo.strategies.cmaes import parameter_space
     from hubevo.population import PopulationView
+    from hubevo.strategies.cmaes import parameter_space
 
     cfg = demo_config(demo_zoo, out_dir=tmp_path / "run", generations=1)
     data = cfg.model_dump(mode="json")
@@ -376,10 +377,10 @@ def test_auto_cmaes_starts_at_model_stock_read_as_per_layer_task_arithmetic(demo
     bred = [i for i in state.individuals.values() if i.generation == 1 and i.genome is not None]
     assert bred and {i.genome.method for i in bred} == {"task_arithmetic"} and all(i.genome.blocks for i in bred)
 
-    view = PopulationView(state, seed_layers={i: 4 for i in state.initial})
+    refs = {i: ind.source for i, ind in state.individuals.items() if ind.kind == "seed"}
+    view = PopulationView(state, seed_layers=seed_layers(refs))
     options = CMAESOptions(method="task_arithmetic", ranges=start["ranges"])
     started = parameter_space(cfg, view, options).decode(start["x0"])
-    refs = {i: ind.source for i, ind in state.individuals.items() if ind.kind == "seed"}
     members = list(state.initial)
     materializer = Materializer(demo_zoo.base)
     tensors = lambda genome: {k: v.clone() for k, v in  # noqa: E731
