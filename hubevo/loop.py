@@ -318,12 +318,14 @@ def tell(run: Run) -> None:
 
 
 def finals(run: Run) -> None:
-    """Score the finalists on the validation examples (once each): the top-k by fitness, the best member
-    and the best standard recipe. The champion is the best of them there (`hubevo.ranking`)."""
+    """Score the finalists on the validation examples (once each): the top-k by fitness, the best member,
+    the best standard recipe and those the strategy names (its recipe soups). The champion is the best of
+    them there (`hubevo.ranking`)."""
     state = run.state
     if not run.runner.evaluator.can_validate():
         return
-    for cid in finalist_ids(state, k=run.cfg.fitness.finalists):
+    named = [i for i in run.strategy.finalists() if i in state.evaluations and state.evaluations[i].status == "ok"]
+    for cid in dict.fromkeys([*finalist_ids(state, k=run.cfg.fitness.finalists), *named]):
         if cid not in state.validation:
             state.validation[cid] = validation_score(run, state.individuals[cid])
             run.save()

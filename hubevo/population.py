@@ -1,6 +1,6 @@
 """What a search strategy sees of a run: a read-only view of the population.
 
-Ids, individuals, evaluations, the seeds, the base model, the current generation and
+Ids, individuals, evaluations (and the finalists' validation scores), the seeds, the base model, the current generation and
 each individual's layer count; nothing to write to and no file to read. The one thing
 that reads weights, a merge read as per-block task arithmetic (`hubevo.projection`), is
 lent by the driver. The view reads the live run state, so a strategy built once sees every
@@ -46,6 +46,11 @@ class PopulationView:
     @property
     def evaluations(self) -> Mapping[str, "Evaluation"]:
         return MappingProxyType(self._state.evaluations)
+
+    @property
+    def validation(self) -> Mapping[str, "Evaluation"]:
+        """The finalists' scores on the validation examples (`hubevo.loop.finals`)."""
+        return MappingProxyType(self._state.validation)
 
     @property
     def baselines(self) -> Mapping[str, str]:

@@ -3,7 +3,8 @@
 A strategy is built from the run config (frozen data; its own section is `search.options`)
 and a read-only `PopulationView`. `ask` names the candidates of the current generation;
 `tell` receives their evaluations (once per generation); `stop` says why the search is
-over, if it is; `survivors` names the individuals to keep with weights on disk, which may
+over, if it is; `finalists` names candidates to score on validation besides the top-k by
+fitness; `survivors` names the individuals to keep with weights on disk, which may
 then be parents of the next `ask`. `state_dict`/`load_state_dict` carry plain data, so the
 next `ask` after a restore returns what it would have returned. No strategy reads files
 or touches the run.
@@ -41,6 +42,10 @@ class Strategy(ABC):
     @abstractmethod
     def survivors(self, *, final: bool) -> list[str]:
         """Ids to keep on disk after the last `tell`; `final` when no generation follows."""
+
+    def finalists(self) -> list[str]:
+        """Evaluated ids to score on validation besides the top-k by fitness (they can then be champion)."""
+        return []
 
     def stop(self) -> str | None:
         """Why the search cannot go on (after the last `tell`), or None."""

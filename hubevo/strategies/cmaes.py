@@ -105,6 +105,31 @@ class ParameterSpace:
             x += [self.unit(g, NEUTRAL.get(g, 0.5)) for g in self.shared_genes]
         return x
 
+    def layout(self) -> list[tuple[int, int, str | None]]:
+        """(start, end, module) of `decode`'s gene blocks; empty when it decodes to a whole-model recipe."""
+        blocks = [(start, end, module) for start, end in self.groups for module in self.modules]
+        return blocks if len(blocks) > 1 else []
+
+    def holds(self, genome) -> bool:
+        """Whether `genome` is a recipe of this space (one `decode` can return)."""
+        if not isinstance(genome, MergeGenome) or (genome.method, genome.parents, genome.base) != (
+                self.method, self.parents, self.base):
+            return False
+        blocks = genome.blocks or (GeneBlock(start=0, end=1, shared=genome.shared, per_parent=genome.per_parent),)
+        genes = lambda b: ([set(g) for g in b.per_parent], set(b.shared))  # noqa: E731
+        wanted = ([set(self.input_genes)] * len(self.parents), set(self.shared_genes))
+        return [(b.start, b.end, b.module) for b in genome.blocks] == self.layout() and all(
+            genes(b) == wanted for b in blocks)
+
+    def point(self, genome: MergeGenome) -> list[float]:
+        """The coordinates of a recipe of this space (`holds`): the inverse of `decode`."""
+        blocks = genome.blocks or (GeneBlock(start=0, end=1, shared=genome.shared, per_parent=genome.per_parent),)
+        x = []
+        for block in blocks:
+            x += [self.unit(g, genes[g]) for genes in block.per_parent for g in self.input_genes]
+            x += [self.unit(g, block.shared[g]) for g in self.shared_genes]
+        return x
+
     def unit(self, gene: str, value: float) -> float:
         low, high = self.ranges[gene]
         return float(min(max((value - low) / (high - low), 0.0), 1.0)) if high > low else 0.5
@@ -288,12 +313,34 @@ class CMAES(CMASearch):
     def __init__(self, cfg, view, *, options: CMAESOptions | None = None):
         super().__init__(cfg, view, options=options)
         self.start: dict | None = None  # {"method": ..., "x0": [...], "from": id or None}, once chosen
+        self.soups: list[str] = []  # the recipe soups asked so far (finalists)
         self.space = None if self.options.method == "auto" else parameter_space(cfg, view, self.options)
 
     def ask(self) -> list[Individual]:
         if self.space is None and not self.choose_start():
             return self.seeds() if self.evaluates_seeds() else []  # generation 0 of `auto`: recipes being scored
-        return super().ask()
+        soup = self.soup()
+        if soup is not None:
+            self.soups.append(soup.id)
+        return [*([soup] if soup else []), *super().ask()]
+
+    def soup(self) -> Individual | None:
+        """The average recipe of this search's best `options.soup` finalists on validation (at least two), if new:
+        a soup of the recipes, which averages away part of what each finalist owes to the fitness sample."""
+        if self.options.soup < 2:
+            return None
+        ranked = sorted((v for v in self.view.validation.values() if v.status == "ok"
+                         and self.space.holds(self.view.individuals[v.id].genome)), key=lambda v: (-v.fitness, v.id))
+        best = [self.space.point(self.view.individuals[v.id].genome) for v in ranked[: self.options.soup]]
+        if len(best) < 2:
+            return None
+        child = child_individual(self.space.decode(np.mean(best, axis=0).tolist()), generation=self.view.generation)
+        if child.id in self.view.evaluations:
+            return None
+        return child.model_copy(update={"name": f"g{self.view.generation}-soup-{child.id[:8]}"})
+
+    def finalists(self) -> list[str]:
+        return list(self.soups)
 
     def choose_start(self) -> bool:
         """Pick the method and start point of `auto` once the standard recipes are scored; False if too early."""
@@ -361,10 +408,11 @@ class CMAES(CMASearch):
         return list(self.start["x0"]) if self.start else [self.options.x0] * self.space.dim
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "start": self.start}
+        return {**super().state_dict(), "start": self.start, "soups": self.soups}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
+        self.soups = list(state.get("soups", []))
         if state.get("start"):
             self.start = state["start"]
             self.space = parameter_space(self.cfg, self.view, self.options.model_copy(update={

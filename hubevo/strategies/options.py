@@ -64,6 +64,9 @@ class CMAESOptions(SpaceOptions):
     popsize: int | None = Field(None, ge=2, description="Candidates per generation; default 4 + floor(3 ln n).")
     restarts: int = Field(4, ge=0, description="IPOP restarts: when pycma stops, start again from the best point "
                                                 "with twice the population.")
+    soup: int = Field(5, ge=0, description="Each generation, one more candidate: the average recipe of this search's "
+                                           "best `soup` finalists on validation (a recipe soup; with task arithmetic, "
+                                           "the average of their models), itself a finalist; 0 or 1: none.")
 
     @field_validator("method")
     @classmethod
