@@ -407,3 +407,51 @@ def test_tensors_fall_in_the_gene_block_mergekit_plans_them_with():
     assert where("model.layers.3.self_attn.o_proj.weight", True) == 2
     assert where("model.layers.2.input_layernorm.weight", True) == 3
     assert where("model.norm.weight", True) == where("lm_head.weight", True) == 3
+
+
+# recipe soups ----------------------------------------------------------------------------------------
+def test_a_task_arithmetic_recipe_soup_is_the_average_of_its_ingredients_models(demo_zoo):
+    """Task arithmetic is linear in its weights: the average recipe of two per-layer merges builds the
+    average of their two models, so a recipe soup is a model soup."""
+    from hubevo.materialize import Materializer
+
+    refs = {"base": str(demo_zoo.base), **{k: str(v) for k, v in demo_zoo.specialists.items()}}
+    space = ParameterSpace(method="task_arithmetic", parents=tuple(demo_zoo.specialists), base="base", n_layers=4,
+                           options=SpaceOptions(method="task_arithmetic"), ranges={"weight": (0.0, 1.5)})
+    rng = np.random.default_rng(1)
+    xs = [rng.uniform(0, 1, space.dim).tolist() for _ in range(2)]
+    genomes = [space.decode(x) for x in xs]
+    assert all(space.holds(g) for g in genomes) and not space.holds(genomes[0].model_copy(update={"blocks": ()}))
+    np.testing.assert_allclose(space.point(genomes[0]), xs[0], atol=1e-6)
+    soup = space.decode(np.mean([space.point(g) for g in genomes], axis=0).tolist())
+    materializer = Materializer(demo_zoo.base)
+    models = [{k: v.clone() for k, v in materializer.materialize(to_merge_config(g, refs=refs)).state_dict().items()}
+              for g in (*genomes, soup)]
+    for name, tensor in models[2].items():
+        torch.testing.assert_close(tensor, (models[0][name] + models[1][name]) / 2, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_cmaes_asks_the_soup_of_its_best_finalists_and_scores_it_on_validation(demo_zoo, tmp_path):
+    from hubevo.loop import seed_layers
+    from hubevo.population import PopulationView
+    from hubevo.strategies.cmaes import parameter_space
+
+    cfg = demo_search_config(demo_zoo, tmp_path / "run", "cmaes", {"layer_granularity": 1, "popsize": 6},
+                             generations=3, limit=16)
+    cfg = cfg.model_copy(update={"fitness": cfg.fitness.model_copy(update={"finalists": 6, "heldout": []})})
+    state = evolve(cfg, progress=False)
+    soups = state.strategy_state["soups"]
+    assert soups and all(state.individuals[s].name.startswith(f"g{state.individuals[s].generation}-soup-")
+                         for s in soups)
+    assert set(soups) <= set(state.validation)  # every soup is a finalist
+    refs = {i: ind.source for i, ind in state.individuals.items() if ind.kind == "seed"}
+    start = state.strategy_state["start"]
+    space = parameter_space(cfg, PopulationView(state, seed_layers=seed_layers(refs)),
+                            CMAESOptions(method=start["method"], ranges=start["ranges"]))
+    for sid in soups:
+        asked_in = state.individuals[sid].generation
+        before = sorted((v for v in state.validation.values() if v.generation < asked_in and v.status == "ok"
+                         and space.holds(state.individuals[v.id].genome)), key=lambda v: (-v.fitness, v.id))[:5]
+        assert len(before) >= 2
+        mean = np.mean([space.point(state.individuals[v.id].genome) for v in before], axis=0)
+        np.testing.assert_allclose(space.point(state.individuals[sid].genome), mean, atol=1e-5)

@@ -7,6 +7,9 @@ parent, the method's per-parent genes (weight, density), then the group's shared
 (slerp's t). A coordinate maps linearly onto the gene's range. The paper's defaults:
 start at 0.5, sigma 1/6, population 4 + floor(3 ln n).
 
+`CMAES` starts where the best standard recipe of generation 0 is and adds a recipe soup of its
+best finalists to every generation (see its docstring).
+
 `CMASearch` is the ask/tell loop around pycma shared with the data-flow search (`dfs.py`):
 its whole state goes into the run state, so after `--resume` the next `ask()` returns
 what it would have returned. That state includes the pickled `cma.CMAEvolutionStrategy`
@@ -306,6 +309,12 @@ class CMAES(CMASearch):
     it. If the best recipe cannot be started from, the search starts at the best one that can;
     without standard recipes it starts at x0 in the paper's dare_ties space (linear when the
     population has no base model).
+
+    Each generation also asks a recipe soup (`soup`, default 5): the average point of the search's
+    best finalists on validation, named `g<gen>-soup-<hash>` and always a finalist itself. The
+    finalists are the top candidates of a noisy fitness sample; their average keeps what they share
+    and averages away part of what each owes to the sample (with task arithmetic, the soup's model is
+    the average of theirs, a model soup after Wortsman et al. 2022). pycma is not told of it.
     """
 
     name = "cmaes"
