@@ -197,7 +197,7 @@ def test_a_run_killed_mid_generation_resumes_on_an_empty_disk_and_pushes_every_s
     on_hub = load_state(download_state(results, api=alice))
     assert not on_hub.finished and on_hub.generation == 1
     lost = set(killed.evaluations) - set(on_hub.evaluations)
-    assert len(lost) < cfg.publish.state_every  # at most the candidates since the last push
+    assert len(lost) <= cfg.publish.state_every  # at most those since the last push (the kill may land mid-push)
     shutil.rmtree(cfg.output.dir)
 
     resumed_at = time.time()
