@@ -1,10 +1,10 @@
 """What a search strategy sees of a run: a read-only view of the population.
 
-Ids, individuals, evaluations (and the finalists' validation scores), the seeds, the base model, the current generation and
-each individual's layer count; nothing to write to and no file to read. The one thing
-that reads weights, a merge read as per-block task arithmetic (`hubevo.projection`), is
-lent by the driver. The view reads the live run state, so a strategy built once sees every
-later evaluation.
+Ids, individuals, evaluations (and the finalists' validation scores), the seeds, the base
+model, the current generation and each individual's layer count; nothing to write to and no
+file to read. The one thing that reads weights, a merge read as per-block task arithmetic
+(`hubevo.projection`), is lent by the driver. The view reads the live run state, so a
+strategy built once sees every later evaluation.
 """
 
 from __future__ import annotations

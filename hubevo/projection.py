@@ -46,8 +46,9 @@ def least_squares_weights(gram: np.ndarray, target: np.ndarray) -> list[float]:
     return [float(w) for w in np.linalg.solve(gram + ridge * np.eye(len(gram)), target)]
 
 
-def task_arithmetic_weights(merged: Iterable[tuple[str, torch.Tensor]], *, parents: Sequence[str], base: str,
-                            groups: Sequence[tuple[int, int]], modules: Sequence[str | None]) -> list[list[float]] | None:
+def task_arithmetic_weights(
+        merged: Iterable[tuple[str, torch.Tensor]], *, parents: Sequence[str], base: str,
+        groups: Sequence[tuple[int, int]], modules: Sequence[str | None]) -> list[list[float]] | None:
     """Per block (groups x modules, module-major within a group), the parents' task-arithmetic weights that
     best reproduce `merged` (name, tensor pairs in model order) over the model folder `base`.
 

@@ -79,59 +79,59 @@ class ParameterSpace:
         self.per_set = len(self.parents) * len(self.input_genes) + len(self.shared_genes)
 
     @property
+    def block_keys(self) -> list[tuple[int, int, str | None]]:
+        """(start, end, module) of every gene block, in the order of the coordinates."""
+        return [(start, end, module) for start, end in self.groups for module in self.modules]
+
+    @property
     def dim(self) -> int:
-        return len(self.groups) * len(self.modules) * self.per_set
+        return len(self.block_keys) * self.per_set
 
     def value(self, gene: str, x: float) -> float:
         low, high = self.ranges[gene]
         return float(low + (high - low) * min(max(x, 0.0), 1.0))
 
-    def encode(self, genome: MergeGenome) -> list[float]:
-        """The point of a whole-model recipe of this method (e.g. a standard recipe), in every block.
-
-        A gene the recipe leaves unset takes mergekit's neutral value (weight and density 1, t 0.5).
-        """
+    def block_point(self, per_parent: Sequence[Mapping[str, float]], shared: Mapping[str, float]) -> list[float]:
+        """The coordinates of one gene block; a gene left unset takes mergekit's neutral value (weight and
+        density 1, t 0.5)."""
         unit = lambda gene, genes: self.unit(gene, genes.get(gene, NEUTRAL.get(gene, 0.5)))  # noqa: E731
+        return [*(unit(g, genes) for genes in per_parent for g in self.input_genes),
+                *(unit(g, shared) for g in self.shared_genes)]
+
+    def encode(self, genome: MergeGenome) -> list[float]:
+        """The point of a whole-model recipe of this method (e.g. a standard recipe), in every block."""
         per_parent = genome.per_parent or tuple({} for _ in self.parents)
-        block = [unit(g, genes) for genes in per_parent for g in self.input_genes]
-        block += [unit(g, genome.shared) for g in self.shared_genes]
-        return block * (len(self.groups) * len(self.modules))
+        return self.block_point(per_parent, genome.shared) * len(self.block_keys)
 
     def encode_weights(self, weights: Sequence[Sequence[float]]) -> list[float]:
-        """The point of per-block parent weights (`hubevo.projection`, blocks in `decode`'s order); every
+        """The point of per-block parent weights (`hubevo.projection`, blocks in `block_keys` order); every
         other gene at mergekit's neutral value."""
-        if len(weights) != len(self.groups) * len(self.modules):
-            raise ValueError(f"{len(weights)} blocks of weights for a space of {len(self.groups) * len(self.modules)}")
-        x = []
-        for block in weights:
-            x += [self.unit(g, w if g == "weight" else NEUTRAL.get(g, 0.5)) for w in block for g in self.input_genes]
-            x += [self.unit(g, NEUTRAL.get(g, 0.5)) for g in self.shared_genes]
-        return x
+        if len(weights) != len(self.block_keys):
+            raise ValueError(f"{len(weights)} blocks of weights for a space of {len(self.block_keys)}")
+        return [v for block in weights for v in self.block_point([{"weight": w} for w in block], {})]
 
     def layout(self) -> list[tuple[int, int, str | None]]:
         """(start, end, module) of `decode`'s gene blocks; empty when it decodes to a whole-model recipe."""
-        blocks = [(start, end, module) for start, end in self.groups for module in self.modules]
-        return blocks if len(blocks) > 1 else []
+        return self.block_keys if len(self.block_keys) > 1 else []
+
+    @staticmethod
+    def gene_blocks(genome: MergeGenome) -> tuple[GeneBlock, ...]:
+        """A recipe's gene blocks; a whole-model recipe as one block."""
+        return genome.blocks or (GeneBlock(start=0, end=1, shared=genome.shared, per_parent=genome.per_parent),)
 
     def holds(self, genome) -> bool:
         """Whether `genome` is a recipe of this space (one `decode` can return)."""
         if not isinstance(genome, MergeGenome) or (genome.method, genome.parents, genome.base) != (
                 self.method, self.parents, self.base):
             return False
-        blocks = genome.blocks or (GeneBlock(start=0, end=1, shared=genome.shared, per_parent=genome.per_parent),)
         genes = lambda b: ([set(g) for g in b.per_parent], set(b.shared))  # noqa: E731
         wanted = ([set(self.input_genes)] * len(self.parents), set(self.shared_genes))
         return [(b.start, b.end, b.module) for b in genome.blocks] == self.layout() and all(
-            genes(b) == wanted for b in blocks)
+            genes(b) == wanted for b in self.gene_blocks(genome))
 
     def point(self, genome: MergeGenome) -> list[float]:
         """The coordinates of a recipe of this space (`holds`): the inverse of `decode`."""
-        blocks = genome.blocks or (GeneBlock(start=0, end=1, shared=genome.shared, per_parent=genome.per_parent),)
-        x = []
-        for block in blocks:
-            x += [self.unit(g, genes[g]) for genes in block.per_parent for g in self.input_genes]
-            x += [self.unit(g, block.shared[g]) for g in self.shared_genes]
-        return x
+        return [v for block in self.gene_blocks(genome) for v in self.block_point(block.per_parent, block.shared)]
 
     def unit(self, gene: str, value: float) -> float:
         low, high = self.ranges[gene]
@@ -140,11 +140,10 @@ class ParameterSpace:
     def decode(self, x: Sequence[float]) -> MergeGenome:
         values = iter(x)
         blocks = []
-        for start, end in self.groups:
-            for module in self.modules:
-                per_parent = tuple({g: self.value(g, next(values)) for g in self.input_genes} for _ in self.parents)
-                shared = {g: self.value(g, next(values)) for g in self.shared_genes}
-                blocks.append(GeneBlock(start=start, end=end, module=module, shared=shared, per_parent=per_parent))
+        for start, end, module in self.block_keys:
+            per_parent = tuple({g: self.value(g, next(values)) for g in self.input_genes} for _ in self.parents)
+            shared = {g: self.value(g, next(values)) for g in self.shared_genes}
+            blocks.append(GeneBlock(start=start, end=end, module=module, shared=shared, per_parent=per_parent))
         if len(blocks) == 1:  # one group, no module split: the plain whole-model recipe
             return MergeGenome(method=self.method, parents=self.parents, base=self.base,
                                shared=blocks[0].shared, per_parent=blocks[0].per_parent)
@@ -385,7 +384,8 @@ class CMAES(CMASearch):
     def start_projected(self, best: str, allowed: set[str]) -> bool:
         """Start at `best` (a merge without genes, model_stock) read per block as task arithmetic over the base;
         False where task arithmetic is not allowed, the searched genes are not its weights, or it cannot be read."""
-        if not self.view.base or "task_arithmetic" not in allowed or not set(self.options.genes or ["weight"]) <= {"weight"}:
+        searches_weights = set(self.options.genes or ["weight"]) <= {"weight"}
+        if not self.view.base or "task_arithmetic" not in allowed or not searches_weights:
             return False
         options = self.task_arithmetic_options()
         space = parameter_space(self.cfg, self.view, options)
