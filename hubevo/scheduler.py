@@ -98,8 +98,11 @@ def one_generation(runs_root: str, name: str) -> None:
     pull_state(cfg, resume=True, api=_api(runs_root))  # a job's empty disk: count from the Hub state
     target = next_target(cfg)
     if target is None:
-        write_control(folder, state="finished")
+        # The jobs go before "finished" is written: apscheduler's shutdown(wait=True) holds the job-store lock
+        # while it joins running jobs, so a shutdown called on seeing "finished" would deadlock with this job
+        # still removing itself. A kill in between leaves an active run without jobs, which rebuild() restores.
         _remove_jobs(runs_root, name)
+        write_control(folder, state="finished")
         return
     budget = cfg.budget.model_copy(update={"generations": target})
     evolve(cfg.model_copy(update={"budget": budget}), resume=True, progress=False, api=_api(runs_root))
