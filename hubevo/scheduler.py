@@ -98,9 +98,8 @@ def one_generation(runs_root: str, name: str) -> None:
     pull_state(cfg, resume=True, api=_api(runs_root))  # a job's empty disk: count from the Hub state
     target = next_target(cfg)
     if target is None:
-        # The jobs go before "finished" is written: apscheduler's shutdown(wait=True) holds the job-store lock
-        # while it joins running jobs, so a shutdown called on seeing "finished" would deadlock with this job
-        # still removing itself. A kill in between leaves an active run without jobs, which rebuild() restores.
+        # The jobs go before "finished" is written, so whoever sees "finished" sees no jobs of the run.
+        # A kill in between leaves an active run without jobs, which rebuild() restores.
         _remove_jobs(runs_root, name)
         write_control(folder, state="finished")
         return
@@ -126,8 +125,8 @@ def record_failure(runs_root: str, name: str, err: Exception) -> None:
         return
     kind = "permanent" if not is_transient(err) else f"transient, {failures} tries"
     log.error("run %s failed (%s): %s", name, kind, reason)
+    _remove_jobs(runs_root, name)  # before the state that ends it, as in `one_generation`
     write_control(folder, state="failed", last_error=f"{reason} ({kind})", failures=failures, retry_at=0)
-    _remove_jobs(runs_root, name)
 
 
 def immigrant_job(runs_root: str, name: str, repos: list[str] | None = None) -> None:
@@ -183,6 +182,21 @@ def _remove_jobs(runs_root: str, name: str) -> None:
             job.remove()
 
 
+class _JoinableExecutor(ThreadPoolExecutor):
+    """apscheduler's thread pool, which `join` waits out and then closes. apscheduler looks for due jobs once
+    more after it stops; a job due then is skipped quietly, where a closed pool would log a failed submission."""
+
+    closed = False
+
+    def submit_job(self, job, run_times):
+        if not self.closed:
+            super().submit_job(job, run_times)
+
+    def join(self) -> None:
+        self.closed = True
+        self.shutdown(wait=True)
+
+
 # the controller ------------------------------------------------------------------------------------
 class Scheduler:
     """Owns the apscheduler instance; the Space's controller (submit, status, pause, resume, stop)."""
@@ -196,9 +210,10 @@ class Scheduler:
         self.immigrants_every_s = immigrants_every_s
         self.api = api
         self._accepted: dict[str, set[str]] = {}  # run -> repos its webhook already queued
+        self._executor = _JoinableExecutor(1)  # one generation at a time on the GPU
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{self.runs_root / JOBS_FILE}")},
-            executors={"default": ThreadPoolExecutor(1)},  # one generation at a time on the GPU
+            executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -209,6 +224,17 @@ class Scheduler:
         return self
 
     def shutdown(self, *, wait: bool = True) -> None:
+        """Stop; with `wait`, after the running and queued jobs end.
+
+        apscheduler's own `shutdown(wait=True)` joins the jobs while it holds its job-store lock, so a job that
+        adds or removes jobs as it ends (a finished or failed run removes its own) would wait for that lock
+        forever. So first no new submissions (pause), then a barrier: `get_jobs` takes the job-store lock, so a
+        submission round in progress has ended when it returns; then the jobs are joined outside the lock.
+        """
+        if wait and self.scheduler.running:
+            self.scheduler.pause()
+            self.scheduler.get_jobs()
+            self._executor.join()
         self.scheduler.shutdown(wait=wait)
         _SCHEDULERS.pop(str(self.runs_root), None)
 

@@ -1,13 +1,15 @@
 """Continuous mode with real apscheduler jobs on short intervals, against the Hub test server."""
 
 import socket
+import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 from huggingface_hub import HfApi
 
 from hubevo.errors import ConfigError
-from hubevo.scheduler import Scheduler
+from hubevo.scheduler import Scheduler, _remove_jobs
 from hubevo.state import load_state
 from tests.tiny_models import build_zoo, make_finetune, push_members, write_generation_task
 
@@ -134,3 +136,32 @@ def test_a_signed_webhook_brings_an_immigrant_to_the_runs_whose_query_it_matches
         sched.stop(name)
         sched.shutdown()
         gr.close_all()
+
+
+_STARTED, _GO = threading.Event(), threading.Event()
+
+
+def _ends_its_run(runs_root: str, name: str) -> None:
+    """A job that, like a finished or failed run's, removes its run's jobs as it ends."""
+    _STARTED.set()
+    _GO.wait(30)
+    _remove_jobs(runs_root, name)
+
+
+def test_a_shutdown_waits_for_a_job_that_removes_its_own_jobs(tmp_path):
+    sched = Scheduler(tmp_path / "runs", generation_every_s=0.2).start()
+    sched.scheduler.add_job(_ends_its_run, "interval", seconds=0.2, args=[str(sched.runs_root), "ending"],
+                            id="ending:generation", next_run_time=datetime.now(timezone.utc))
+    assert _STARTED.wait(30)
+    stopping = threading.Thread(target=sched.shutdown, daemon=True)
+    stopping.start()
+    time.sleep(0.5)  # the shutdown is under way while the job runs
+    _GO.set()
+    stopping.join(30)
+    assert not stopping.is_alive(), "the shutdown deadlocked with the job removing its jobs"
+    assert not sched.scheduler.running
+    reopened = Scheduler(tmp_path / "runs").start()
+    try:
+        assert reopened.jobs("ending") == []  # the job's removal reached the job store
+    finally:
+        reopened.shutdown()
