@@ -22,7 +22,8 @@ from hubevo.methods import unknown_method_message
 from hubevo.strategies.options import AUTO_STRATEGY, option_problems
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
-MUTATION_OPERATORS = ("perturb", "dpo", "sft")
+FINETUNE_OPERATORS = ("dpo", "sft")  # mutations that train the model; the rest edit merge genes
+MUTATION_OPERATORS = ("perturb", *FINETUNE_OPERATORS)
 BASELINE_RECIPES = ("linear", "task_arithmetic", "ties", "dare_ties", "model_stock", "slerp", "nuslerp")  # hubevo.mutation's gene operators and hubevo.finetune's trainers
 
 
@@ -331,10 +332,14 @@ class MutationConfig(Frozen):
             raise ValueError(f"unknown mutation operator(s) {unknown}; known: {', '.join(MUTATION_OPERATORS)}")
         return operators
 
+    @property
+    def trained(self) -> list[str]:
+        """The operators that fine-tune (dpo, sft)."""
+        return [op for op in self.operators if op in FINETUNE_OPERATORS]
+
     @model_validator(mode="after")
     def _finetune_space(self):
-        trained = [op for op in self.operators if op in ("dpo", "sft")]
-        if trained and self.finetune is None:
+        if (trained := self.trained) and self.finetune is None:
             raise ValueError(f"mutation.operators names {trained} but mutation.finetune (datasets, ranges) is not set")
         return self
 
@@ -459,7 +464,7 @@ class RunConfig(Frozen):
 
     @property
     def fine_tunes(self) -> bool:
-        return any(op in ("dpo", "sft") for op in self.mutation.operators)
+        return bool(self.mutation.trained)
 
     @property
     def search_strategy(self) -> str:

@@ -334,8 +334,7 @@ class RayBackend:
     @classmethod
     def for_run(cls, cfg: RunConfig, *, runner) -> "RayBackend":
         """The backend of a run: workers built like the driver's `runner` (same template, tasks, dtype)."""
-        trains = any(name in ("dpo", "sft") for name in cfg.mutation.operators)
-        return cls(runner.spec, cfg.execution, trains=trains)
+        return cls(runner.spec, cfg.execution, trains=cfg.fine_tunes)
 
     # public -------------------------------------------------------------------------------------
     def evaluate(self, jobs: Iterable[CandidateJob]) -> Iterator[Evaluation]:
