@@ -47,7 +47,7 @@ HEADLINE = HEADLINE_TASK
 def run_config(zoo, out: Path, *, search: str, budget: int, seed: int, prefs: bool, limit: int):
     cfg = demo_config(zoo, out_dir=out, generations=10_000, seed=seed, dpo=prefs)
     data = cfg.model_dump(mode="json", exclude_defaults=False)
-    data["fitness"] |= {"limit": limit, "heldout_limit": None}
+    data["fitness"] |= {"limit": limit or None, "heldout_limit": None}
     data["budget"] |= {"max_evaluations": budget, "wall_time_s": None}
     data["search"] = {**{k: v for k, v in data["search"].items() if k == "baselines"}, **(SEARCHES[search] or {})}
     if SEARCHES[search] is None:
@@ -92,7 +92,8 @@ def main() -> None:
     parser.add_argument("--searches", nargs="+", default=["default", "ga", "cmaes", "dfs"], choices=list(SEARCHES))
     parser.add_argument("--prefs", choices=["no", "yes", "both"], default="both")
     parser.add_argument("--ceiling", type=int, default=300, help="evaluations of the long per-layer search; 0: skip")
-    parser.add_argument("--limit", type=int, default=64, help="fitness examples per task")
+    parser.add_argument("--limit", type=int, default=64, help="fitness examples per task; 0: all (the default of "
+                                                                "`fitness.limit`)")
     parser.add_argument("--zoo", default="hard", choices=["fast", "hard"])
     parser.add_argument("--out", default="runs/bench-quality")
     args = parser.parse_args()
