@@ -14,7 +14,7 @@ at the end: no run below the best standard recipe; at the largest budget every s
 held-out at most 0.03.
 
     python bench/quality.py [--seeds 3] [--budgets 24 100] [--searches default ga cmaes dfs]
-                            [--prefs both] [--ceiling 300] [--out runs/bench-quality]
+                            [--prefs both] [--ceiling 300] [--limit 0] [--out runs/bench-quality]
 """
 
 from __future__ import annotations
@@ -92,8 +92,8 @@ def main() -> None:
     parser.add_argument("--searches", nargs="+", default=["default", "ga", "cmaes", "dfs"], choices=list(SEARCHES))
     parser.add_argument("--prefs", choices=["no", "yes", "both"], default="both")
     parser.add_argument("--ceiling", type=int, default=300, help="evaluations of the long per-layer search; 0: skip")
-    parser.add_argument("--limit", type=int, default=64, help="fitness examples per task; 0: all (the default of "
-                                                                "`fitness.limit`)")
+    parser.add_argument("--limit", type=int, default=0, help="fitness examples per task; 0: all, as fitness.limit's "
+                                                               "default")
     parser.add_argument("--zoo", default="hard", choices=["fast", "hard"])
     parser.add_argument("--out", default="runs/bench-quality")
     args = parser.parse_args()

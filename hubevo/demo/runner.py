@@ -38,7 +38,8 @@ def dpo_mutation(zoo) -> dict:
 
 
 def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: int = 6, seed: int = 0,
-                dpo: bool = False) -> RunConfig:
+                dpo: bool = False, limit: int | None = 64) -> RunConfig:
+    """The demo's run over `zoo`; `limit` fitness examples per task (None: all, as `fitness.limit`'s default)."""
     data = {
         "name": "demo",
         "population": {
@@ -49,7 +50,7 @@ def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: in
             "tasks": list(zoo.fitness_tasks),
             "heldout": list(zoo.heldout_tasks),
             "include_path": [str(zoo.tasks_dir)],
-            "limit": 64,
+            "limit": limit,
             "seed": seed,
         },
         "selection": {"method": "roulette", "keep_top_k": 2, "random_pick_prob": 0.1},
@@ -106,7 +107,7 @@ def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None
     zoo = build_zoo(cache_dir, progress=progress, recipe=zoo_recipe)
     out_dir = out_dir.resolve()
     shutil.rmtree(out_dir, ignore_errors=True)
-    cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo)
+    cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo, limit=None)  # fitness.limit's default
     print(f"members: {', '.join(zoo.specialists)} (base: base); run folder: {where(out_dir)}", flush=True)
     state = evolve(cfg, progress=progress)
     state = score_heldout(cfg, list(dict.fromkeys([*state.initial, *state.baselines])))  # for the comparison
