@@ -77,6 +77,7 @@ def cmd_worker(args) -> int:
                 time.sleep(args.poll)
         finally:
             sched.shutdown()
+    status = run_status(sched.runs_root / name)  # after the last job ended: its generation's survivors recorded
     print(f"run {name} {status['state']}: generation {status['generation']}, best fitness {status['best_fitness']}")
     if status["state"] == "failed":
         print(f"hubevo: error: run {name} failed: {status['message']}", file=sys.stderr)

@@ -304,6 +304,7 @@ def test_a_job_killed_mid_generation_is_continued_by_the_next_job_from_the_hub_s
     assert fitnesses(after) == fitnesses(reference) and after.survivors == reference.survivors
     assert_every_survivor_pushed_once(hub_server, alice, cfg, after)
     logs = job_logs(second.id, namespace=ALICE, api=alice)
+    assert any(line.startswith(f"run {cfg.name} finished: generation 2,") for line in logs), logs[-3:]
     assert not any(ALICE_TOKEN in line for line in logs)
 
 
