@@ -73,7 +73,7 @@ def cmd_worker(args) -> int:
     with run_lock(sched.runs_root / name):  # a second worker on this run stops here, naming this one
         sched.start()
         try:
-            while (status := run_status(sched.runs_root / name))["state"] not in ("finished", "stopped", "failed"):
+            while run_status(sched.runs_root / name)["state"] not in ("finished", "stopped", "failed"):
                 time.sleep(args.poll)
         finally:
             sched.shutdown()
