@@ -22,9 +22,9 @@ from hubevo.methods import unknown_method_message
 from hubevo.strategies.options import AUTO_STRATEGY, option_problems
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
-FINETUNE_OPERATORS = ("dpo", "sft")  # mutations that train the model; the rest edit merge genes
-MUTATION_OPERATORS = ("perturb", *FINETUNE_OPERATORS)
-BASELINE_RECIPES = ("linear", "task_arithmetic", "ties", "dare_ties", "model_stock", "slerp", "nuslerp")  # hubevo.mutation's gene operators and hubevo.finetune's trainers
+FINETUNE_OPERATORS = ("dpo", "sft")  # mutations that train the model (hubevo.finetune's trainers)
+MUTATION_OPERATORS = ("perturb", *FINETUNE_OPERATORS)  # hubevo.mutation's gene operators and the trainers
+BASELINE_RECIPES = ("linear", "task_arithmetic", "ties", "dare_ties", "model_stock", "slerp", "nuslerp")
 
 
 class Member(Frozen):
