@@ -329,6 +329,7 @@ class RayBackend:
         self.workers = [self._spawn(index) for index in range(self.plan.workers)]
         self.spans: list[tuple[int, str, float, float]] = []  # (worker slot, stage, start, end)
         self.retried: list[str] = []  # ids of candidates re-run after their worker died
+        self.covered: list[str] = []  # ids of candidates whose worker died while another copy still ran
         self.dispatched: list[tuple[str, int]] = []  # (candidate id, worker slot), in dispatch order
 
     @classmethod
@@ -467,6 +468,7 @@ class RayBackend:
         alive = {job.key for w in self.workers for job in w.jobs.values()}
         for job in jobs:
             if job.key in alive:  # its backup copy is still running elsewhere
+                self.covered.append(job.id)
                 continue
             if job.attempt < MAX_ATTEMPTS:
                 self.retried.append(job.id)

@@ -108,8 +108,8 @@ def test_two_ray_workers_match_the_local_backend_through_a_killed_worker_and_a_r
     backend = made[0]
     [letters] = [i for i, ind in first.individuals.items() if ind.name == "letters"]
     assert (Path(tempfile.gettempdir()) / f"hubevo-ray-died-once-{letters}").exists(), "no worker died"
-    # the dead worker's in-flight candidates (letters, or what it held beside a back-up copy of it) ran again
-    assert first.finished and backend.retried
+    # letters, in flight on the worker that died, ran again: retried, or its back-up copy on the other worker
+    assert first.finished and letters in backend.retried + backend.covered
     assert all(e.status == "ok" for e in first.evaluations.values())
 
     backend_class(RayBackend)
