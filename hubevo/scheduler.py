@@ -31,6 +31,7 @@ import yaml
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 
 from hubevo.config import RunConfig, load_config, parse_config
 from hubevo.lock import run_lock
@@ -183,8 +184,8 @@ def _remove_jobs(runs_root: str, name: str) -> None:
 
 
 class _JoinableExecutor(ThreadPoolExecutor):
-    """apscheduler's thread pool, which `join` waits out and then closes. apscheduler looks for due jobs once
-    more after it stops; a job due then is skipped quietly, where a closed pool would log a failed submission."""
+    """apscheduler's thread pool, which `join` waits out and then closes; a job submitted after that is
+    skipped quietly, where a closed pool would log a failed submission."""
 
     closed = False
 
@@ -195,6 +196,17 @@ class _JoinableExecutor(ThreadPoolExecutor):
     def join(self) -> None:
         self.closed = True
         self.shutdown(wait=True)
+
+
+class _BackgroundScheduler(BackgroundScheduler):
+    """apscheduler's background scheduler without its last look for due jobs once stopped. Its thread wakes once
+    more after `shutdown`: a one-off job due then (a webhook's immigrant) is not run, and apscheduler's removal
+    of it from the stopped scheduler raised `JobLookupError` in that thread. The job store keeps the job, which
+    runs at the next start.
+    """
+
+    def _process_jobs(self):
+        return None if self.state == STATE_STOPPED else super()._process_jobs()
 
 
 # the controller ------------------------------------------------------------------------------------
@@ -211,7 +223,7 @@ class Scheduler:
         self.api = api
         self._accepted: dict[str, set[str]] = {}  # run -> repos its webhook already queued
         self._executor = _JoinableExecutor(1)  # one generation at a time on the GPU
-        self.scheduler = BackgroundScheduler(
+        self.scheduler = _BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{self.runs_root / JOBS_FILE}")},
             executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},

@@ -165,3 +165,19 @@ def test_a_shutdown_waits_for_a_job_that_removes_its_own_jobs(tmp_path):
         assert reopened.jobs("ending") == []  # the job's removal reached the job store
     finally:
         reopened.shutdown()
+
+
+def test_a_one_off_job_due_as_the_scheduler_stops_is_kept_for_the_next_start(tmp_path, monkeypatch):
+    crashed = []
+    monkeypatch.setattr(threading, "excepthook", crashed.append)
+    sched = Scheduler(tmp_path / "runs").start()
+    sched.scheduler.pause()  # the webhook's immigrant falls due, and the scheduler stops before it runs
+    sched.immigrant("arriving", "org/newcomer@0123abc")
+    sched.shutdown()
+    assert crashed == []  # the scheduler's thread ended without an error
+    reopened = Scheduler(tmp_path / "runs")
+    reopened.scheduler.start(paused=True)  # reads the job store, runs nothing
+    try:
+        assert [job.id for job in reopened.jobs("arriving")] == ["arriving:immigrant:org/newcomer@0123abc"]
+    finally:
+        reopened.scheduler.shutdown()
