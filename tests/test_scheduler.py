@@ -52,9 +52,10 @@ def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
     runs = tmp_path / "runs"
     sched = Scheduler(runs, generation_every_s=0.5, immigrants_every_s=1.0, api=pop["api"]).start()
     try:
-        name = sched.submit(run_config(pop), user="alice")
+        name = sched.submit(run_config(pop, generations=5), user="alice")
         folder = runs / name
         wait_for(lambda: (s := load_state(folder)) is not None and s.finished, what="generation 0")
+        sched.scheduler.pause_job(f"{name}:generation")  # the run cannot end before the newcomer arrives
         first = load_state(folder)
         assert {m["source"].split("@")[0] for m in first.members.values()} == {"alice/sched-ft1", "alice/sched-ft2"}
 
@@ -62,12 +63,14 @@ def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
         pop["api"].create_repo("alice/sched-ft9", exist_ok=True)
         pop["api"].upload_folder(repo_id="alice/sched-ft9", folder_path=newcomer)
 
-        def immigrant_evaluated():
+        def immigrant():
             state = load_state(folder)
-            ids = [i for i, m in state.members.items() if m["source"].startswith("alice/sched-ft9")]
-            return ids and ids[0] in state.evaluations
+            return next((i for i, m in state.members.items() if m["source"].startswith("alice/sched-ft9")), None)
 
-        wait_for(immigrant_evaluated, what="the immigrant to be evaluated")
+        wait_for(immigrant, what="the immigrants job to queue the newcomer")
+        assert load_state(folder).generation < 5
+        sched.scheduler.resume_job(f"{name}:generation")
+        wait_for(lambda: immigrant() in load_state(folder).evaluations, what="the immigrant to be evaluated")
         assert {j.id for j in sched.jobs(name)} == {f"{name}:generation", f"{name}:immigrants"}
         sched.pause(name)
         paused = {j.id: j.next_run_time for j in sched.jobs(name)}
@@ -82,8 +85,8 @@ def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
         status = {s["name"]: s for s in again.status()}[name]
         assert status["state"] == "paused" and status["generation"] >= 1
         again.resume(name)
-        wait_for(lambda: load_state(folder).finished and load_state(folder).generation == 3, timeout=180,
-                 what="the run to finish its 3 generations")
+        wait_for(lambda: load_state(folder).finished and load_state(folder).generation == 5, timeout=180,
+                 what="the run to finish its 5 generations")
         wait_for(lambda: {s["name"]: s for s in again.status()}[name]["state"] == "finished", what="finished")
     finally:
         again.shutdown()
