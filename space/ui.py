@@ -12,7 +12,9 @@ hidden, with the reason shown, where nobody may seed.
 
 import io
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -110,7 +112,8 @@ def build_app(
         pickers = [tree["model"], model["model"]]
         board["table"].select(row_picker(catalog), board["table"], pickers)
         outputs = all_outputs(board, tree, progress, model, status)
-        fill = lambda: everything(catalog, hub_url=hub_url, controller=controller)  # noqa: E731
+        fill = lambda: everything(catalog, hub_url=hub_url, controller=controller,  # noqa: E731
+                                  downloads=board["downloads"])
         board["refresh"].click(catalog.refresh).then(fill, None, outputs)
         demo.load(fill, None, outputs)
     return demo
@@ -140,11 +143,14 @@ def _default_endpoint() -> str:
 def all_outputs(board, tree, progress, model, status) -> list:
     return [board["run"], board["generation"], board["table"], board["notes"], tree["model"], progress["run"],
             model["model"], status, board["summary"], board["columns"], board["sort"], board["compare"]["a"],
-            board["compare"]["b"]]
+            board["compare"]["b"], board["csv"], board["parquet"]]
 
 
-def everything(catalog: Catalog, *, hub_url: str, controller) -> list:
+def everything(catalog: Catalog, *, hub_url: str, controller, downloads: Path) -> list:
+    """Every tab's first view; the download buttons hold the leaderboard from the start, so a click before the
+    shown table's own files are written still downloads it."""
     runs = catalog.runs()
+    board = leaderboard(runs, hub_url=hub_url)
     names = [r.name for r in runs]
     choices = model_choices(runs)
     first = champion_key(runs) or (choices[0][1] if choices else None)
@@ -153,7 +159,7 @@ def everything(catalog: Catalog, *, hub_url: str, controller) -> list:
     return [
         gr.Dropdown(choices=[ALL, *names], value=ALL),
         gr.Dropdown(choices=[ALL, *map(str, generations_of(runs))], value=ALL),
-        table_value(leaderboard(runs, hub_url=hub_url)),
+        table_value(board),
         notes_markdown(catalog),
         gr.Dropdown(choices=choices, value=first),
         gr.Dropdown(choices=names, value=names[0] if names else None),
@@ -164,6 +170,7 @@ def everything(catalog: Catalog, *, hub_url: str, controller) -> list:
         gr.Dropdown(choices=sort_choices(runs), value=SORT_DEFAULT),
         gr.Dropdown(choices=choices, value=first),
         gr.Dropdown(choices=choices, value=other),
+        *table_files(board, folder=downloads),
     ]
 
 
@@ -235,7 +242,8 @@ def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
     table.change(lambda shown: table_files(shown, folder=downloads), table, [csv, parquet], show_progress="hidden")
     compare_events(compare, catalog)
     return {"run": run, "generation": generation, "table": table, "notes": notes, "refresh": refresh,
-            "summary": summary, "columns": columns, "sort": sort, "compare": compare}
+            "summary": summary, "columns": columns, "sort": sort, "compare": compare, "csv": csv,
+            "parquet": parquet, "downloads": downloads}
 
 
 def table_value(table: pd.DataFrame) -> gr.Dataframe:
@@ -249,12 +257,23 @@ def table_value(table: pd.DataFrame) -> gr.Dataframe:
 
 
 def table_files(shown: pd.DataFrame, *, folder: Path) -> tuple[str, str]:
-    """The shown rows as CSV and parquet files (model names plain, the champion as a column)."""
+    """The shown rows as CSV and parquet files (model names plain, the champion as a column), in a folder of
+    their own: gradio copies each into its cache as the event returns, and two visitors' events may run at
+    once. Folders over ten minutes old were copied long since and are removed."""
+    prune(folder, older_than_s=600)
+    own = Path(tempfile.mkdtemp(dir=folder))
     frame = plain(shown) if len(shown.columns) and "model" in shown.columns else shown
-    csv, parquet = folder / "hubevo-leaderboard.csv", folder / "hubevo-leaderboard.parquet"
+    csv, parquet = own / "hubevo-leaderboard.csv", own / "hubevo-leaderboard.parquet"
     frame.to_csv(csv, index=False)
     frame.astype({c: str for c in frame.columns if frame[c].dtype == object}).to_parquet(parquet, index=False)
     return str(csv), str(parquet)
+
+
+def prune(folder: Path, *, older_than_s: float) -> None:
+    cutoff = time.time() - older_than_s
+    for old in folder.iterdir():
+        if old.is_dir() and old.stat().st_mtime < cutoff:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def compare_box() -> dict:

@@ -140,8 +140,9 @@ def test_heldout_scores_the_last_finalists_only_others_on_request(finished_run):
     last = {i for i in finalist_ids(state, k=cfg.fitness.finalists) if state.validation[i].status == "ok"}
     finalists = {state.champion(), *last}
     assert len(last) >= 3
-    assert set(state.heldout) == finalists  # a run that does not push scores no earlier champion on held-out
-    assert len({i for i, v in state.validation.items() if v.status == "ok"} - finalists) > 0
+    # a run that does not push scores no earlier finalist on held-out (whether any left the last finals
+    # depends on the run's numbers, which differ between CPUs' kernels)
+    assert set(state.heldout) == finalists
     other = next(i for i in state.evaluations if i not in state.heldout and state.evaluations[i].status == "ok")
     scored = score_heldout(cfg, [other])
     assert set(scored.heldout[other]) == {t.name for t in cfg.fitness.heldout}

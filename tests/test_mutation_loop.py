@@ -50,9 +50,8 @@ def test_an_evolution_with_dpo_mutation_records_each_childs_genes_and_keeps_adap
         assert {"adapter_config.json", "adapter_model.safetensors"} <= files and "model.safetensors" not in files
     assert len(full_folders(cfg.output.dir)) <= 2
 
-    saved = [c for c in children if c.id in state.saved]
-    assert saved, "no fine-tuned child survived"
-    child = saved[0]
+    # the best child, survivor or not (which survives depends on the run's numbers): its adapter rebuilds it
+    child = max(children, key=lambda c: state.evaluations[c.id].fitness)
     _, exported = export_from_folder(cfg.output.dir, child.id, tmp_path / "child")
     _, parent = export_from_folder(cfg.output.dir, child.parents[0], tmp_path / "parent")
     adapter = cfg.output.dir / "candidates" / child.id
@@ -62,7 +61,7 @@ def test_an_evolution_with_dpo_mutation_records_each_childs_genes_and_keeps_adap
     before = AutoModelForCausalLM.from_pretrained(parent).state_dict()
     assert any(not torch.equal(rebuilt[k], before[k]) for k in rebuilt), "the adapter changed nothing"
     card = ModelCard.load(exported / "README.md")
-    assert card.data.base_model == state.individuals[saved[0].parents[0]].name
+    assert card.data.base_model == state.individuals[child.parents[0]].name
     assert card.data.base_model_relation == "finetune"
     assert "learning_rate" in card.text and "reward_accuracy" in card.text and "dataset_revision" in card.text
 

@@ -691,6 +691,19 @@ def test_leaderboard_columns_can_be_chosen_and_rows_sorted_by_any_score(sim):
     assert not rows["model"].str.contains(r"\]\(|" + BADGE).any()
 
 
+def test_the_first_view_holds_the_leaderboard_files_each_call_in_a_folder_of_its_own(runs_root, tmp_path):
+    from space.ui import everything
+
+    catalog = Catalog(runs_root=runs_root, hub_datasets=())
+    *_, csv, parquet = everything(catalog, hub_url=HUB, controller=None, downloads=tmp_path)
+    shown = plain(leaderboard(catalog.runs(), hub_url=HUB))
+    for frame in (pd.read_csv(csv), pd.read_parquet(parquet)):
+        assert frame["model"].tolist() == shown["model"].tolist()
+        assert frame["champion"].tolist() == shown["champion"].tolist() and frame["champion"].any()
+    *_, again, _ = everything(catalog, hub_url=HUB, controller=None, downloads=tmp_path)
+    assert Path(again).parent != Path(csv).parent and Path(csv).is_file()  # another visitor's files stand apart
+
+
 def test_two_models_side_by_side_and_their_recipe_diff(sim):
     i = ids(sim)
     a, b = model_key("sim", i["c1"]), model_key("sim", i["c2"])
