@@ -334,11 +334,19 @@ class Evaluator:
 
     @cached_property
     def doc_counts(self) -> dict[str, int]:
-        counts = {}
-        for spec in self.cfg.tasks:
-            task = self.task_manager.load([spec.name])["tasks"].get(spec.name)  # None for a group
-            counts[spec.name] = len(task.eval_docs) if task is not None else 0
-        return counts
+        """Documents per fitness task (0 for a group)."""
+        return {spec.name: self.doc_count(spec.name) for spec in self.cfg.tasks}
+
+    @cached_property
+    def _counted(self) -> dict[str, int]:
+        return {}
+
+    def doc_count(self, name: str) -> int:
+        """Documents of one task (0 for a group: its documents are not known one by one), loaded once."""
+        if name not in self._counted:
+            task = self.task_manager.load([name])["tasks"].get(name)  # None for a group
+            self._counted[name] = len(task.eval_docs) if task is not None else 0
+        return self._counted[name]
 
     @cached_property
     def split(self) -> dict[str, tuple[list[int], list[int]]] | None:
@@ -483,5 +491,5 @@ class Evaluator:
         return self.score(model, tokenizer, tasks=self.cfg.heldout, limit=self.cfg.heldout_limit)
 
     def _examples(self, limit: int | None, tasks: Sequence[TaskSpec]) -> int:
-        counts = {t.name: self.doc_counts.get(t.name, 0) for t in tasks}
+        counts = {t.name: self.doc_count(t.name) for t in tasks}
         return sum(min(limit, c) if limit else c for c in counts.values())

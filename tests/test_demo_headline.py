@@ -51,3 +51,15 @@ def test_the_demo_draws_no_library_progress_bars(demo_run):
     _, printed = demo_run
     bars = [line for line in printed.replace("\r", "\n").splitlines() if "it/s]" in line or "s/it]" in line]
     assert bars == [], bars[:3]
+
+
+def test_the_demo_picks_its_champion_on_the_zoos_validation_tasks(demo_run, demo_zoo):
+    """The finals score the zoo's validation tasks, every example (as many as held-out), never a fitness one."""
+    from hubevo.demo import data
+
+    state, _ = demo_run
+    assert state.champion() in state.validation
+    for cid, scored in state.validation.items():
+        assert scored.status == "ok" and scored.examples == len(demo_zoo.validation_tasks) * data.EVAL_SIZE, cid
+        assert {task: len(o.values) for task, o in scored.outcomes.items()} == \
+            dict.fromkeys(demo_zoo.validation_tasks, data.EVAL_SIZE)

@@ -3,6 +3,7 @@ lm-eval tasks load from any working directory; specialists and merges behave as 
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -69,9 +70,9 @@ def test_training_encoding_matches_the_tokenizer() -> None:
 def test_splits_are_disjoint_and_shipped_data_matches_the_generator() -> None:
     for skill in data.SKILLS:
         splits = {split: {ex["prompt"] for ex in examples} for split, examples in data.skill_splits(skill).items()}
-        assert len(splits["fitness"]) == len(splits["heldout"]) == data.EVAL_SIZE
-        assert not splits["train"] & splits["fitness"] and not splits["train"] & splits["heldout"]
-        assert not splits["fitness"] & splits["heldout"]
+        assert len(splits["fitness"]) == len(splits["heldout"]) == len(splits["validation"]) == data.EVAL_SIZE
+        for first, second in itertools.combinations(splits.values(), 2):
+            assert not first & second
     for name, examples in data.eval_files().items():
         shipped = data.read_jsonl(zoo_module.TEMPLATES_DIR / name)
         assert shipped == examples, f"{name} is stale: regenerate with python -m hubevo.demo.data"
@@ -159,7 +160,7 @@ def test_rendered_tasks_use_absolute_paths_and_load_from_another_directory(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     manager = TaskManager(include_path=str(tasks_dir), include_defaults=False)
-    assert set(FITNESS_TASKS + HELDOUT_TASKS) <= set(manager.all_tasks)
+    assert set(FITNESS_TASKS + HELDOUT_TASKS + zoo_module.VALIDATION_TASKS) <= set(manager.all_tasks)
     task = manager.load([HEADLINE_TASK])["tasks"][HEADLINE_TASK]
     assert len(list(task.test_docs())) == 2 * data.EVAL_SIZE
 
@@ -168,3 +169,17 @@ def test_zoo_tasks_dir_points_at_its_own_data(zoo: Zoo) -> None:
     config = yaml.safe_load((zoo.tasks_dir / f"{HEADLINE_TASK}.yaml").read_text())
     (data_file,) = config["dataset_kwargs"]["data_files"].values()
     assert Path(data_file).parent == zoo.tasks_dir and Path(data_file).is_file()
+
+
+def test_a_cached_zoo_missing_a_shipped_task_gets_it_on_reuse(
+    zoo: Zoo, zoo_cache: Path | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zoo cached before the validation tasks shipped is reused, with its tasks rendered again, not retrained."""
+    missing = zoo.tasks_dir / f"{zoo.validation_tasks[0]}.yaml"
+    missing.unlink()
+    monkeypatch.setattr(zoo_module, "_train_zoo", lambda *a, **k: pytest.fail("build_zoo retrained a cached zoo"))
+    again = build_zoo(zoo_cache, progress=False)
+    assert missing.is_file() and again.validation_tasks == list(zoo_module.VALIDATION_TASKS)
+    manager = TaskManager(include_path=str(again.tasks_dir), include_defaults=False)
+    for name in again.validation_tasks:
+        assert len(list(manager.load([name])["tasks"][name].test_docs())) == data.EVAL_SIZE

@@ -258,7 +258,7 @@ def test_demo_preferences_come_from_the_train_split(tmp_path):
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert path.read_text() == write_preferences(tmp_path / "again.jsonl", seed=0, n=400).read_text()
     answers = {e["prompt"]: e["answer"] for skill in SKILLS for e in skill_splits(skill)["train"]}
-    evaluated = {e["prompt"] for skill in SKILLS for split in ("fitness", "heldout") for e in skill_splits(skill)[split]}
+    evaluated = {e["prompt"] for skill in SKILLS for split in ("fitness", "heldout", "validation") for e in skill_splits(skill)[split]}
     assert len(rows) == 400 and not {r["prompt"] for r in rows} & evaluated
     assert all(r["chosen"] == answers[r["prompt"]] != r["rejected"] and r["rejected"] for r in rows)
     assert {r["prompt"][-1] for r in rows} == {"#", ">"}  # both skills

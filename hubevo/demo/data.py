@@ -7,6 +7,8 @@ General mixture (`copy_digits`, `copy_letters`): copy a string of 3-6 digits or 
 
 Each skill's sampled problems are split once, by a fixed seed, into three disjoint splits:
 `fitness` (what evolution selects on), `heldout` (what it is judged on) and `train` (the rest).
+A fourth, `validation` (the finals that pick the champion), is as large as `heldout` and drawn
+afresh, outside all three: the training pool, and so the trained zoo, stay as they were.
 The eval splits are shipped as JSONL in `hubevo/demo/tasks/`; a test checks they equal what
 this module generates.
 """
@@ -24,8 +26,8 @@ Example = dict[str, str]  # {"prompt": ..., "answer": ...}
 
 SKILLS = ("digits", "letters")
 GENERAL = ("copy_digits", "copy_letters")
-EVAL_SPLITS = ("fitness", "heldout")
-EVAL_SIZE = 300  # examples per skill in each of `fitness` and `heldout`
+EVAL_SPLITS = ("fitness", "heldout", "validation")
+EVAL_SIZE = 300  # examples per skill in each of `fitness`, `heldout` and `validation`
 POOL_SIZE = 12_000  # distinct problems sampled per skill; `train` gets what eval leaves
 GENERAL_SIZE = 5_000
 DATA_SEED = 1234  # fixed: the splits are part of the task definition, not of a zoo's seed
@@ -41,28 +43,34 @@ MAX_ANSWER_LENGTH = max(max(lengths) for _, lengths, _, _ in _SPECS.values())
 
 
 @functools.cache
-def _sample(name: str, count: int) -> tuple[Example, ...]:
+def _sample(name: str, count: int, *, stream: int = 0, exclude: frozenset[str] = frozenset()) -> tuple[Example, ...]:
+    """`count` distinct problems of task `name`, in draw order; `stream` > 0 draws another sequence,
+    without any problem whose prompt is in `exclude`."""
     alphabet, lengths, separator, answer = _SPECS[name]
-    rng = np.random.default_rng([DATA_SEED, list(_SPECS).index(name)])
+    seed = [DATA_SEED, list(_SPECS).index(name)] + ([stream] if stream else [])
+    rng = np.random.default_rng(seed)
     words: dict[str, None] = {}  # insertion-ordered set: keeps the draw order deterministic
     while len(words) < count:
         sizes = rng.choice(lengths, size=count)
         letters = rng.choice(list(alphabet), size=(count, max(lengths)))
         for size, row in zip(sizes, letters, strict=True):
-            if len(words) < count:
-                words["".join(row[:size])] = None
+            word = "".join(row[:size])
+            if len(words) < count and word + separator not in exclude:
+                words[word] = None
     return tuple({"prompt": word + separator, "answer": answer(word)} for word in words)
 
 
 def skill_splits(skill: str) -> dict[str, list[Example]]:
-    """Return `{"train", "fitness", "heldout"}` example lists for one skill (pairwise disjoint)."""
+    """Return `{"train", "fitness", "heldout", "validation"}` example lists for one skill (pairwise disjoint)."""
     if skill not in SKILLS:
         raise KeyError(f"unknown demo skill {skill!r}; known: {', '.join(SKILLS)}")
     pool = list(_sample(skill, POOL_SIZE))  # already in random order
+    fresh = _sample(skill, EVAL_SIZE, stream=1, exclude=frozenset(example["prompt"] for example in pool))
     return {
         "fitness": pool[:EVAL_SIZE],
         "heldout": pool[EVAL_SIZE : 2 * EVAL_SIZE],
         "train": pool[2 * EVAL_SIZE :],
+        "validation": list(fresh),
     }
 
 

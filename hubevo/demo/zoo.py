@@ -52,6 +52,7 @@ MARKER = "zoo.json"
 TEMPLATES_DIR = Path(__file__).parent / "tasks"
 FITNESS_TASKS = ["demo_digits", "demo_letters"]
 HELDOUT_TASKS = ["demo_digits_heldout", "demo_letters_heldout", "demo_combined_heldout"]
+VALIDATION_TASKS = ["demo_digits_validation", "demo_letters_validation"]  # the finals: as large as held-out
 HEADLINE_TASK = "demo_combined_heldout"
 
 
@@ -100,6 +101,7 @@ class Zoo(BaseModel, frozen=True):
     tasks_dir: Path
     fitness_tasks: list[str]
     heldout_tasks: list[str]
+    validation_tasks: list[str]
 
 
 def default_cache_dir() -> Path:
@@ -183,7 +185,7 @@ def _is_complete(root: Path, spec: ZooRecipe) -> bool:
 
 
 def _zoo_at(root: Path, spec: ZooRecipe) -> Zoo:
-    if not _tasks_point_at(root / "tasks"):  # the cache was moved or copied: absolute paths are stale
+    if not _tasks_current(root / "tasks"):  # moved or copied (stale absolute paths), or fewer tasks than shipped
         render_tasks(root / "tasks")
     return Zoo(
         root=root,
@@ -192,16 +194,20 @@ def _zoo_at(root: Path, spec: ZooRecipe) -> Zoo:
         tasks_dir=root / "tasks",
         fitness_tasks=list(FITNESS_TASKS),
         heldout_tasks=list(HELDOUT_TASKS),
+        validation_tasks=list(VALIDATION_TASKS),
     )
 
 
-def _tasks_point_at(tasks_dir: Path) -> bool:
+def _tasks_current(tasks_dir: Path) -> bool:
+    """Whether every shipped task is rendered in `tasks_dir` with its data files in that folder."""
     rendered = sorted(tasks_dir.glob("*.yaml"))
+    if {t.name for t in TEMPLATES_DIR.glob("*.yaml")} - {path.name for path in rendered}:
+        return False
     for path in rendered:
         files = yaml.safe_load(path.read_text())["dataset_kwargs"]["data_files"].values()
         if any(Path(f).parent != tasks_dir for f in files):
             return False
-    return bool(rendered)
+    return True
 
 
 @contextlib.contextmanager
