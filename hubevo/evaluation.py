@@ -252,6 +252,7 @@ class Evaluator:
         self.cfg = cfg
         self.device = device or default_device()
         self._lms = weakref.WeakKeyDictionary()  # resident model -> the HFLM over it (a Ray worker has two)
+        self._doc_count: dict[str, int] = {}  # task name -> its documents, loaded once
         skip_per_call_provenance()
 
     def lm(self, model, tokenizer):
@@ -337,16 +338,12 @@ class Evaluator:
         """Documents per fitness task (0 for a group)."""
         return {spec.name: self.doc_count(spec.name) for spec in self.cfg.tasks}
 
-    @cached_property
-    def _counted(self) -> dict[str, int]:
-        return {}
-
     def doc_count(self, name: str) -> int:
         """Documents of one task (0 for a group: its documents are not known one by one), loaded once."""
-        if name not in self._counted:
+        if name not in self._doc_count:
             task = self.task_manager.load([name])["tasks"].get(name)  # None for a group
-            self._counted[name] = len(task.eval_docs) if task is not None else 0
-        return self._counted[name]
+            self._doc_count[name] = len(task.eval_docs) if task is not None else 0
+        return self._doc_count[name]
 
     @cached_property
     def split(self) -> dict[str, tuple[list[int], list[int]]] | None:
