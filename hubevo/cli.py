@@ -43,7 +43,8 @@ def cmd_evolve(args) -> int:
     state = evolve(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"\nstopped: {state.stop_reason}\n")
     print(leaderboard(state, top=args.top))
-    print("", terminal.champion_line(state), *terminal.browse_lines(cfg.output.dir), sep="\n")
+    print("", terminal.champion_line(state), terminal.reason_line(state), *terminal.browse_lines(cfg.output.dir),
+          sep="\n")
     return 0
 
 

@@ -461,7 +461,8 @@ class Evaluator:
     def fitness(self, model, tokenizer, *, generation: int) -> "Scored":
         """Fitness, per-task scores, standard errors and examples used on this generation's sample."""
         samples = self.sample_indices(generation)
-        return self.scored(model, tokenizer, tasks=self.cfg.tasks, samples=samples, limit=self.cfg.limit)
+        return self.scored(model, tokenizer, tasks=self.cfg.tasks, samples=samples, limit=self.cfg.limit,
+                           outcomes=True)
 
     def validate(self, model, tokenizer) -> "Scored":
         """The finals' score: the validation tasks, or the examples carved from the fitness tasks."""
@@ -474,8 +475,8 @@ class Evaluator:
 
     def scored(self, model, tokenizer, *, tasks: Sequence[TaskSpec], samples=None, limit=None,
                outcomes: bool = False) -> "Scored":
-        """Every finalist's validation keeps its per-example values (`outcomes`), so that two finalists
-        are compared example by example (`hubevo.ranking.beats`)."""
+        """Fitness and validation scores keep their per-example values (`outcomes`), so that two candidates
+        are compared example by example on what both saw (`hubevo.ranking`)."""
         scores, stderrs, per_example = self.score_outcomes(model, tokenizer, tasks=tasks, samples=samples,
                                                            limit=limit, outcomes=outcomes)
         used = sum(len(v) for v in samples.values()) if samples else self._examples(limit, tasks)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -526,11 +527,23 @@ def summarize(run: Run) -> str:
     new = sum(1 for e in evs if e.generation == state.generation)
     raced = sum(1 for e in evs if e.status == "raced_out")
     return (f"generation {state.generation}: {len(evs)} candidates ({new} new, {len(evs) - len(ok) - raced} failed"
-            f"{f', {raced} raced out' if raced else ''}), best {state.evaluations[best.id].fitness:.3f} "
+            f"{f', {raced} raced out' if raced else ''}), best fitness {state.evaluations[best.id].fitness:.3f} "
             f"({best.name}), mean {sum(e.fitness for e in ok) / len(ok):.3f}, "
             f"champion {ind.name} ({describe(ind)}, fitness {ev.fitness:.3f}), "
-            f"survivors {len(state.survivors.get(state.generation, []))}, {state.elapsed_s:.0f} s"
-            + against_baselines(state))
+            f"survivors {len(state.survivors.get(state.generation, []))}, {state.elapsed_s:.0f} s{time_left(run)}"
+            + against_baselines(state) + f"; {publish.decision_text(state)}")
+
+
+def time_left(run: Run) -> str:
+    """', about N s left' from the pace so far, when the budget says how much is left (generations or
+    evaluations); nothing once the run stops."""
+    budget, state = run.cfg.budget, run.state
+    done = len(state.evaluations)
+    left = min((budget.max_evaluations or math.inf) - done,
+               (budget.generations - state.generation) * budget.population_size)
+    if stop_reason(run) or not math.isfinite(left) or left <= 0 or not done:
+        return ""
+    return f", about {state.elapsed_s / done * left:.0f} s left"
 
 
 def against_baselines(state: RunState) -> str:

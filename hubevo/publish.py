@@ -209,10 +209,11 @@ def mutation_record(ind: Individual, training: Mapping | None) -> dict:
 
 
 def best_in(state: RunState, ids) -> str | None:
-    """The best of `ids` by the one rule (on validation where all of them were finalists)."""
+    """The best of `ids`, all of one kind (the members, the standard recipes): by their fitness and validation
+    examples pooled where all of them were finalists (as the champion rule ranks incumbents), else by fitness."""
     ids = set(ids)
     finals = {i: v for i, v in state.validation.items() if i in ids}
-    return ranking.champion([e for i, e in state.evaluations.items() if i in ids],
+    return ranking.champion([e for i, e in state.evaluations.items() if i in ids], incumbents=ids,
                             validation=finals if len(finals) == len(ids & set(state.evaluations)) else None)
 
 
@@ -223,8 +224,13 @@ def comparison(state: RunState) -> dict[str, str | None]:
 
 
 def lead(state: RunState, cid: str, other: str) -> tuple[float, float | None, str]:
-    """(lead of `cid` over `other`, its standard error, on which split): validation when both were finalists,
-    with the paired error when both kept per-example values (`ranking.paired_stderr`)."""
+    """(lead of `cid` over `other`, its standard error, on which examples). The pair the champion rule compared
+    (`RunState.decision`) reads the decision's own lead; any other pair is compared on validation when both were
+    finalists, with the paired error when both kept per-example values (`ranking.paired_stderr`), else on fitness."""
+    decision = state.decision()
+    if decision.lead is not None and {cid, other} == {decision.challenger, decision.holder}:
+        sign = 1 if cid == decision.challenger else -1
+        return sign * decision.lead, decision.stderr, decision_examples(decision)
     pool = state.validation if cid in state.validation and other in state.validation else state.evaluations
     a, b = pool[cid], pool[other]
     se = ranking.paired_stderr(a, b)
@@ -233,12 +239,44 @@ def lead(state: RunState, cid: str, other: str) -> tuple[float, float | None, st
     return a.fitness - b.fitness, se, "validation" if pool is state.validation else "fitness"
 
 
+def decision_examples(decision: ranking.Decision) -> str:
+    if decision.rule == "evidence":
+        return f"{decision.examples} validation and fitness examples"
+    return "validation"
+
+
+def verdict(diff: float, se: float | None) -> str:
+    """The one test every report uses: a lead beyond `ranking.CHALLENGER_MARGIN` standard errors."""
+    if se is None:
+        return "no error known"
+    return "beyond noise" if abs(diff) > ranking.CHALLENGER_MARGIN * se else "within noise"
+
+
 def lead_text(state: RunState, cid: str, other: str) -> str:
     diff, se, split = lead(state, cid, other)
     if se is None:
         return f"{diff:+.3f} on {split}"
-    verdict = "beyond noise" if abs(diff) > 2 * se else "within noise"
-    return f"{diff:+.3f} +- {se:.3f} on {split} ({verdict})"
+    return f"{diff:+.3f} +- {se:.3f} on {split} ({verdict(diff, se)})"
+
+
+def decision_text(state: RunState) -> str:
+    """Why the champion is champion, in the words every report uses (terminal, summaries, cards, Space)."""
+    d = state.decision()
+    name = lambda i: state.individuals[i].name  # noqa: E731
+    if d.champion is None:
+        return "no champion: no candidate was fully evaluated"
+    if d.rule == "fitness":
+        return f"{name(d.champion)} is the best by fitness (no finals)"
+    if d.lead is None or d.holder is None or d.challenger is None:
+        return f"{name(d.champion)} is the best finalist ({'no bred finalist' if d.holder else 'no incumbent'} to compare)"
+    lead = f"{d.lead:+.3f} +- {d.stderr:.3f} on {decision_examples(d)}"
+    shrink = f", fitness leads shrunk by {d.shrink:.3f} for selection" if d.shrink else ""
+    resolvable = f"; these finals resolve leads above {d.resolvable:.3f}"
+    if d.champion == d.challenger:
+        return (f"{name(d.champion)} leads the best incumbent {name(d.holder)} by {lead} "
+                f"(beyond noise{shrink}){resolvable}")
+    return (f"{name(d.champion)} (the best incumbent) stays: the best bred finalist {name(d.challenger)} leads it by "
+            f"{lead} (within noise{shrink}){resolvable}")
 
 
 def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:

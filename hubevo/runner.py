@@ -102,7 +102,7 @@ def score_model(evaluator, model, tokenizer, *, job: CandidateJob):
 def scored_evaluation(job: CandidateJob, scored, *, seconds: float) -> Evaluation:
     return Evaluation(id=job.id, generation=job.generation, status="ok", fitness=scored.fitness,
                       scores=scored.scores, stderr=scored.stderr, stderrs=scored.stderrs, examples=scored.examples,
-                      seconds=seconds)
+                      outcomes=scored.outcomes, seconds=seconds)
 
 
 def failed(job: CandidateJob, *, reason: str, seconds: float = 0.0) -> Evaluation:

@@ -34,7 +34,8 @@ EVENTS_FILE = "events.jsonl"
 
 
 class TaskOutcomes(BaseModel):
-    """One task's per-example metric values on validation, in document order, and its share of the fitness."""
+    """One task's per-example metric values on the examples scored, in document order, and its share of the
+    fitness (or of the validation score)."""
 
     weight: float
     values: list[float]
@@ -55,7 +56,8 @@ class Evaluation(BaseModel):
     examples: int = 0
     seconds: float = 0.0
     outcomes: dict[str, TaskOutcomes] = Field(
-        default_factory=dict, description="Validation only: per-example values, for paired comparisons.")
+        default_factory=dict, description="Per-example values on the examples scored (the fitness sample, or the "
+                                          "validation examples), for paired comparisons.")
 
 
 class RunState(BaseModel):
@@ -96,8 +98,12 @@ class RunState(BaseModel):
 
     def champion(self, *, upto: int | None = None) -> str | None:
         """The run's champion by the one rule of `hubevo.ranking` (after generation `upto`, if given)."""
-        return ranking.champion(self.evaluations, upto=upto, validation=self.validation,
-                                incumbents={*self.initial, *self.baselines})
+        return self.decision(upto=upto).champion
+
+    def decision(self, *, upto: int | None = None, rule: str = ranking.DEFAULT_RULE) -> ranking.Decision:
+        """The champion and the comparison that decided it, which every report prints."""
+        return ranking.decide(self.evaluations, upto=upto, validation=self.validation,
+                              incumbents={*self.initial, *self.baselines}, rule=rule)
 
 
 # fitness fields added after runs began: at these defaults they leave an older run's hash as it was
@@ -232,6 +238,9 @@ def _search_part(data: dict) -> dict:
     part = {k: v for k, v in data.items() if k not in ("publish", "execution")}
     part["budget"] = {k: v for k, v in (part.get("budget") or {}).items()
                       if k not in ("generations", "max_evaluations", "wall_time_s")}
+    finetune = (part.get("mutation") or {}).get("finetune") if isinstance(part.get("mutation"), dict) else None
+    if isinstance(finetune, dict) and finetune.get("nll_weight") == 0:  # plain DPO, as before the field
+        part["mutation"] = {**part["mutation"], "finetune": {k: v for k, v in finetune.items() if k != "nll_weight"}}
     if isinstance(part.get("fitness"), dict):
         part["fitness"] = {k: v for k, v in part["fitness"].items()
                            if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}

@@ -91,6 +91,13 @@ def evolve_opening(cfg) -> str:
             f"writing to {where(cfg.output.dir)}")
 
 
+def reason_line(state) -> str:
+    """Why the champion is champion: the decision the run recorded, in the words of every other report."""
+    from hubevo.publish import decision_text
+
+    return f"why: {decision_text(state)}"
+
+
 def champion_line(state) -> str:
     """The champion by the one rule (`hubevo.ranking`), its fitness and held-out mean."""
     cid = state.champion()

@@ -63,3 +63,20 @@ def test_the_demo_picks_its_champion_on_the_zoos_validation_tasks(demo_run, demo
         assert scored.status == "ok" and scored.examples == len(demo_zoo.validation_tasks) * data.EVAL_SIZE, cid
         assert {task: len(o.values) for task, o in scored.outcomes.items()} == \
             dict.fromkeys(demo_zoo.validation_tasks, data.EVAL_SIZE)
+
+
+def test_the_demo_runs_to_its_budget_of_generations_however_busy_the_machine(demo_run):
+    """No wall-time stop: the demo's result does not depend on how fast the machine is."""
+    state, printed = demo_run
+    assert state.stop_reason == "4 generations done"
+    assert "wall_time_s" not in printed and "s left" in printed  # the summaries estimate the time left
+
+
+def test_the_demo_says_why_the_champion_won_in_the_rules_own_words(demo_run):
+    state, printed = demo_run
+    decision = state.decision()
+    why = next(line for line in printed.splitlines() if line.startswith("why: "))
+    assert state.individuals[decision.champion].name in why
+    bred = decision.champion == decision.challenger
+    assert ("beyond noise" in why) == bred and ("within noise" in why) == (not bred and decision.lead is not None)
+    assert f"{decision.lead:+.3f} +- {decision.stderr:.3f}" in why

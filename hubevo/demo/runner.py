@@ -14,7 +14,7 @@ from pathlib import Path
 from hubevo.config import RunConfig, parse_config
 from hubevo.publish import best_in, lead_text, leaderboard, results_frame
 from hubevo.state import RunState
-from hubevo.terminal import browse_lines, champion_line, where
+from hubevo.terminal import browse_lines, champion_line, reason_line, where
 
 log = logging.getLogger("hubevo")
 
@@ -22,7 +22,8 @@ COMBINED = "demo_combined_heldout"
 
 
 def dpo_mutation(zoo) -> dict:
-    """The demo's fine-tuning mutation: DPO with an NLL term on the chosen answer (RPO), on shipped pairs."""
+    """The demo's fine-tuning mutation: DPO with an NLL term on the chosen answer (RPO, the default), on shipped
+    pairs."""
     from hubevo.demo.preferences import write_preferences
 
     prefs = zoo.root / "preferences.jsonl"
@@ -32,8 +33,7 @@ def dpo_mutation(zoo) -> dict:
         "probability": 0.8, "operators": ["perturb", "dpo"], "strength": 0.15,
         # steps reach the merge + fine-tune baseline's 100, over fresh rows (800 = 100 steps x batch 8)
         "finetune": {"datasets": [{"path": str(prefs)}], "samples": 800, "steps": [10, 100],
-                     "baseline_steps": [25, 100], "learning_rate": [3e-4, 1.2e-3], "lora_rank": [8, 16],
-                     "trainer_kwargs": {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}},
+                     "baseline_steps": [25, 100], "learning_rate": [3e-4, 1.2e-3], "lora_rank": [8, 16]},
     }
 
 
@@ -66,7 +66,8 @@ def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: in
             "ranges": {"weight": [0.3, 1.2], "density": [0.3, 1.0], "lambda": [0.8, 1.6]},
         },
         "mutation": dpo_mutation(zoo) if dpo else {"probability": 0.8, "strength": 0.15},
-        "budget": {"generations": generations, "population_size": population_size, "wall_time_s": 280},
+        # a budget of generations, so the demo's result does not depend on how busy the machine is
+        "budget": {"generations": generations, "population_size": population_size, "wall_time_s": None},
         "output": {"dir": str(out_dir)},
         "seed": seed,
     }
@@ -97,8 +98,8 @@ def against_best_recipe(state: RunState) -> str:
     if best_std is None:
         return "no standard recipe was scored"
     if champion == best_std:
-        return (f"the champion is the standard recipe {state.individuals[champion].name}: no bred candidate "
-                "beat it by more than noise")
+        return f"the champion is the standard recipe {state.individuals[champion].name}: no bred candidate beat it " \
+            "beyond noise"
     return f"the champion leads the best standard recipe {state.individuals[best_std].name} by " + \
         lead_text(state, champion, best_std)
 
@@ -112,7 +113,9 @@ def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None
           f"(zoo cached in {where(cache_dir or default_cache_dir())}; built on first use)", flush=True)
     zoo = build_zoo(cache_dir, progress=progress, recipe=zoo_recipe)
     out_dir = out_dir.resolve()
-    shutil.rmtree(out_dir, ignore_errors=True)
+    from hubevo.lock import reset_run_folder
+
+    reset_run_folder(out_dir, field="--out")  # under its run lock: never a folder in use, nor one of the user's
     cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo, limit=None)  # fitness.limit's default
     print(f"members: {', '.join(zoo.specialists)} (base: base); run folder: {where(out_dir)}", flush=True)
     state = evolve(cfg, progress=progress)
@@ -123,5 +126,5 @@ def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None
     print(comparison(state))
     verdict = "beats" if champion_beats_members(state) else "does NOT beat"
     print(f"\nthe champion {verdict} every initial member on {COMBINED}; {against_best_recipe(state)}")
-    print("", champion_line(state), *browse_lines(out_dir), sep="\n")
+    print("", champion_line(state), reason_line(state), *browse_lines(out_dir), sep="\n")
     return state

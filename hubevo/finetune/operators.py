@@ -16,8 +16,16 @@ from hubevo.finetune.recipe import FinetuneRecipe
 def _dpo(model, tokenizer, pairs, *, recipe: FinetuneRecipe, args: dict, peft_config):
     from trl import DPOConfig, DPOTrainer
 
-    config = DPOConfig(**{**args, "beta": recipe.beta, "loss_type": [recipe.loss_type], **recipe.trainer_kwargs})
+    config = DPOConfig(**{**args, "beta": recipe.beta, **dpo_loss(recipe), **recipe.trainer_kwargs})
     return DPOTrainer(model, args=config, train_dataset=pairs, processing_class=tokenizer, peft_config=peft_config)
+
+
+def dpo_loss(recipe: FinetuneRecipe) -> dict:
+    """DPOConfig's loss: the recipe's DPO loss, plus trl's `sft` (NLL on the chosen answer) at `nll_weight`
+    (RPO); `trainer_kwargs` naming `loss_type` replace both."""
+    if "loss_type" in recipe.trainer_kwargs or not recipe.nll_weight:
+        return {"loss_type": [recipe.loss_type]}
+    return {"loss_type": [recipe.loss_type, "sft"], "loss_weights": [1.0, recipe.nll_weight]}
 
 
 def _sft(model, tokenizer, pairs, *, recipe: FinetuneRecipe, args: dict, peft_config):

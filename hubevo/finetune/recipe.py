@@ -76,6 +76,10 @@ class FinetuneSpace(Frozen):
     learning_rate: tuple[float, float] = Field((1e-4, 1e-3), description="Sampled log-uniformly.")
     beta: tuple[float, float] = Field((0.05, 0.5), description="DPO beta, sampled log-uniformly.")
     loss_type: list[str] = Field(default_factory=lambda: ["sigmoid"], min_length=1, description="DPO loss types.")
+    nll_weight: float = Field(
+        1.0, ge=0, description="Weight of the NLL term on the chosen answer added to the DPO loss (RPO: trl's "
+                               "loss_type [<loss>, sft]); 0 = the DPO loss alone. On a small model plain DPO "
+                               "pulls it away from the task (bench/quality.py).")
     steps: tuple[int, int] = Field((10, 30), description="Optimizer steps, sampled uniformly (inclusive).")
     lora_rank: list[int] = Field(default_factory=lambda: [8], min_length=1, description="0 = full fine-tuning.")
     batch_size: int = Field(8, gt=0)
@@ -114,6 +118,7 @@ class FinetuneRecipe(Frozen):
     learning_rate: float
     beta: float | None = None
     loss_type: str | None = None
+    nll_weight: float = Field(0.0, description="NLL weight beside the DPO loss (recipes recorded before it: 0).")
     steps: int
     lora_rank: int
     samples: int
@@ -140,6 +145,7 @@ def one_go_recipe(space: FinetuneSpace, *, parent: str, steps: int, seed: int) -
         learning_rate=float(np.sqrt(space.learning_rate[0] * space.learning_rate[1])),
         beta=float(np.sqrt(space.beta[0] * space.beta[1])) if dpo else None,
         loss_type=space.loss_type[0] if dpo else None,
+        nll_weight=space.nll_weight if dpo else 0.0,
         steps=steps,
         lora_rank=max(space.lora_rank),
         samples=max(space.samples, steps * space.batch_size),
@@ -163,6 +169,7 @@ def sample_recipe(space: FinetuneSpace, *, parent: str, rng: np.random.Generator
         learning_rate=_log_uniform(*space.learning_rate, rng),
         beta=_log_uniform(*space.beta, rng) if dpo else None,
         loss_type=str(_pick(space.loss_type, rng)) if dpo else None,
+        nll_weight=space.nll_weight if dpo else 0.0,
         steps=int(rng.integers(space.steps[0], space.steps[1] + 1)),
         lora_rank=int(_pick(space.lora_rank, rng)),
         samples=space.samples,
