@@ -1,15 +1,22 @@
-"""The wheel: `space/` ships beside `hubevo/`, and the installed `hubevo` command works from any folder.
+"""The wheel and its dependencies.
 
-The wheel is built from a copy of the project (no build folder left in the working tree) and
-installed, without dependencies, into a fresh virtual environment; the dependencies are this
-environment's, reached through a path file, so nothing is downloaded.
+`space/` ships beside `hubevo/`, and the installed `hubevo` command works from any folder. The wheel
+is built from a copy of the project (no build folder left in the working tree) and installed, without
+dependencies, into a fresh virtual environment; the dependencies are this environment's, reached
+through a path file, so nothing is downloaded.
+
+Every package the code imports is declared in pyproject.toml, and the locks pin what it declares.
 """
 
+import ast
+import importlib.metadata
 import os
+import re
 import shutil
 import site
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -19,6 +26,9 @@ from hubevo import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ("pyproject.toml", "README.md", "hubevo", "space")
+OWN = {"hubevo", "space", "tests", "bench", "app"}
+IMPORTING = ("hubevo", "space", "app.py", "tests", "bench")
+TEST_ONLY = {"pytest", "pytest-timeout", "playwright"}
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +73,60 @@ def test_the_installed_command_works_from_the_root_folder(venv):
     assert helped.returncode == 0 and "--runs" in helped.stdout, helped.stderr
     where = run_from_root(str(venv / "bin" / "python"), "-c", "import space.ui, hubevo; print(space.ui.__file__)")
     assert where.stdout.startswith(str(venv)), (where.stdout, where.stderr)
+
+
+def dist_name(requirement: str) -> str:
+    """`gradio[oauth]>=6.31,<7` -> `gradio`, normalised as PEP 503 does (`PyYAML` -> `pyyaml`)."""
+    return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement.strip())[0]).lower()
+
+
+def declared() -> tuple[set[str], dict[str, set[str]]]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = {name: {dist_name(r) for r in reqs} for name, reqs in project["optional-dependencies"].items()}
+    return {dist_name(r) for r in project["dependencies"]}, extras
+
+
+def imported_packages(path: Path) -> set[str]:
+    """Top-level names of the absolute imports anywhere in one file, function bodies included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - OWN
+
+
+def locked(name: str) -> dict[str, str]:
+    pins = {}
+    for line in (REPO / name).read_text().splitlines():
+        if (pin := re.match(r"([A-Za-z0-9._-]+)==(\S+)$", line)):
+            pins[dist_name(pin[1])] = pin[2]
+    return pins
+
+
+def test_every_imported_package_is_declared():
+    runtime, extras = declared()
+    everything = runtime.union(*extras.values())
+    providers = importlib.metadata.packages_distributions()
+    files = [f for root in IMPORTING for f in ([REPO / root] if root.endswith(".py") else (REPO / root).rglob("*.py"))]
+    missing = {}
+    for path in files:
+        for module in imported_packages(path):
+            dists = {dist_name(d) for d in providers.get(module, [module])}
+            if not dists & everything:
+                missing.setdefault(f"{module} ({', '.join(sorted(dists))})", []).append(str(path.relative_to(REPO)))
+    assert not missing, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_the_locks_pin_what_pyproject_declares():
+    runtime, extras = declared()
+    lock, dev = locked("requirements.txt"), locked("requirements-dev.txt")
+    assert runtime <= lock.keys(), f"runtime dependencies missing from requirements.txt: {runtime - lock.keys()}"
+    assert not TEST_ONLY & lock.keys(), f"test tools in the runtime lock: {TEST_ONLY & lock.keys()}"
+    wanted = runtime.union(*extras.values())
+    assert wanted <= dev.keys(), f"missing from requirements-dev.txt: {wanted - dev.keys()}"
+    assert {n: v for n, v in dev.items() if n in lock} == lock, "the dev lock moved a runtime pin"
+    assert lock["torch"] == "2.13.0", "the lock names torch without a local label (the CPU build installs from it)"
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        assert "-e ." in (REPO / name).read_text().splitlines(), f"{name} no longer installs hubevo itself"
