@@ -2,7 +2,8 @@
 
 The edge with `datasets`: a local file or folder, or a Hub dataset read at a resolved
 commit. `load_pairs` returns a seeded sample with our column names; `check_sources`
-reads one row of each configured source so that bad paths and columns fail before a run.
+reads one row of each configured source so that bad paths and columns fail before a run, and
+`file_problems` reads local files without `datasets`, for the run's preflight.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from hubevo.errors import CandidateError, ConfigError
 from hubevo.finetune.operators import required_columns
 from hubevo.finetune.recipe import LOCAL_FORMATS, FinetuneSpace, PreferenceSource
+from hubevo.taskcheck import data_content_problem
 
 
 def load_pairs(source: PreferenceSource, *, operator: str = "dpo", samples: int, seed: int):
@@ -30,6 +32,20 @@ def check_sources(space: FinetuneSpace) -> None:
     """Read one row of every dataset in `space`, so that bad paths and columns fail before a run starts."""
     for source in space.datasets:
         _load(source, operator=space.operator, samples=1, seed=0)
+
+
+def file_problems(space: FinetuneSpace, *, field: str = "mutation.finetune.datasets") -> list[str]:
+    """Local preference files that are empty or not in their format (missing ones: `check_sources`)."""
+    wanted = ", ".join(f'"{name}"' for name in required_columns(space.operator))
+    problems = []
+    for i, source in enumerate(space.datasets):
+        path = Path(source.path).expanduser()
+        if path.is_file() and path.suffix in LOCAL_FORMATS:
+            problem = data_content_problem(path, loader=LOCAL_FORMATS[path.suffix])
+            if problem:
+                problems.append(f"{field}.{i}: preference dataset {source.path!r} {problem}; give one JSON object "
+                                f"per line with {wanted}")
+    return problems
 
 
 def _load(source: PreferenceSource, *, operator: str, samples: int, seed: int):
@@ -54,23 +70,43 @@ def _load(source: PreferenceSource, *, operator: str, samples: int, seed: int):
 def _open(source: PreferenceSource):
     """(dataset split, revision string) of a local file/folder or a Hub dataset (the whole split is fetched once)."""
     from datasets import load_dataset
-    from datasets.exceptions import DatasetNotFoundError
+    from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 
     path = Path(source.path).expanduser()
     if source.is_local() and not path.exists():
         raise ConfigError(f"preference dataset {source.path!r} does not exist; give an existing file or a Hub id")
     if path.is_file() and path.suffix not in LOCAL_FORMATS:
         raise ConfigError(f"preference dataset {source.path!r}: local files must be {', '.join(LOCAL_FORMATS)}")
+    if path.is_file() and (problem := data_content_problem(path, loader=LOCAL_FORMATS[path.suffix])):
+        raise ConfigError(f"preference dataset {source.path!r} {problem}; give one JSON object per line with "
+                          "the columns of its operator")
     try:
         if path.is_file():
-            data = load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split=source.split)
-            return data, _file_digest(path)
-        if path.is_dir():
-            return load_dataset(str(path), split=source.split), _file_digest(path)
-        revision = _hub_revision(source)
-        return load_dataset(source.path, revision=revision, split=source.split), revision
-    except (DatasetNotFoundError, FileNotFoundError, ValueError) as err:
-        raise ConfigError(f"cannot read preference dataset {source.path!r} (split {source.split!r}): {err}") from None
+            data, revision = load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split=source.split), \
+                _file_digest(path)
+        elif path.is_dir():
+            data, revision = load_dataset(str(path), split=source.split), _file_digest(path)
+        else:
+            revision = _hub_revision(source)
+            data = load_dataset(source.path, revision=revision, split=source.split)
+    except (DatasetNotFoundError, DatasetGenerationError, FileNotFoundError, ValueError, StopIteration) as err:
+        # datasets answers an empty file with a bare StopIteration and a garbage one with DatasetGenerationError
+        reason = _reason(err)
+        raise ConfigError(f"cannot read preference dataset {source.path!r} (split {source.split!r}): {reason}; "
+                          "give a JSON Lines, JSON or Parquet file (or a Hub dataset) with rows") from None
+    if len(data) == 0:
+        raise ConfigError(f"preference dataset {source.path!r} (split {source.split!r}) holds no rows; add rows "
+                          "or pick another dataset")
+    return data, revision
+
+
+def _reason(err: BaseException) -> str:
+    """One line for a `datasets` error: its message, or the message of what it was raised from."""
+    if isinstance(err, StopIteration):
+        return "it holds no rows"
+    cause = err.__cause__ or err.__context__
+    text = str(err) if cause is None or isinstance(err, (FileNotFoundError, ValueError)) else f"{err} ({cause})"
+    return " ".join(text.split()) or type(err).__name__
 
 
 def _file_digest(path: Path) -> str:
