@@ -45,6 +45,14 @@ class DiskFullError(HubevoError, OSError):
     """The disk filled up while writing; the message says what was being written and that nothing is half-written."""
 
 
+class OutputNotWritableError(HubevoError, OSError):
+    """A folder hubevo writes to is read-only or forbidden; the message names it and that nothing is half-written."""
+
+
+class NotARunFolderError(ConfigError):
+    """A folder hubevo would write or delete in is not one it made (no run marker); the message names it."""
+
+
 class StateFileError(HubevoError, ValueError):
     """A run's state file cannot be read; the message names the file and how to recover."""
 

@@ -1,7 +1,10 @@
-"""Writing files and folders so that a reader (or a resumed run) sees the old version or the new, never half.
+"""Writing files and folders so that a reader (or a resumed run) sees the old version or the new, never half,
+and removing only what hubevo made.
 
 Every write-to-temp-then-rename of hubevo goes through here: the run state, the results
-table, survivor folders, fine-tuned children and the demo zoo.
+table, survivor folders, fine-tuned children and the demo zoo. A run folder carries
+`RUN_MARKER`, written when hubevo takes the folder; hubevo removes a path only inside a
+folder that holds it, and never takes a folder of someone else's.
 """
 
 from __future__ import annotations
@@ -10,27 +13,73 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from hubevo.errors import DiskFullError
+from hubevo.errors import DiskFullError, HubevoError, NotARunFolderError, OutputNotWritableError
+
+RUN_MARKER = ".hubevo-run"
+LOCK_FILE = ".lock"
+# Files that make a folder without the marker a run of an earlier hubevo: its state, or a run the
+# scheduler queued (run.yaml and control.json) before its first generation.
+LEGACY_RUN_FILES = (("state.json",), ("run.yaml", "control.json"))
+# `tempfile.mkstemp`'s names as `atomic_write_bytes` made them before they ended in `.tmp`: `.NAME.xxxxxxxx`
+LEGACY_TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}$")
+TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what `atomic_write_bytes` writes before its rename
+_OS_ERROR = re.compile(r"os error (\d+)")  # how safetensors' Rust I/O errors carry errno
+
+
+def write_error(err: BaseException, *, path: Path) -> HubevoError | None:
+    """hubevo's error for a failed write under `path`: a full disk, or a read-only or forbidden folder;
+    None for anything else. Reads `OSError`s and safetensors' `SafetensorError` (which is no OSError)."""
+    code = _errno(err)
+    path = Path(path)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"no space left on the device while writing {str(path)!r} ({os.strerror(code)}); "
+                             "the partial write was removed and nothing else changed: free some space, "
+                             "then run again (with --resume)")
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        folder = next((p for p in (path, *path.parents) if p.is_dir()), path)
+        return OutputNotWritableError(f"cannot write {str(path)!r}: {str(folder)!r} is not writable "
+                                      f"({os.strerror(code)}); the partial write was removed: make the folder "
+                                      "writable (remount it read-write or fix its permissions), then run again "
+                                      "(with --resume)")
+    return None
+
+
+def _errno(err: BaseException) -> int | None:
+    """The errno behind `err` or the exceptions it was raised from."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno is not None:
+            return err.errno
+        if type(err).__name__ == "SafetensorError" and (found := _OS_ERROR.search(str(err))):
+            return int(found.group(1))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as err:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if (mapped := write_error(err, path=path)) is not None:
+            raise mapped from err
         raise
 
 
@@ -44,37 +93,57 @@ def temp_sibling(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp")
 
 
+def aside_sibling(final: Path) -> Path:
+    """Where the old `final` waits while its replacement is renamed in."""
+    final = Path(final)
+    return final.with_name(f".{final.name}.aside")
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
     """Build a folder in a temporary sibling and rename it to `final` when the block succeeds.
 
-    A stale temporary folder from a killed process is removed first; on an error the
+    What a killed process left of an earlier call is settled first (`settle`); on an error the
     temporary folder is removed and `final` is left as it was. With `replace`, an existing
-    `final` is replaced; otherwise it is an error for it to exist.
+    `final` is moved aside, the new folder renamed in, and the old one deleted: at every instant
+    `final` or its aside copy is complete, and `settle` tells which. Without `replace` it is an
+    error for `final` to exist.
     """
     final = Path(final)
     tmp = temp_sibling(final)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    settle(final)
     try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         yield tmp
-    except OSError as err:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(f"no space left on the device while writing {str(final)!r} ({err.strerror}); "
-                                "the partial folder was removed and nothing else changed: free some space, "
-                                "then run again (with --resume)") from err
+        if (mapped := write_error(err, path=final)) is not None:
+            raise mapped from err
         raise
-    except BaseException:
+    if not final.exists():
+        os.replace(tmp, final)
+        return
+    if not replace:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if final.exists():
-        if not replace:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(f"{str(final)!r} already exists")
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+        raise FileExistsError(f"{str(final)!r} already exists")
+    aside = aside_sibling(final)
+    os.replace(final, aside)  # killed after this: `final` is missing and settle() puts the aside copy back
+    os.replace(tmp, final)    # killed after this: settle() deletes the aside copy
+    shutil.rmtree(aside)
+
+
+def settle(final: Path) -> None:
+    """Finish what a killed `atomic_dir(final)` left: the aside copy goes back when `final` is missing (a
+    replacement that never got renamed in) and is deleted otherwise; the temporary folder is deleted."""
+    final = Path(final)
+    aside = aside_sibling(final)
+    if aside.is_dir():
+        if final.exists():
+            shutil.rmtree(aside)
+        else:
+            os.replace(aside, final)
+    shutil.rmtree(temp_sibling(final), ignore_errors=True)
 
 
 WEIGHTS_INDEX = "model.safetensors.index.json"
@@ -94,11 +163,93 @@ def has_weights(folder: Path) -> bool:
 
 
 def clean_temp_dirs(root: Path) -> list[Path]:
-    """Remove the temporary folders (`.NAME.tmp`) a killed or failed process left under `root`; returns them.
+    """Settle what a killed or failed process left under the run folder `root`; returns those leftovers.
 
-    Only for the holder of the run folder's lock: another process's folder in progress would go too.
+    Temporary folders (`.NAME.tmp`) and files (`.NAME.xxxxxxxx.tmp`, and from earlier versions
+    `.NAME.xxxxxxxx` beside a `NAME`) are removed; an aside copy (`.NAME.aside`) is put back where `NAME`
+    is missing and removed otherwise. Only in a folder hubevo made, and only for the holder of its lock:
+    another process's write in progress would go too.
     """
-    stale = sorted(p for p in Path(root).rglob(".*.tmp") if p.is_dir()) if Path(root).is_dir() else []
-    for path in stale:
+    root = Path(root)
+    if not root.is_dir() or owner(root) is None:
+        return []
+    leftovers = sorted({*(p for p in root.rglob(".*.aside") if p.is_dir()),
+                        *(p for p in root.rglob(".*.tmp") if p.is_dir() or TEMP_FILE.match(p.name)),
+                        *(p for p in root.rglob(".*") if _legacy_temp_file(p))})
+    for path in leftovers:
+        if path.is_dir() and path.name.endswith(".aside"):
+            settle(path.with_name(path.name[1:-len(".aside")]))
+        elif path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+    return leftovers
+
+
+def _legacy_temp_file(path: Path) -> bool:
+    found = LEGACY_TEMP_FILE.match(path.name)
+    return bool(found) and path.is_file() and path.with_name(found.group("name")).exists()
+
+
+# what hubevo made ---------------------------------------------------------------------------------
+def owner(path: Path) -> Path | None:
+    """The nearest folder at or above `path` that holds hubevo's marker (None: nothing there is hubevo's)."""
+    path = Path(path).absolute()
+    return next((p for p in (path, *path.parents) if (p / RUN_MARKER).is_file()), None)
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether hubevo made `folder` for a run: its marker, or the files an earlier version left there."""
+    folder = Path(folder)
+    return (folder / RUN_MARKER).is_file() or any(all((folder / n).is_file() for n in files)
+                                                  for files in LEGACY_RUN_FILES)
+
+
+def check_run_folder(folder: Path, *, field: str = "output.dir") -> None:
+    """NotARunFolderError when `folder` holds anything and hubevo did not make it; `field` is what named it."""
+    folder = Path(folder)
+    if not folder.is_dir() or is_run_folder(folder):
+        return
+    found = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE)
+    if found:
+        some = ", ".join(map(repr, found[:3])) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+        raise NotARunFolderError(
+            f"{field} {str(folder)!r} is not empty ({some}) and is not a hubevo run folder (no {RUN_MARKER} "
+            f"there); hubevo writes and deletes only in folders it made: choose a new or empty folder for "
+            f"{field}, or move those files away")
+
+
+def claim_run_folder(folder: Path, *, field: str = "output.dir") -> None:
+    """Make `folder` (new, empty, or a run folder) hubevo's: create it and write the marker if missing."""
+    folder = Path(folder)
+    check_run_folder(folder, field=field)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / RUN_MARKER).is_file():
+        atomic_write_text(folder / RUN_MARKER, "hubevo made this folder; it deletes and rebuilds paths only in "
+                                               "folders that hold this file\n")
+
+
+def claim_dir(folder: Path) -> None:
+    """A scratch folder hubevo fills and later removes (the rebuild cache): created with the marker unless a
+    folder above it is hubevo's already; NotARunFolderError if it holds files of someone else's."""
+    folder = Path(folder)
+    if owner(folder) is not None:
+        return
+    if folder.is_dir() and any(folder.iterdir()):
+        raise NotARunFolderError(f"{str(folder)!r} holds files hubevo did not make (no {RUN_MARKER} in it or above "
+                                 "it), and hubevo would fill and later delete this folder: move those files away")
+    claim_run_folder(folder)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove `path` if it lies in a folder hubevo made (marker at or above it); NotARunFolderError otherwise."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if owner(path) is None:
+        raise NotARunFolderError(f"refusing to remove {str(path)!r}: no folder at or above it holds {RUN_MARKER}, "
+                                 "so hubevo did not make it; remove it yourself if it is no longer needed")
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
-    return stale
+    else:
+        path.unlink()

@@ -1,9 +1,11 @@
 """Checks of a run's surroundings before its folder is locked or anything expensive is loaded.
 
 The config itself is validated by `hubevo.config`; what is checked here is the machine:
-whether `output.dir` can hold a run, whether the execution backend can be reached
-with what is installed, and whether a publishing run's token can write to its namespace
-(one `whoami`). Each failure is a `ConfigError` naming the field and the fix.
+whether `output.dir` can hold a run (new, empty, or a run folder hubevo made: never a folder
+of the user's), whether the execution backend can be reached with what is installed, whether
+the local data files of the tasks and of the fine-tuning read as rows, and whether a publishing
+run's token can write to its namespace (one `whoami`). Each failure is one `ConfigError` line
+naming the field or file and the fix.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from pathlib import Path
 
 from hubevo.config import RunConfig
 from hubevo.errors import ConfigError
+from hubevo.fsio import check_run_folder
 
 
 def check_output_dir(folder: Path) -> None:
-    """`output.dir` must be a folder (or creatable as one) that this process can write to."""
+    """`output.dir` must be a folder (or creatable as one) that this process can write to, and new, empty or
+    a run folder hubevo made."""
     folder = Path(folder)
     existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
@@ -26,6 +30,7 @@ def check_output_dir(folder: Path) -> None:
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is not writable by this user; "
                           "fix its permissions or choose another output.dir")
+    check_run_folder(folder, field="output.dir")
 
 
 def check_backend(cfg: RunConfig) -> None:
@@ -39,9 +44,26 @@ def check_backend(cfg: RunConfig) -> None:
                               "execution.address: auto or local")
 
 
+def check_data_files(cfg: RunConfig) -> None:
+    """Local task data and preference files must hold rows in their format (a cheap read, no lm-eval or
+    datasets): an empty or garbage file is named here, not by a traceback at the first evaluation."""
+    from hubevo import taskcheck
+
+    fitness = cfg.fitness
+    names = [t.name for t in (*fitness.tasks, *fitness.heldout, *fitness.validation)]
+    problems = taskcheck.local_task_problems(fitness.include_path, names)
+    if cfg.mutation.finetune is not None and cfg.fine_tunes:
+        from hubevo.finetune.data import file_problems
+
+        problems += file_problems(cfg.mutation.finetune)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def check_run(cfg: RunConfig, *, api=None) -> None:
     check_output_dir(cfg.output.dir)
     check_backend(cfg)
+    check_data_files(cfg)
     check_publishing(cfg, api=api)
 
 

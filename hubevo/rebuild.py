@@ -17,17 +17,19 @@ are the previous generation's candidates, whose own parents are still in the cac
 each is rebuilt by one merge and a lineage never has to be replayed from the members. The
 cache holds the parents of one generation (none for CMA-ES and DFS, which merge members);
 it is cleared at the end of the run.
+
+Only what hubevo made is removed: the cache lies in the run folder (which holds hubevo's
+marker), or, outside a run folder (an export's), is created with the marker of its own.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hubevo.fsio import atomic_dir, has_weights
+from hubevo.fsio import atomic_dir, claim_dir, has_weights, remove_tree
 
 if TYPE_CHECKING:
     from hubevo.genome import Individual
@@ -58,6 +60,7 @@ class Rebuilder:
             if self.on_disk(cid):
                 continue
             self.materialize(self.resolver.state.individuals[cid])
+            claim_dir(self.resolver.cache_dir)
             with atomic_dir(Path(self.resolver.load_path(cid))) as tmp:
                 self.runner.materializer.save(tmp, tokenizer_source=self.tokenizer_source)
 
@@ -79,11 +82,11 @@ class Rebuilder:
         kept = {Path(self.resolver.load_path(c)) for c in wanted}
         for folder in self.resolver.cache_dir.glob("*"):
             if folder.is_dir() and folder not in kept:
-                shutil.rmtree(folder, ignore_errors=True)
+                remove_tree(folder)
 
     def clear(self) -> None:
         """Remove every rebuilt parent (at the end of a run, or of a request such as an export)."""
-        shutil.rmtree(self.resolver.cache_dir, ignore_errors=True)
+        remove_tree(self.resolver.cache_dir)
 
 
 def full_folders(root: Path) -> list[Path]:
