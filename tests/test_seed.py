@@ -64,3 +64,26 @@ def test_duplicate_names(models):
                                                        {"path": str(models["b"]), "name": "x"}]})
     with pytest.raises(ConfigError, match="duplicate names"):
         seed_population(cfg)
+
+
+@pytest.mark.parametrize("value, where", [(float("nan"), "all"), (float("inf"), "one")])
+def test_a_member_with_nan_or_inf_weights_is_refused_naming_the_tensor(models, tmp_path, value, where):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    broken = shutil.copytree(models["b"], tmp_path / "diverged")
+    file = next(broken.glob("*.safetensors"))
+    tensors = load_file(file)
+    name = next(n for n in sorted(tensors) if n.endswith("mlp.down_proj.weight"))
+    if where == "all":
+        tensors = {n: torch.full_like(t, value) if t.is_floating_point() else t for n, t in tensors.items()}
+    else:
+        tensors[name].view(-1)[7] = value
+    save_file(tensors, file, metadata={"format": "pt"})
+    with pytest.raises(CompatibilityError) as err:
+        seed_population(population(models["a"], broken))
+    message = str(err.value)
+    assert "population member 'diverged'" in message and "NaN or Inf" in message and "remove the member" in message
+    assert (name if where == "one" else "model.") in message
