@@ -177,6 +177,16 @@ class FitnessConfig(Frozen):
         return self
 
     @model_validator(mode="after")
+    def _validation_apart(self):
+        overlap = sorted({t.name for t in self.tasks} & {t.name for t in self.validation})
+        if overlap:
+            raise ValueError(
+                f"fitness.validation repeats fitness task(s) {', '.join(map(repr, overlap))}: the finals would pick "
+                "the champion on the examples selection already saw; give fitness.validation a separate task "
+                "(another split or data) or leave it empty (then examples are carved from the fitness tasks)")
+        return self
+
+    @model_validator(mode="after")
     def _rungs_below_limit(self):
         if self.racing and self.limit is not None and self.racing.rungs[-1] >= self.limit:
             raise ValueError(f"racing rungs {self.racing.rungs} must stay below fitness.limit ({self.limit})")
@@ -287,6 +297,23 @@ def hub_id_problem(repo_id: str) -> str | None:
     return None
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (not the last one winning)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` keys may be overridden on purpose
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"key {key!r} is given twice (first at line {seen[key] + 1})", key_node.start_mark)
+            seen.setdefault(key, key_node.start_mark.line)
+        return super().construct_mapping(node, deep=deep)
+
+
 def yaml_where(err: Exception) -> str:
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -390,6 +417,9 @@ class OutputConfig(Frozen):
     dir: Path = Path("runs/hubevo")
 
 
+HUB_NAME_MAX = 96  # characters in a Hub user, org or repo name
+
+
 class PublishConfig(Frozen):
     """Where survivors go on the Hub: `{namespace}/{run}-{id}` repos, a champion repo and a results dataset."""
 
@@ -406,6 +436,14 @@ class PublishConfig(Frozen):
                                                                  "worker on an empty disk resumes from it).")
     state_every: int = Field(4, ge=1, description="With state 'hub': push the state after this many candidates, "
                                                   "besides the end of every generation.")
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_length(cls, namespace):
+        if namespace is not None and len(namespace) > HUB_NAME_MAX:
+            raise ValueError(f"{len(namespace)} characters ({namespace[:24]}...); the Hub allows at most "
+                             f"{HUB_NAME_MAX}: name an existing user or org")
+        return namespace
 
     @model_validator(mode="after")
     def _namespace_when_pushing(self):
@@ -538,7 +576,7 @@ def load_config(path: str | Path) -> RunConfig:
     if not path.is_file():
         raise ConfigError(f"run config {str(path)!r} does not exist; pass the path of a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as err:
         raise ConfigError(f"run config {str(path)!r} is not valid YAML{yaml_where(err)}: "
                           f"{getattr(err, 'problem', None) or err}; fix the YAML syntax there") from None
