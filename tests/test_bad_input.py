@@ -300,3 +300,107 @@ def test_an_unwritable_output_dir_is_named(world, tmp_path, capsys):
 
 
 assert len(CONFIG_CASES) + len(RUN_CASES) >= 40
+
+
+# what hubevo promises: a bad input is one error (one line, or a run-config header and one field line), exit 2,
+# before any work, and nothing outside hubevo's own folders changes ---------------------------------------------
+def _users_folder(world, tmp, cfg):
+    mine = tmp / "mine"
+    (mine / "cache").mkdir(parents=True)
+    (mine / "cache" / "keep.txt").write_text("the user's")
+    return at(cfg, "output.dir", str(mine))
+
+
+def _task_data(world, tmp, text):
+    data = tmp / "data" / f"{TASK}.jsonl"
+    data.parent.mkdir()
+    data.write_text(text)
+    return _task_yaml(world, tmp, dataset_kwargs={"data_files": {"test": str(data)}})
+
+
+def _dpo_data(world, tmp, text, cfg):
+    prefs = tmp / "prefs.jsonl"
+    prefs.write_text(text)
+    return at(cfg, "mutation", {"probability": 1.0, "operators": ["dpo"],
+                                "finetune": {"datasets": [{"path": str(prefs)}], "samples": 8, "steps": [1, 2],
+                                             "baseline_steps": []}})
+
+
+def _diverged_member(world, tmp):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    def edit(folder):
+        file = next(folder.glob("*.safetensors"))
+        tensors = {n: torch.full_like(t, float("nan")) if t.is_floating_point() else t
+                   for n, t in load_file(file).items()}
+        save_file(tensors, file, metadata={"format": "pt"})
+    folder = _copy_member(world, tmp, "diverged", edit)
+    return lambda cfg: at(cfg, "population.members", [str(folder), str(world["zoo"]["ft2"])])
+
+
+GARBAGE = "this is not JSON\n{\"q\": 1}\n"
+# (id, make, expected fragments, lines on stderr)
+PROMISE_CASES = [
+    ("output-dir-of-the-user", _users_folder,
+     ["output.dir", "mine' is not empty ('cache')", "not a hubevo run folder", "choose a new or empty folder"], 1),
+    ("yaml-duplicate-key", lambda w, t, c: yaml.safe_dump(c) + "name: again\n",
+     ["run.yaml", "key 'name' is given twice", "first at line", "at line"], 1),
+    ("task-data-empty", lambda w, t, c: _task_data(w, t, "")(c),
+     ["task 'bi_add'", "bi_add.jsonl", "is empty: it holds no rows", "data_files"], 1),
+    ("task-data-blank-lines", lambda w, t, c: _task_data(w, t, "\n\n")(c), ["bi_add.jsonl", "is empty"], 1),
+    ("task-data-garbage", lambda w, t, c: _task_data(w, t, GARBAGE)(c),
+     ["task 'bi_add'", "bi_add.jsonl", "line 1 is not JSON"], 1),
+    ("dpo-data-empty", lambda w, t, c: _dpo_data(w, t, "", c),
+     ["mutation.finetune.datasets.0", "prefs.jsonl", "is empty", 'per line with "prompt", "chosen", "rejected"'], 1),
+    ("dpo-data-garbage", lambda w, t, c: _dpo_data(w, t, GARBAGE, c),
+     ["mutation.finetune.datasets.0", "prefs.jsonl", "line 1 is not JSON"], 1),
+    ("dpo-data-not-objects", lambda w, t, c: _dpo_data(w, t, "[1, 2]\n", c),
+     ["prefs.jsonl", "item 0 is not an object"], 1),
+    ("member-nan", lambda w, t, c: _diverged_member(w, t)(c),
+     ["population member 'diverged'", "model.safetensors holds NaN or Inf values in", "remove the member"], 1),
+    ("validation-is-fitness", lambda w, t, c: at(c, "fitness.validation", [TASK]),
+     ["fitness.validation repeats fitness task(s) 'bi_add'", "give fitness.validation a separate task"], 2),
+    ("namespace-too-long", lambda w, t, c: at(c, "publish.namespace", "a" * 300),
+     ["publish.namespace", "300 characters", "at most 96"], 2),
+]
+
+
+def files_under(root: Path, *, skip: Path) -> dict[str, bytes | None]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None
+            for p in sorted(root.rglob("*")) if skip not in (p, *p.parents)}
+
+
+@pytest.mark.parametrize("make, expected, lines", [c[1:] for c in PROMISE_CASES], ids=[c[0] for c in PROMISE_CASES])
+def test_a_bad_input_is_one_clear_error_and_nothing_of_the_users_changes(world, tmp_path, capsys, make, expected,
+                                                                       lines):
+    path = write(tmp_path, make(world, tmp_path, good(world, tmp_path)))
+    before = files_under(tmp_path, skip=tmp_path / "run")
+    code, err = evolve_cli(path, capsys)
+    assert code == 2, err
+    assert err.startswith("hubevo: error: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == lines, err
+    for fragment in expected:
+        assert fragment in err, f"{fragment!r} missing from: {err}"
+    assert files_under(tmp_path, skip=tmp_path / "run") == before
+    state = load_state(tmp_path / "run") if (tmp_path / "run").is_dir() else None
+    assert state is None or not state.evaluations
+
+
+@pytest.mark.xfail(reason="the message is hubevo/evaluation.py's (Evaluator.check_tasks): it says 'fitness task' "
+                          "for every unknown task", strict=False)
+def test_an_unknown_heldout_task_is_called_a_heldout_task(world, tmp_path, capsys):
+    code, err = evolve_cli(write(tmp_path, at(good(world, tmp_path), "fitness.heldout", ["no_such_task"])), capsys)
+    assert code == 2 and "'no_such_task'" in err
+    assert "held-out task 'no_such_task'" in err
+
+
+def test_a_run_folder_of_an_earlier_version_resumes_and_is_marked(world, tmp_path, capsys):
+    from hubevo.fsio import RUN_MARKER
+
+    path = write(tmp_path, good(world, tmp_path))
+    assert evolve_cli(path, capsys)[0] == 0
+    (tmp_path / "run" / RUN_MARKER).unlink()  # as a version without the marker left it
+    code, err = evolve_cli(path, capsys, "--resume")
+    assert code == 0, err
+    assert (tmp_path / "run" / RUN_MARKER).is_file() and load_state(tmp_path / "run").finished
