@@ -28,6 +28,9 @@ def check_output_dir(folder: Path) -> None:
         raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is a file, not a folder; "
                           "move the file away or choose another output.dir")
     if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is not writable (a read-only file "
+                              "system); remount it read-write or choose another output.dir")
         raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is not writable by this user; "
                           "fix its permissions or choose another output.dir")
     check_run_folder(folder, field="output.dir")

@@ -252,4 +252,5 @@ def test_hubevo_evolve_into_a_read_only_folder_is_one_line(world, tmp_path):  # 
     """)
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
-    assert f"output.dir '{tmp_path / 'mnt' / 'run'}'" in done.stderr and "is not writable" in done.stderr
+    assert f"output.dir '{tmp_path / 'mnt' / 'run'}'" in done.stderr
+    assert "is not writable (a read-only file system); remount it read-write" in done.stderr
