@@ -147,7 +147,9 @@ class FitnessConfig(Frozen):
                                                                  "carved ones first).")
     finalists: int = Field(3, ge=0, description="The top-k by fitness scored on validation; the champion is the best "
                                                 "there. 0: the champion is the best by fitness.")
-    seed: int = 0
+    seed: int = Field(0, description="Seeds the split into fitness and validation examples and the fitness samples; "
+                                     "in a run file it defaults to the run's `seed`, so every run seed draws "
+                                     "its own split (the run folder's config.yaml records it).")
     batch_size: int | str = Field(
         64, description="lm-eval's batch size: a positive integer, 'auto' (lm-eval finds the largest that fits, "
                         "from max_batch_size down, once per task and model shape; for GPUs) or 'auto:N' (found "
@@ -478,6 +480,15 @@ class RunConfig(Frozen):
     publish: PublishConfig = PublishConfig()
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_follows_seed(cls, data):
+        """`fitness.seed` not given: the run's seed, so each run seed draws its own fitness/validation split."""
+        if isinstance(data, dict) and isinstance(data.get("fitness"), dict) and "seed" not in data["fitness"]:
+            seed = data.get("seed", 0)
+            data = {**data, "fitness": {**data["fitness"], "seed": seed if isinstance(seed, int) else 0}}
+        return data
 
     @model_validator(mode="after")
     def _elites_fit(self):

@@ -41,6 +41,7 @@ def write_card(run: Run, ind: Individual, folder: Path) -> None:
         training=state.training.get(ind.id), license=run.cfg.publish.license,
         compare=publish.card_comparison(state, ind.id, names=resolver.card_names()),
         repo_id=resolver.survivor_repo(ind.id) if resolver.pushes_survivors else None,
+        verdict=publish.card_verdict(state, ind.id),
     )
     atomic_write_text(Path(folder) / "README.md", str(card))
     if ind.id in state.recipes:

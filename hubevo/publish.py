@@ -50,7 +50,11 @@ print(tokenizer.decode(model.generate(**inputs, max_new_tokens=32)[0], skip_spec
 {% endfor %}
 Fitness (weighted mean of the fitness tasks): **{{ "%.4f"|format(fitness) }}**. Held-out tasks never
 took part in selection.
-{% if compare_table %}
+{% if verdict %}
+## Champion
+
+{{ verdict }}
+{% endif %}{% if compare_table %}
 ## Against its parents and the best standard recipe
 
 Scores from this run's evaluations; `-` where a model was not scored on the held-out tasks.
@@ -131,6 +135,7 @@ def lineage_card(
     compare: list[Mapping] | None = None,
     license: str | None = None,
     repo_id: str | None = None,
+    verdict: str | None = None,
 ) -> ModelCard:
     """The model card of a survivor; `parent_refs` name parents as the Hub should show them.
 
@@ -165,7 +170,7 @@ def lineage_card(
         method=method, paper=METHOD_PAPERS.get(method), parent_list=", ".join(map(hub_link, parents)),
         parents=parents, parent_links=list(map(hub_link, parents)), score_rows=rows, fitness=fitness,
         merge_yaml=merge_yaml, merge_seed=DEFAULT_SEED, mutation=mutation, repo=repo_id or ind.name,
-        compare_table=compare_markdown(compare, tasks=list(scores)) if compare else None,
+        compare_table=compare_markdown(compare, tasks=list(scores)) if compare else None, verdict=verdict,
     )
 
 
@@ -257,6 +262,15 @@ def lead_text(state: RunState, cid: str, other: str) -> str:
     if se is None:
         return f"{diff:+.3f} on {split}"
     return f"{diff:+.3f} +- {se:.3f} on {split} ({verdict(diff, se)})"
+
+
+def card_verdict(state: RunState, cid: str) -> str | None:
+    """A card's word on the champion rule: for the champion and every finalist, the run's decision."""
+    if cid == state.champion():
+        return f"The run's champion: {decision_text(state)}."
+    if cid in state.validation:
+        return f"A finalist, not the champion: {decision_text(state)}."
+    return None
 
 
 def decision_text(state: RunState) -> str:
@@ -423,6 +437,20 @@ def write_tables(state: RunState, run_dir: Path) -> None:
     if state.finished:
         pareto.plot_front(frame, run_dir / "pareto.png")
     atomic_write_text(run_dir / "lineage.json", json.dumps(lineage_graph(state), indent=1))
+    atomic_write_text(run_dir / DECISION_FILE, json.dumps(decision_record(state), indent=1))
+
+
+DECISION_FILE = "champion.json"
+
+
+def decision_record(state: RunState) -> dict:
+    """The champion rule's decision as the run recorded it (what a viewer shows rather than recomputes)."""
+    d = state.decision()
+    name = lambda i: state.individuals[i].name if i in state.individuals else None  # noqa: E731
+    return {"champion": d.champion, "champion_name": name(d.champion), "rule": d.rule, "holder": d.holder,
+            "holder_name": name(d.holder), "challenger": d.challenger, "challenger_name": name(d.challenger),
+            "lead": d.lead, "stderr": d.stderr, "margin": d.margin, "beyond_noise": d.beyond_noise,
+            "examples": d.examples, "shrink": d.shrink, "resolvable": d.resolvable, "text": decision_text(state)}
 
 
 def ranked_frame(frame: pd.DataFrame) -> pd.DataFrame:

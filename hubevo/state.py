@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from hubevo import ranking
 from hubevo.config import RunConfig
@@ -87,6 +87,7 @@ class RunState(BaseModel):
     elapsed_s: float = 0.0
     finished: bool = False
     stop_reason: str | None = None
+    _decisions: dict = PrivateAttr(default_factory=dict)
 
     @property
     def generations_done(self) -> int | None:
@@ -101,9 +102,17 @@ class RunState(BaseModel):
         return self.decision(upto=upto).champion
 
     def decision(self, *, upto: int | None = None, rule: str = ranking.DEFAULT_RULE) -> ranking.Decision:
-        """The champion and the comparison that decided it, which every report prints."""
-        return ranking.decide(self.evaluations, upto=upto, validation=self.validation,
-                              incumbents={*self.initial, *self.baselines}, rule=rule)
+        """The champion and the comparison that decided it, which every report prints (decided once per
+        state of the scores: every view of one state asks again)."""
+        key = (upto, rule, tuple(self.initial), tuple(self.baselines),
+               *((e.id, e.status, e.fitness, e.generation, e.sample) for e in self.evaluations.values()),
+               None, *((e.id, e.status, e.fitness, e.generation) for e in self.validation.values()))
+        if key not in self._decisions:
+            if len(self._decisions) >= 16:  # older states of the scores
+                self._decisions.clear()
+            self._decisions[key] = ranking.decide(self.evaluations, upto=upto, validation=self.validation,
+                                                  incumbents={*self.initial, *self.baselines}, rule=rule)
+        return self._decisions[key]
 
 
 # fitness fields added after runs began: at these defaults they leave an older run's hash as it was

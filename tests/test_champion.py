@@ -206,3 +206,19 @@ def test_a_lead_is_judged_example_by_example_when_both_kept_their_validation_out
     assert ranking.paired_stderr(unpaired, a) is None and not ranking.beats(unpaired, a)
     other = scored("other", better[:399])  # not the same examples: no pairing
     assert ranking.paired_stderr(other, a) is None
+
+
+def test_the_run_records_its_decision_and_the_cards_say_it_in_the_same_words(tied_run):
+    import json
+
+    from hubevo.publish import decision_text
+
+    cfg, state, _, log_text = tied_run
+    decision = state.decision()
+    record = json.loads((cfg.output.dir / "champion.json").read_text())
+    assert record["champion"] == decision.champion == state.champion()
+    assert record["rule"] == "evidence" and record["text"] == decision_text(state)
+    assert record["beyond_noise"] == decision.beyond_noise
+    card = ModelCard.load(Path(state.saved[decision.champion]) / "README.md")
+    assert f"The run's champion: {decision_text(state)}." in card.text
+    assert decision_text(state) in log_text  # the generation summaries

@@ -162,3 +162,27 @@ def test_the_auto_strategy_is_cmaes_for_fixed_parents_merged_only_and_the_ga_oth
     with pytest.raises(ConfigError) as err:  # options are checked against the strategy auto stands for
         parse_config(minimal(search={"options": {"popsize": 1}}), root=tmp_path)
     assert "auto stands for 'cmaes'" in str(err.value) and "popsize" in str(err.value)
+
+
+def test_the_fitness_split_follows_the_run_seed_unless_fixed_and_the_run_file_records_it(tmp_path):
+    assert parse_config(minimal(seed=3), root=tmp_path).fitness.seed == 3  # each run seed draws its own split
+    assert parse_config(minimal(), root=tmp_path).fitness.seed == 0
+    fixed = minimal(seed=3, fitness={"tasks": ["demo_add"], "include_path": "tasks", "seed": 11})
+    assert parse_config(fixed, root=tmp_path).fitness.seed == 11
+    dumped = parse_config(minimal(seed=5), root=tmp_path).model_dump(mode="json")
+    assert dumped["fitness"]["seed"] == 5  # what the run folder's config.yaml holds
+
+
+def test_dpo_adds_the_nll_term_by_default_and_trainer_kwargs_replace_it(tmp_path):
+    from hubevo.finetune.operators import dpo_loss
+    from hubevo.finetune.recipe import FinetuneSpace, sample_recipe
+    import numpy as np
+
+    space = FinetuneSpace(datasets=[{"path": str(tmp_path / "p.jsonl")}])
+    recipe = sample_recipe(space, parent="p", rng=np.random.default_rng(0))
+    assert recipe.nll_weight == 1.0
+    assert dpo_loss(recipe) == {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, 1.0]}
+    plain = sample_recipe(space.model_copy(update={"nll_weight": 0.0}), parent="p", rng=np.random.default_rng(0))
+    assert dpo_loss(plain) == {"loss_type": ["sigmoid"]}
+    own = recipe.model_copy(update={"trainer_kwargs": {"loss_type": ["ipo"]}})
+    assert dpo_loss(own) == {"loss_type": ["sigmoid"]}  # then trainer_kwargs, spread after it, decide
