@@ -29,20 +29,22 @@ LEGACY_RUN_FILES = (("state.json",), ("run.yaml", "control.json"))
 # `tempfile.mkstemp`'s names as `atomic_write_bytes` made them before they ended in `.tmp`: `.NAME.xxxxxxxx`
 LEGACY_TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}$")
 TEMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what `atomic_write_bytes` writes before its rename
-_OS_ERROR = re.compile(r"os error (\d+)")  # how safetensors' Rust I/O errors carry errno
+_OS_ERROR = re.compile(r"os error (\d+)")  # how safetensors' Rust I/O errors carry errno ...
+_AT_PATH = re.compile(r'at path "([^"]*)"')  # ... and the path
 
 
 def write_error(err: BaseException, *, path: Path) -> HubevoError | None:
-    """hubevo's error for a failed write under `path`: a full disk, or a read-only or forbidden folder;
-    None for anything else. Reads `OSError`s and safetensors' `SafetensorError` (which is no OSError)."""
-    code = _errno(err)
+    """hubevo's error for a failed write of `path`: a full disk, or a read-only or forbidden folder; None for
+    anything else (a file the write read but may not, too). Reads `OSError`s and safetensors' `SafetensorError`
+    (which is no OSError)."""
+    code, failed = _os_failure(err)
     path = Path(path)
     if code in (errno.ENOSPC, errno.EDQUOT):
         return DiskFullError(f"no space left on the device while writing {str(path)!r} ({os.strerror(code)}); "
                              "the partial write was removed and nothing else changed: free some space, "
                              "then run again (with --resume)")
-    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
-        folder = next((p for p in (path, *path.parents) if p.is_dir()), path)
+    folder = next((p for p in path.parents if p.is_dir()), path.parent)
+    if code == errno.EROFS or (code in (errno.EACCES, errno.EPERM) and _within(failed, folder)):
         return OutputNotWritableError(f"cannot write {str(path)!r}: {str(folder)!r} is not writable "
                                       f"({os.strerror(code)}); the partial write was removed: make the folder "
                                       "writable (remount it read-write or fix its permissions), then run again "
@@ -50,17 +52,26 @@ def write_error(err: BaseException, *, path: Path) -> HubevoError | None:
     return None
 
 
-def _errno(err: BaseException) -> int | None:
-    """The errno behind `err` or the exceptions it was raised from."""
+def _os_failure(err: BaseException) -> tuple[int | None, str | None]:
+    """(errno, path it failed on) behind `err` or the exceptions it was raised from; (None, None) if none."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         if isinstance(err, OSError) and err.errno is not None:
-            return err.errno
+            return err.errno, err.filename
         if type(err).__name__ == "SafetensorError" and (found := _OS_ERROR.search(str(err))):
-            return int(found.group(1))
+            at = _AT_PATH.search(str(err))
+            return int(found.group(1)), at.group(1) if at else None
         err = err.__cause__ or err.__context__
-    return None
+    return None, None
+
+
+def _within(failed: str | None, folder: Path) -> bool:
+    """Whether the path a write failed on lies in `folder` (unknown: assumed so)."""
+    if failed is None:
+        return True
+    failed_path, folder = Path(os.path.abspath(failed)), Path(os.path.abspath(folder))
+    return failed_path == folder or folder in failed_path.parents
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

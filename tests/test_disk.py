@@ -66,6 +66,10 @@ def test_write_errors_become_one_line_naming_the_path(tmp_path, err, kind, fragm
 def test_other_errors_are_left_alone(tmp_path):
     assert write_error(ValueError("no"), path=tmp_path) is None
     assert write_error(_safetensor_error("Error while deserializing header: HeaderTooLarge"), path=tmp_path) is None
+    elsewhere = PermissionError(errno.EACCES, "Permission denied", "/srv/members/a/model.safetensors")
+    assert write_error(elsewhere, path=tmp_path / "run" / "c1") is None, "a file it read, not the folder it writes"
+    inside = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "run" / ".c1.tmp" / "x"))
+    assert isinstance(write_error(inside, path=tmp_path / "run" / "c1"), OutputNotWritableError)
     wrapped = RuntimeError("save_pretrained failed")
     wrapped.__cause__ = OSError(errno.ENOSPC, "No space left on device")
     assert isinstance(write_error(wrapped, path=tmp_path), DiskFullError)
