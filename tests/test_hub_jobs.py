@@ -25,6 +25,7 @@ from hubevo.errors import ConfigError, HubError, UnknownNameError
 from hubevo.hub.jobs import (
     CONFIG_ENV, RUN_LABEL, cancel_run, job_logs, job_request, run_jobs, submit, worker_command,
 )
+from tests.helpers import wait_until
 from tests.hub_server_jobs import job_container
 
 ALICE, ALICE_TOKEN = "alice", "token-alice"
@@ -124,10 +125,8 @@ def test_cancel_kills_the_running_job(alice, hub_server, job_folder):
     cfg = run_config("sleepy")
     job = submit(job_request(cfg, image="python:3.11", flavor="cpu-basic"), api=alice)
     process = hub_server.jobs.jobs[job.id].process
-    deadline = time.monotonic() + 20
-    while "token: set" not in job_logs(job.id, namespace=ALICE, api=alice):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: "token: set" in job_logs(job.id, namespace=ALICE, api=alice), timeout=20,
+               what="the job to start")
     assert alice.inspect_job(job_id=job.id, namespace=ALICE).status.stage == "RUNNING"
 
     assert cancel_run(cfg.name, namespace=ALICE, api=alice) == [job.id]
@@ -205,8 +204,7 @@ def test_cli_launch_then_jobs_logs_and_cancel(hub_server, job_folder, tmp_path, 
     out = run("launch", str(config), "--flavor", "a10g-small", "--image", "python:3.11", "--timeout", "1h")
     assert f"for run {name} runs now on a10g-small" in out
     job_id = out.split()[1]
-    while "token: set" not in run("jobs", name, "--logs"):
-        time.sleep(0.1)
+    wait_until(lambda: "token: set" in run("jobs", name, "--logs"), timeout=20, what="the job to start")
     listing = run("jobs", name, "--logs", "--tail", "1")
     assert f"job {job_id}  RUNNING" in listing and listing.rstrip().endswith("token: set")
     assert f"cancelled 1 job(s) and schedule(s) of run {name}: {job_id}" in run("jobs", name, "--cancel")

@@ -2,9 +2,9 @@
 its scores and its successor.
 
 Derivation is tested as a table and each refusal on its own; reading licenses goes through the
-real client (Hub cards) or a local README; publishing reuses the simulated run of
-tests/test_hub_publish.py, with seeds whose cards carry licenses, and reads everything back
-through the client.
+real client (Hub cards) or a local README; publishing uses the simulated run of
+tests/helpers/sim_runs.py, as tests/test_hub_publish.py does, with seeds whose cards carry licenses,
+and reads everything back through the client.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hubevo.hub.licenses import (
 )
 from hubevo.hub.publish import publish_generation
 from hubevo.state import Evaluation
-from tests.test_hub_publish import ALICE_TOKEN, new_run, weights  # noqa: F401  (module fixture)
+from tests.helpers.sim_runs import ALICE_TOKEN, new_run, tiny_weights
 
 _names = itertools.count()
 
@@ -93,7 +93,12 @@ def test_licenses_are_read_from_hub_cards_and_local_readmes(hub_server, tmp_path
 
 
 @pytest.fixture(scope="module")
-def licensed_seeds(hub_server, weights) -> dict[str, str]:  # noqa: F811
+def weights(tmp_path_factory) -> dict[str, Path]:
+    return tiny_weights(tmp_path_factory.mktemp("license-weights"))
+
+
+@pytest.fixture(scope="module")
+def licensed_seeds(hub_server, weights) -> dict[str, str]:
     api = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
     repos = {}
     for name, lic in (("s1", "apache-2.0"), ("s2", "cc-by-nc-4.0")):
@@ -116,7 +121,7 @@ def eval_results(api: HfApi, repo: str) -> dict[str, dict[str, float]]:
 
 
 def test_published_children_carry_license_eval_results_and_new_version(
-    hub_server, weights, licensed_seeds, tmp_path  # noqa: F811
+    hub_server, weights, licensed_seeds, tmp_path
 ):
     api = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
     run = new_run(tmp_path, weights, licensed_seeds)
@@ -156,7 +161,7 @@ def test_published_children_carry_license_eval_results_and_new_version(
     assert hub_server.commit_count(c1_repo) == commits  # linked once
 
 
-def test_conflicting_seed_licenses_stop_publishing_unless_overridden(hub_server, weights, tmp_path):  # noqa: F811
+def test_conflicting_seed_licenses_stop_publishing_unless_overridden(hub_server, weights, tmp_path):
     api = HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
     repos = {}
     for name, lic in (("s1", "gpl-3.0"), ("s2", "cc-by-nc-4.0")):

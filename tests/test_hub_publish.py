@@ -8,10 +8,8 @@ as the loop does, against the Hub-protocol test server through the real client.
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -22,18 +20,12 @@ from huggingface_hub import HfApi, ModelCard, hf_hub_download, snapshot_download
 from huggingface_hub.errors import RepositoryNotFoundError
 from safetensors.torch import load_file
 
-from hubevo.config import RunConfig, parse_config
 from hubevo.errors import HubError
-from hubevo.genome import Individual, MergeGenome, child_individual, seed_individual, to_merge_dict
-from hubevo.hub.publish import champion_history, publish_generation, survivor_generations
-from hubevo.publish import lineage_card, results_frame, write_tables
-from hubevo.state import Evaluation, RunState, atomic_write_text
-from tests.tiny_models import build_llama
+from hubevo.hub.publish import champion_history, survivor_generations
+from hubevo.publish import results_frame
+from tests.helpers.sim_runs import ALICE, ALICE_TOKEN, BOB_TOKEN, SimRun, new_run, tiny_weights
 
 torch.set_num_threads(1)
-
-ALICE, ALICE_TOKEN, BOB_TOKEN = "alice", "token-alice", "token-bob"
-_runs = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +35,7 @@ def alice(hub_server) -> HfApi:
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory) -> dict[str, Path]:
-    """Two seed models and three bred ones (tiny random Llamas; their values do not matter)."""
-    root = tmp_path_factory.mktemp("publish-weights")
-    return {name: build_llama(root / name, seed=i) for i, name in enumerate(["s1", "s2", "c1", "c2", "c3"])}
+    return tiny_weights(tmp_path_factory.mktemp("publish-weights"))
 
 
 @pytest.fixture(scope="module")
@@ -60,78 +50,6 @@ def seed_repos(alice, weights) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- a simulated run
-
-
-@dataclass
-class SimRun:
-    """A run state grown generation by generation, with survivor folders written as the loop writes them."""
-
-    cfg: RunConfig
-    state: RunState
-    run_dir: Path
-    weights: dict[str, Path]
-    seeds: dict[str, Individual]
-    children: dict[str, Individual]
-
-    def repo(self, key: str) -> str:
-        return self.cfg.publish.survivor_repo(self.cfg.name, self.children[key].id)
-
-    def evaluate(self, ind: Individual, fitness: float | None, generation: int) -> None:
-        status = "ok" if fitness is not None else "failed"
-        self.state.individuals[ind.id] = ind
-        self.state.evaluations[ind.id] = Evaluation(
-            id=ind.id, generation=generation, status=status, fitness=fitness,
-            scores={"tiny": fitness} if fitness is not None else {}, reason=None if fitness is not None else "NaN",
-            examples=8, seconds=0.5,
-        )
-
-    def survive(self, generation: int, keys: list[str]) -> None:
-        everyone = {**self.seeds, **self.children}
-        self.state.survivors[generation] = [everyone[k].id for k in keys]
-        for key in keys:
-            if key in self.children and self.children[key].id not in self.state.saved:
-                self.state.saved[self.children[key].id] = str(self.write_survivor(key))
-        self.state.generation = generation
-        write_tables(self.state, self.run_dir)
-
-    def write_survivor(self, key: str) -> Path:
-        import shutil
-
-        ind = self.children[key]
-        folder = self.run_dir / "models" / ind.name
-        shutil.copytree(self.weights[key], folder)
-        names = {i.id: i.source for i in self.seeds.values()} | {c.id: self.repo(k) for k, c in self.children.items()}
-        self.state.recipes[ind.id] = to_merge_dict(ind.genome, refs=names)
-        card = lineage_card(ind, run_name=self.cfg.name, parent_refs=names, recipe=self.state.recipes[ind.id],
-                            evaluation=self.state.evaluations[ind.id], heldout={"tiny_heldout": 0.25})
-        card.save(folder / "README.md")
-        return folder
-
-    def publish(self, api) -> object:
-        return publish_generation(run_dir=self.run_dir, state=self.state, cfg=self.cfg, api=api)
-
-
-def new_run(tmp_path: Path, weights, seed_repos, *, push="survivors", private=False) -> SimRun:
-    name = f"pubrun{next(_runs)}"
-    cfg = parse_config({
-        "name": name,
-        "population": {"members": list(seed_repos.values())},
-        "fitness": {"tasks": ["tiny"]},
-        "budget": {"generations": 2, "population_size": 3},
-        "output": {"dir": str(tmp_path / name)},
-        "publish": {"namespace": ALICE, "private": private, "push": push},
-    }, root=tmp_path)
-    atomic_write_text(cfg.output.dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    seeds = {k: seed_individual(name=repo, source=repo) for k, repo in seed_repos.items()}
-    c1 = child_individual(MergeGenome(method="linear", parents=(seeds["s1"].id, seeds["s2"].id),
-                                      per_parent=({"weight": 0.5}, {"weight": 0.5})), generation=1)
-    c3 = child_individual(MergeGenome(method="slerp", parents=(seeds["s1"].id, seeds["s2"].id),
-                                      shared={"t": 0.3}), generation=1)
-    c2 = child_individual(MergeGenome(method="slerp", parents=(c1.id, seeds["s2"].id), shared={"t": 0.4}),
-                          generation=2)
-    state = RunState(config_hash="test", population=[s.id for s in seeds.values()],
-                     individuals={s.id: s for s in seeds.values()})
-    return SimRun(cfg, state, cfg.output.dir, weights, seeds, {"c1": c1, "c2": c2, "c3": c3})
 
 
 def grow(run: SimRun, generation: int) -> None:

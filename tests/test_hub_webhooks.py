@@ -12,7 +12,6 @@ import os
 import socket
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 from huggingface_hub import HfApi
@@ -21,10 +20,10 @@ from safetensors.numpy import save_file
 from hubevo.config import HubQuery
 from hubevo.errors import ConfigError
 from hubevo.hub.webhooks import ImmigrantWebhook, launch, webhooks_server
+from tests.helpers.webhooks import SECRET, event, post
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from the Gradio app
 
-SECRET = "webhook-secret-1"
 BASE = "alice/wh-base"
 QUERY = HubQuery(author="alice-org", filter=[f"base_model:{BASE}"])
 
@@ -66,21 +65,6 @@ def webhook(hub_server, models):
     import gradio as gr
 
     gr.close_all()
-
-
-def event(repo: str, *, kind: str = "model", scope: str = "repo", action: str = "create") -> dict:
-    """A webhook payload as the Hub sends it (version 3)."""
-    return {
-        "event": {"action": action, "scope": scope},
-        "repo": {"type": kind, "name": repo, "id": "0" * 24, "private": False, "owner": {"id": "1" * 24},
-                 "url": {"web": f"https://huggingface.co/{repo}", "api": f"https://huggingface.co/api/models/{repo}"}},
-        "webhook": {"id": "2" * 24, "version": 3},
-    }
-
-
-def post(url: str, payload: dict, secret: str | None = SECRET) -> httpx.Response:
-    headers = {"X-Webhook-Secret": secret} if secret is not None else {}
-    return httpx.post(url, json=payload, headers=headers, timeout=30)
 
 
 def test_a_signed_event_for_a_matching_model_queues_it_pinned(webhook, models, hub_server):

@@ -2,17 +2,17 @@
 
 import socket
 import threading
-import time
 from datetime import datetime, timezone
 
 import pytest
+from apscheduler.schedulers.base import STATE_PAUSED
 from huggingface_hub import HfApi
 
 from hubevo.errors import ConfigError
 from hubevo.scheduler import Scheduler, _remove_jobs
 from hubevo.state import load_state
+from tests.helpers import wait_until
 from tests.tiny_models import build_zoo, make_finetune, push_members, write_generation_task
-
 
 
 @pytest.fixture(scope="module")
@@ -38,15 +38,6 @@ def run_config(pop, name="pop1", generations=3):
     }
 
 
-def wait_for(predicate, *, timeout=120.0, what=""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
     pop = hub_population
     runs = tmp_path / "runs"
@@ -54,7 +45,7 @@ def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
     try:
         name = sched.submit(run_config(pop, generations=5), user="alice")
         folder = runs / name
-        wait_for(lambda: (s := load_state(folder)) is not None and s.finished, what="generation 0")
+        wait_until(lambda: (s := load_state(folder)) is not None and s.finished, what="generation 0")
         sched.scheduler.pause_job(f"{name}:generation")  # the run cannot end before the newcomer arrives
         first = load_state(folder)
         assert {m["source"].split("@")[0] for m in first.members.values()} == {"alice/sched-ft1", "alice/sched-ft2"}
@@ -67,10 +58,10 @@ def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
             state = load_state(folder)
             return next((i for i, m in state.members.items() if m["source"].startswith("alice/sched-ft9")), None)
 
-        wait_for(immigrant, what="the immigrants job to queue the newcomer")
+        wait_until(immigrant, what="the immigrants job to queue the newcomer")
         assert load_state(folder).generation < 5
         sched.scheduler.resume_job(f"{name}:generation")
-        wait_for(lambda: immigrant() in load_state(folder).evaluations, what="the immigrant to be evaluated")
+        wait_until(lambda: immigrant() in load_state(folder).evaluations, what="the immigrant to be evaluated")
         assert {j.id for j in sched.jobs(name)} == {f"{name}:generation", f"{name}:immigrants"}
         sched.pause(name)
         paused = {j.id: j.next_run_time for j in sched.jobs(name)}
@@ -85,9 +76,9 @@ def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
         status = {s["name"]: s for s in again.status()}[name]
         assert status["state"] == "paused" and status["generation"] >= 1
         again.resume(name)
-        wait_for(lambda: load_state(folder).finished and load_state(folder).generation == 5, timeout=180,
-                 what="the run to finish its 5 generations")
-        wait_for(lambda: {s["name"]: s for s in again.status()}[name]["state"] == "finished", what="finished")
+        wait_until(lambda: load_state(folder).finished and load_state(folder).generation == 5, timeout=180,
+                   what="the run to finish its 5 generations")
+        wait_until(lambda: {s["name"]: s for s in again.status()}[name]["state"] == "finished", what="finished")
     finally:
         again.shutdown()
 
@@ -105,14 +96,14 @@ def test_a_signed_webhook_brings_an_immigrant_to_the_runs_whose_query_it_matches
     import gradio as gr
 
     from hubevo.hub.webhooks import launch, webhooks_server
-    from tests.test_hub_webhooks import event, post
+    from tests.helpers.webhooks import event, post
 
     pop = hub_population
     runs = tmp_path / "runs"
     sched = Scheduler(runs, generation_every_s=0.5, immigrants_every_s=3600, api=pop["api"]).start()
     try:
         name = sched.submit(run_config(pop, name="hooked", generations=50), user="alice")
-        wait_for(lambda: load_state(runs / name) is not None, what="generation 0")
+        wait_until(lambda: load_state(runs / name) is not None, what="generation 0")
         newcomer = make_finetune(pop["zoo"]["base"], pop["root"] / "ft7", seed=7)
         pop["api"].create_repo("alice/sched-ft7", exist_ok=True)
         pop["api"].upload_folder(repo_id="alice/sched-ft7", folder_path=newcomer)
@@ -133,7 +124,7 @@ def test_a_signed_webhook_brings_an_immigrant_to_the_runs_whose_query_it_matches
             return any(m["source"] == f"alice/sched-ft7@{sha}" or m.get("revision") == sha
                        for m in load_state(runs / name).members.values())
 
-        wait_for(joined, what="the webhook's model to join the population")
+        wait_until(joined, what="the webhook's model to join the population")
         assert {j.id for j in sched.jobs(name)} == {f"{name}:generation", f"{name}:immigrants"}  # one-off job gone
     finally:
         sched.stop(name)
@@ -158,7 +149,7 @@ def test_a_shutdown_waits_for_a_job_that_removes_its_own_jobs(tmp_path):
     assert _STARTED.wait(30)
     stopping = threading.Thread(target=sched.shutdown, daemon=True)
     stopping.start()
-    time.sleep(0.5)  # the shutdown is under way while the job runs
+    wait_until(lambda: sched.scheduler.state == STATE_PAUSED, timeout=30, what="the shutdown to pause the scheduler")
     _GO.set()
     stopping.join(30)
     assert not stopping.is_alive(), "the shutdown deadlocked with the job removing its jobs"

@@ -15,7 +15,8 @@ import yaml
 from huggingface_hub import HfApi
 
 from hubevo.scheduler import Scheduler, generation_job, read_control, run_status
-from tests.test_lock import HOLD
+from tests.helpers import wait_until
+from tests.helpers.locks import HOLD
 from tests.tiny_models import build_zoo, push_members, write_generation_task
 
 torch.set_num_threads(1)
@@ -40,15 +41,6 @@ def config(world, *, name, members):
             "budget": {"generations": 0, "population_size": 2}}
 
 
-def wait_for(predicate, *, timeout=120.0, what=""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def status_of(sched, name):
     return {s["name"]: s for s in sched.status()}[name]
 
@@ -58,11 +50,10 @@ def test_a_permanent_failure_ends_the_run_without_retries(world, tmp_path):
     try:
         name = sched.submit(config(world, name="gone", members=["./no-such-a", "./no-such-b"]), user="alice",
                             root=tmp_path)
-        wait_for(lambda: status_of(sched, name)["state"] == "failed", what="the run to fail")
-        time.sleep(1.0)  # five more ticks of the interval: none may run it again
-        status, control = status_of(sched, name), read_control(tmp_path / "runs" / name)
+        wait_until(lambda: status_of(sched, name)["state"] == "failed", what="the run to fail")
     finally:
-        sched.shutdown()
+        sched.shutdown()  # after any job still running: none may have run it again
+    status, control = status_of(sched, name), read_control(tmp_path / "runs" / name)
     assert "no-such-a" in status["message"] and "does not exist" in status["message"]
     assert "(permanent)" in status["message"]
     assert control["failures"] == 1 and sched.jobs(name) == []
@@ -77,14 +68,14 @@ def test_a_transient_failure_is_retried_with_backoff_then_fails_and_can_be_resum
     try:
         started = time.monotonic()
         name = sched.submit(config(world, name="flaky", members=["alice/fail-ft1", "alice/fail-ft2"]), user="alice")
-        wait_for(lambda: status_of(sched, name)["state"] == "failed", what="the run to fail")
+        wait_until(lambda: status_of(sched, name)["state"] == "failed", what="the run to fail")
         took = time.monotonic() - started
         status = status_of(sched, name)
         assert "HTTP 503" in status["message"] and "alice/fail-ft1" in status["message"]
         assert "(transient, 3 tries)" in status["message"]
         assert took >= 0.4 + 0.8, f"backoff of 0.4 s then 0.8 s not kept: failed after {took:.2f} s"
         sched.resume(name)  # the outage is over: the run goes on from where it was
-        wait_for(lambda: status_of(sched, name)["state"] == "finished", what="the resumed run to finish")
+        wait_until(lambda: status_of(sched, name)["state"] == "finished", what="the resumed run to finish")
         assert read_control(tmp_path / "runs" / name)["failures"] == 0
     finally:
         sched.shutdown()

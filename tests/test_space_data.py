@@ -2,10 +2,11 @@
 from what the loop writes (a run directory, or a results dataset read back from the Hub), the
 seeding form's validation, and who may act.
 
-The run is written by the loop's own writers (`save_state`, `write_tables`, `lineage_card`):
-two Hub seeds; generation 1 breeds c1 (linear, the champion) and c3 (slerp, failed);
-generation 2 breeds c2 (slerp of c1 and s2), which does not beat c1. Small hand-made tables
-check that every view names the champion by the core's one rule (`hubevo.ranking`).
+The run (`write_run` in tests/helpers/sim_runs.py) is written by the loop's own writers
+(`save_state`, `write_tables`, `lineage_card`): two Hub seeds; generation 1 breeds c1 (linear,
+the champion) and c3 (slerp, failed); generation 2 breeds c2 (slerp of c1 and s2), which does not
+beat c1. Small hand-made tables check that every view names the champion by the core's one rule
+(`hubevo.ranking`).
 """
 
 from __future__ import annotations
@@ -22,16 +23,13 @@ from huggingface_hub import HfApi
 from mergekit.config import MergeConfiguration
 from PIL import Image
 
-from hubevo.config import RunConfig, parse_config
+from hubevo.config import RunConfig
 from hubevo.errors import HubError
-from hubevo.fsio import atomic_write_text
 from hubevo.finetune.recipe import FinetuneRecipe, PreferenceSource
-from hubevo.genome import (
-    DataFlowGenome, LayerStep, MergeGenome, child_individual, finetune_individual, seed_individual, to_merge_dict,
-)
+from hubevo.genome import DataFlowGenome, LayerStep, MergeGenome, child_individual, finetune_individual, seed_individual
 from hubevo.hub.publish import push_results
-from hubevo.publish import lineage_card, lineage_graph, write_tables
-from hubevo.state import Evaluation, RunState, save_state
+from hubevo.publish import lineage_graph
+from hubevo.state import RunState, save_state
 from space.auth import ADMIN, Access, AccessDenied
 from space.catalog import Catalog
 from space.compare import champion_summary, recipe_diff, side_by_side
@@ -50,48 +48,9 @@ from space.seeding import (
 from space.settings import SpaceSettings
 from space.status import local_status, merge_statuses, status_table
 from space.tree import family_tree, tree_figure, tree_layout, tree_png
+from tests.helpers.sim_runs import ALICE_TOKEN, write_run
 
 HUB = "https://hub.example"
-ALICE_TOKEN = "token-alice"
-
-
-def write_run(root: Path, *, name: str = "sim", finished: bool = True) -> RunConfig:
-    cfg = parse_config({
-        "name": name,
-        "population": {"members": ["alice/s1", "alice/s2"]},
-        "fitness": {"tasks": ["tiny"], "heldout": ["tiny_heldout"]},
-        "crossover": {"methods": ["linear", "slerp"]},  # the methods of the children below; no base model
-        "budget": {"generations": 2, "population_size": 3},
-        "output": {"dir": str(root / name)},
-        "publish": {"namespace": "alice", "push": "survivors"},
-    }, root=root)
-    atomic_write_text(cfg.output.dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    s1, s2 = (seed_individual(name=f"alice/{n}", source=f"alice/{n}") for n in ("s1", "s2"))
-    c1 = child_individual(MergeGenome(method="linear", parents=(s1.id, s2.id),
-                                      per_parent=({"weight": 0.7}, {"weight": 0.3})), generation=1)
-    c3 = child_individual(MergeGenome(method="slerp", parents=(s1.id, s2.id), shared={"t": 0.3}), generation=1)
-    c2 = child_individual(MergeGenome(method="slerp", parents=(c1.id, s2.id), shared={"t": 0.4}), generation=2)
-    state = RunState(config_hash="test", individuals={i.id: i for i in (s1, s2, c1, c3, c2)})
-    for ind, fitness, gen in ((s1, 0.3, 0), (s2, 0.5, 0), (c1, 0.6, 1), (c3, None, 1), (c2, 0.55, 2)):
-        state.evaluations[ind.id] = Evaluation(
-            id=ind.id, generation=gen, status="ok" if fitness is not None else "failed", fitness=fitness,
-            scores={"tiny": fitness} if fitness is not None else {}, reason=None if fitness else "NaN weights")
-    state.survivors = {0: [s2.id, s1.id], 1: [c1.id, s2.id], 2: [c1.id, c2.id]}
-    state.heldout = {s1.id: {"tiny_heldout": 0.2}, s2.id: {"tiny_heldout": 0.4}, c1.id: {"tiny_heldout": 0.45},
-                     c2.id: {"tiny_heldout": 0.5}}
-    names = {i.id: i.source for i in (s1, s2)} | {c.id: cfg.publish.survivor_repo(name, c.id) for c in (c1, c2)}
-    state.recipes = {c.id: to_merge_dict(c.genome, refs=names) for c in (c1, c3, c2)}
-    for child in (c1, c2):
-        folder = cfg.output.dir / "models" / child.name
-        lineage_card(child, run_name=name, parent_refs=names, recipe=state.recipes[child.id],
-                     evaluation=state.evaluations[child.id], heldout=state.heldout[child.id]).save(folder / "README.md")
-        state.saved[child.id] = str(folder)
-    state.generation, state.population = 2, [c1.id, c2.id]
-    state.finished, state.stop_reason = finished, "2 generations done" if finished else None
-    state.elapsed_s = 125.0
-    save_state(state, cfg.output.dir)
-    write_tables(state, cfg.output.dir)
-    return cfg
 
 
 @pytest.fixture(scope="module")

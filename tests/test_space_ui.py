@@ -30,7 +30,7 @@ from hubevo.hub.publish import push_results  # noqa: E402
 from hubevo.loop import evolve  # noqa: E402
 from hubevo.state import load_state  # noqa: E402
 from space.leaderboard import BADGE  # noqa: E402
-from tests.test_space_data import write_run  # noqa: E402
+from tests.helpers.sim_runs import write_run  # noqa: E402
 from tests.tiny_models import build_zoo, write_choice_task  # noqa: E402
 
 torch.set_num_threads(1)
