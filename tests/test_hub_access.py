@@ -18,8 +18,10 @@ def api(hub_server, token: str) -> HfApi:
 
 
 def test_the_users_own_namespace_and_its_orgs_are_writable(hub_server):
-    check_write_access("alice", api=api(hub_server, ALICE_TOKEN))
-    check_write_access("alice-org", api=api(hub_server, ALICE_TOKEN))
+    alice = api(hub_server, ALICE_TOKEN)
+    assert writable_namespaces(alice.whoami()) == {"alice", "alice-org"}
+    check_write_access("alice", api=alice)
+    check_write_access("alice-org", api=alice)
 
 
 def test_a_namespace_the_token_cannot_write_to_is_named_with_the_fix(hub_server):
@@ -39,7 +41,10 @@ def test_a_refused_token_says_so_and_never_shows_itself(hub_server):
 def test_a_busy_hub_is_asked_again(hub_server, monkeypatch):
     monkeypatch.setenv("HUBEVO_HUB_BACKOFF_S", "0")
     hub_server.fail_next("/api/whoami-v2", 503)
+    before = len(hub_server.request_log)
     check_write_access("alice", api=api(hub_server, ALICE_TOKEN))
+    asked = [path for _, path in hub_server.request_log[before:] if path == "/api/whoami-v2"]
+    assert len(asked) == 2, f"asked {len(asked)} time(s): the 503, then once more"
 
 
 def test_read_only_tokens_and_read_roles_write_nowhere():
