@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -25,11 +23,10 @@ def test_the_mask_matches_the_definition_with_ties_and_duplicates(objectives):
         assert (non_dominated(points) == all_pairs(points)).all()
 
 
-def test_twenty_thousand_candidates_are_masked_fast_and_right():
+def test_twenty_thousand_candidates_are_masked_right():
+    """Checked point by point (the all-pairs mask needs 800 MB here); its speed: bench/pareto.py."""
     points = np.random.default_rng(0).uniform(size=(20_000, 2))
-    started = time.perf_counter()
     mask = non_dominated(points)
-    assert time.perf_counter() - started < 5.0  # the all-pairs mask needs 800 MB and tens of seconds here
     assert mask.any()
     for p in points[mask]:
         assert not ((points >= p).all(axis=1) & (points > p).any(axis=1)).any()
