@@ -290,6 +290,7 @@ def preferences(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHS)
 def test_dpo_mutation_trains_and_the_child_merges_again(arch, zoos, materializers, preferences, tmp_path):
     recipe = FinetuneRecipe(operator="dpo", parent="base", dataset=PreferenceSource(path=str(preferences)),

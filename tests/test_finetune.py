@@ -188,6 +188,7 @@ def test_hub_dataset_is_read_at_a_resolved_revision(hub_server, monkeypatch):
 # --- training ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lora_dpo_raises_heldout_margin_and_reloads(setup, tmp_path):
     before = mean_margin(setup["parent"], setup["heldout"])
     metrics = finetune(setup["parent"], recipe(setup["train"], steps=40), out_dir=tmp_path / "child")
@@ -201,6 +202,7 @@ def test_lora_dpo_raises_heldout_margin_and_reloads(setup, tmp_path):
     assert sorted(p.name for p in (tmp_path / "child").glob("*.safetensors")) == ["model.safetensors"]
 
 
+@pytest.mark.slow
 def test_an_adapter_only_child_rebuilds_the_merged_child_bit_for_bit(setup, tmp_path):
     """What the loop keeps of a LoRA child: the adapter; parent + adapter in a resident model is the child."""
     from hubevo.genome import identity_dict
@@ -221,6 +223,7 @@ def test_an_adapter_only_child_rebuilds_the_merged_child_bit_for_bit(setup, tmp_
     assert all(torch.equal(again[k], v) for k, v in parent.items())
 
 
+@pytest.mark.slow
 def test_full_dpo_raises_heldout_margin_and_is_deterministic(setup, tmp_path):
     full = recipe(setup["train"], lora_rank=0, learning_rate=4e-3, steps=16)
     finetune(setup["parent"], full, out_dir=tmp_path / "a")
@@ -231,6 +234,7 @@ def test_full_dpo_raises_heldout_margin_and_is_deterministic(setup, tmp_path):
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
 
 
+@pytest.mark.slow
 def test_diverging_run_fails_the_candidate(setup, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(setup["parent"])
     with torch.no_grad():
@@ -242,6 +246,7 @@ def test_diverging_run_fails_the_candidate(setup, tmp_path):
     assert not (tmp_path / "child").exists()
 
 
+@pytest.mark.slow
 def test_sft_operator_runs(setup, tmp_path):
     sft = recipe(setup["train"], operator="sft", beta=None, loss_type=None, learning_rate=1e-3, steps=4)
     metrics = finetune(setup["parent"], sft, out_dir=tmp_path / "child")

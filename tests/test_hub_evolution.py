@@ -23,6 +23,7 @@ from hubevo.rebuild import full_folders
 from tests.tiny_models import build_zoo, write_choice_task
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.slow  # every test evolves
 
 ALICE, ALICE_TOKEN = "alice", "token-alice"
 TASK = "hubevo_e2e_mc"

@@ -226,6 +226,7 @@ def test_in_memory_merge_equals_run_merge(name, zoo, materializer, tmp_path):
         assert any(name not in inputs or not torch.equal(inputs[name], value) for name, value in expected.items())
 
 
+@pytest.mark.slow  # a mergekit-yaml process per recipe
 @pytest.mark.parametrize("name", CLI_RECIPES)
 def test_in_memory_merge_equals_mergekit_yaml_cli(name, zoo, materializer, tmp_path):
     if not MERGEKIT_YAML.is_file():

@@ -60,12 +60,14 @@ def run_from_root(*cmd: str) -> subprocess.CompletedProcess:
     return subprocess.run(list(cmd), cwd="/", env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow  # builds the wheel
 def test_the_wheel_holds_the_space_and_the_demo_tasks(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"space/__init__.py", "space/ui.py", "space/leaderboard.py", "hubevo/cli.py"} <= names
     assert any(n.startswith("hubevo/demo/tasks/") and n.endswith(".yaml") for n in names)
 
 
+@pytest.mark.slow  # and a virtual environment
 def test_the_installed_command_works_from_the_root_folder(venv):
     version = run_from_root(str(venv / "bin" / "hubevo"), "--version")
     assert version.stdout.strip() == f"hubevo {__version__}", version.stderr

@@ -28,6 +28,7 @@ from hubevo.loop import evolve, start
 from hubevo.runner import CandidateJob, RunnerSpec
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'hubevo[ray]'); not installed")
+pytestmark = pytest.mark.ray
 
 from hubevo import execution  # noqa: E402
 from hubevo.execution_ray import (  # noqa: E402

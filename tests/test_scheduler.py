@@ -38,6 +38,7 @@ def run_config(pop, name="pop1", generations=3):
     }
 
 
+@pytest.mark.slow
 def test_jobs_pull_an_immigrant_and_survive_a_restart(hub_population, tmp_path):
     pop = hub_population
     runs = tmp_path / "runs"
@@ -92,6 +93,7 @@ def test_submit_validates_before_queueing(hub_population, tmp_path):
     assert sched.status() == []
 
 
+@pytest.mark.slow
 def test_a_signed_webhook_brings_an_immigrant_to_the_runs_whose_query_it_matches(hub_population, tmp_path):
     import gradio as gr
 

@@ -59,6 +59,7 @@ def test_a_permanent_failure_ends_the_run_without_retries(world, tmp_path):
     assert control["failures"] == 1 and sched.jobs(name) == []
 
 
+@pytest.mark.slow
 def test_a_transient_failure_is_retried_with_backoff_then_fails_and_can_be_resumed(world, hub_server, tmp_path,
                                                                                     monkeypatch):
     monkeypatch.setenv("HUBEVO_HUB_ATTEMPTS", "1")  # one request per job: the scheduler's retries are counted
@@ -100,6 +101,7 @@ def test_a_busy_run_folder_is_skipped_not_failed(world, tmp_path):
     assert run_status(tmp_path / "runs" / name)["state"] == "failed"
 
 
+@pytest.mark.slow
 def test_the_worker_exits_non_zero_on_a_permanent_failure(world, tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config(world, name="doomed", members=["./no-such-a", "./no-such-b"])))

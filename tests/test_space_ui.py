@@ -44,8 +44,12 @@ TASK = "space_add_mc"
 HELDOUT = "space_add_mc_heldout"
 TIMEOUT_MS = 30_000
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=(
-    f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install -y chromium)"))
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=(
+        f"{CHROMIUM} is missing: the browser test needs Debian's chromium (apt-get install -y chromium)")),
+    pytest.mark.browser,
+    pytest.mark.slow,  # a run evolves first
+]
 
 
 class FakeController:

@@ -174,6 +174,7 @@ RESUMABLE = {  # psdfs crosses from CMA-ES in parameter space to DFS within the 
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", RESUMABLE)
 def test_an_interrupted_run_resumes_to_the_same_sequence_of_candidates(tiny, tmp_path, monkeypatch, strategy):
     monkeypatch.setattr(Evaluator, "fitness", stand_in_fitness(tiny))
@@ -203,6 +204,7 @@ def test_an_interrupted_run_resumes_to_the_same_sequence_of_candidates(tiny, tmp
         assert flows and all(i.generation >= 2 for i in flows) and any(ps_best in i.parents for i in flows)
 
 
+@pytest.mark.slow
 def test_cmaes_improves_on_the_stand_in_fitness(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(Evaluator, "fitness", stand_in_fitness(tiny))
     cfg = tiny_config(tiny, tmp_path / "run", "cmaes", {"layer_granularity": 0, "method": "linear"}, generations=3)
