@@ -40,6 +40,7 @@ from hubevo.state import load_state, read_events
 from tests.tiny_models import build_zoo, write_choice_task
 
 torch.set_num_threads(1)
+pytestmark = pytest.mark.slow  # every test evolves
 
 ALICE, ALICE_TOKEN = "alice", "token-alice"
 TASK = "hubevo_state_mc"
@@ -56,6 +57,14 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def alice(hub_server) -> HfApi:
     return HfApi(endpoint=hub_server.url, token=ALICE_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def reference(zoo, hub_server, tmp_path_factory):
+    """The two generations run in one go with a local state: what every run resumed from the Hub must equal."""
+    cfg = make_config(zoo, tmp_path_factory.mktemp("reference") / "run", name="reference", generations=2,
+                      state="local")
+    return evolve(cfg, progress=False, api=HfApi(endpoint=hub_server.url, token=ALICE_TOKEN))
 
 
 def config_data(zoo, out_dir: Path, *, name: str, generations: int = 1, push: str = "none", **publish) -> dict:
@@ -88,7 +97,7 @@ def fitnesses(state) -> dict[str, float]:
 # ------------------------------------------------------------------------ push, delete, resume
 
 
-def test_the_state_goes_to_the_results_dataset_and_an_empty_disk_resumes_from_it(zoo, alice, hub_server, tmp_path):
+def test_the_state_goes_to_the_results_dataset_and_an_empty_disk_resumes_from_it(zoo, alice, reference, tmp_path):
     cfg = make_config(zoo, tmp_path / "run", name=f"state{next(_runs)}")
     first = evolve(cfg, progress=False, api=alice)
     assert first.finished
@@ -115,8 +124,6 @@ def test_the_state_goes_to_the_results_dataset_and_an_empty_disk_resumes_from_it
     evaluated = evaluated_ids(cfg.output.dir)
     assert len(evaluated) == len(set(evaluated)) == len(resumed.evaluations), "an evaluation was repeated"
     assert set(evaluated_ids(cfg.output.dir, since=resumed_at)) == set(resumed.evaluations) - set(first.evaluations)
-    reference = evolve(make_config(zoo, tmp_path / "ref", name=f"state{next(_runs)}", generations=2, state="local"),
-                       progress=False, api=alice)
     assert fitnesses(resumed) == fitnesses(reference) and resumed.survivors == reference.survivors
     assert load_state(download_state(results, api=alice)).generation == 2
 
@@ -180,7 +187,7 @@ def test_a_job_keeps_its_state_on_the_hub_unless_the_config_says_local(zoo, tmp_
 
 
 def test_a_run_killed_mid_generation_resumes_on_an_empty_disk_and_pushes_every_survivor_once(
-        zoo, alice, hub_server, tmp_path):
+        zoo, alice, hub_server, reference, tmp_path):
     cfg = make_config(zoo, tmp_path / "run", name=f"killed{next(_runs)}", generations=2, push="survivors")
     config_path = tmp_path / "run.yaml"
     config_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
@@ -207,8 +214,6 @@ def test_a_run_killed_mid_generation_resumes_on_an_empty_disk_and_pushes_every_s
     evaluated = evaluated_ids(cfg.output.dir)
     assert len(evaluated) == len(set(evaluated)), "an evaluation the Hub state holds was repeated"
     assert set(evaluated_ids(cfg.output.dir, since=resumed_at)) == set(after.evaluations) - set(on_hub.evaluations)
-    reference = evolve(make_config(zoo, tmp_path / "ref", name=f"killed{next(_runs)}", generations=2, state="local"),
-                       progress=False, api=alice)
     assert fitnesses(after) == fitnesses(reference) and after.survivors == reference.survivors
     assert_every_survivor_pushed_once(hub_server, alice, cfg, after)
 
