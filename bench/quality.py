@@ -49,7 +49,7 @@ SEARCHES = {  # name -> search section (None: the config's default)
     "cmaes-ta-whole": {"strategy": "cmaes", "options": {"method": "task_arithmetic", "layer_granularity": 0}},
 }
 HEADLINE = HEADLINE_TASK
-RULES = ["evidence", "evidence-finals", "validation", "fitness"]  # hubevo.ranking's rules, the default first
+RULES = ["evidence", "evidence-margin1", "validation", "fitness"]  # hubevo.ranking's rules, the default first
 SKILLS = {"digits": "demo_digits", "letters": "demo_letters"}
 
 

@@ -250,18 +250,10 @@ def decision_examples(decision: ranking.Decision) -> str:
     return "validation"
 
 
-def verdict(diff: float, se: float | None) -> str:
-    """The one test every report uses: a lead beyond `ranking.CHALLENGER_MARGIN` standard errors."""
-    if se is None:
-        return "no error known"
-    return "beyond noise" if abs(diff) > ranking.CHALLENGER_MARGIN * se else "within noise"
-
-
 def lead_text(state: RunState, cid: str, other: str) -> str:
+    """A lead in the words every report uses: the lead, its error and how many standard errors it is."""
     diff, se, split = lead(state, cid, other)
-    if se is None:
-        return f"{diff:+.3f} on {split}"
-    return f"{diff:+.3f} +- {se:.3f} on {split} ({verdict(diff, se)})"
+    return f"{diff:+.3f} on {split}" if not se else f"{diff:+.3f} +- {se:.3f} on {split} ({diff / se:+.1f} SE)"
 
 
 def card_verdict(state: RunState, cid: str) -> str | None:
@@ -283,14 +275,16 @@ def decision_text(state: RunState) -> str:
         return f"{name(d.champion)} is the best by fitness (no finals)"
     if d.lead is None or d.holder is None or d.challenger is None:
         return f"{name(d.champion)} is the best finalist ({'no bred finalist' if d.holder else 'no incumbent'} to compare)"
-    lead = f"{d.lead:+.3f} +- {d.stderr:.3f} on {decision_examples(d)}"
-    shrink = f", fitness leads shrunk by {d.shrink:.3f} for selection" if d.shrink else ""
-    resolvable = f"; these finals resolve leads above {d.resolvable:.3f}"
-    if d.champion == d.challenger:
-        return (f"{name(d.champion)} leads the best incumbent {name(d.holder)} by {lead} "
-                f"(beyond noise{shrink}){resolvable}")
-    return (f"{name(d.champion)} (the best incumbent) stays: the best bred finalist {name(d.challenger)} leads it by "
-            f"{lead} (within noise{shrink}){resolvable}")
+    lead = f"{d.lead:+.3f} +- {d.stderr:.3f} on {decision_examples(d)}, {d.z:+.1f} SE" if d.stderr else \
+        f"{d.lead:+.3f} on {decision_examples(d)}"
+    shrink = f"; fitness leads shrunk by {d.shrink:.3f} for selection" if d.shrink else ""
+    bar = f"an estimated lead above {d.margin:g} SE crowns a bred finalist" if d.margin else \
+        "the higher estimate wins"
+    resolves = f"; these finals resolve leads above {d.resolvable:.3f}" if d.resolvable else ""
+    if d.crowned:
+        return f"{name(d.champion)} leads the best incumbent {name(d.holder)} by {lead}{shrink} ({bar}){resolves}"
+    return (f"{name(d.champion)}, the best incumbent, stays: the best bred finalist {name(d.challenger)} is "
+            f"{lead} against it{shrink} ({bar}){resolves}")
 
 
 def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:
@@ -449,7 +443,7 @@ def decision_record(state: RunState) -> dict:
     name = lambda i: state.individuals[i].name if i in state.individuals else None  # noqa: E731
     return {"champion": d.champion, "champion_name": name(d.champion), "rule": d.rule, "holder": d.holder,
             "holder_name": name(d.holder), "challenger": d.challenger, "challenger_name": name(d.challenger),
-            "lead": d.lead, "stderr": d.stderr, "margin": d.margin, "beyond_noise": d.beyond_noise,
+            "lead": d.lead, "stderr": d.stderr, "z": d.z, "margin": d.margin, "crowned": d.crowned,
             "examples": d.examples, "shrink": d.shrink, "resolvable": d.resolvable, "text": decision_text(state)}
 
 

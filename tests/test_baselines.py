@@ -43,10 +43,10 @@ def test_a_run_scores_the_standard_recipes_and_cannot_end_below_the_best_of_them
     assert champion in state.validation and best_baseline in state.validation  # compared in the finals
     assert champion not in state.initial  # merges are clearly better than either specialist (0.5 each)
     decision = state.decision()
-    if champion in state.baselines:  # no bred finalist led it beyond noise
-        assert champion == decision.holder == best_baseline and not decision.beyond_noise
-    else:  # a bred champion led the best incumbent beyond noise
-        assert decision.beyond_noise and decision.lead > decision.stderr and decision.holder == best_baseline
+    if champion in state.baselines:  # no bred finalist's estimated lead over it was above 0
+        assert champion == decision.holder == best_baseline and not decision.crowned and decision.lead <= 0
+    else:  # a bred champion's estimated lead over the best incumbent was above 0
+        assert decision.crowned and decision.lead > 0 and decision.holder == best_baseline
     frame = pd.read_parquet(cfg.output.dir / "results.parquet").set_index("id")
     assert frame.loc[list(state.baselines), "baseline"].tolist() == list(state.baselines.values())
     assert frame["fitness_stderr"].notna().all() and (frame["fitness_stderr"] > 0).any()
@@ -66,7 +66,7 @@ def test_the_finals_pick_the_champion_on_validation_examples_no_fitness_sample_h
     decision = state.decision()
     assert decision.holder == max(simple, key=pooled)
     assert state.champion() == decision.champion in finalists
-    assert decision.champion == (decision.challenger if decision.lead > decision.stderr else decision.holder)
+    assert decision.champion == (decision.challenger if decision.lead > 0 else decision.holder)
     from hubevo.evaluation import Evaluator
 
     evaluator = Evaluator(cfg.fitness, device="cpu")

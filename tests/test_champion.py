@@ -104,7 +104,7 @@ def test_fitness_ties_and_every_view_names_the_same_champion(tied_run):
     decision = ranking.decide(ok, validation=state.validation, incumbents=simple)
     assert champion == decision.champion and champion in state.validation  # a finalist, by the one rule
     if champion not in simple:
-        assert decision.beyond_noise
+        assert decision.crowned and decision.lead > 0
     name = state.individuals[champion].name
 
     assert leaderboard(state).splitlines()[1].split()[1] == name  # the terminal's first row
@@ -149,7 +149,9 @@ def test_a_stored_recipe_names_parents_by_relative_path_and_rebuilds_from_the_ru
     assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in saved.items())
 
 
-def test_a_bred_candidate_dethrones_the_simple_things_only_by_a_lead_beyond_noise():
+def test_finals_without_per_example_values_fall_back_to_the_validation_rule():
+    """Older runs' finals kept no per-example values: a bred finalist then needs a lead of one standard error
+    on validation (the previous rule), the errors combined as if independent."""
     from hubevo.state import Evaluation
 
     def scored(cid, fitness, stderr, generation=1):
@@ -218,7 +220,7 @@ def test_the_run_records_its_decision_and_the_cards_say_it_in_the_same_words(tie
     record = json.loads((cfg.output.dir / "champion.json").read_text())
     assert record["champion"] == decision.champion == state.champion()
     assert record["rule"] == "evidence" and record["text"] == decision_text(state)
-    assert record["beyond_noise"] == decision.beyond_noise
+    assert record["crowned"] == decision.crowned and record["lead"] == decision.lead
     card = ModelCard.load(Path(state.saved[decision.champion]) / "README.md")
     assert f"The run's champion: {decision_text(state)}." in card.text
     assert decision_text(state) in log_text  # the generation summaries

@@ -77,6 +77,5 @@ def test_the_demo_says_why_the_champion_won_in_the_rules_own_words(demo_run):
     decision = state.decision()
     why = next(line for line in printed.splitlines() if line.startswith("why: "))
     assert state.individuals[decision.champion].name in why
-    bred = decision.champion == decision.challenger
-    assert ("beyond noise" in why) == bred and ("within noise" in why) == (not bred and decision.lead is not None)
-    assert f"{decision.lead:+.3f} +- {decision.stderr:.3f}" in why
+    assert ("leads the best incumbent" in why) == decision.crowned
+    assert f"{decision.lead:+.3f} +- {decision.stderr:.3f}" in why and f"{decision.z:+.1f} SE" in why

@@ -93,13 +93,13 @@ def champion_beats_members(state: RunState, task: str = COMBINED) -> bool:
 
 
 def against_best_recipe(state: RunState) -> str:
-    """The champion against the best standard recipe: the lead on validation and its noise verdict."""
+    """The champion against the best standard recipe: the lead and its error, as the champion rule saw it."""
     champion, best_std = state.champion(), best_in(state, state.baselines)
     if best_std is None:
         return "no standard recipe was scored"
     if champion == best_std:
-        return f"the champion is the standard recipe {state.individuals[champion].name}: no bred candidate beat it " \
-            "beyond noise"
+        return f"the champion is the standard recipe {state.individuals[champion].name}: no bred finalist's " \
+            "estimated lead over it was above 0"
     return f"the champion leads the best standard recipe {state.individuals[best_std].name} by " + \
         lead_text(state, champion, best_std)
 
