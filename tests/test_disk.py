@@ -17,9 +17,14 @@ import yaml
 from hubevo.cli import main
 from hubevo.errors import DiskFullError, HubevoError, OutputNotWritableError, describe_error, is_transient
 from hubevo.fsio import RUN_MARKER, atomic_dir, atomic_write_text, clean_temp_dirs, write_error
-from tests.test_bad_input import good, world  # noqa: F401 (the fixture)
+from tests.helpers.bad_input import build_world, good
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    return build_world(tmp_path_factory.mktemp("disk"))
 
 
 def test_a_full_disk_while_writing_a_folder_is_named_and_leaves_nothing(tmp_path):
@@ -230,7 +235,7 @@ def test_a_written_file_leaves_no_temporary_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
 
 
-def test_a_run_removes_the_temporary_folders_of_an_interrupted_one(world, tmp_path, capsys):  # noqa: F811
+def test_a_run_removes_the_temporary_folders_of_an_interrupted_one(world, tmp_path, capsys):
     stale = tmp_path / "run" / "survivors" / ".c9.tmp"
     stale.mkdir(parents=True)
     (stale / "model.safetensors").write_bytes(b"half")
@@ -245,7 +250,8 @@ def test_a_run_removes_the_temporary_folders_of_an_interrupted_one(world, tmp_pa
     assert not stale.exists() and not state_tmp.exists()
 
 
-def test_hubevo_evolve_into_a_read_only_folder_is_one_line(world, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_hubevo_evolve_into_a_read_only_folder_is_one_line(world, tmp_path):
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({**good(world, tmp_path), "output": {"dir": str(tmp_path / "mnt" / "run")}}))
     done = _in_small_tmpfs(tmp_path, f"""

@@ -15,9 +15,9 @@ import yaml
 from hubevo.errors import NotARunFolderError, RunLockedError
 from hubevo.fsio import LOCK_FILE, RUN_MARKER, remove_tree
 from hubevo.lock import reset_run_folder, run_lock
+from tests.helpers.locks import HOLD
 
 ROOT = Path(__file__).resolve().parents[1]
-HOLD = "import sys, time; from hubevo.lock import run_lock\nwith run_lock(sys.argv[1]):\n print('held', flush=True)\n time.sleep(600)"
 
 
 @pytest.fixture
@@ -136,6 +136,7 @@ sys.exit(main(["demo", "--out", sys.argv[1], "--no-progress"]))
 """
 
 
+@pytest.mark.slow
 def test_hubevo_demo_on_a_folder_in_use_exits_and_deletes_nothing(holder, tmp_path):
     (tmp_path / "run" / "state.json").write_text('{"generation": 3}')
     done = subprocess.run([sys.executable, "-c", DEMO, str(tmp_path / "run")], cwd=ROOT, capture_output=True,
@@ -145,6 +146,7 @@ def test_hubevo_demo_on_a_folder_in_use_exits_and_deletes_nothing(holder, tmp_pa
     assert (tmp_path / "run" / "state.json").is_file()
 
 
+@pytest.mark.slow
 def test_hubevo_demo_on_a_folder_of_the_users_exits_and_deletes_nothing(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("years of work")
