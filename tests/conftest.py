@@ -69,12 +69,15 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def demo_zoo_cache(tmp_path_factory):
-    """Where this session's demo zoo lives; set HUBEVO_TEST_ZOO to reuse one across sessions."""
+def demo_zoo_cache():
+    """Where the demo zoos live: the user's cache, as for `hubevo demo` (each zoo trained once, in a folder keyed by
+    its recipe's content hash, then reused by every session), or the folder that $HUBEVO_TEST_ZOO names."""
     from pathlib import Path
 
+    from hubevo.demo.zoo import default_cache_dir
+
     cache = os.environ.get("HUBEVO_TEST_ZOO")
-    return Path(cache) if cache else tmp_path_factory.mktemp("demo-zoo")
+    return Path(cache) if cache else default_cache_dir()
 
 
 @pytest.fixture(scope="session")

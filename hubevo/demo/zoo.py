@@ -15,9 +15,13 @@ entirely and drifts far enough from the base that the skills interfere, so the s
 keep only part of them (uniform linear about 0.71, model_stock about 0.77 mean exact match on
 the fitness sets, where each specialist scores 0.50) and a searched recipe has room to win.
 
-The fast zoo lives in `<cache dir>/seed-<seed>/`, the hard one in `<cache dir>/hard-seed-<seed>/`; a marker file written last (atomically) says it is
-complete, so a second `build_zoo` reuses it. Building happens in a temporary sibling folder that
-is renamed into place (`hubevo.fsio.atomic_dir`), so an interrupted build never looks complete.
+A zoo lives in `<cache dir>/<recipe>-seed-<seed>-<key>/`, where the cache dir is the user's
+(`~/.cache/hubevo/zoo`) and the key a content hash of everything that decides the weights (the
+recipe, the code that trains the zoo and makes its data, the torch and transformers releases): a
+changed recipe is trained anew, never served stale. A marker file written last (atomically) says
+the zoo is complete and records its weights' hash, so a second `build_zoo` reuses it. Building
+happens in a temporary sibling folder that is renamed into place (`hubevo.fsio.atomic_dir`), so an
+interrupted build never looks complete.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -36,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
 import yaml
 from pydantic import BaseModel
 from tqdm.auto import tqdm
@@ -47,8 +53,8 @@ from hubevo.demo.tokenizer import MAX_LENGTH, build_tokenizer
 from hubevo.errors import ConfigError
 from hubevo.fsio import atomic_dir, atomic_write_text
 
-RECIPE_VERSION = "demo-zoo-v1"  # bump when a recipe changes: old caches are rebuilt
 MARKER = "zoo.json"
+TRAINING_CODE = [Path(__file__).with_name(name) for name in ("zoo.py", "data.py", "tokenizer.py")]
 TEMPLATES_DIR = Path(__file__).parent / "tasks"
 FITNESS_TASKS = ["demo_digits", "demo_letters"]
 HELDOUT_TASKS = ["demo_digits_heldout", "demo_letters_heldout", "demo_combined_heldout"]
@@ -77,17 +83,25 @@ class ZooRecipe(BaseModel, frozen=True):
     """How one kind of zoo is trained: the base phase, then one phase per specialist from the base."""
 
     name: str
-    version: str
     base: Phase
     specialists: dict[str, Phase]
 
+    def key(self) -> str:
+        """A content hash of what decides the weights: this recipe, the code that trains the zoo and makes
+        its data (`TRAINING_CODE`), and the torch and transformers releases."""
+        digest = hashlib.sha256(self.model_dump_json().encode())
+        for source in TRAINING_CODE:
+            digest.update(source.read_bytes())
+        digest.update(f"torch {torch.__version__}, transformers {transformers.__version__}".encode())
+        return digest.hexdigest()[:12]
+
     def folder(self, seed: int) -> str:
-        return f"seed-{seed}" if self.name == "fast" else f"{self.name}-seed-{seed}"
+        return f"{self.name}-seed-{seed}-{self.key()}"
 
 
 ZOO_RECIPES = {
-    "fast": ZooRecipe(name="fast", version=RECIPE_VERSION, base=BASE_PHASE, specialists=SPECIALIST_PHASES),
-    "hard": ZooRecipe(name="hard", version="demo-zoo-hard-v1", base=BASE_PHASE, specialists={
+    "fast": ZooRecipe(name="fast", base=BASE_PHASE, specialists=SPECIALIST_PHASES),
+    "hard": ZooRecipe(name="hard", base=BASE_PHASE, specialists={
         skill: Phase(mix={skill: 64}, steps=400, lr=2e-3) for skill in ("digits", "letters")}),
 }
 
@@ -103,10 +117,16 @@ class Zoo(BaseModel, frozen=True):
     heldout_tasks: list[str]
     validation_tasks: list[str]
 
+    def weights_hash(self) -> str:
+        """sha256 of the members' weight files (base, then the specialists by name)."""
+        return _weights_hash(self.root, self.specialists)
+
 
 def default_cache_dir() -> Path:
-    """`$HUBEVO_CACHE` if set, else `~/.cache/hubevo/demo-zoo-v1`."""
-    return Path(os.environ.get("HUBEVO_CACHE") or Path.home() / ".cache" / "hubevo" / RECIPE_VERSION)
+    """`$HUBEVO_CACHE` if set, else `hubevo/zoo` in the user's cache folder (`$XDG_CACHE_HOME` or `~/.cache`)."""
+    if os.environ.get("HUBEVO_CACHE"):
+        return Path(os.environ["HUBEVO_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hubevo" / "zoo"
 
 
 def build_zoo(cache_dir: Path | None = None, *, seed: int = 0, progress: bool = True, recipe: str = "fast") -> Zoo:
@@ -181,7 +201,14 @@ def _is_complete(root: Path, spec: ZooRecipe) -> bool:
         marker = json.loads((root / MARKER).read_text())
     except (OSError, ValueError):
         return False
-    return marker.get("recipe") == spec.version
+    return marker.get("key") == spec.key()
+
+
+def _weights_hash(root: Path, specialists: dict) -> str:
+    digest = hashlib.sha256()
+    for member in ["base", *sorted(specialists)]:
+        digest.update((root / member / "model.safetensors").read_bytes())
+    return digest.hexdigest()
 
 
 def _zoo_at(root: Path, spec: ZooRecipe) -> Zoo:
@@ -225,7 +252,8 @@ def _build_into(root: Path, *, seed: int, progress: bool, spec: ZooRecipe) -> No
         _train_zoo(staging, seed=seed, progress=progress, spec=spec)
         render_tasks(staging / "tasks", data_dir=root / "tasks")
         seconds = round(time.perf_counter() - started, 1)
-        marker = {"recipe": spec.version, "seed": seed, "build_seconds": seconds}
+        marker = {"recipe": spec.name, "key": spec.key(), "seed": seed, "build_seconds": seconds,
+                  "weights_sha256": _weights_hash(staging, spec.specialists)}
         atomic_write_text(staging / MARKER, json.dumps(marker, indent=2))
 
 
