@@ -40,31 +40,14 @@ import pytest  # noqa: E402
 from tests.hub_server import HubServer  # noqa: E402  (imports no huggingface_hub)
 
 
-# Slow tests (5 to 20 s each) of modules that do not mark them yet: each mark belongs in its module as
-# `@pytest.mark.slow`; move it there and drop it here.
-UNMARKED_SLOW = {
-    "test_bad_input.py": {
-        "test_bad_input_is_named_before_any_work[task-yaml-broken]",
-        "test_bad_input_is_named_before_any_work[unknown-task]",
-        "test_an_unknown_heldout_task_is_called_a_heldout_task",
-        "test_the_good_config_itself_runs",
-    },
-    "test_disk.py": {"test_hubevo_evolve_into_a_read_only_folder_is_one_line"},
-    "test_lock.py": {
-        "test_hubevo_demo_on_a_folder_of_the_users_exits_and_deletes_nothing",
-        "test_hubevo_demo_on_a_folder_in_use_exits_and_deletes_nothing",
-    },
-}
-
-
 def pytest_collection_modifyitems(items):
     """Marks that follow from a test's fixtures: `hub` where it starts the Hub test server, `slow` where it
-    works on the demo zoo (trained on first use, then evaluated or evolved on); and UNMARKED_SLOW."""
+    works on the demo zoo (trained on first use, then evaluated or evolved on)."""
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
         if "hub_server" in fixtures:
             item.add_marker(pytest.mark.hub)
-        if "demo_zoo" in fixtures or item.name in UNMARKED_SLOW.get(item.path.name, ()):
+        if "demo_zoo" in fixtures:
             item.add_marker(pytest.mark.slow)
 
 
