@@ -268,3 +268,39 @@ def test_demo_preferences_come_from_the_train_split(tmp_path):
     assert all(r["chosen"] == answers[r["prompt"]] != r["rejected"] and r["rejected"] for r in rows)
     assert {r["prompt"][-1] for r in rows} == {"#", ">"}  # both skills
 
+
+
+# --- divergence ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lora_rank", [8, 0])
+def test_an_absurd_learning_rate_fails_the_candidate_with_the_reason(setup, tmp_path, lora_rank):
+    """LoRA at 1e9 keeps a finite loss and finite weights, yet its logits go flat (the child would score 0)."""
+    absurd = recipe(setup["train"], learning_rate=1e9, steps=4, samples=16, lora_rank=lora_rank)
+    with pytest.raises(CandidateError, match=r"dpo mutation of p0 diverged: .*learning_rate 1e\+09"):
+        finetune(setup["parent"], absurd, out_dir=tmp_path / "child", adapter_only=bool(lora_rank))
+    assert not (tmp_path / "child").exists()
+
+
+def test_a_diverged_child_is_recorded_failed_and_the_next_candidate_runs(setup, tmp_path):
+    from types import SimpleNamespace
+
+    from hubevo.evaluation import Scored
+    from hubevo.genome import identity_dict
+    from hubevo.runner import CandidateJob, CandidateRunner, RunnerSpec
+
+    evaluator = SimpleNamespace(device="cpu", fitness=lambda model, tokenizer, generation: Scored(
+        fitness=0.0, scores={}, stderrs={}, stderr=None, examples=0))
+    runner = CandidateRunner(RunnerSpec(template=str(setup["parent"]), fitness=None), evaluator=evaluator)
+
+    def job(name: str, learning_rate: float) -> CandidateJob:
+        return CandidateJob(id=name, name=name, generation=1, merge=identity_dict(str(setup["parent"])),
+                            finetune=recipe(setup["train"], learning_rate=learning_rate, steps=4, samples=16),
+                            parent_path=str(setup["parent"]), train_dir=str(tmp_path / name),
+                            adapter=str(tmp_path / name))
+
+    diverged = runner.run(job("c1", 1e9))
+    assert diverged.status == "failed" and diverged.fitness is None
+    assert "diverged" in diverged.reason and "learning_rate 1e+09" in diverged.reason
+    assert not (tmp_path / "c1").exists()
+    assert runner.run(job("c2", 1e-3)).status == "ok"

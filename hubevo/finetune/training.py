@@ -52,7 +52,8 @@ def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: 
     Returns the run's metrics (`final_loss`, `reward_accuracy` and `reward_margin` of the
     last step's batch, None for sft; `seconds`, `steps`, `dataset_revision`). Raises
     `CandidateError` when the sample is empty, a conversational dataset meets a tokenizer
-    without chat template, the run diverges (non-finite loss or weights) or runs out of memory.
+    without chat template, the run diverges (non-finite loss or weights, non-finite or flat logits) or runs
+    out of memory.
     """
     start = time.perf_counter()
     get_operator(recipe.operator)
@@ -66,6 +67,7 @@ def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: 
         trainer = _train(model, tokenizer, pairs, recipe=recipe, place=place)
         steps, global_step = _check_history(trainer.state.log_history, recipe=recipe), trainer.state.global_step
         child = trainer.accelerator.unwrap_model(trainer.model)
+        _check_outputs(child, next(iter(trainer.get_train_dataloader())), recipe=recipe)
         del trainer, model
         if adapter_only and recipe.lora_rank:
             _check_weights(child, recipe=recipe)
@@ -238,12 +240,41 @@ def _check_history(history: list[dict], *, recipe: FinetuneRecipe) -> list[dict]
     return steps
 
 
+def _check_outputs(model, batch: dict, *, recipe: FinetuneRecipe) -> None:
+    """Fail the child whose next-token logits on a training sequence are non-finite or flat.
+
+    A learning rate far too high can grow the weights until a normalisation layer's mean square
+    overflows: every activation after it is 0, so the logits are the same for every token while the
+    loss and the weights stay finite (trl's logged loss sits near log 2 and the child scores 0).
+    """
+    import torch
+
+    ids = batch["input_ids"][:1]  # (1, T): one sequence is enough, and bounds the logits' memory
+    mask = batch.get("attention_mask", torch.ones_like(ids))[:1]  # (1, T)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask).logits  # (1, T, vocab)
+    model.train(was_training)
+    logits = logits[mask.bool()].float()  # (real tokens, vocab)
+    problem = ("hold NaN or inf" if not torch.isfinite(logits).all()
+               else "are flat (one value for every token)" if bool((logits.amax(-1) == logits.amin(-1)).all())
+               else None)
+    if problem:
+        raise CandidateError(
+            f"{recipe.operator} mutation of {recipe.parent} diverged: the trained model's logits {problem} after "
+            f"training, though the loss stayed finite (learning_rate {recipe.learning_rate:.3g}); the child is discarded"
+        )
+
+
 def _check_weights(model, *, recipe: FinetuneRecipe) -> None:
     import torch
 
     for name, param in model.named_parameters():
         if not torch.isfinite(param).all():
-            raise CandidateError(f"{recipe.operator} mutation of {recipe.parent} diverged: non-finite weights {name}")
+            raise CandidateError(f"{recipe.operator} mutation of {recipe.parent} diverged: weights hold NaN or inf "
+                                 f"after training ({name}; learning_rate {recipe.learning_rate:.3g}); the child is "
+                                 "discarded")
 
 
 def _save(model, tokenizer, *, out_dir: Path, dtype, use_cache) -> None:
