@@ -63,3 +63,15 @@ def test_a_run_publishing_where_it_cannot_write_stops_before_any_work(hub_server
     with pytest.raises(ConfigError, match="publish.namespace 'alice'"):
         evolve(cfg, progress=False, api=api(hub_server, BOB_TOKEN))
     assert not (tmp_path / "run").exists()
+
+
+def test_offline_mode_asks_whoami_once_and_says_so(hub_server, monkeypatch):
+    from huggingface_hub import constants
+
+    alice, calls = api(hub_server, ALICE_TOKEN), []
+    whoami = alice.whoami
+    monkeypatch.setattr(alice, "whoami", lambda *a, **kw: calls.append(a) or whoami(*a, **kw))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets when the client is imported
+    with pytest.raises(ConfigError, match=r"offline mode is on \(HF_HUB_OFFLINE is set\).*unset HF_HUB_OFFLINE"):
+        check_write_access("alice", api=alice)
+    assert len(calls) == 1, f"whoami was asked {len(calls)} times"

@@ -100,3 +100,17 @@ def test_a_commit_that_keeps_failing_says_how_often_it_was_tried(hub_server, ali
     with pytest.raises(HubError, match=r"HTTP 500, after 5 attempts\) while trying to push to 'alice/retryzoo"):
         with hub_call(repo, action="push to", api=alice, missing=HubError):
             commit_files(alice, repo, {"table.csv": b"x"}, message="results")
+
+
+def test_offline_mode_is_tried_once_and_says_how_to_reach_the_hub(alice, model_repo, monkeypatch):
+    from huggingface_hub import constants
+
+    calls, model_info = [], alice.model_info
+    monkeypatch.setattr(alice, "model_info", lambda *a, **kw: calls.append(a) or model_info(*a, **kw))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets when the client is imported
+    with pytest.raises(HubError) as err:
+        snapshot(model_repo, api=alice)
+    assert len(calls) == 1, f"tried {len(calls)} times: offline mode does not pass by itself"
+    message = str(err.value)
+    assert "offline mode is on (HF_HUB_OFFLINE is set)" in message and "unset HF_HUB_OFFLINE" in message
+    assert model_repo in message and "after" not in message and not is_transient(err.value)

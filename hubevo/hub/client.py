@@ -3,7 +3,7 @@
 Every function of `hubevo.hub` takes `api=`; None builds a client from the environment
 (`HF_ENDPOINT`, and the token from `HF_TOKEN` or the stored `hf auth login`). Idempotent reads
 and commits (made idempotent by content: unchanged files are dropped) go through `retried`,
-which tries again after a 408, 429, 5xx or dropped connection with exponential backoff,
+which tries again after a 408, 429, 5xx or dropped connection (not offline mode) with exponential backoff,
 honouring `Retry-After`. What is left when it gives up becomes a `HubError` (or
 `MemberNotFoundError` for a repo that cannot be read) naming the repo, how many attempts were
 made and what would fix it. No message ever carries a token: server text is redacted.
@@ -60,7 +60,10 @@ def retry_after(err: Exception) -> float | None:
 def is_retryable(err: Exception) -> bool:
     """A rate limit, a server failure or a dropped connection: the same call may succeed later."""
     import httpx2
+    from huggingface_hub.errors import OfflineModeIsEnabled
 
+    if isinstance(err, OfflineModeIsEnabled):  # a ConnectionError, but the client refuses every call while it is set
+        return False
     response = getattr(err, "response", None)
     if response is not None:
         return response.status_code in RETRY_STATUSES
@@ -157,7 +160,11 @@ def translate(
     if isinstance(err, EntryNotFoundError):
         return missing(f"Hub repo {repo_id!r} lacks a file that was asked for: {_server(err, api)}")
     if isinstance(err, OfflineModeIsEnabled):
-        return HubError(f"cannot {action} Hub repo {repo_id!r}: HF_HUB_OFFLINE is set")
+        offline = HubError(f"cannot {action} Hub repo {repo_id!r}: offline mode is on (HF_HUB_OFFLINE is set), so "
+                           "the Hub client makes no call; unset HF_HUB_OFFLINE to reach the Hub, or stay offline "
+                           "with local member folders, publish.push: none and publish.state: local")
+        offline.transient = False  # the same call fails the same way until the environment changes
+        return offline
     tries = _tries(err)
     if isinstance(err, HfHubHTTPError) and err.response is not None:
         status = err.response.status_code
