@@ -263,7 +263,8 @@ def _check_outputs(model, batch: dict, *, recipe: FinetuneRecipe) -> None:
     if problem:
         raise CandidateError(
             f"{recipe.operator} mutation of {recipe.parent} diverged: the trained model's logits {problem} after "
-            f"training, though the loss stayed finite (learning_rate {recipe.learning_rate:.3g}); the child is discarded"
+            f"training, though the loss stayed finite (learning_rate {recipe.learning_rate:.3g}); the child is "
+            "discarded"
         )
 
 
