@@ -2,8 +2,9 @@
 
 `add_commands(subparsers)` registers it on the main parser (hubevo/cli.py). A run keeps full
 weights for its champion only; `export` rebuilds any individual (by id or name) from its
-recipe into DIR, with its lineage card. With `--heldout` its held-out scores are computed
-first (if the run has none for it), recorded in the run and shown on the card.
+recipe into DIR (new, empty, or an earlier export, which it replaces), with its lineage card.
+With `--heldout` its held-out scores are computed first (if the run has none for it), recorded
+in the run and shown on the card.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ def add_commands(subparsers) -> None:
     export = subparsers.add_parser("export", help="write any individual of a run as a model folder with its card")
     export.add_argument("run", help="the run folder (its output.dir)")
     export.add_argument("id", help="the individual's id or name (see results.parquet or the leaderboard)")
-    export.add_argument("dir", help="where to write the model folder (new or empty)")
+    export.add_argument("dir", help="where to write the model folder (new, empty, or an earlier export: replaced)")
     export.add_argument("--heldout", action="store_true", help="score it on the held-out tasks first")
     export.set_defaults(func=cmd_export)
 

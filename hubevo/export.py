@@ -3,13 +3,13 @@
 A run keeps full weights for its champion only (`hubevo.rebuild`); `export` writes any
 other individual's folder again from its recipe (`hubevo export RUN ID DIR`), with the
 lineage card its survivor folder has. `full_folder` lends a Hub push the folder of one
-survivor at a time and removes it after, so a push adds one full folder at most.
+survivor at a time and removes it after, so a push adds one full folder at most. An exported
+folder carries `fsio.EXPORT_MARKER`: a later export may replace it, but no other folder that holds files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +18,7 @@ import yaml
 
 from hubevo import publish
 from hubevo.errors import CandidateError, ConfigError
-from hubevo.fsio import atomic_dir, atomic_write_text, has_weights
+from hubevo.fsio import atomic_dir, atomic_write_text, check_export_folder, has_weights, mark_export, remove_tree
 from hubevo.genome import Individual
 from hubevo.state import RunState
 
@@ -49,14 +49,15 @@ def write_card(run: Run, ind: Individual, folder: Path) -> None:
 
 
 def export(run: Run, cid: str, out_dir: Path) -> Path:
-    """Write individual `cid`'s full model folder, with its card, to `out_dir` (which must not hold files)."""
+    """Write individual `cid`'s full model folder, with its card, to `out_dir`: a new or empty folder, or an
+    earlier export (which is replaced whole); any other folder is refused (`check_export_folder`)."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise ConfigError(f"export folder {str(out_dir)!r} already holds files; name a new or empty folder")
+    check_export_folder(out_dir)
     ind = run.state.individuals[cid]
     with atomic_dir(out_dir) as tmp:
         run.rebuild.save(ind, tmp)
         write_card(run, ind, tmp)
+        mark_export(tmp)
     return out_dir
 
 
@@ -69,11 +70,11 @@ def full_folder(run: Run, cid: str) -> Iterator[Path]:
         yield own
         return
     scratch = run.run_dir / PUSH / run.state.individuals[cid].name
-    shutil.rmtree(scratch, ignore_errors=True)
+    remove_tree(scratch)
     try:
         yield export(run, cid, scratch)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        remove_tree(scratch)
 
 
 def find_individual(state: RunState, key: str, *, where: Path) -> str:
@@ -112,6 +113,7 @@ def open_run(run_dir: Path, *, cache_dir: Path) -> Run:
 def export_from_folder(run_dir: Path, key: str, out_dir: Path) -> tuple[str, Path]:
     """`hubevo export`: open the run in `run_dir`, export the individual `key` names; returns (name, folder)."""
     out_dir = Path(out_dir).resolve()
+    check_export_folder(out_dir)  # before any parent is rebuilt
     run = open_run(run_dir, cache_dir=out_dir.with_name(f".{out_dir.name}.parents"))
     cid = find_individual(run.state, key, where=run.run_dir)
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 from hubevo.errors import DiskFullError, HubevoError, NotARunFolderError, OutputNotWritableError
 
 RUN_MARKER = ".hubevo-run"
+EXPORT_MARKER = ".hubevo-export"  # in a model folder `hubevo export` wrote: the one folder a later export may replace
 LOCK_FILE = ".lock"
 # Files that make a folder without the marker a run of an earlier hubevo: its state, or a run the
 # scheduler queued (run.yaml and control.json) before its first generation.
@@ -223,11 +224,14 @@ def check_run_folder(folder: Path, *, field: str = "output.dir") -> None:
         return
     found = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE)
     if found:
-        some = ", ".join(map(repr, found[:3])) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
         raise NotARunFolderError(
-            f"{field} {str(folder)!r} is not empty ({some}) and is not a hubevo run folder (no {RUN_MARKER} "
+            f"{field} {str(folder)!r} is not empty ({_some(found)}) and is not a hubevo run folder (no {RUN_MARKER} "
             f"there); hubevo writes and deletes only in folders it made: choose a new or empty folder for "
             f"{field}, or move those files away")
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 def claim_run_folder(folder: Path, *, field: str = "output.dir") -> None:
@@ -250,6 +254,28 @@ def claim_dir(folder: Path) -> None:
         raise NotARunFolderError(f"{str(folder)!r} holds files hubevo did not make (no {RUN_MARKER} in it or above "
                                  "it), and hubevo would fill and later delete this folder: move those files away")
     claim_run_folder(folder)
+
+
+def check_export_folder(folder: Path, *, field: str = "export folder") -> None:
+    """NotARunFolderError unless `folder` is new, empty or a model folder hubevo exported (`EXPORT_MARKER`): an
+    export replaces its folder whole, so anything else in it would be lost."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotARunFolderError(f"{field} {str(folder)!r} is a file, not a folder; name a new or empty folder")
+    if not folder.is_dir() or (folder / EXPORT_MARKER).is_file():
+        return
+    found = sorted(p.name for p in folder.iterdir())
+    if found:
+        raise NotARunFolderError(
+            f"{field} {str(folder)!r} is not empty ({_some(found)}) and is not a model folder hubevo exported (no "
+            f"{EXPORT_MARKER} there); an export replaces only an earlier export: name a new or empty folder, or "
+            "move those files away")
+
+
+def mark_export(folder: Path) -> None:
+    """Mark `folder` as a model folder hubevo exported, so that a later export to it may replace it."""
+    atomic_write_text(Path(folder) / EXPORT_MARKER, "hubevo exported this model folder; an export to this folder "
+                                                    "replaces it whole\n")
 
 
 def remove_tree(path: Path) -> None:
