@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from hubevo.errors import ConfigError, HubError, UnknownNameError
 from hubevo.hub.jobs import (
     CONFIG_ENV, RUN_LABEL, cancel_run, job_logs, job_request, run_jobs, submit, worker_command,
 )
-from tests.helpers import wait_until
+from tests.helpers import wait_job_end, wait_until
 from tests.hub_server_jobs import job_container
 
 ALICE, ALICE_TOKEN = "alice", "token-alice"
@@ -63,14 +62,6 @@ def run_config(prefix: str = "jobrun", **publish) -> RunConfig:
     }, root=Path.cwd())
 
 
-def wait_stage(api: HfApi, job_id: str, stages=("COMPLETED", "ERROR", "CANCELED"), timeout=30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while (stage := api.inspect_job(job_id=job_id, namespace=ALICE).status.stage) not in stages:
-        assert time.monotonic() < deadline, f"job {job_id} still {stage}"
-        time.sleep(0.1)
-    return stage
-
-
 def no_token_in(*things) -> bool:
     return all(ALICE_TOKEN not in json.dumps(thing, default=str) for thing in things)
 
@@ -91,7 +82,7 @@ def test_the_token_goes_only_as_a_secret(alice, hub_server, job_folder):
     assert sent["labels"][RUN_LABEL] == cfg.name
     assert no_token_in(sent["command"], sent["arguments"], sent["environment"], sent["labels"])
 
-    assert wait_stage(alice, job.id) == "COMPLETED"
+    assert wait_job_end(alice, job.id, namespace=ALICE) == "COMPLETED"
     info = alice.inspect_job(job_id=job.id, namespace=ALICE)
     assert list(info.secrets) == ["HF_TOKEN"] and no_token_in(info.__dict__)
     lines = job_logs(job.id, namespace=ALICE, api=alice)
@@ -102,7 +93,7 @@ def test_a_job_runs_the_worker_and_completes(alice, hub_server, job_folder):
     cfg = run_config()
     job = submit(job_request(cfg, image="python:3.11", flavor="cpu-basic"), api=alice)
     assert job.status.stage == "RUNNING" and job.labels[RUN_LABEL] == cfg.name
-    assert wait_stage(alice, job.id) == "COMPLETED"
+    assert wait_job_end(alice, job.id, namespace=ALICE) == "COMPLETED"
 
     lines = job_logs(job.id, namespace=ALICE, api=alice)
     assert lines[:2] == ["argv: worker run.yaml", f"run: {cfg.name} members: alice/seed-a,alice/seed-b"]
@@ -117,7 +108,7 @@ def test_a_job_runs_the_worker_and_completes(alice, hub_server, job_folder):
 
 def test_a_failing_worker_ends_in_error(alice, job_folder):
     job = submit(job_request(run_config("failing"), image="python:3.11", flavor="cpu-basic"), api=alice)
-    assert wait_stage(alice, job.id) == "ERROR"
+    assert wait_job_end(alice, job.id, namespace=ALICE) == "ERROR"
     assert "exit code: 3" in alice.inspect_job(job_id=job.id, namespace=ALICE).status.message
 
 
@@ -130,7 +121,7 @@ def test_cancel_kills_the_running_job(alice, hub_server, job_folder):
     assert alice.inspect_job(job_id=job.id, namespace=ALICE).status.stage == "RUNNING"
 
     assert cancel_run(cfg.name, namespace=ALICE, api=alice) == [job.id]
-    assert wait_stage(alice, job.id, timeout=10) == "CANCELED"
+    assert wait_job_end(alice, job.id, namespace=ALICE, timeout=10) == "CANCELED"
     assert process.poll() is not None  # the process is gone, long before its 120 s sleep
     assert cancel_run(cfg.name, namespace=ALICE, api=alice) == []  # nothing left to cancel
 
@@ -145,7 +136,7 @@ def test_a_scheduled_job_carries_the_same_request_and_runs_when_triggered(alice,
     assert no_token_in(sent["jobSpec"]["command"], sent["jobSpec"]["environment"], sent["jobSpec"]["labels"])
 
     run = alice.trigger_scheduled_job(scheduled_job_id=scheduled.id, namespace=ALICE)
-    assert wait_stage(alice, run.id) == "COMPLETED"
+    assert wait_job_end(alice, run.id, namespace=ALICE) == "COMPLETED"
     jobs, schedules = run_jobs(cfg.name, namespace=ALICE, api=alice)
     assert [j.id for j in jobs] == [run.id] and [s.id for s in schedules] == [scheduled.id]
     assert schedules[0].schedule == "@hourly" and no_token_in(schedules[0].job_spec.__dict__)

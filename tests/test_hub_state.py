@@ -37,6 +37,7 @@ from hubevo.hub.jobs import (
 from hubevo.hub.state_sync import STATE_PREFIX, HubStateError, download_state
 from hubevo.loop import evolve
 from hubevo.state import load_state, read_events
+from tests.helpers import wait_for_generation, wait_job_end
 from tests.tiny_models import build_zoo, write_choice_task
 
 torch.set_num_threads(1)
@@ -229,20 +230,6 @@ def assert_every_survivor_pushed_once(hub_server, alice, cfg, after) -> None:
         assert hub_server.commit_count(repo) - 1 <= len(tags), f"{repo} was pushed twice"
 
 
-def wait_for_generation(proc, run_dir: Path, *, generation: int, timeout: float = 240) -> None:
-    """Until the run has evaluated a candidate of `generation` (its state on disk says so); `proc` is a process
-    or a `RunningJob`, whose `poll()` is None while it runs."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = load_state(run_dir) if (run_dir / "state.json").exists() else None
-        if state and state.generation == generation and any(
-                e.generation == generation for e in state.evaluations.values()):
-            return
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.05)
-    raise AssertionError(f"the run did not reach generation {generation} in {timeout:.0f} s")
-
-
 # ------------------------------------------------------------------------ as Hugging Face Jobs
 
 
@@ -286,7 +273,7 @@ def test_a_job_killed_mid_generation_is_continued_by_the_next_job_from_the_hub_s
     first = submit(request, api=alice)
     wait_for_generation(RunningJob(alice, first.id), run_dir, generation=1)
     cancel_run(cfg.name, namespace=ALICE, api=alice)
-    assert wait_job(alice, first.id) == "CANCELED"
+    assert wait_job_end(alice, first.id, namespace=ALICE) == "CANCELED"
     results = cfg.publish.results_repo(cfg.name)
     on_hub = load_state(download_state(results, api=alice))
     assert on_hub.generation == 1 and not on_hub.finished
@@ -294,7 +281,8 @@ def test_a_job_killed_mid_generation_is_continued_by_the_next_job_from_the_hub_s
 
     resumed_at = time.time()
     second = submit(request, api=alice)
-    assert wait_job(alice, second.id, timeout=300) == "COMPLETED", job_logs(second.id, namespace=ALICE, api=alice)
+    assert wait_job_end(alice, second.id, namespace=ALICE, timeout=300) == "COMPLETED", job_logs(
+        second.id, namespace=ALICE, api=alice)
 
     after = load_state(run_dir)
     assert after.finished and after.generation == 2
@@ -324,12 +312,3 @@ class RunningJob:
         if stage in ("SCHEDULING", "RUNNING"):
             return None
         return f"{stage}: " + "\n".join(job_logs(self.job_id, namespace=ALICE, tail=20, api=self.api))
-
-
-def wait_job(api: HfApi, job_id: str, *, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    while (stage := api.inspect_job(job_id=job_id, namespace=ALICE).status.stage) not in (
-            "COMPLETED", "ERROR", "CANCELED"):
-        assert time.monotonic() < deadline, f"job {job_id} still {stage}"
-        time.sleep(0.2)
-    return stage

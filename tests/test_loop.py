@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +24,7 @@ from hubevo.export import RECIPE_FILE, export_from_folder
 from hubevo.loop import evolve
 from hubevo.rebuild import full_folders
 from hubevo.state import load_state, read_events
+from tests.helpers import wait_for_generation
 from tests.tiny_models import build_llama
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,14 +188,10 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(demo_zoo, tmp_path):
     command = [sys.executable, "-m", "hubevo.cli", "evolve", str(config_path), "--no-progress"]
     proc = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # wait until generation 1 is partly evaluated
-        state = load_state(cfg.output.dir) if (cfg.output.dir / "state.json").exists() else None
-        if state and state.generation == 1 and any(e.generation == 1 for e in state.evaluations.values()):
-            break
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
+    try:
+        wait_for_generation(proc, cfg.output.dir, generation=1)  # until generation 1 is partly evaluated
+    finally:
+        proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = load_state(cfg.output.dir)
     assert not before.finished and before.generation == 1

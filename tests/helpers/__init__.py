@@ -19,3 +19,28 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 120.0, every: flo
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(every)
     return value
+
+
+def wait_for_generation(proc, run_dir, *, generation: int, timeout: float = 240.0) -> None:
+    """Until a run has evaluated a candidate of `generation` (its state on disk says so), failing if it ends first;
+    `proc` is a process, or anything whose `poll()` is None while the run goes on (a running job)."""
+    from hubevo.state import load_state
+
+    def reached() -> bool:
+        state = load_state(run_dir) if (run_dir / "state.json").exists() else None
+        if state and state.generation == generation and any(
+                e.generation == generation for e in state.evaluations.values()):
+            return True
+        assert proc.poll() is None, "the run ended before it could be killed"
+        return False
+
+    wait_until(reached, timeout=timeout, every=0.05, what=f"the run to evaluate a candidate of generation {generation}")
+
+
+def wait_job_end(api, job_id: str, *, namespace: str, timeout: float = 30.0) -> str:
+    """The stage a Hugging Face Job ended in (COMPLETED, ERROR or CANCELED), once it has ended."""
+    def ended() -> str | None:
+        stage = api.inspect_job(job_id=job_id, namespace=namespace).status.stage
+        return stage if stage in ("COMPLETED", "ERROR", "CANCELED") else None
+
+    return wait_until(ended, timeout=timeout, what=f"job {job_id} to end")
