@@ -26,7 +26,7 @@ from hubevo import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = ("pyproject.toml", "README.md", "hubevo", "space")
-OWN = {"hubevo", "space", "tests", "bench", "app"}
+OWN = {"hubevo", "space", "tests", "bench"}
 IMPORTING = ("hubevo", "space", "app.py", "tests", "bench")
 TEST_ONLY = {"pytest", "pytest-timeout", "playwright"}
 
