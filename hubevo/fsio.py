@@ -217,8 +217,9 @@ def is_run_folder(folder: Path) -> bool:
                                                   for files in LEGACY_RUN_FILES)
 
 
-def check_run_folder(folder: Path, *, field: str = "output.dir") -> None:
-    """NotARunFolderError when `folder` holds anything and hubevo did not make it; `field` is what named it."""
+def check_run_folder(folder: Path, *, field: str = "output.dir", fix: str | None = None) -> None:
+    """NotARunFolderError when `folder` holds anything and hubevo did not make it; `field` is what named it, `fix`
+    what to change instead (default: choose another folder for `field`)."""
     folder = Path(folder)
     if not folder.is_dir() or is_run_folder(folder):
         return
@@ -226,18 +227,18 @@ def check_run_folder(folder: Path, *, field: str = "output.dir") -> None:
     if found:
         raise NotARunFolderError(
             f"{field} {str(folder)!r} is not empty ({_some(found)}) and is not a hubevo run folder (no {RUN_MARKER} "
-            f"there); hubevo writes and deletes only in folders it made: choose a new or empty folder for "
-            f"{field}, or move those files away")
+            f"there); hubevo writes and deletes only in folders it made: "
+            f"{fix or f'choose a new or empty folder for {field}'}, or move those files away")
 
 
 def _some(names: list[str]) -> str:
     return ", ".join(map(repr, names[:3])) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def claim_run_folder(folder: Path, *, field: str = "output.dir") -> None:
+def claim_run_folder(folder: Path, *, field: str = "output.dir", fix: str | None = None) -> None:
     """Make `folder` (new, empty, or a run folder) hubevo's: create it and write the marker if missing."""
     folder = Path(folder)
-    check_run_folder(folder, field=field)
+    check_run_folder(folder, field=field, fix=fix)
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / RUN_MARKER).is_file():
         atomic_write_text(folder / RUN_MARKER, "hubevo made this folder; it deletes and rebuilds paths only in "

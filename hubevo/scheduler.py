@@ -34,6 +34,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 
 from hubevo.config import RunConfig, load_config, parse_config
+from hubevo.fsio import claim_run_folder
 from hubevo.lock import run_lock
 from hubevo.errors import ConfigError, HubevoError, RunLockedError, describe_error, is_transient
 from hubevo.state import RunState, RunStatus, atomic_write_text, load_state, load_status
@@ -262,7 +263,8 @@ class Scheduler:
     def submit(self, run_config: dict, *, user: str, root: Path | None = None) -> str:
         """Validate a run config (from the seeding page or a file) and queue it; returns its name.
 
-        Relative paths in it are resolved against `root` (default: the run's own folder).
+        Relative paths in it are resolved against `root` (default: the run's own folder). The run's folder is
+        created with hubevo's marker; a folder of that name that holds files hubevo did not make is refused.
         """
         name = run_config.get("name") or ""
         folder = run_dir(self.runs_root, name)
@@ -271,7 +273,7 @@ class Scheduler:
         cfg = parse_config({**run_config, "output": {"dir": str(folder)}}, root=Path(root or folder),
                            source=f"for run {name!r}")
         data = cfg.model_dump(mode="json")
-        folder.mkdir(parents=True, exist_ok=True)
+        claim_run_folder(folder, field="run folder", fix="choose another run name")  # marked like every run folder
         atomic_write_text(folder / RUN_FILE, yaml.safe_dump(data, sort_keys=False))
         write_control(folder, state="active", owner=user, submitted=time.time())
         self._schedule(name, cfg)

@@ -177,3 +177,19 @@ def test_a_one_off_job_due_as_the_scheduler_stops_is_kept_for_the_next_start(tmp
         assert [job.id for job in reopened.jobs("arriving")] == ["arriving:immigrant:org/newcomer@0123abc"]
     finally:
         reopened.scheduler.shutdown()
+
+
+def test_submit_marks_the_run_folder_and_refuses_a_folder_of_someone_elses(hub_population, tmp_path):
+    from hubevo.errors import NotARunFolderError
+    from hubevo.fsio import RUN_MARKER
+
+    sched = Scheduler(tmp_path / "runs", api=hub_population["api"])
+    name = sched.submit(run_config(hub_population, name="marked"), user="alice")
+    assert (tmp_path / "runs" / name / RUN_MARKER).is_file()
+    theirs = tmp_path / "runs" / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("not hubevo's")
+    with pytest.raises(NotARunFolderError, match=r"'notes.txt'.*choose another run name, or move those files away"):
+        sched.submit(run_config(hub_population, name="theirs"), user="alice")
+    assert sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
+    assert [s["name"] for s in sched.status()] == ["marked"]
