@@ -293,15 +293,16 @@ class Evaluator:
             if not path.is_dir():
                 raise ConfigError(f"fitness.include_path {str(path)!r} is not a folder of lm-eval task YAML files")
         known = set(self.task_manager.all_tasks) | set(self.task_manager.all_groups) | set(self.task_manager.all_tags)
-        for spec in (*self.cfg.tasks, *self.cfg.heldout, *self.cfg.validation):
+        kinds = {"tasks": "fitness task", "heldout": "held-out task", "validation": "validation task"}
+        for field, spec in ((f, s) for f in kinds for s in getattr(self.cfg, f)):
             if spec.name not in known:
                 close = difflib.get_close_matches(spec.name, known, n=3)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 broken = taskcheck.yaml_problems(self.cfg.include_path)
                 unparsed = f"; these task files do not parse: {'; '.join(broken)}" if broken else ""
                 raise ConfigError(
-                    f"fitness task {spec.name!r} is unknown to lm-eval{hint} "
-                    f"(add its YAML folder to fitness.include_path){unparsed}"
+                    f"{kinds[field]} {spec.name!r} is unknown to lm-eval{hint} "
+                    f"(fix fitness.{field}, or add its YAML folder to fitness.include_path){unparsed}"
                 )
         index = self.task_manager.task_index
         configs = {t.name: index[t.name].cfg for t in self.cfg.tasks if t.name in index and index[t.name].cfg}

@@ -8,7 +8,6 @@ held-out tasks.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from hubevo.config import RunConfig, parse_config
@@ -111,11 +110,11 @@ def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None
 
     print(f"hubevo demo: evolving the tiny {zoo_recipe} demo zoo's specialists for {generations} generations on CPU "
           f"(zoo cached in {where(cache_dir or default_cache_dir())}; built on first use)", flush=True)
-    zoo = build_zoo(cache_dir, progress=progress, recipe=zoo_recipe)
-    out_dir = out_dir.resolve()
     from hubevo.lock import reset_run_folder
 
+    out_dir = out_dir.resolve()
     reset_run_folder(out_dir, field="--out")  # under its run lock: never a folder in use, nor one of the user's
+    zoo = build_zoo(cache_dir, progress=progress, recipe=zoo_recipe)  # after the check: a refusal costs nothing
     cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo, limit=None)  # fitness.limit's default
     print(f"members: {', '.join(zoo.specialists)} (base: base); run folder: {where(out_dir)}", flush=True)
     state = evolve(cfg, progress=progress)
