@@ -568,11 +568,12 @@ class RunConfig(Frozen):
 
 
 def format_validation_error(err: ValidationError, *, source: str) -> str:
-    lines = [f"invalid run config {source}:"]
-    for item in err.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {where}: {item['msg']}")
-    return "\n".join(lines)
+    """Every field error of `err`: one line when there is one, else a header and one line per field."""
+    header = f"invalid run config {source}".rstrip()
+    fields = [f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in err.errors()]
+    if len(fields) == 1:
+        return f"{header}: {fields[0]}"
+    return "\n".join([f"{header}:", *(f"  {field}" for field in fields)])
 
 
 def parse_config(data: dict, *, root: Path, source: str = "") -> RunConfig:

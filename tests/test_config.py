@@ -186,3 +186,20 @@ def test_dpo_adds_the_nll_term_by_default_and_trainer_kwargs_replace_it(tmp_path
     assert dpo_loss(plain) == {"loss_type": ["sigmoid"]}
     own = recipe.model_copy(update={"trainer_kwargs": {"loss_type": ["ipo"]}})
     assert dpo_loss(own) == {"loss_type": ["sigmoid"]}  # then trainer_kwargs, spread after it, decide
+
+
+def test_one_mistake_is_one_line_and_several_are_a_header_and_a_line_each(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(minimal(budget={"population_size": 1})))
+    with pytest.raises(ConfigError) as one:
+        load_config(path)
+    assert str(one.value).startswith(f"invalid run config {str(path)!r}: budget.population_size: ")
+    assert len(str(one.value).splitlines()) == 1
+    with pytest.raises(ConfigError, match=r"^invalid run config: budget.population_size: [^\n]*$"):
+        parse_config(minimal(budget={"population_size": 1}), root=tmp_path)  # no source: no blank before the colon
+    path.write_text(yaml.safe_dump(minimal(budget={"population_size": 1}, selection={"method": "lottery"})))
+    with pytest.raises(ConfigError) as several:
+        load_config(path)
+    header, *fields = str(several.value).splitlines()
+    assert header == f"invalid run config {str(path)!r}:"
+    assert sorted(f.split(":")[0] for f in fields) == ["  budget.population_size", "  selection.method"]
