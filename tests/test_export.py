@@ -96,7 +96,6 @@ def test_the_push_folder_of_a_folder_hubevo_did_not_make_is_not_removed(run, tmp
     foreign = SimpleNamespace(**{**vars(run), "run_dir": tmp_path / "not-a-run"})
     (foreign.run_dir / PUSH / "child-a").mkdir(parents=True)
     (foreign.run_dir / PUSH / "child-a" / "keep.txt").write_text("not hubevo's")
-    with pytest.raises(NotARunFolderError, match="refusing to remove"):
-        with full_folder(foreign, "c1"):
-            pass
+    with pytest.raises(NotARunFolderError, match="refusing to remove"), full_folder(foreign, "c1"):
+        pass
     assert (foreign.run_dir / PUSH / "child-a" / "keep.txt").is_file()
