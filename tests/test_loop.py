@@ -130,7 +130,12 @@ def test_hubevo_export_command_writes_a_loadable_folder_and_names_unknown_ids(fi
     assert torch.isfinite(next(model.parameters())).all()
     assert main(["export", str(cfg.output.dir), "no-such-model", str(tmp_path / "other")]) == 2
     assert "no individual 'no-such-model'" in capsys.readouterr().err and not (tmp_path / "other").exists()
-    assert main(["export", str(cfg.output.dir), name, str(tmp_path / "out")]) == 2  # never over existing files
+    assert main(["export", str(cfg.output.dir), name, str(tmp_path / "out")]) == 0  # an earlier export: replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(["export", str(cfg.output.dir), name, str(mine)]) == 2  # never over someone else's files
+    assert str(mine) in capsys.readouterr().err and [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
 def test_heldout_scores_the_last_finalists_only_others_on_request(finished_run):
