@@ -321,12 +321,6 @@ def blend(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return w * a + (1 - w) * b
 
 
-def beats(challenger: Scored, incumbent: Scored, *, margin: float = CHALLENGER_MARGIN) -> bool:
-    """Whether `challenger` leads `incumbent` by more than `margin` standard errors of the lead: paired over
-    the same examples when both kept their per-example values, else the two standard errors combined."""
-    return challenger.fitness - incumbent.fitness > margin * lead_stderr(challenger, incumbent)
-
-
 def lead_stderr(a: Scored, b: Scored) -> float:
     """Standard error of a - b: paired when both kept per-example values on the same examples, else the two
     standard errors combined as if independent."""

@@ -201,11 +201,11 @@ def test_a_lead_is_judged_example_by_example_when_both_kept_their_validation_out
     a, b, c = scored("base", base), scored("better", better), scored("noisy", noisy)
     combined = (a.stderr ** 2 + b.stderr ** 2) ** 0.5
     assert b.fitness - a.fitness < combined  # within noise, were the two samples independent
-    assert ranking.paired_stderr(b, a) < 0.01 and ranking.beats(b, a)  # but it never answers worse
+    assert ranking.paired_stderr(b, a) < 0.01 and b.fitness - a.fitness > ranking.lead_stderr(b, a)  # never worse
     assert ranking.paired_stderr(c, a) > ranking.paired_stderr(b, a)
     assert ranking.champion([b, a], validation={"base": a, "better": b}, incumbents={"base"}) == "better"
     unpaired = b.model_copy(update={"outcomes": {}})  # an older run's validation: no per-example values
-    assert ranking.paired_stderr(unpaired, a) is None and not ranking.beats(unpaired, a)
+    assert ranking.paired_stderr(unpaired, a) is None and unpaired.fitness - a.fitness < ranking.lead_stderr(unpaired, a)
     other = scored("other", better[:399])  # not the same examples: no pairing
     assert ranking.paired_stderr(other, a) is None
 
