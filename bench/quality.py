@@ -21,7 +21,7 @@ they could resolve. The goals printed at the end are issue #28's.
     python bench/quality.py --regime user [--sizes 100 200 400] [--seeds 3] [--budgets 24 100]
                             [--prefs both] [--out runs/bench-quality-user]
     python bench/quality.py --regime validation [--searches default ga dfs] [--ceiling 300]
-    python bench/quality.py --replay runs/bench-quality-user    # the table again from finished runs
+    python bench/quality.py --replay runs/bench-quality-user [more folders]    # the table from finished runs
 """
 
 from __future__ import annotations
@@ -177,12 +177,13 @@ def main() -> None:
                                                                "default")
     parser.add_argument("--zoo", default="hard", choices=["fast", "hard"])
     parser.add_argument("--out", default=None, help="default: runs/bench-quality-<regime>")
-    parser.add_argument("--replay", type=Path, default=None, help="a finished bench folder: print its table again")
+    parser.add_argument("--replay", type=Path, nargs="+", default=None,
+                        help="finished bench folders: their table again, every rule replayed on their runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.replay:
-        table = replay(args.replay)
-        table.to_csv(args.replay / "quality.csv", index=False)
+        table = pd.concat([replay(folder) for folder in args.replay], ignore_index=True)
+        table.to_csv(args.replay[0] / "replayed.csv", index=False)
         return report(table, ceiling=0, top_budget=max(table["budget"]))
     user = args.regime == "user"
     searches = args.searches or (["default"] if user else ["default", "ga", "cmaes", "dfs"])
@@ -240,6 +241,9 @@ def goals(runs: pd.DataFrame, *, top_budget: int) -> None:
     pref = runs[runs["prefs"]]
     lost = pref[~(pref["vs_ft"] > 0)]
     print(f"  runs with preference pairs not above merge + fine-tune: {len(lost)} of {len(pref)}" + listing(lost, "vs_ft"))
+    low = pref[pref["champion_heldout"] < 0.80]
+    print(f"  runs with preference pairs below 0.80 held-out: {len(low)} of {len(pref)}"
+          + listing(low, "champion_heldout"))
     gap = runs[runs["fitness_minus_heldout"] > 0.03]
     print(f"  runs whose fitness exceeds held-out by more than 0.03: {len(gap)} of {len(runs)}"
           + listing(gap, "fitness_minus_heldout"))
