@@ -1,14 +1,17 @@
 """The runs the Space shows, kept between requests: local run directories and results datasets.
 
-Local runs are re-read only when their state, table or config file changed, and the Status
-tab's tick reads a changed run's `status.json` rather than its whole state; results datasets
-are downloaded once and again on `refresh`; a survivor's card is fetched from its Hub repo
-once. A folder or dataset that cannot be read becomes a note, and the others are still shown.
+Local runs are re-read only when their state, table, recorded decision or config file changed,
+and the Status tab's tick reads a changed run's `status.json` rather than its whole state (its
+best fitness comes from the run as the page last read it); results datasets are downloaded once and again
+on `refresh`; a survivor's card is fetched from its Hub repo once. A folder or dataset that cannot
+be read becomes a note, logged once when it appears or changes, and the others are still shown.
+The catalog only reads: showing a run never writes into its folder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,9 +19,12 @@ from pathlib import Path
 import yaml
 
 from hubevo.errors import HubevoError
+from hubevo.publish import DECISION_FILE
 from hubevo.state import STATE_FILE, load_status
 from space.loading import RunData, fetch_card, load_results_repo, load_run_dir, read_yaml, run_dirs
-from space.status import local_status, saved_status
+from space.status import best_fitness, local_status, saved_status
+
+log = logging.getLogger("hubevo.space")
 
 
 class Catalog:
@@ -68,8 +74,10 @@ class Catalog:
         status = load_status(run_dir)
         if status is not None:
             config = read_yaml(run_dir / "config.yaml")
+            known = self._local.get(run_dir)  # the run as last read: a tick never parses a whole state
             return saved_status(status, name=config.get("name") or run_dir.name, config=config,
-                                saved_at=(run_dir / STATE_FILE).stat().st_mtime)
+                                saved_at=(run_dir / STATE_FILE).stat().st_mtime,
+                                best=best_fitness(known[1]) if known is not None else None)
         run = self._local_run(run_dir)
         return local_status(run) if run is not None else None
 
@@ -81,7 +89,7 @@ class Catalog:
                 self._local[run_dir] = (stamp, load_run_dir(run_dir))
                 self.notes.pop(str(run_dir), None)
             except (OSError, ValueError, yaml.YAMLError) as err:  # a half-copied or foreign folder
-                self.notes[str(run_dir)] = f"could not read run directory {str(run_dir)!r}: {err}"
+                self._note(str(run_dir), f"could not read run directory {str(run_dir)!r}: {err}")
                 return None
         return self._local[run_dir][1]
 
@@ -93,12 +101,18 @@ class Catalog:
                     loaded.append(load_results_repo(repo_id, api=self.api))
                     self.notes.pop(repo_id, None)
                 except (HubevoError, OSError, ValueError, yaml.YAMLError) as err:
-                    self.notes[repo_id] = str(err)
+                    self._note(repo_id, str(err))
             self._hub = loaded
         return self._hub
 
+    def _note(self, where: str, text: str) -> None:
+        """Keep a note for the page; log it once, when it is new or has changed (not on every page load)."""
+        if self.notes.get(where) != text:
+            log.warning("%s", text)
+        self.notes[where] = text
+
 
 def _stamp(run_dir: Path) -> tuple:
-    """When a run directory's state, table and config last changed."""
-    return tuple(p.stat().st_mtime_ns if p.exists() else 0
-                 for p in (run_dir / STATE_FILE, run_dir / "results.parquet", run_dir / "config.yaml"))
+    """When a run directory's state, table, recorded decision and config last changed."""
+    return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in
+                 (run_dir / STATE_FILE, run_dir / "results.parquet", run_dir / DECISION_FILE, run_dir / "config.yaml"))

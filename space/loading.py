@@ -2,9 +2,10 @@
 
 Two sources give the same `RunData`: a local run directory (its `state.json` when there is
 one, so a running evolution shows every evaluated candidate; else `results.parquet` and
-`lineage.json`) and a results dataset `{namespace}/{run}-results` on the Hub. Only this
-module and the catalog that calls it touch disk or the network; every view past it is a
-pure function of `RunData`.
+`lineage.json`) and a results dataset `{namespace}/{run}-results` on the Hub. Either carries
+the champion rule's decision as the run recorded it (`champion.json`), which the Space prints
+rather than recomputes. Only this module and the catalog that calls it touch disk or the
+network, and they only read; every view past it is a pure function of `RunData`.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from pydantic import ValidationError
 from hubevo.config import RunConfig
 from hubevo.errors import HubError
 from hubevo.hub.client import ensure_api, hub_call
-from hubevo.publish import lineage_graph, recipe_text, results_frame
+from hubevo.publish import DECISION_FILE, decision_record, lineage_graph, recipe_text, results_frame
 from hubevo.state import STATE_FILE, RunState, load_state
 
-RESULT_FILES = ("results.parquet", "lineage.json", "config.yaml")
+RESULT_FILES = ("results.parquet", "lineage.json", "config.yaml", DECISION_FILE)
 RESULT_COLUMNS = (
     "generation", "evaluated_in", "id", "model", "kind", "method", "parents", "genes", "recipe", "status", "reason",
-    "fitness", "heldout", "examples", "seconds", "survivor", "champion", "repo",
+    "fitness", "fitness_stderr", "validation", "validation_stderr", "heldout", "examples", "seconds", "survivor",
+    "pareto", "champion", "repo", "path",
 )
 
 
@@ -45,6 +47,13 @@ class RunData:
     state: RunState | None = None
     cards: Mapping[str, Path] = field(default_factory=dict)  # individual id -> local README.md
     saved_at: float | None = None  # when the local state was last written (epoch seconds)
+    decision: Mapping | None = None  # the champion rule's decision as recorded (`champion.json`); None before it was
+
+    @property
+    def reason(self) -> str | None:
+        """Why the champion is champion, in the run's own words (the terminal prints it after "why:")."""
+        text = (self.decision or {}).get("text")
+        return text if isinstance(text, str) and text else None
 
     def row(self, model_id: str) -> pd.Series | None:
         hits = self.results[self.results["id"] == model_id]
@@ -83,7 +92,7 @@ def load_run_dir(run_dir: Path) -> RunData:
     return RunData(name=config.get("name") or run_dir.name, source="local", where=str(run_dir), results=results,
                    lineage=lineage_graph(state), config=config, state=state,
                    cards={cid: p for cid, p in cards.items() if p.is_file()},
-                   saved_at=(run_dir / STATE_FILE).stat().st_mtime)
+                   saved_at=(run_dir / STATE_FILE).stat().st_mtime, decision=live_decision(run_dir, state))
 
 
 def read_results_folder(folder: Path, *, source: str, where: str) -> RunData:
@@ -93,7 +102,28 @@ def read_results_folder(folder: Path, *, source: str, where: str) -> RunData:
     results = with_columns(pd.read_parquet(parquet) if parquet.is_file() else pd.DataFrame())
     graph = json.loads(lineage.read_text()) if lineage.is_file() else {"nodes": [], "edges": []}
     name = config.get("name") or Path(where).name.removesuffix("-results")
-    return RunData(name=name, source=source, where=where, results=results, lineage=graph, config=config)
+    return RunData(name=name, source=source, where=where, results=results, lineage=graph, config=config,
+                   decision=read_decision(folder))
+
+
+def read_decision(folder: Path) -> dict | None:
+    """The decision a run recorded in `champion.json`; None when it has none (written before the file existed)
+    or it cannot be read."""
+    try:
+        data = json.loads((Path(folder) / DECISION_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def live_decision(run_dir: Path, state: RunState) -> dict | None:
+    """The recorded decision of a run read from its state. A live run saves its state after each candidate and
+    records the decision with its tables: when the state's champion has changed since, the decision is the
+    core's record of the state in hand (`decision_record`, the same words), never the Space's own comparison."""
+    recorded = read_decision(run_dir)
+    if recorded is None or recorded.get("champion") == state.champion():
+        return recorded
+    return decision_record(state)
 
 
 def load_results_repo(repo_id: str, *, api=None, cache_dir: Path | None = None) -> RunData:
