@@ -3,7 +3,10 @@
 `local_status` gives a found run the controller's status shape, and `saved_status` the same
 from the small `status.json` a live run writes with its state (a tick then reads a few
 hundred bytes, not the whole state); `merge_statuses` puts the controller's runs first;
-`status_table` formats them (g / G, c / C, durations, best fitness).
+`status_table` formats them: generations done of the budget, the candidates evaluated in the
+generation under way (none once a run has ended), durations (no time left once it has ended),
+and the run's best fitness (the best any candidate scored; the champion is picked by the
+champion rule and may score lower).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import pandas as pd
 
 from hubevo.state import RunStatus, run_status
 from space.loading import RunData, rounded
-from space.ranking import champion_id
+from space.numbers import MISSING, score_text
+from space.ranking import best_first
 
-STATUS_COLUMNS = ["run", "state", "generation", "candidate", "elapsed", "time left", "best fitness", "message"]
+STATUS_COLUMNS = ["run", "state", "generations done", "evaluated this generation", "elapsed", "time left",
+                  "best fitness", "message"]
+ENDED = ("finished", "failed", "stopped", "published")
 
 
 def local_status(run: RunData, *, now: float | None = None) -> dict:
@@ -27,11 +33,13 @@ def local_status(run: RunData, *, now: float | None = None) -> dict:
         return {"name": run.name, "generations": budget.get("generations"), "best_fitness": best_fitness(run),
                 "eta_s": None, "state": "published" if run.source == "hub" else "finished", "generation": None,
                 "candidate": None, "candidates": None, "elapsed_s": None, "message": run.where}
-    return saved_status(run_status(run.state), name=run.name, config=run.config, saved_at=run.saved_at, now=now)
+    return saved_status(run_status(run.state), name=run.name, config=run.config, saved_at=run.saved_at, now=now,
+                        best=best_fitness(run))
 
 
 def saved_status(status: RunStatus, *, name: str, config: Mapping, saved_at: float | None,
-                 now: float | None = None) -> dict:
+                 now: float | None = None, best: float | None = None) -> dict:
+    """`best`: the run's best fitness, which the status file does not hold (it keeps the champion's)."""
     """The status dict of a local run from the `RunStatus` saved with its state (no need to parse the state)."""
     if status.finished:
         phase, message = "finished", status.stop_reason or ""
@@ -39,39 +47,48 @@ def saved_status(status: RunStatus, *, name: str, config: Mapping, saved_at: flo
         ago = format_duration((time.time() if now is None else now) - saved_at) if saved_at else "?"
         phase, message = "unfinished", f"not managed here; state saved {ago} ago (resume with `hubevo evolve --resume`)"
     return {"name": name, "generations": (config.get("budget", {}) or {}).get("generations"),
-            "best_fitness": rounded(status.champion_fitness), "eta_s": None, "state": phase,
+            "best_fitness": best, "eta_s": None, "state": phase,
             "generation": status.generations_done, "candidate": status.candidate, "candidates": status.candidates,
             "elapsed_s": status.elapsed_s, "message": message}
 
 
 def best_fitness(run: RunData) -> float | None:
-    """The fitness of the run's champion; None before any candidate succeeded."""
-    cid = champion_id(run.results)
-    return rounded(run.row(cid)["fitness"]) if cid is not None else None
+    """The best fitness any fully evaluated candidate of the run scored; None before any did."""
+    table = run.results
+    ok = table[(table["status"] == "ok") & table["fitness"].notna()]
+    return rounded(best_first(ok).iloc[0]["fitness"]) if len(ok) else None
 
 
 def status_table(statuses: Sequence[Mapping]) -> pd.DataFrame:
-    """One row per run: state, generation g / G, candidate c / C, elapsed and remaining time, best fitness."""
-    rows = [{
-        "run": s.get("name"), "state": s.get("state"),
-        "generation": _of(s.get("generation"), s.get("generations")),
-        "candidate": _of(s.get("candidate"), s.get("candidates")),
-        "elapsed": format_duration(s.get("elapsed_s")), "time left": format_duration(s.get("eta_s")),
-        "best fitness": rounded(s.get("best_fitness")), "message": s.get("message") or "",
-    } for s in statuses]
+    """One row per run: state, generations done of the budget, candidates evaluated in the generation under way,
+    elapsed and remaining time (none once the run has ended), the run's best fitness."""
+    rows = []
+    for s in statuses:
+        ended = s.get("state") in ENDED
+        rows.append({
+            "run": s.get("name"), "state": s.get("state"),
+            "generations done": _of(s.get("generation"), s.get("generations")),
+            "evaluated this generation": MISSING if ended else _of(s.get("candidate"), s.get("candidates")),
+            "elapsed": format_duration(s.get("elapsed_s")),
+            "time left": MISSING if ended else format_duration(s.get("eta_s")),
+            "best fitness": score_text(s.get("best_fitness")), "message": s.get("message") or "",
+        })
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
 
 
 def merge_statuses(managed: Sequence[Mapping], found: Sequence[Mapping]) -> list[Mapping]:
-    """The controller's runs first, then runs found on disk or on the Hub under another name."""
+    """The controller's runs first, then runs found on disk or on the Hub under another name. A controller's
+    run takes its best fitness from the run found under its name (the controller reports the champion's)."""
+    found_by_name = {s.get("name"): s for s in found}
     names = {s.get("name") for s in managed}
-    return [*managed, *(s for s in found if s.get("name") not in names)]
+    return [*({**s, "best_fitness": found_by_name.get(s.get("name"), {}).get("best_fitness")} for s in managed),
+            *(s for s in found if s.get("name") not in names)]
 
 
 def _of(done, total) -> str:
     if done is None:
-        return "-"
-    return f"{done} / {total}" if total is not None else str(done)
+        return MISSING
+    return f"{done} of {total}" if total is not None else str(done)
 
 
 def format_duration(seconds: float | None) -> str:
