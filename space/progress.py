@@ -2,7 +2,9 @@
 
 `generation_stats` is a pure function of a results table; the champion after generation g is
 `space.ranking.champion_id` of the `ok` rows evaluated up to g. `progress_figure` draws the
-table on a bare matplotlib `Figure` (no pyplot), with one integer tick per generation.
+table on a bare matplotlib `Figure` (no pyplot), with one integer tick per generation. The "champion" columns
+follow the champion the run recorded after each generation; "best fitness" is the best any candidate of
+the generation scored, which a champion picked on validation examples may not reach.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def reign_table(results: pd.DataFrame) -> dict[int, str]:
 
 
 def progress_figure(stats: pd.DataFrame, *, run_name: str) -> Figure:
-    fig = Figure(figsize=(9, 3.8), dpi=100)
+    fig = Figure(figsize=(7.5, 4.6), dpi=100)  # tall enough to read at phone width
     ax = fig.add_subplot()
     for column, label, style in SERIES:
         points = stats[["generation", column]].dropna()
