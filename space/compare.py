@@ -1,8 +1,10 @@
-"""Comparisons on the Leaderboard tab: two models side by side, and each run's champion against the best
-initial member and the best standard recipe.
+"""Comparisons on the Leaderboard tab: two models side by side, and each run's champion with the reason the run
+recorded for it.
 
-Pure functions of `RunData`. The champion is the core's (`space.ranking.champion_id`); the best
-member and the best standard recipe are picked among their rows with the same rule.
+Pure functions of `RunData`. The summary prints the champion rule's decision as the run recorded it
+(`space.verdict`), the same sentence as the terminal and the model cards; only a run written before
+decisions were recorded falls back to comparing its champion with the best initial member and the best
+standard recipe. Scores are written as on every page (`space.numbers`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import pandas as pd
 
 from space.leaderboard import BADGE, find_model, task_columns
 from space.loading import RunData, rounded
+from space.numbers import MISSING, score_text, with_error
 from space.ranking import best_first, champion_id
+from space.verdict import champion_scores, markdown_text
 
 SCORE_ROWS = ("fitness", "validation", "heldout")
 
 
 def side_by_side(runs: Sequence[RunData], key_a: str | None, key_b: str | None) -> pd.DataFrame:
-    """One row per score (fitness, validation, held-out mean, each task), one column per model, and their gap."""
+    """One row per score (fitness, validation, held-out mean, each task), one column per model (with its error
+    where known), and their difference, written as on every page."""
     picked = [find_model(runs, k) for k in (key_a, key_b)]
     if any(p is None for p in picked):
         return pd.DataFrame(columns=["score"])
@@ -31,8 +36,9 @@ def side_by_side(runs: Sequence[RunData], key_a: str | None, key_b: str | None) 
     scores = [s for s in (*SCORE_ROWS, *task_columns(pd.DataFrame([r.to_dict() for r in rows])))
               if any(_value(r, s) is not None for r in rows)]
     a, b = ([_value(r, s) for s in scores] for r in rows)
-    gap = [None if x is None or y is None else rounded(x - y) for x, y in zip(a, b, strict=True)]
-    return pd.DataFrame({"score": scores, names[0]: a, names[1]: b, "difference": gap})
+    gap = [MISSING if x is None or y is None else f"{x - y:+.3f}" for x, y in zip(a, b, strict=True)]
+    shown = [[with_error(r.get(s), r.get(f"{s}_stderr")) for s in scores] for r in rows]
+    return pd.DataFrame({"score": scores, names[0]: shown[0], names[1]: shown[1], "difference": gap})
 
 
 def recipe_diff(runs: Sequence[RunData], key_a: str | None, key_b: str | None) -> str:
@@ -52,22 +58,28 @@ def recipe_diff(runs: Sequence[RunData], key_a: str | None, key_b: str | None) -
 
 
 def champion_summary(runs: Sequence[RunData], *, run: str | None = None) -> str:
-    """Markdown: each run's champion, its held-out score against the best member and the best standard recipe."""
+    """Markdown: each run's champion and why, as the run recorded it."""
     lines = [champion_line(r) for r in runs if run in (None, "", "all", r.name)]
-    return "\n".join(line for line in lines if line) or "*No champion yet: no candidate has been fully evaluated.*"
+    return "\n\n".join(line for line in lines if line) or "*No champion yet: no candidate has been fully evaluated.*"
 
 
 def champion_line(run: RunData) -> str:
+    """The champion with its own scores and the run's recorded reason; an older run's line (no recorded reason)
+    compares it with the best initial member and the best standard recipe, as the Space did before."""
     cid = champion_id(run.results)
     if cid is None:
         return ""
     row = run.row(cid)
+    if run.reason is not None:
+        scores = champion_scores(run, cid)
+        return (f"{BADGE} **{markdown_text(row['model'])}** is the champion of run `{run.name}`"
+                + (f" ({scores})" if scores else "") + f". why: {markdown_text(run.reason)}")
     rivals = [(role, best_of(run, rows)) for role, rows in (("best initial member", members(run)),
                                                              ("best standard recipe", standard(run)))]
     against = "; ".join(rival_text(role, row, rival) for role, rival in rivals if rival is not None and
                         rival["id"] != cid)
-    return (f"{BADGE} **{row['model']}** is the champion of run `{run.name}`: fitness {_fmt(row['fitness'])}, "
-            f"held-out {_fmt(row['heldout'])}" + (f". Against the {against}." if against else "."))
+    return (f"{BADGE} **{row['model']}** is the champion of run `{run.name}`: fitness {score_text(row['fitness'])}, "
+            f"held-out {score_text(row['heldout'])}" + (f". Against the {against}." if against else "."))
 
 
 def rival_text(role: str, champion: pd.Series, rival: pd.Series) -> str:
@@ -75,9 +87,9 @@ def rival_text(role: str, champion: pd.Series, rival: pd.Series) -> str:
     column = "heldout" if _value(rival, "heldout") is not None and _value(champion, "heldout") is not None \
         else "fitness"
     gap = _value(champion, column) - _value(rival, column) if _value(rival, column) is not None else None
-    lead = f", champion {gap:+.4f}" if gap is not None else ""
+    lead = f", champion {gap:+.3f}" if gap is not None else ""
     label = "held-out" if column == "heldout" else "fitness (no held-out score)"
-    return f"{role} **{rival['model']}**: {label} {_fmt(rival[column])}{lead}"
+    return f"{role} **{rival['model']}**: {label} {score_text(rival[column])}{lead}"
 
 
 def members(run: RunData) -> pd.DataFrame:
@@ -100,7 +112,3 @@ def best_of(run: RunData, rows: pd.DataFrame) -> pd.Series | None:
 def _value(row: pd.Series, column: str) -> float | None:
     value = row.get(column)
     return rounded(value) if isinstance(value, (int, float)) else None
-
-
-def _fmt(value) -> str:
-    return "-" if value is None or pd.isna(value) else f"{float(value):.4f}"

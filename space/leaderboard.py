@@ -1,9 +1,13 @@
-"""The Leaderboard tab and the keys that pick a model: every candidate of every run, best first.
+"""The Leaderboard tab and the keys that pick a model: every candidate of every run, each run's champion first.
 
-Pure functions of `RunData`. Each run's champion (`space.ranking.champion_id`) heads the table
-behind a badge; every task has a fitness and a held-out column; the columns shown and the score
-sorted by are the user's. A model is picked by a `run/id` key (the pickers' values) or a
-`run/name` key (what a leaderboard row shows); its model cell links to its Hub repo.
+Pure functions of `RunData`. Runs are shown one after the other: each run's champion
+(`space.ranking.champion_id`) heads its run's rows behind a badge, with the reason the run recorded
+for it (`space.verdict`) in its `why` cell; then the run's other candidates, best first, ranked within
+the run. The scores come first (fitness and validation with their standard errors, held-out), so they
+stay beside the model name on a narrow screen; every task a shown candidate was scored on has a fitness
+or held-out column. The columns shown and the score sorted by (across runs) are the user's. A model is
+picked by a `run/id` key (the pickers' values) or a `run/name` key (what a leaderboard row shows); its
+model cell links to its Hub repo when the run published it.
 """
 
 from __future__ import annotations
@@ -14,11 +18,14 @@ from collections.abc import Sequence
 import pandas as pd
 
 from space.loading import RunData, as_list, rounded
+from space.numbers import error_column
 from space.ranking import best_first, champion_id
 
 HF_URL = "https://huggingface.co"
-LEADERBOARD_COLUMNS = ["model", "rank", "run", "generation", "method", "parents", "fitness", "held-out", "status",
-                       "survivor"]
+SCORES = ["fitness", "validation", "held-out"]
+LEADERBOARD_COLUMNS = ["model", "fitness", error_column("fitness"), "validation", error_column("validation"),
+                       "held-out", "rank", "run", "generation", "method", "parents", "status", "survivor", "pareto"]
+WHY = "why"  # the champion's row: the run's recorded reason; after the per-task columns
 ALL = "all"
 BADGE = "★"
 SORT_DEFAULT = "rank"
@@ -41,50 +48,68 @@ def leaderboard(
     survivors_only: bool = False, hub_url: str = HF_URL, columns: Sequence[str] | None = None,
     sort_by: str = SORT_DEFAULT,
 ) -> pd.DataFrame:
-    """Every candidate of `runs`: each run's champion (badged) first, then best first (`space.ranking`),
-    filtered by run, generation and a text query, with a fitness and a held-out column per task.
+    """Every candidate of `runs` (or of the one named `run`), run after run: the run's champion (badged, with its
+    recorded reason) first, then best first (`space.ranking`), ranked within the run; filtered by generation,
+    survival and a text query, with a column per task a shown candidate was scored on.
 
-    `columns` picks the columns shown (the model always is); `sort_by` names a score column to sort by
-    instead, best first.
+    `columns` picks the columns shown (the model always is); `sort_by` names a score column to sort every shown
+    row by instead, best first.
     """
-    frames = [r.results.assign(run=r.name) for r in runs if run in (ALL, r.name) and len(r.results)]
+    shown_runs = [r for r in runs if run in (ALL, r.name) and len(r.results)]
+    frames = [run_rows(r, generation=generation, query=query, survivors_only=survivors_only) for r in shown_runs]
+    frames = [f for f in frames if len(f)]
     if not frames:
-        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
-    merged = pd.concat(frames, ignore_index=True)
-    table = champions_first(_filtered(merged, generation=generation, query=query, survivors_only=survivors_only),
-                            runs=runs)
+        return pd.DataFrame(columns=[*LEADERBOARD_COLUMNS, WHY])
+    table = pd.concat(frames, ignore_index=True)
+    reasons = {r.name: r.reason or "" for r in shown_runs}
     shown = pd.DataFrame({
         "model": [badged(model_link(n, r, hub_url=hub_url), c) for n, r, c in
                   zip(table["model"], table["repo"], table["is_champion"], strict=True)],
-        "rank": range(1, len(table) + 1),
+        "fitness": table["fitness"].map(rounded).to_numpy(),
+        error_column("fitness"): table["fitness_stderr"].map(rounded).to_numpy(),
+        "validation": table["validation"].map(rounded).to_numpy(),
+        error_column("validation"): table["validation_stderr"].map(rounded).to_numpy(),
+        "held-out": table["heldout"].map(rounded).to_numpy(),
+        "rank": table["rank"].to_numpy(),
         "run": table["run"].to_numpy(),
         "generation": table["generation"].astype(int).to_numpy(),
         "method": table["method"].to_numpy(),
         "parents": [" + ".join(p) if len(p) else "-" for p in table["parents"].map(as_list)],
-        "fitness": table["fitness"].map(rounded).to_numpy(),
-        "held-out": table["heldout"].map(rounded).to_numpy(),
         "status": table["status"].to_numpy(),
         "survivor": ["yes" if s is True else "" for s in table["survivor"]],
-        **{c: table[c].map(rounded).to_numpy() for c in task_columns(merged)},
+        "pareto": ["yes" if _is_true(p) else "" for p in table["pareto"]],
+        **{c: table[c].map(rounded).to_numpy() for c in task_columns(table)},
+        WHY: [reasons[r] if c else "" for r, c in zip(table["run"], table["is_champion"], strict=True)],
     })
     return sorted_by(chosen(shown, columns), sort_by)
 
 
+def run_rows(run: RunData, *, generation: str | int, query: str, survivors_only: bool) -> pd.DataFrame:
+    """One run's rows that pass the filters: its champion first, then best first, ranked 1, 2, ... in the run."""
+    table = champions_first(run.results.assign(run=run.name), runs=[run])
+    table = table.assign(rank=range(1, len(table) + 1))
+    return _filtered(table, generation=generation, query=query, survivors_only=survivors_only)
+
+
 def task_columns(results: pd.DataFrame) -> list[str]:
-    """The per-task score columns of a results table: `fitness/<task>` first, then `heldout/<task>`."""
-    return ([c for c in sorted(results.columns) if str(c).startswith("fitness/")]
-            + [c for c in sorted(results.columns) if str(c).startswith("heldout/")])
+    """The per-task score columns of a results table that hold a score: `fitness/<task>` first, then
+    `heldout/<task>` (a column another run brought into a joined table, empty here, is left out)."""
+    scored = [c for c in sorted(results.columns) if results[c].notna().any()]
+    return ([c for c in scored if str(c).startswith("fitness/")]
+            + [c for c in scored if str(c).startswith("heldout/")])
 
 
-def column_choices(runs: Sequence[RunData]) -> list[str]:
-    """Every column the leaderboard can show besides the model (per-task columns included)."""
-    tasks = task_columns(pd.concat([r.results for r in runs], ignore_index=True)) if runs else []
-    return [*LEADERBOARD_COLUMNS[1:], *tasks]
+def column_choices(runs: Sequence[RunData], *, run: str = ALL) -> list[str]:
+    """Every column the leaderboard can show besides the model: the per-task columns of the runs shown."""
+    frames = [r.results for r in runs if run in (ALL, r.name) and len(r.results)]
+    tasks = task_columns(pd.concat(frames, ignore_index=True)) if frames else []
+    return [*LEADERBOARD_COLUMNS[1:], *tasks, WHY]
 
 
-def sort_choices(runs: Sequence[RunData]) -> list[str]:
-    """What the leaderboard can be sorted by: its rank (the core's order) or any score column."""
-    return [SORT_DEFAULT, "fitness", "held-out", *(c for c in column_choices(runs) if "/" in c), "generation"]
+def sort_choices(runs: Sequence[RunData], *, run: str = ALL) -> list[str]:
+    """What the leaderboard can be sorted by: its rank (each run's order) or any score column."""
+    tasks = [c for c in column_choices(runs, run=run) if "/" in c]
+    return [SORT_DEFAULT, *SCORES, *tasks, "generation"]
 
 
 def chosen(table: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
@@ -95,7 +120,7 @@ def chosen(table: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
 
 def sorted_by(table: pd.DataFrame, column: str) -> pd.DataFrame:
     """Rows sorted by `column`, highest first and missing values last; the core's rank breaks ties."""
-    if column in (SORT_DEFAULT, "", None) or column not in table.columns:
+    if column in (SORT_DEFAULT, "", None) or column not in table.columns or column == "model":
         return table.reset_index(drop=True)
     values = pd.to_numeric(table[column], errors="coerce")
     missing, negated = values.isna().to_numpy(), (-values.fillna(0)).to_numpy()
@@ -110,6 +135,10 @@ def champions_first(table: pd.DataFrame, *, runs: Sequence[RunData]) -> pd.DataF
     flags = [(r, i) in champions for r, i in zip(ordered["run"], ordered["id"], strict=True)]
     ordered = ordered.assign(is_champion=pd.Series(flags, index=ordered.index, dtype=bool))
     return pd.concat([ordered[ordered["is_champion"]], ordered[~ordered["is_champion"]]])
+
+
+def _is_true(flag) -> bool:
+    return flag is not None and not (isinstance(flag, float) and pd.isna(flag)) and bool(flag)
 
 
 def badged(cell: str, is_champion: bool) -> str:
@@ -154,6 +183,20 @@ def champion_key(runs: Sequence[RunData]) -> str | None:
     for r in runs:
         if (cid := champion_id(r.results)) is not None:
             return model_key(r.name, cid)
+    return None
+
+
+def lineage_key(runs: Sequence[RunData]) -> str | None:
+    """The model the family tree opens on: the first run's champion when it was bred, else that run's best bred
+    candidate (a seed's tree is a single box), else the champion."""
+    for r in runs:
+        if (cid := champion_id(r.results)) is None:
+            continue
+        table = r.results
+        if r.row(cid)["kind"] == "seed":
+            bred = table[(table["kind"] != "seed") & (table["status"] == "ok") & table["fitness"].notna()]
+            cid = str(best_first(bred).iloc[0]["id"]) if len(bred) else cid
+        return model_key(r.name, cid)
     return None
 
 

@@ -1,13 +1,16 @@
 """The Gradio Space: tabs Leaderboard, Family tree, Progress, Model, Seed and Status.
 
 `build_app` wires the tabs' views (`space.leaderboard`, `space.compare`, `space.tree`, `space.progress`,
-`space.detail`, `space.status`, over the runs `space.catalog` keeps), `space.seeding`
+`space.front`, `space.detail`, `space.status`, over the runs `space.catalog` keeps), `space.seeding`
 (form -> run config) and `space.auth` (who may act) to a scheduler `Controller`, and `space.jobs`
-(a seeded run launched as a Hugging Face Job under the signed-in user's account). Reading
-is public; seeding, pausing, resuming and stopping are checked on the server in each
-handler. `serve` binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`), with
-the styles that keep the title on one line and every tab in reach at phone width. The seeding form is
-hidden, with the reason shown, where nobody may seed.
+(a seeded run launched as a Hugging Face Job under the signed-in user's account). Why a model is or
+is not the champion is the run's recorded decision everywhere (`space.verdict`); scores are written
+one way (`space.numbers`). Reading is public and only reads; seeding, pausing, resuming and stopping
+are checked on the server in each handler, and the run controls are shown only to whoever may use
+them. `serve` binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`), with
+the styles that keep the title on one line, every tab in reach and the page no wider than a phone
+(tables scroll inside their box, the model and its scores stay in view). The seeding form is hidden,
+with the reason shown, where nobody may seed.
 """
 
 import io
@@ -27,14 +30,17 @@ from hubevo.hub.jobs import job_url
 from space.auth import Access, AccessDenied, job_token
 from space.catalog import Catalog
 from space.compare import champion_summary, recipe_diff, side_by_side
-from space.detail import ModelDetail, card_sections, model_detail
+from space.detail import ModelDetail, card_prose, card_sections, model_detail, use_it
+from space.front import front_figure
 from space.jobs import DEFAULT_TIMEOUT, FLAVORS, JOB_COLUMNS, JobLauncher, LaunchedJob, job_rows, launch_job
 from space.leaderboard import (
-    ALL, BADGE, HF_URL, LEADERBOARD_COLUMNS, SORT_DEFAULT, champion_key, column_choices, find_model, generations_of,
-    leaderboard, link_text, model_choices, model_key, model_link, plain, sort_choices,
+    ALL, BADGE, HF_URL, LEADERBOARD_COLUMNS, SCORES, SORT_DEFAULT, WHY, champion_key, column_choices, find_model,
+    generations_of, leaderboard, lineage_key, link_text, model_choices, model_key, model_link, plain, sort_choices,
 )
+from space.numbers import score_text, styled, with_error
 from space.progress import STATS_COLUMNS, generation_stats, progress_figure
 from space.ranking import champion_id
+from space.verdict import markdown_text
 from space.seeding import (
     PUSH_MODES, BudgetCaps, SeedError, SeedForm, TaskCatalog, build_run_config, config_from_yaml, form_numbers,
     local_task_names,
@@ -43,18 +49,38 @@ from space.status import STATUS_COLUMNS, merge_statuses, status_table
 from space.tree import family_tree, tree_png
 
 DEFAULT_METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic")
-SCORE_COLUMNS = ("generation", "fitness", "held-out")
+PINNED_WIDTHS = ("150px", "130px")  # the model and its fitness: kept in view while the leaderboard scrolls sideways
 STATUS_REFRESH_S = 5.0
 ON_SPACE, AS_JOB = "On this Space", "As a Hugging Face Job under your account"
+NO_RUNS = "*No runs to show yet: seed one in the Seed tab, or start the Space over a folder of runs.*"
+NO_JOBS = "*No Hugging Face Jobs have been launched from this Space yet.*"
 # phone width: the title on one line and every tab in the tab bar (Gradio folds the tabs that do not fit
-# into a menu, measuring them with these same styles), the leaderboard scrolling sideways
+# into a menu, measuring them with these same styles); no box wider than the screen: tables scroll inside
+# their own box, a row of controls wraps, headers stay whole words; the family tree keeps a readable size
+# and scrolls inside its box
 CSS = """
 #title h1 { white-space: nowrap; font-size: clamp(1.4rem, 6vw, 2.2rem); }
+.gradio-container { max-width: 100vw !important; }
+#leaderboard, #status-table, #status-jobs, #compare-scores, #progress-table { max-width: 100%; }
+#leaderboard [data-col="0"], #leaderboard [data-heading="0"], #leaderboard [data-col="1"],
+#leaderboard [data-heading="1"] { position: sticky !important; z-index: 2; background: var(--table-even-background-fill); }
+#leaderboard [data-col="0"], #leaderboard [data-heading="0"] { left: 0; }
+#leaderboard [data-col="1"], #leaderboard [data-heading="1"] { left: MODEL_WIDTH;
+  box-shadow: 2px 0 0 var(--border-color-primary); }
+#leaderboard [data-col="0"] .cell-wrap { overflow: hidden; text-overflow: ellipsis; }
+#status-table th, #status-jobs th, #status-table [role=columnheader], #status-jobs [role=columnheader] {
+  word-break: normal !important; overflow-wrap: normal !important; white-space: nowrap !important; }
+#tree-image .image-frame, #tree-image .image-container { overflow: auto !important; }
+#tree-image .image-frame { justify-content: safe center !important; align-items: flex-start !important; }
+#tree-image img { flex: none !important; max-width: none !important; max-height: none !important;
+  width: auto !important; height: auto !important; }
 @media (max-width: 640px) {
   .tab-container button { padding: 0 5px !important; font-size: 13px !important; min-width: 0 !important; }
   .tab-container { gap: 0 !important; }
+  #leaderboard-filters .form > * { min-width: calc(50% - 8px) !important; flex: 1 1 calc(50% - 8px) !important; }
+  #progress-plot img, #pareto-plot img { min-height: 240px; object-fit: contain; }
 }
-"""
+""".replace("MODEL_WIDTH", PINNED_WIDTHS[0])
 
 
 def build_app(
@@ -102,7 +128,8 @@ def build_app(
             model = model_tab(catalog, hub_url=hub_url)
             seed = seed_tab(catalog, controller, access=access, token=token, tasks=tasks, caps=caps,
                             runs_root=runs_root, local_root=local_root, launcher=launcher if jobs else None)
-            status = status_tab(catalog, controller, access=access, token=token, launcher=launcher)
+            steering = status_tab(catalog, controller, access=access, token=token, launcher=launcher)
+        status = steering["table"]
         seed["submit"].click(seed["queue"], seed["inputs"], [seed["result"], status], api_name="queue_run")
         seed["upload_submit"].click(seed["queue_yaml"], seed["upload_inputs"], [seed["result"], status],
                                     api_name="queue_run_yaml")
@@ -116,6 +143,7 @@ def build_app(
                                   downloads=board["downloads"])
         board["refresh"].click(catalog.refresh).then(fill, None, outputs)
         demo.load(fill, None, outputs)
+        demo.load(steering["show_controls"], token, steering["controls"])
     return demo
 
 
@@ -161,7 +189,7 @@ def everything(catalog: Catalog, *, hub_url: str, controller, downloads: Path) -
         gr.Dropdown(choices=[ALL, *map(str, generations_of(runs))], value=ALL),
         table_value(board),
         notes_markdown(catalog),
-        gr.Dropdown(choices=choices, value=first),
+        gr.Dropdown(choices=choices, value=lineage_key(runs) or first),
         gr.Dropdown(choices=names, value=names[0] if names else None),
         gr.Dropdown(choices=choices, value=first),
         status_frame(catalog, controller),
@@ -200,7 +228,7 @@ def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
     downloads = Path(tempfile.mkdtemp(prefix="hubevo-leaderboard-"))
     with gr.Tab("Leaderboard", id="leaderboard"):
         summary = gr.Markdown(elem_id="champion-summary")
-        with gr.Row():
+        with gr.Row(elem_id="leaderboard-filters"):
             run = gr.Dropdown(label="Run", choices=[ALL], value=ALL, elem_id="leaderboard-run", min_width=150)
             generation = gr.Dropdown(label="Generation", choices=[ALL], value=ALL,
                                      elem_id="leaderboard-generation", min_width=150)
@@ -208,38 +236,46 @@ def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
                                elem_id="leaderboard-search", min_width=150)
             sort = gr.Dropdown(label="Sort by (best first)", choices=[SORT_DEFAULT], value=SORT_DEFAULT,
                                elem_id="leaderboard-sort", min_width=150)
-            survivors = gr.Checkbox(label="Survivors only", min_width=150)
+            survivors = gr.Checkbox(label="Survivors only", min_width=150, elem_id="leaderboard-survivors")
         with gr.Accordion("Columns", open=False, elem_id="leaderboard-columns-box"):
-            columns = gr.CheckboxGroup(label="Columns shown (the model always is)", choices=[], value=[],
-                                       elem_id="leaderboard-columns")
+            columns = gr.CheckboxGroup(label="Columns shown (the model always is; a score's ± column adds its "
+                                       "standard error to it)", choices=[], value=[], elem_id="leaderboard-columns")
         table = gr.Dataframe(headers=LEADERBOARD_COLUMNS, interactive=False, elem_id="leaderboard", max_height=640,
-                             pinned_columns=1)
+                             column_widths=list(PINNED_WIDTHS))
         with gr.Row():
             csv = gr.DownloadButton("Download CSV", elem_id="download-csv", size="sm", min_width=120)
             parquet = gr.DownloadButton("Download parquet", elem_id="download-parquet", size="sm", min_width=120)
             refresh = gr.Button("Refresh", size="sm", min_width=120)
-        gr.Markdown(f"{BADGE} marks each run's champion (the best finalist on validation examples). Click a row to "
-                    "open that model in the Family tree and Model tabs; model names link to their Hub repos. "
-                    "Held-out is `-` where a model was not scored on held-out tasks (only finalists and "
-                    "champions are).")
+        gr.Markdown(f"Each run's rows come together, its champion ({BADGE}) first with the reason the run recorded "
+                    f"in the `{WHY}` column, then its other models best first. The champion is chosen among the "
+                    "finalists on validation examples, so it need not have the best fitness. Scores show "
+                    "`± standard error` where it is known; validation is `-` for models that were not finalists, "
+                    "held-out where a model was not scored on held-out tasks. Click a row to open that model in "
+                    "the Family tree and Model tabs; a model name links to its Hub repo where the run published "
+                    "it (models kept only on this machine have no link).")
         compare = compare_box()
         notes = gr.Markdown(elem_id="notes")
 
     def update(run_name, gen, text, only, shown, by):
-        return table_value(leaderboard(catalog.runs(), run=run_name, generation=gen, query=text or "",
-                                       survivors_only=bool(only), hub_url=hub_url, columns=shown, sort_by=by))
+        board = leaderboard(catalog.runs(), run=run_name, generation=gen, query=text or "",
+                            survivors_only=bool(only), hub_url=hub_url, columns=shown, sort_by=by)
+        return table_value(board), *table_files(board, folder=downloads)
 
-    def generations(run_name):
-        gens = generations_of(catalog.runs(), run=run_name)
-        return gr.Dropdown(choices=[ALL, *map(str, gens)], value=ALL)
+    def for_run(run_name):
+        """A run chosen: its generations, the columns its candidates have (all shown) and its scores to sort by."""
+        runs = catalog.runs()
+        gens = generations_of(runs, run=run_name)
+        shown = column_choices(runs, run=run_name)
+        return (gr.Dropdown(choices=[ALL, *map(str, gens)], value=ALL), gr.CheckboxGroup(choices=shown, value=shown),
+                gr.Dropdown(choices=sort_choices(runs, run=run_name), value=SORT_DEFAULT))
 
     filters = [run, generation, query, survivors, columns, sort]
-    run.change(generations, run, generation).then(update, filters, table)
+    shown_table = [table, csv, parquet]
+    run.change(for_run, run, [generation, columns, sort]).then(update, filters, shown_table)
     run.change(lambda name: champion_summary(catalog.runs(), run=name), run, summary)
     for control in (generation, survivors, columns, sort):
-        control.change(update, filters, table)
-    query.change(update, filters, table, show_progress="hidden", trigger_mode="always_last")  # live, as one types
-    table.change(lambda shown: table_files(shown, folder=downloads), table, [csv, parquet], show_progress="hidden")
+        control.change(update, filters, shown_table)
+    query.change(update, filters, shown_table, show_progress="hidden", trigger_mode="always_last")  # as one types
     compare_events(compare, catalog)
     return {"run": run, "generation": generation, "table": table, "notes": notes, "refresh": refresh,
             "summary": summary, "columns": columns, "sort": sort, "compare": compare, "csv": csv,
@@ -247,13 +283,14 @@ def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
 
 
 def table_value(table: pd.DataFrame) -> gr.Dataframe:
-    """The leaderboard as the Dataframe shows it: markdown model links, scores with 4 decimals that still
-    sort as numbers, `-` where a score is missing."""
-    scores = [c for c in table.columns if "/" in c or c in SCORE_COLUMNS[1:]]
+    """The leaderboard as the Dataframe shows it: markdown model links, scores with 3 decimals (and `± error`
+    where the error column is chosen) that still sort as numbers, `-` where a score is missing."""
+    scores = [c for c in table.columns if "/" in c or c in SCORES]
+    value = styled(table, scores=scores)
+    headers = list(value.data.columns if hasattr(value, "data") else value.columns)
     types = ["markdown" if c == "model" else "number" if c in ("rank", "generation", *scores) else "str"
-             for c in table.columns]
-    styled = table.style.format("{:.4f}", subset=scores, na_rep="-") if len(table) else table
-    return gr.Dataframe(value=styled, datatype=types, headers=list(table.columns))
+             for c in headers]
+    return gr.Dataframe(value=value, datatype=types, headers=headers)
 
 
 def table_files(shown: pd.DataFrame, *, folder: Path) -> tuple[str, str]:
@@ -298,8 +335,8 @@ def compare_events(compare: dict, catalog: Catalog) -> None:
 def tree_tab(catalog: Catalog) -> dict:
     with gr.Tab("Family tree", id="tree"):
         model = gr.Dropdown(label="Model", choices=[], elem_id="tree-model")
-        picture = gr.Image(label="Family tree", type="pil", elem_id="tree-image", interactive=False,
-                           buttons=["download", "fullscreen"])
+        picture = gr.Image(label="Family tree", show_label=False, type="pil", elem_id="tree-image",
+                           interactive=False, buttons=["download", "fullscreen"])
 
     def draw(key):
         found = find_model(catalog.runs(), key)
@@ -315,20 +352,25 @@ def tree_tab(catalog: Catalog) -> dict:
 
 def progress_tab(catalog: Catalog) -> dict:
     with gr.Tab("Progress", id="progress"):
-        run = gr.Dropdown(label="Run", choices=[])
+        run = gr.Dropdown(label="Run", choices=[], elem_id="progress-run")
         plot = gr.Plot(label="Fitness and held-out score per generation", elem_id="progress-plot", format="png")
         stats = gr.Dataframe(headers=STATS_COLUMNS, interactive=False, elem_id="progress-table")
         gr.Markdown("Best and mean fitness of the candidates evaluated in each generation, and the champion "
                     "so far with its held-out score (held-out tasks never take part in selection).")
+        gr.Markdown("### Pareto front\nEvery fully evaluated candidate by its score on each fitness task; the "
+                    "front holds those no other candidate beats on every task. The champion (gold star) is "
+                    "chosen among the finalists (ringed) on validation examples, so it may lie off the front.")
+        front = gr.Plot(label="Pareto front", elem_id="pareto-plot", format="png")
 
     def show(run_name):
         runs = [r for r in catalog.runs() if r.name == run_name]
         if not runs:
-            return None, None
+            return None, None, None
         table = generation_stats(runs[0].results)
-        return progress_figure(table, run_name=run_name), table
+        scores = ["best fitness", "mean fitness", "champion fitness", "champion held-out"]
+        return progress_figure(table, run_name=run_name), styled(table, scores=scores), front_figure(runs[0])
 
-    run.change(show, run, [plot, stats])
+    run.change(show, run, [plot, stats, front])
     return {"run": run}
 
 
@@ -336,41 +378,49 @@ def model_tab(catalog: Catalog, *, hub_url: str) -> dict:
     with gr.Tab("Model", id="model"):
         model = gr.Dropdown(label="Model", choices=[], elem_id="model-picker")
         summary = gr.Markdown(elem_id="model-summary")
-        recipe = gr.Code(label="Recipe (mergekit YAML)", language="yaml", interactive=False, elem_id="model-recipe")
+        verdict = gr.Markdown(elem_id="model-verdict")
+        gr.Markdown("### Use it")
+        usage = gr.Markdown(elem_id="model-use")
+        recipe = gr.Code(label="Recipe (mergekit YAML)", language="yaml", interactive=False, elem_id="model-recipe",
+                         visible=False)
         with gr.Accordion("Card metadata", open=False):
             metadata = gr.Code(language="yaml", interactive=False, show_label=False)
-        gr.Markdown("### Lineage card")
+        gr.Markdown("### From its lineage card")
         card = gr.Markdown(elem_id="model-card")
 
     def show(key):
         found = find_model(catalog.runs(), key)
         if found is None:
-            return "", "", "", ""
+            return "", "", "", gr.Code(value="", visible=False), "", ""
         run, model_id = found
         detail = model_detail(run, model_id, card=catalog.card(run, model_id))
         meta, body = card_sections(detail.card) if detail.card else ("", "*No card: seeds keep their own.*")
-        return detail_markdown(detail, hub_url=hub_url), recipe_text(detail), meta, body
+        return (detail_markdown(detail, hub_url=hub_url), verdict_markdown(detail), use_it(detail),
+                gr.Code(value=detail.recipe, visible=bool(detail.recipe)), meta, card_prose(body))
 
-    model.change(show, model, [summary, recipe, metadata, card])
+    model.change(show, model, [summary, verdict, usage, recipe, metadata, card])
     return {"model": model}
 
 
-def recipe_text(detail: ModelDetail) -> str:
-    if detail.recipe:
-        return detail.recipe
-    return "# a seed: no recipe" if detail.kind == "seed" else "# no mergekit recipe is stored for this model"
+def verdict_markdown(detail: ModelDetail) -> str:
+    """Why the model is or is not its run's champion, as the run recorded it (nothing for a run that did not)."""
+    if detail.verdict is None:
+        return ""
+    badge = f"{BADGE} " if not detail.verdict.startswith("not ") else ""
+    return f"**Champion rule.** {badge}{markdown_text(detail.verdict)}"
 
 
 def detail_markdown(detail: ModelDetail, *, hub_url: str) -> str:
-    link = model_link(detail.repo, detail.repo, hub_url=hub_url) if detail.repo else "local only"
-    fmt = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
-    scores = "\n".join(f"| {task} | {value:.4f} |" for task, value in sorted(detail.scores.items()))
+    link = model_link(detail.repo, detail.repo, hub_url=hub_url) if detail.repo else "not on the Hub"
+    scores = "\n".join(f"| {task} | {score_text(value)} |" for task, value in sorted(detail.scores.items()))
     return (
-        f"## {detail.name}\n\n"
+        f"## {markdown_text(detail.name)}\n\n"
         f"run `{detail.run}` · generation {detail.generation} · {detail.kind} · method **{detail.method}** · "
         f"status {detail.status}\n\n"
         f"- parents: {', '.join(f'`{p}`' for p in detail.parents) or '-'}\n"
-        f"- fitness **{fmt(detail.fitness)}**, held-out **{fmt(detail.heldout)}**\n- repo: {link}\n\n"
+        f"- fitness **{with_error(detail.fitness, detail.fitness_stderr)}**, validation "
+        f"**{with_error(detail.validation, detail.validation_stderr)}**, held-out **{score_text(detail.heldout)}**\n"
+        f"- repo: {link}\n\n"
         + (f"| score | value |\n| --- | --- |\n{scores}\n" if scores else "")
     )
 
@@ -615,15 +665,21 @@ def seed_intro(access: Access, *, caps: BudgetCaps, local_tasks: list[str], cont
 
 
 def status_tab(catalog: Catalog, controller, *, access: Access, token, launcher: JobLauncher | None = None
-               ) -> gr.Dataframe:
+               ) -> dict:
     with gr.Tab("Status", id="status") as tab:
-        table = gr.Dataframe(headers=STATUS_COLUMNS, interactive=False, elem_id="status-table", wrap=True)
-        with gr.Row():
+        table = gr.Dataframe(headers=STATUS_COLUMNS, interactive=False, elem_id="status-table")
+        empty = gr.Markdown(NO_RUNS, elem_id="status-empty")
+        with gr.Row(visible=False, elem_id="status-controls") as controls:
             name = gr.Textbox(label="Run", placeholder="run name", elem_id="status-run")
             pause, resume, stop = (gr.Button("Pause"), gr.Button("Resume"), gr.Button("Stop", variant="stop"))
         message = gr.Markdown(elem_id="status-message")
         timer = gr.Timer(STATUS_REFRESH_S)
         jobs_box(tab, launcher=launcher)
+
+    def show_controls(token_text, profile: gr.OAuthProfile | None):
+        """Pause, Resume and Stop for whoever may use them here (each handler checks again on the server)."""
+        return gr.Row(visible=may_steer(access, controller=controller, token=token_text,
+                                        username=profile.username if profile else None))
 
     def act(verb: str):
         def handler(token_text, run_name, profile: gr.OAuthProfile | None):
@@ -639,7 +695,20 @@ def status_tab(catalog: Catalog, controller, *, access: Access, token, launcher:
     for button, verb in ((pause, "pause"), (resume, "resume"), (stop, "stop")):
         button.click(act(verb), [token, name], [message, table], api_name=verb)
     timer.tick(lambda: status_frame(catalog, controller), None, table, show_progress="hidden")
-    return table
+    table.change(lambda shown: gr.Markdown(visible=not len(shown)), table, empty, show_progress="hidden")
+    token.change(show_controls, token, controls, show_progress="hidden")
+    return {"table": table, "controls": controls, "show_controls": show_controls}
+
+
+def may_steer(access: Access, *, controller, token: str | None, username: str | None) -> bool:
+    """Whether this visitor may pause, resume and stop runs here: a scheduler is attached and they may act."""
+    if controller is None:
+        return False
+    try:
+        access.user(username=username, token=token, action="steer runs")
+    except AccessDenied:
+        return False
+    return True
 
 
 def jobs_box(tab: gr.Tab, *, launcher: JobLauncher | None) -> None:
@@ -647,7 +716,8 @@ def jobs_box(tab: gr.Tab, *, launcher: JobLauncher | None) -> None:
     gr.Markdown("### Hugging Face Jobs launched from this Space\nA job's state is read with your sign-in for "
                 "your own jobs (with the Space's token for others: `unknown` where it may not read them).")
     jobs = gr.Dataframe(headers=JOB_COLUMNS, datatype=["markdown" if c == "logs" else "str" for c in JOB_COLUMNS],
-                        interactive=False, elem_id="status-jobs", wrap=True)
+                        interactive=False, elem_id="status-jobs")
+    empty = gr.Markdown(NO_JOBS, elem_id="status-jobs-empty")
     refresh = gr.Button("Refresh jobs", size="sm", elem_id="status-jobs-refresh")
 
     def show_jobs(profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None) -> pd.DataFrame:
@@ -657,6 +727,7 @@ def jobs_box(tab: gr.Tab, *, launcher: JobLauncher | None) -> None:
                         viewer_token=getattr(oauth_token, "token", None))
 
     gr.on([tab.select, refresh.click], show_jobs, None, jobs, api_name="space_jobs", show_progress="hidden")
+    jobs.change(lambda shown: gr.Markdown(visible=not len(shown)), jobs, empty, show_progress="hidden")
 
 
 def steer(controller, verb: str, name: str) -> None:

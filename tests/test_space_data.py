@@ -11,7 +11,9 @@ beat c1. Small hand-made tables check that every view names the champion by the 
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -35,7 +37,7 @@ from space.catalog import Catalog
 from space.compare import champion_summary, recipe_diff, side_by_side
 from space.detail import card_sections, model_detail, recipe_yaml
 from space.leaderboard import (
-    BADGE, LEADERBOARD_COLUMNS, champion_key, find_model, generations_of, leaderboard, link_text, model_choices,
+    BADGE, LEADERBOARD_COLUMNS, WHY, champion_key, find_model, generations_of, leaderboard, link_text, model_choices,
     model_key, plain,
 )
 from space.loading import RunData, load_results_repo, load_run_dir, run_dirs, with_columns
@@ -49,6 +51,7 @@ from space.settings import SpaceSettings
 from space.status import local_status, merge_statuses, status_table
 from space.tree import family_tree, tree_figure, tree_layout, tree_png
 from tests.helpers.sim_runs import ALICE_TOKEN, write_run
+from tests.helpers.space_runs import FITNESS_STDERR, SECOND_TASK, VALIDATION_STDERR, write_finals_run
 
 HUB = "https://hub.example"
 
@@ -87,7 +90,7 @@ def test_leaderboard_ranks_every_candidate_best_first_and_links_each_model_to_it
     i = ids(sim)
     names = dict(zip(sim.results["id"], sim.results["model"], strict=True))
     table = leaderboard([sim], hub_url=HUB)
-    assert list(table.columns) == [*LEADERBOARD_COLUMNS, "fitness/tiny", "heldout/tiny_heldout"]  # one per task
+    assert list(table.columns) == [*LEADERBOARD_COLUMNS, "fitness/tiny", "heldout/tiny_heldout", WHY]  # one per task
     assert [link_text(m) for m in table["model"]] == [names[i[k]] for k in ("c1", "c2", "s2", "s1", "c3")]
     assert table["rank"].tolist() == [1, 2, 3, 4, 5]
     assert table["fitness"].tolist()[:4] == [0.6, 0.55, 0.5, 0.3]
@@ -291,7 +294,9 @@ def test_a_results_dataset_on_the_hub_gives_the_same_leaderboard_tree_and_recipe
     repo_id = push_results(alice, run_dir=Path(sim.where), state=sim.state, cfg=cfg)
     hub = load_results_repo(repo_id, api=alice, cache_dir=tmp_path)
     assert (hub.name, hub.source, hub.where) == ("sim", "hub", "alice/sim-results")
-    assert leaderboard([hub], hub_url=HUB).equals(leaderboard([sim], hub_url=HUB))
+    # a results dataset holds no champion.json: the same rows, without the recorded reason
+    assert hub.decision is None and sim.decision is not None
+    assert leaderboard([hub], hub_url=HUB).drop(columns=WHY).equals(leaderboard([sim], hub_url=HUB).drop(columns=WHY))
     c2 = ids(sim)["c2"]
     assert set(family_tree(hub.lineage, c2).nodes) == set(family_tree(sim.lineage, c2).nodes)
     for key, ident in ids(sim).items():  # the recipes the table stored, read back from the Hub
@@ -327,6 +332,9 @@ def test_a_status_tick_reads_the_small_status_file_and_matches_the_full_reload(t
     full = local_status(load_run_dir(run_dir), now=0)
     quick = catalog.statuses()
     assert [s["name"] for s in quick] == ["live"] and catalog._local == {}  # no state parsed for the tick
+    assert quick[0]["best_fitness"] is None  # the run's best comes from the run as the page read it: not yet
+    catalog.runs()  # the page's first view
+    quick = catalog.statuses()
     assert {k: v for k, v in quick[0].items() if k != "message"} == {k: v for k, v in full.items() if k != "message"}
     assert full["best_fitness"] == 0.6 and full["candidate"] is not None
 
@@ -368,14 +376,28 @@ def test_status_rows_show_progress_and_the_controllers_runs_win(runs_root):
     assert (sim["state"], sim["generation"], sim["generations"], sim["best_fitness"]) == ("finished", 2, 2, 0.6)
     assert other["state"] == "unfinished" and "resume" in other["message"]
     managed = [{"name": "other", "state": "running", "generation": 1, "generations": 2, "candidate": 2,
-                "candidates": 6, "elapsed_s": 3725, "eta_s": 65, "best_fitness": 0.61234, "message": ""},
-               {"name": "new", "state": "queued"}]
+                "candidates": 6, "elapsed_s": 3725, "eta_s": 65, "best_fitness": 0.41, "message": ""},
+               {"name": "new", "state": "queued"},
+               {"name": "ended", "state": "finished", "generation": 2, "generations": 2, "candidate": 1,
+                "candidates": 13, "elapsed_s": 60, "eta_s": 121, "best_fitness": 0.5}]
     table = status_table(merge_statuses(managed, found))
-    assert table["run"].tolist() == ["other", "new", "sim"]
-    assert table.iloc[0][["state", "generation", "candidate", "elapsed", "time left", "best fitness"]].tolist() == [
-        "running", "1 / 2", "2 / 6", "1h 02m", "1m 05s", 0.6123]
-    assert table.iloc[1][["generation", "candidate", "elapsed"]].tolist() == ["-", "-", "-"]
-    assert table.iloc[2][["state", "elapsed"]].tolist() == ["finished", "2m 05s"]
+    assert table["run"].tolist() == ["other", "new", "ended", "sim"]
+    columns = ["state", "generations done", "evaluated this generation", "elapsed", "time left", "best fitness"]
+    # the controller reports the champion's fitness: the row shows the run's best, as found on disk
+    assert table.iloc[0][columns].tolist() == ["running", "1 of 2", "2 of 6", "1h 02m", "1m 05s", "0.600"]
+    assert table.iloc[1][columns[1:]].tolist() == ["-", "-", "-", "-", "-"]
+    # an ended run counts no candidates of a generation under way and has no time left
+    assert table.iloc[2][columns].tolist() == ["finished", "2 of 2", "-", "1m 00s", "-", "-"]
+    assert table.iloc[3][["state", "elapsed", "best fitness"]].tolist() == ["finished", "2m 05s", "0.600"]
+    assert status_table([]).empty and "best fitness" in status_table([]).columns
+
+
+def test_the_best_fitness_is_the_best_any_candidate_scored_not_the_champions(tmp_path):
+    cfg = write_finals_run(tmp_path, name="fin", champion="seed")
+    run = load_run_dir(cfg.output.dir)
+    champion = run.row(champion_id(run.results))
+    assert champion["model"] == "alice/s2" and champion["fitness"] == 0.5
+    assert local_status(run)["best_fitness"] == 0.6  # c1, a finalist the champion rule did not crown
 
 
 # --------------------------------------------------------------------------- seeding form
@@ -607,7 +629,7 @@ def test_the_generation_column_counts_generations_done_out_of_the_budget(tmp_pat
     state.generation, state.stop_reason = 0, "0 generations done"
     save_state(state, cfg.output.dir)
     after_zero = run_status(cfg.output.dir)
-    assert status_table([after_zero])["generation"].tolist() == ["0 / 3"]
+    assert status_table([after_zero])["generations done"].tolist() == ["0 of 3"]
     assert after_zero["message"] == "generation 0 of 3 done (the members scored); generation 1 is next"
     state.finished, state.generation = False, 1  # generation 1 under way
     save_state(state, cfg.output.dir)
@@ -618,7 +640,7 @@ def test_the_generation_column_counts_generations_done_out_of_the_budget(tmp_pat
     (cfg.output.dir / RUN_FILE).write_text(yaml.safe_dump(spec))
     spent = run_status(cfg.output.dir)
     assert (spent["state"], spent["message"]) == ("finished", "2 generations done")
-    assert status_table([spent])["generation"].tolist() == ["2 / 2"]
+    assert status_table([spent])["generations done"].tolist() == ["2 of 2"]
 
 
 def test_the_candidate_column_counts_the_generations_evaluations_when_bars_were_off(tmp_path):
@@ -635,7 +657,7 @@ def test_the_candidate_column_counts_the_generations_evaluations_when_bars_were_
         append_event(cfg.output.dir, "evaluated", id=cid, generation=state.generation, status="ok", done=1, total=3)
     status = run_status(cfg.output.dir)
     assert (status["candidate"], status["candidates"]) == (2, 3)
-    assert status_table([status])["candidate"].tolist() == ["2 / 3"]
+    assert status_table([status])["evaluated this generation"].tolist() == ["2 of 3"]
 
 
 # --------------------------------------------------------------------------- columns, sorting, downloads, comparisons
@@ -667,16 +689,194 @@ def test_two_models_side_by_side_and_their_recipe_diff(sim):
     i = ids(sim)
     a, b = model_key("sim", i["c1"]), model_key("sim", i["c2"])
     table = side_by_side([sim], a, b).set_index("score")
-    assert table.loc["fitness", "difference"] == 0.05 and table.loc["heldout/tiny_heldout", "difference"] == -0.05
+    assert table.loc["fitness", "difference"] == "+0.050" and table.loc["heldout/tiny_heldout", "difference"] == "-0.050"
+    assert table.loc["fitness"].tolist()[:2] == ["0.600", "0.550"]  # 3 decimals, as on every page
     diff = recipe_diff([sim], a, b)
     assert "-merge_method: linear" in diff and "+merge_method: slerp" in diff
     assert recipe_diff([sim], a, a).startswith("# the two recipes are identical")
     assert side_by_side([sim], a, "sim/nope").empty
 
 
-def test_the_champion_summary_compares_it_with_the_best_member(sim):
+def test_an_older_runs_champion_summary_compares_it_with_the_best_member(sim):
+    """A run written before champion.json existed: the summary the Space gave before."""
     i = ids(sim)
     names = dict(zip(sim.results["id"], sim.results["model"], strict=True))
-    text = champion_summary([sim])
-    assert text.startswith(f"{BADGE} **{names[i['c1']]}** is the champion of run `sim`: fitness 0.6000")
-    assert "best initial member **alice/s2**: held-out 0.4000, champion +0.0500" in text
+    older = dataclasses.replace(sim, decision=None)
+    text = champion_summary([older])
+    assert text.startswith(f"{BADGE} **{names[i['c1']]}** is the champion of run `sim`: fitness 0.600")
+    assert "best initial member **alice/s2**: held-out 0.400, champion +0.050" in text
+
+
+# --------------------------------------------------------------------------- one champion story (champion.json)
+@pytest.fixture(scope="module")
+def finals(tmp_path_factory) -> dict[str, RunData]:
+    """Two finished runs with finals: one crowns a bred child, the other keeps a member (tests/helpers/space_runs)."""
+    root = tmp_path_factory.mktemp("space-finals")
+    return {kind: load_run_dir(write_finals_run(root, name=f"fin-{kind}", champion=kind).output.dir)
+            for kind in ("bred", "seed")}
+
+
+def recorded(run: RunData) -> dict:
+    return json.loads((Path(run.where) / "champion.json").read_text())
+
+
+def test_every_page_says_why_in_the_words_the_run_recorded(finals):
+    from space.verdict import NOT_FINALIST, markdown_text, model_verdict
+
+    for kind, run in finals.items():
+        decision = recorded(run)
+        text, champion = decision["text"], decision["champion"]
+        assert run.reason == text and "+- 0.028" in text  # the lead's error is part of the sentence
+        assert champion_id(run.results) == champion
+        summary = champion_summary([run])
+        assert markdown_text(text) in summary and "Against" not in summary  # no comparison of the Space's own
+        board = leaderboard([run])
+        assert board[WHY].tolist() == [text] + [""] * (len(board) - 1)  # the champion's row, and only it
+        names = dict(zip(run.results["model"], run.results["id"], strict=True))
+        other = decision["challenger"] if kind == "seed" else decision["holder"]  # the finalist that lost
+        assert model_verdict(run, champion) == text == model_detail(run, champion).verdict
+        assert model_verdict(run, other) == f"not champion: {text}"
+        assert model_verdict(run, names["alice/s1"]) == NOT_FINALIST == model_detail(run, names["alice/s1"]).verdict
+    assert finals["seed"].row(recorded(finals["seed"])["champion"])["kind"] == "seed"
+    assert finals["bred"].row(recorded(finals["bred"])["champion"])["kind"] == "merge"
+
+
+def test_a_run_without_champion_json_falls_back_to_what_the_space_showed(finals):
+    older = dataclasses.replace(finals["bred"], decision=None)
+    assert older.reason is None and set(leaderboard([older])[WHY]) == {""}
+    cid = champion_id(older.results)
+    assert model_detail(older, cid).verdict is None
+    assert "is the champion of run `fin-bred`: fitness 0.600" in champion_summary([older])
+
+
+def test_a_live_runs_newer_state_is_told_in_the_cores_words(tmp_path):
+    from hubevo.publish import decision_record
+    from hubevo.state import load_state
+
+    cfg = write_finals_run(tmp_path, name="live", champion="seed")
+    state = load_state(cfg.output.dir)
+    s2 = next(i for i, ind in state.individuals.items() if ind.name == "alice/s2")
+    state.validation[s2] = state.validation[s2].model_copy(update={"fitness": 0.3})  # saved after the tables were
+    save_state(state, cfg.output.dir)
+    run = load_run_dir(cfg.output.dir)
+    assert recorded(run)["champion"] == s2 and run.decision == decision_record(state)
+    assert run.decision["champion"] != s2 and run.reason == decision_record(state)["text"]
+
+
+def test_scores_show_three_decimals_and_their_error_where_known(finals):
+    from space.numbers import styled, with_error
+
+    assert with_error(0.62, 0.02) == "0.620 ± 0.020" and with_error(0.5, None) == "0.500"
+    assert with_error(None, 0.02) == "-"
+    board = leaderboard([finals["bred"]])
+    assert {"validation", "validation ±", "fitness ±", "pareto"} <= set(board.columns)
+    assert board["validation ±"].tolist()[:3] == [VALIDATION_STDERR] * 3 and board["fitness ±"][0] == FITNESS_STDERR
+    shown = styled(board, scores=[c for c in board.columns if "/" in c or c in ("fitness", "validation", "held-out")])
+    assert "validation ±" not in shown.data.columns  # the error is written into its score's cell
+    text = shown.to_string()
+    assert "0.620 ± 0.020" in text and "0.600 ± 0.020" in text and "0.450" in text and "0.4500" not in text
+    assert board["pareto"].tolist()[:2] == ["yes", ""]  # c1 is on the front, s2 is not
+    plain_board = plain(board)
+    assert plain_board["validation ±"].tolist()[0] == VALIDATION_STDERR  # the download keeps the error as a number
+
+
+def test_all_runs_show_one_run_after_the_other_each_champion_first(finals, sim):
+    board = leaderboard([finals["bred"], finals["seed"], sim])
+    runs = board["run"].tolist()
+    assert runs == sorted(runs, key=["fin-bred", "fin-seed", "sim"].index)  # each run's rows together
+    for name in ("fin-bred", "fin-seed", "sim"):
+        rows = board[board["run"] == name]
+        assert rows["rank"].tolist() == list(range(1, len(rows) + 1))
+        assert rows["model"].iloc[0].startswith(BADGE) and not rows["model"].iloc[1:].str.startswith(BADGE).any()
+    assert leaderboard([finals["seed"], sim], sort_by="fitness")["fitness"].tolist()[:2] == [0.6, 0.6]  # across runs
+
+
+def test_task_columns_appear_only_for_the_tasks_the_shown_runs_have(finals, sim):
+    from space.leaderboard import column_choices, sort_choices
+
+    runs = [sim, finals["bred"]]
+    second = f"fitness/{SECOND_TASK}"
+    assert second in leaderboard(runs).columns and second in column_choices(runs)
+    assert second not in leaderboard(runs, run="sim").columns
+    assert second not in column_choices(runs, run="sim") and second not in sort_choices(runs, run="sim")
+    failed_only = leaderboard([finals["bred"]], generation="1", query="7adad")  # a failed child: no score at all
+    assert len(failed_only) == 1 and not [c for c in failed_only.columns if "/" in c]
+
+
+def test_use_it_offers_from_pretrained_only_where_weights_exist(finals, tmp_path):
+    from space.detail import use_it
+    from tests.tiny_models import build_llama
+
+    run = finals["bred"]
+    names = dict(zip(run.results["model"], run.results["id"], strict=True))
+    champion = recorded(run)["champion"]
+    on_hub = model_detail(run, champion)
+    assert on_hub.weights == on_hub.repo and f"from_pretrained({on_hub.repo!r})" in use_it(on_hub)
+    local = dataclasses.replace(run, results=run.results.assign(repo=None))  # a run that published nothing
+    recipe_only = model_detail(local, champion)
+    text = use_it(recipe_only)
+    assert recipe_only.weights is None and "from_pretrained" not in text
+    assert f"hubevo export {run.where} {champion} out" in text and "mergekit-yaml recipe.yaml out" in text
+    assert "merge_method" not in text  # the recipe itself is printed once, in its own box
+    folder = Path(run.row(champion)["path"])
+    build_llama(tmp_path / "weights")
+    for item in (tmp_path / "weights").iterdir():  # the survivor's folder now holds its weights
+        (folder / item.name).write_bytes(item.read_bytes())
+    assert model_detail(local, champion).weights == str(folder)
+    assert f"from_pretrained({str(folder)!r})" in use_it(model_detail(local, champion))
+    seed = model_detail(local, names["alice/s1"])
+    assert seed.weights is None and "hubevo export" in use_it(seed)
+
+
+def test_the_model_page_shows_the_cards_own_prose_once(finals):
+    from space.detail import card_prose
+
+    run = finals["bred"]
+    champion = recorded(run)["champion"]
+    _meta, body = card_sections(model_detail(run, champion).card)
+    assert "## Recipe" in body and "merge_method" in body and "from_pretrained" in body
+    prose = card_prose(body)
+    assert "## Lineage" in prose and "Bred by hubevo" in prose
+    for gone in ("## Recipe", "merge_method", "from_pretrained", "## Use it", "## Scores", "## Champion"):
+        assert gone not in prose, gone
+    assert not prose.lstrip().startswith("# ")  # the page has the title
+
+
+def test_the_family_tree_opens_on_the_best_bred_lineage_when_a_seed_is_champion(finals):
+    from space.leaderboard import lineage_key
+
+    seed_run, bred_run = finals["seed"], finals["bred"]
+    names = dict(zip(seed_run.results["id"], seed_run.results["model"], strict=True))
+    assert champion_key([seed_run]) == f"fin-seed/{recorded(seed_run)['champion']}"
+    key = lineage_key([seed_run])
+    assert names[key.partition("/")[2]].startswith("g1-")  # c1: the best bred candidate
+    assert lineage_key([bred_run]) == champion_key([bred_run])
+
+
+def test_the_pareto_plot_marks_the_front_the_champion_and_the_finalists(finals, sim):
+    from space.front import front_figure, front_table
+
+    run = finals["bred"]
+    done, tasks = front_table(run)
+    assert tasks == ["fitness/tiny", f"fitness/{SECOND_TASK}"]
+    assert sorted(done[done["on_front"]]["model"]) == sorted(["alice/s1", run.row(recorded(run)["champion"])["model"]])
+    assert done["finalist"].sum() == 3 and done["is_champion"].sum() == 1
+    ax = front_figure(run).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("tiny", SECOND_TASK)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"Pareto front", "finalist", "initial member"} <= set(labels)
+    assert any(label.startswith("champion: g1-") for label in labels)
+    one_task = front_figure(sim).axes[0]
+    assert one_task.get_xlabel() == "generation evaluated in"
+    three = dataclasses.replace(run, results=run.results.assign(**{"fitness/third": run.results["fitness"]}))
+    assert [t.get_text() for t in front_figure(three).axes[0].get_xticklabels()] == ["third", "tiny", SECOND_TASK]
+
+
+def test_a_folder_the_catalog_cannot_read_is_logged_once(tmp_path, caplog):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "state.json").write_text("{not json")
+    catalog = Catalog(runs_root=tmp_path, hub_datasets=())
+    with caplog.at_level("WARNING", logger="hubevo.space"):
+        for _ in range(3):  # three page loads
+            assert catalog.runs() == []
+    assert len([r for r in caplog.records if "broken" in r.getMessage()]) == 1 and catalog.notes
