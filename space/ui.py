@@ -353,14 +353,15 @@ def tree_tab(catalog: Catalog) -> dict:
 def progress_tab(catalog: Catalog) -> dict:
     with gr.Tab("Progress", id="progress"):
         run = gr.Dropdown(label="Run", choices=[], elem_id="progress-run")
-        plot = gr.Plot(label="Fitness and held-out score per generation", elem_id="progress-plot", format="png")
+        plot = gr.Plot(label="Fitness and held-out score per generation", show_label=False, elem_id="progress-plot",
+                       format="png")  # the picture has its title
         stats = gr.Dataframe(headers=STATS_COLUMNS, interactive=False, elem_id="progress-table")
         gr.Markdown("Best and mean fitness of the candidates evaluated in each generation, and the champion "
                     "so far with its held-out score (held-out tasks never take part in selection).")
         gr.Markdown("### Pareto front\nEvery fully evaluated candidate by its score on each fitness task; the "
                     "front holds those no other candidate beats on every task. The champion (gold star) is "
                     "chosen among the finalists (ringed) on validation examples, so it may lie off the front.")
-        front = gr.Plot(label="Pareto front", elem_id="pareto-plot", format="png")
+        front = gr.Plot(label="Pareto front", show_label=False, elem_id="pareto-plot", format="png")
 
     def show(run_name):
         runs = [r for r in catalog.runs() if r.name == run_name]
