@@ -21,6 +21,7 @@ from space.ranking import best_first, champion_id
 from space.verdict import champion_scores, markdown_text
 
 SCORE_ROWS = ("fitness", "validation", "heldout")
+DIFFERENCE = "A − B"  # short enough for a phone's column
 
 
 def side_by_side(runs: Sequence[RunData], key_a: str | None, key_b: str | None) -> pd.DataFrame:
@@ -36,9 +37,9 @@ def side_by_side(runs: Sequence[RunData], key_a: str | None, key_b: str | None) 
     scores = [s for s in (*SCORE_ROWS, *task_columns(pd.DataFrame([r.to_dict() for r in rows])))
               if any(_value(r, s) is not None for r in rows)]
     a, b = ([_value(r, s) for s in scores] for r in rows)
-    gap = [MISSING if x is None or y is None else f"{x - y:+.3f}" for x, y in zip(a, b, strict=True)]
+    gap = [MISSING if x is None or y is None else f"{x - y:+.3f}" for x, y in zip(a, b, strict=True)]  # A - B
     shown = [[with_error(r.get(s), r.get(f"{s}_stderr")) for s in scores] for r in rows]
-    return pd.DataFrame({"score": scores, names[0]: shown[0], names[1]: shown[1], "difference": gap})
+    return pd.DataFrame({"score": scores, names[0]: shown[0], names[1]: shown[1], DIFFERENCE: gap})
 
 
 def recipe_diff(runs: Sequence[RunData], key_a: str | None, key_b: str | None) -> str:

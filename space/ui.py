@@ -70,6 +70,8 @@ CSS = """
 #leaderboard [data-col="0"] .cell-wrap { overflow: hidden; text-overflow: ellipsis; }
 #status-table th, #status-jobs th, #status-table [role=columnheader], #status-jobs [role=columnheader] {
   word-break: normal !important; overflow-wrap: normal !important; white-space: nowrap !important; }
+#compare-scores [role=gridcell] *, #compare-scores [role=columnheader] * { word-break: normal !important;
+  overflow-wrap: break-word !important; }
 #tree-image .image-frame, #tree-image .image-container { overflow: auto !important; }
 #tree-image .image-frame { justify-content: safe center !important; align-items: flex-start !important; }
 #tree-image img { flex: none !important; max-width: none !important; max-height: none !important;
@@ -318,7 +320,8 @@ def compare_box() -> dict:
         with gr.Row():
             a = gr.Dropdown(label="Model A", choices=[], elem_id="compare-a", min_width=160)
             b = gr.Dropdown(label="Model B", choices=[], elem_id="compare-b", min_width=160)
-        scores = gr.Dataframe(interactive=False, elem_id="compare-scores", wrap=True)
+        scores = gr.Dataframe(interactive=False, elem_id="compare-scores", wrap=True,
+                              column_widths=["31%", "27%", "27%", "15%"])  # both models in view on a phone
         diff = gr.Code(label="Recipe diff (A -> B)", language=None, interactive=False, elem_id="compare-diff")
     return {"a": a, "b": b, "scores": scores, "diff": diff}
 

@@ -689,7 +689,7 @@ def test_two_models_side_by_side_and_their_recipe_diff(sim):
     i = ids(sim)
     a, b = model_key("sim", i["c1"]), model_key("sim", i["c2"])
     table = side_by_side([sim], a, b).set_index("score")
-    assert table.loc["fitness", "difference"] == "+0.050" and table.loc["heldout/tiny_heldout", "difference"] == "-0.050"
+    assert table.loc["fitness", "A − B"] == "+0.050" and table.loc["heldout/tiny_heldout", "A − B"] == "-0.050"
     assert table.loc["fitness"].tolist()[:2] == ["0.600", "0.550"]  # 3 decimals, as on every page
     diff = recipe_diff([sim], a, b)
     assert "-merge_method: linear" in diff and "+merge_method: slerp" in diff

@@ -461,7 +461,7 @@ def test_two_models_compare_side_by_side_with_a_recipe_diff(page, demo_run):
     choose(page, "#compare-b", f"demo-run · {bred[1].name}")
     page.locator("#compare-scores").get_by_text(bred[1].name).first.wait_for()
     cells = grid_texts(page, "#compare-scores")
-    assert {"fitness", f"fitness/{TASK}", "difference"} <= set(cells) | set(headers(page, "#compare-scores"))
+    assert {"fitness", f"fitness/{TASK}", "A − B"} <= set(cells) | set(headers(page, "#compare-scores"))
     diff = page.locator("#compare-diff").inner_text()
     assert f"demo-run/{bred[0].name}" in diff and f"demo-run/{bred[1].name}" in diff
     assert "merge_method" in diff
