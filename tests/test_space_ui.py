@@ -7,6 +7,12 @@ the progress chart and a model's card and recipe; seeding is refused signed out 
 wrong token (in the page and through Gradio's API alike) and accepted with the admin token,
 after which the new run shows in the Status tab. A screenshot of every tab is saved under
 `artifacts/screenshots/`.
+
+Two runs with finals (a bred champion, a member kept: tests/helpers/space_runs.py) are served on
+their own, at desktop and phone size: the champion's recorded reason and its error read the same
+on the leaderboard, in the summary and on the model page as in `champion.json`, the page is never
+wider than the screen, and browsing them writes nothing into their folders. Their leaderboard, a
+model page, the Pareto plot and a family tree are saved under /tmp/space-shots/.
 """
 
 from __future__ import annotations
