@@ -93,6 +93,9 @@ def run_config(zoo, out: Path, *, search: str, budget: int, seed: int, prefs: bo
     return type(cfg).model_validate(data)
 
 
+NLL_WEIGHT: float | None = None  # --nll-weight: the DPO loss's NLL term (None: hubevo's default)
+
+
 def user_config(data: dict, *, size: int, tasks_dir: Path, prefs: bool) -> dict:
     fitness = {"tasks": [f"user_{skill}_{size}" for skill in SKILLS], "heldout": data["fitness"]["heldout"],
                "include_path": [*data["fitness"]["include_path"], str(tasks_dir)]}
@@ -100,8 +103,9 @@ def user_config(data: dict, *, size: int, tasks_dir: Path, prefs: bool) -> dict:
                                                    "generations": 10_000},
             "crossover": {}, "selection": {}}
     if prefs:
+        finetune = {"datasets": data["mutation"]["finetune"]["datasets"]}
         data["mutation"] = {"operators": ["perturb", "dpo"],
-                            "finetune": {"datasets": data["mutation"]["finetune"]["datasets"]}}
+                            "finetune": finetune | ({} if NLL_WEIGHT is None else {"nll_weight": NLL_WEIGHT})}
     return data
 
 
@@ -177,10 +181,14 @@ def main() -> None:
                                                                "default")
     parser.add_argument("--zoo", default="hard", choices=["fast", "hard"])
     parser.add_argument("--out", default=None, help="default: runs/bench-quality-<regime>")
+    parser.add_argument("--nll-weight", type=float, default=None,
+                        help="user regime with preference pairs: the DPO loss's NLL weight (default hubevo's, 1.0)")
     parser.add_argument("--replay", type=Path, nargs="+", default=None,
                         help="finished bench folders: their table again, every rule replayed on their runs")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    global NLL_WEIGHT
+    NLL_WEIGHT = args.nll_weight
     if args.replay:
         table = pd.concat([replay(folder) for folder in args.replay], ignore_index=True)
         table.to_csv(args.replay[0] / "replayed.csv", index=False)
