@@ -58,6 +58,11 @@ def read_control(folder: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"state": "active"}
 
 
+def managed(folder: Path) -> bool:
+    """Whether a scheduler was handed this run (submitted, or seeded on the Space's page): its control file."""
+    return (folder / RUN_FILE).is_file() and (folder / CONTROL_FILE).is_file()
+
+
 def write_control(folder: Path, **fields) -> None:
     atomic_write_text(folder / CONTROL_FILE, json.dumps({**read_control(folder), **fields}, indent=1))
 
@@ -252,8 +257,9 @@ class Scheduler:
         _SCHEDULERS.pop(str(self.runs_root), None)
 
     def rebuild(self) -> None:
-        """Re-create missing jobs of active runs (a lost job store, or runs copied in by hand)."""
-        for folder in sorted(p for p in self.runs_root.iterdir() if (p / RUN_FILE).is_file()):
+        """Re-create missing jobs of active runs (a lost job store, or runs copied in by hand with their
+        control file). A run folder without one was never handed to a scheduler: it is shown, never resumed."""
+        for folder in sorted(p for p in self.runs_root.iterdir() if managed(p)):
             if read_control(folder).get("state") == "active" and not self.jobs(folder.name):
                 self._schedule(folder.name, load_run_config(self.runs_root, folder.name))
 
@@ -337,7 +343,7 @@ class Scheduler:
 
     def _listening(self) -> list[tuple[str, RunConfig]]:
         runs = []
-        for folder in sorted(p for p in self.runs_root.iterdir() if (p / RUN_FILE).is_file()):
+        for folder in sorted(p for p in self.runs_root.iterdir() if managed(p)):
             if read_control(folder).get("state") == "active":
                 cfg = load_run_config(self.runs_root, folder.name)
                 if cfg.population.query is not None:

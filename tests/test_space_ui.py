@@ -688,10 +688,6 @@ def test_browsing_leaves_every_run_folder_byte_identical(browser, finals_runs, f
     assert folder_hashes(finals_runs["root"]) == finals_runs["before"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hubevo.scheduler: Scheduler.start() adopts every folder holding a run.yaml (a missing control.json reads "
-    "'active') and its generation job writes control.json into it; `hubevo space` starts the scheduler before the "
-    "UI. Fixed when the scheduler manages only runs handed to it (seeded or submitted)."))
 def test_hubevo_space_leaves_a_finished_run_it_was_not_handed_as_it_was(tmp_path):
     from hubevo.scheduler import Scheduler
     from space.catalog import Catalog
@@ -700,6 +696,7 @@ def test_hubevo_space_leaves_a_finished_run_it_was_not_handed_as_it_was(tmp_path
     cfg = write_finals_run(tmp_path / "runs", name="kept")
     (cfg.output.dir / "run.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     before = folder_hashes(cfg.output.dir)
+    (tmp_path / "downloads").mkdir()
     sched = Scheduler(tmp_path / "runs").start()  # as cmd_space does, then the UI over the same folder
     try:
         build_app(runs_root=tmp_path / "runs", controller=sched, admin_token=None, allow_list=[])
