@@ -379,6 +379,13 @@ def budget_spent(cfg: RunConfig, state: RunState | RunStatus) -> bool:
             or (budget.max_evaluations is not None and evaluated >= budget.max_evaluations))
 
 
+def best_of(status) -> float | None:
+    """The best fitness any candidate scored (status files written before that field: the champion's)."""
+    if status is None:
+        return None
+    return status.best_fitness if status.best_fitness is not None else status.champion_fitness
+
+
 def run_status(folder: Path, *, running: bool = False) -> dict:
     """One run's progress for the status page: generation, candidate, time left, best fitness. Read from the
     run's `status.json`, a few hundred bytes, rather than its whole state (which a tick would parse anew)."""
@@ -396,7 +403,7 @@ def run_status(folder: Path, *, running: bool = False) -> dict:
         "name": folder.name, "state": phase, "generation": status.generations_done if status else None,
         "generations": cfg.budget.generations, "candidate": status.candidate if status else 0,
         "candidates": status.candidates if status else 0, "elapsed_s": status.elapsed_s if status else 0.0,
-        "eta_s": per_eval * left if per_eval else None, "best_fitness": status.champion_fitness if status else None,
+        "eta_s": per_eval * left if per_eval else None, "best_fitness": best_of(status),
         "message": control.get("last_error") or progress_message(cfg, status, phase=phase),
         "owner": control.get("owner"),
     }

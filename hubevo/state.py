@@ -142,6 +142,8 @@ class RunStatus(BaseModel, frozen=True):
     stop_reason: str | None
     champion: str | None
     champion_fitness: float | None
+    best_fitness: float | None = Field(None, description="The best fitness any candidate scored (the champion is "
+                                                          "decided in the finals, not by fitness alone).")
 
 
 def run_status(state: RunState) -> RunStatus:
@@ -151,7 +153,9 @@ def run_status(state: RunState) -> RunStatus:
         candidate=sum(1 for i in state.population if i in state.evaluations), candidates=len(state.population),
         evaluated=len(state.evaluations), elapsed_s=state.elapsed_s, finished=state.finished,
         stop_reason=state.stop_reason, champion=champion,
-        champion_fitness=state.evaluations[champion].fitness if champion is not None else None)
+        champion_fitness=state.evaluations[champion].fitness if champion is not None else None,
+        best_fitness=max((e.fitness for e in state.evaluations.values() if e.status == "ok" and e.fitness is not None),
+                         default=None))
 
 
 def save_state(state: RunState, run_dir: Path) -> None:

@@ -155,3 +155,14 @@ def test_a_tie_goes_to_the_better_estimate_and_a_margin_keeps_the_holder():
     strict = ranking.decide(fitness, validation=validation, incumbents={"std"}, rule="evidence-margin1")
     assert 0 < default.lead < default.stderr and default.champion == default.challenger
     assert strict.lead == default.lead and strict.champion == "std"
+
+
+def test_the_status_file_names_the_best_fitness_beside_the_champions():
+    """The champion is decided in the finals: the best fitness is another candidate's here, and says so."""
+    from hubevo.state import run_status
+
+    fitness, validation = family(np.random.default_rng(1), fitness_gain=[8, 8, 7], validation_gain=[-6, -7, -6])
+    state = _named(RunState(config_hash="x", evaluations=fitness, validation=validation, baselines={"std": "ties"}))
+    status = run_status(state)
+    assert status.champion == "std" and status.champion_fitness == fitness["std"].fitness
+    assert status.best_fitness == max(e.fitness for e in fitness.values()) > status.champion_fitness

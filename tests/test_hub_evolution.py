@@ -7,6 +7,7 @@ survivor, the champion's history and the results dataset are read back from the 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -99,6 +100,9 @@ def test_evolution_from_hub_ids_pushes_survivors_champion_and_results(hub_server
     assert sorted(pushed["repo"]) == sorted(cfg.publish.survivor_repo(cfg.name, c) for c in children)
     assert alice.file_exists(results, "lineage.json", repo_type="dataset")
     assert alice.file_exists(results, "config.yaml", repo_type="dataset")
+    decision = json.loads(Path(hf_hub_download(results, "champion.json", repo_type="dataset", token=ALICE_TOKEN))
+                          .read_text())
+    assert decision["champion"] == state.champion() and decision["text"]  # the viewers' reason, as recorded
 
 
 def test_a_failing_push_never_stops_the_run_nor_loses_a_survivor(hub_server, hub_members, tmp_path, caplog):

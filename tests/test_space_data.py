@@ -294,9 +294,9 @@ def test_a_results_dataset_on_the_hub_gives_the_same_leaderboard_tree_and_recipe
     repo_id = push_results(alice, run_dir=Path(sim.where), state=sim.state, cfg=cfg)
     hub = load_results_repo(repo_id, api=alice, cache_dir=tmp_path)
     assert (hub.name, hub.source, hub.where) == ("sim", "hub", "alice/sim-results")
-    # a results dataset holds no champion.json: the same rows, without the recorded reason
-    assert hub.decision is None and sim.decision is not None
-    assert leaderboard([hub], hub_url=HUB).drop(columns=WHY).equals(leaderboard([sim], hub_url=HUB).drop(columns=WHY))
+    # the results dataset holds champion.json: the same rows and the same recorded reason
+    assert hub.decision == sim.decision is not None
+    assert leaderboard([hub], hub_url=HUB).equals(leaderboard([sim], hub_url=HUB))
     c2 = ids(sim)["c2"]
     assert set(family_tree(hub.lineage, c2).nodes) == set(family_tree(sim.lineage, c2).nodes)
     for key, ident in ids(sim).items():  # the recipes the table stored, read back from the Hub

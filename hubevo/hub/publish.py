@@ -43,7 +43,7 @@ from hubevo.state import RunState
 
 log = logging.getLogger("hubevo")
 
-RESULT_FILES = ("lineage.json", "config.yaml")
+RESULT_FILES = ("lineage.json", "config.yaml", "champion.json")  # champion.json: the decision, for viewers
 FolderOf = Callable[[str], AbstractContextManager[Path]]  # individual id -> its full model folder, while open
 
 
