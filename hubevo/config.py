@@ -169,23 +169,17 @@ class FitnessConfig(Frozen):
         False, description="Knowingly select on well-known benchmark test sets (refused otherwise).")
 
     @model_validator(mode="after")
-    def _heldout_apart(self):
-        overlap = sorted({t.name for t in self.tasks} & {t.name for t in self.heldout})
-        if overlap:
-            raise ValueError(
-                f"fitness.heldout repeats fitness task(s) {', '.join(map(repr, overlap))}: selection would see the "
-                "held-out set, so its score would not be held out; give fitness.heldout a separate task "
-                "(another split or data) or leave it empty")
-        return self
-
-    @model_validator(mode="after")
-    def _validation_apart(self):
-        overlap = sorted({t.name for t in self.tasks} & {t.name for t in self.validation})
-        if overlap:
-            raise ValueError(
-                f"fitness.validation repeats fitness task(s) {', '.join(map(repr, overlap))}: the finals would pick "
-                "the champion on the examples selection already saw; give fitness.validation a separate task "
-                "(another split or data) or leave it empty (then examples are carved from the fitness tasks)")
+    def _apart_from_fitness(self):
+        """Held-out and validation tasks must not repeat a fitness task: selection would have seen them."""
+        for field, why, empty in (
+                ("heldout", "selection would see the held-out set, so its score would not be held out", ""),
+                ("validation", "the finals would pick the champion on the examples selection already saw",
+                 " (then examples are carved from the fitness tasks)")):
+            overlap = sorted({t.name for t in self.tasks} & {t.name for t in getattr(self, field)})
+            if overlap:
+                raise ValueError(
+                    f"fitness.{field} repeats fitness task(s) {', '.join(map(repr, overlap))}: {why}; give "
+                    f"fitness.{field} a separate task (another split or data) or leave it empty{empty}")
         return self
 
     @model_validator(mode="after")

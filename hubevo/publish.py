@@ -245,7 +245,7 @@ def lead(state: RunState, cid: str, other: str) -> tuple[float, float | None, st
 
 
 def decision_examples(decision: ranking.Decision) -> str:
-    if decision.rule == "evidence":
+    if decision.rule.startswith("evidence"):
         return f"{decision.examples} validation and fitness examples"
     return "validation"
 
