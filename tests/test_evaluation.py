@@ -159,3 +159,36 @@ def test_an_unknown_hflm_option_is_refused_before_any_candidate_with_close_match
                         hflm_kwargs={"max_lenght": 96})
     with pytest.raises(ConfigError, match=r"fitness\.hflm_kwargs\.max_lenght: .*did you mean max_length"):
         Evaluator(cfg, device="cpu").check_tasks()
+
+
+def test_each_task_template_is_compiled_once_and_renders_what_lm_eval_renders(demo_zoo, tmp_path):
+    """lm-eval compiles a Jinja template per document; hubevo compiles each once, and a task written with
+    templates scores exactly as the shipped task that names its columns."""
+    from lm_eval import utils
+
+    from hubevo.config import TaskSpec
+    from hubevo.evaluation import compile_templates_once, compiled_template
+
+    compile_templates_once()
+    compiled_template.cache_clear()
+    docs = [{"q": f"{k}#", "a": str(k)[::-1], "n": k} for k in range(40)]
+    templates = ["{{q}}", "Q: {{ q | upper }} {% if n > 3 %}big{% endif %}\n", "{{a}}"]
+    for template in templates:
+        for doc in docs:
+            assert utils.apply_template(template, doc) == utils.env.from_string(template).render(**doc)
+    info = compiled_template.cache_info()
+    assert (info.misses, info.hits) == (len(templates), len(templates) * (len(docs) - 1))
+
+    task = demo_zoo.fitness_tasks[0]
+    shipped = (demo_zoo.tasks_dir / f"{task}.yaml").read_text()
+    assert "doc_to_text: prompt" in shipped
+    templated = tmp_path / "templated"
+    templated.mkdir()
+    (templated / "templated.yaml").write_text(shipped.replace(f"task: {task}", "task: templated").replace(
+        "doc_to_text: prompt", 'doc_to_text: "{{prompt}}"').replace("doc_to_target: answer", 'doc_to_target: "{{answer}}"'))
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(demo_zoo.base), AutoTokenizer.from_pretrained(demo_zoo.base)
+    evaluator = Evaluator(FitnessConfig(tasks=[task, "templated"], include_path=[demo_zoo.tasks_dir, templated],
+                                        limit=48))
+    scores, _ = evaluator.score_with_stderr(model, tokenizer, tasks=[TaskSpec(name=task), TaskSpec(name="templated")],
+                                            limit=48)
+    assert scores[task] == scores["templated"] and 0 < scores[task] < 1

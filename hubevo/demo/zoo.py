@@ -156,14 +156,24 @@ def render_tasks(dest_dir: Path, *, data_dir: Path | None = None) -> Path:
         raise ConfigError(f"render_tasks would overwrite its templates in {dest_dir}; pick another folder")
     dest_dir.mkdir(parents=True, exist_ok=True)
     for data_file in TEMPLATES_DIR.glob("*.jsonl"):
-        shutil.copyfile(data_file, dest_dir / data_file.name)
+        staged = dest_dir / f".{data_file.name}.{os.getpid()}"
+        shutil.copyfile(data_file, staged)
+        os.replace(staged, dest_dir / data_file.name)
     for template in sorted(TEMPLATES_DIR.glob("*.yaml")):
-        config = yaml.safe_load(template.read_text())
-        files = config["dataset_kwargs"]["data_files"]  # split -> file name
-        config["dataset_kwargs"]["data_files"] = {split: str(data_dir / f) for split, f in files.items()}
+        config = _rendered_config(template, data_dir=data_dir)
         header = f"# Rendered by hubevo.demo.render_tasks from {template.name}: data paths are absolute.\n"
-        (dest_dir / template.name).write_text(header + yaml.dump(config, Dumper=_TaskDumper, sort_keys=False))
+        staged = dest_dir / f".{template.name}.{os.getpid()}"
+        staged.write_text(header + yaml.dump(config, Dumper=_TaskDumper, sort_keys=False))
+        os.replace(staged, dest_dir / template.name)  # a process reading the task never sees half a file
     return dest_dir
+
+
+def _rendered_config(template: Path, *, data_dir: Path) -> dict:
+    """`template`'s task config with its data files named by absolute path in `data_dir`."""
+    config = yaml.safe_load(template.read_text())
+    files = config["dataset_kwargs"]["data_files"]  # split -> file name
+    config["dataset_kwargs"]["data_files"] = {split: str(data_dir / f) for split, f in files.items()}
+    return config
 
 
 class _TaskDumper(yaml.SafeDumper):
@@ -226,13 +236,14 @@ def _zoo_at(root: Path, spec: ZooRecipe) -> Zoo:
 
 
 def _tasks_current(tasks_dir: Path) -> bool:
-    """Whether every shipped task is rendered in `tasks_dir` with its data files in that folder."""
-    rendered = sorted(tasks_dir.glob("*.yaml"))
-    if {t.name for t in TEMPLATES_DIR.glob("*.yaml")} - {path.name for path in rendered}:
-        return False
-    for path in rendered:
-        files = yaml.safe_load(path.read_text())["dataset_kwargs"]["data_files"].values()
-        if any(Path(f).parent != tasks_dir for f in files):
+    """Whether every shipped task is rendered in `tasks_dir` as its template says now, reading its data files
+    from that folder (a moved or copied zoo has stale absolute paths; an older release, older templates)."""
+    for template in TEMPLATES_DIR.glob("*.yaml"):
+        try:
+            rendered = yaml.safe_load((tasks_dir / template.name).read_text())
+        except (OSError, yaml.YAMLError):
+            return False
+        if not isinstance(rendered, dict) or rendered != _rendered_config(template, data_dir=tasks_dir):
             return False
     return True
 
