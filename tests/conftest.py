@@ -34,6 +34,9 @@ os.environ.update(
     }
 )
 os.environ.pop("HF_TOKEN", None)
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one torch thread per worker: -n 2 on 2 cores, not 2 x 2 threads
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 

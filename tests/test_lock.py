@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -64,12 +63,10 @@ def test_hubevo_evolve_on_a_held_folder_exits_with_the_holder_named(holder, tmp_
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump({
         "population": {"members": ["./a", "./b"]}, "fitness": {"tasks": ["t"]}, "output": {"dir": "run"}}))
-    started = time.monotonic()
     done = subprocess.run([sys.executable, "app.py", "evolve", str(config), "--no-progress"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120)  # the holder sleeps 600 s: waiting times out
     assert done.returncode == 2, done.stderr
     assert f"in use by process {holder.pid} on host" in done.stderr and "Traceback" not in done.stderr
-    assert time.monotonic() - started < 60
     assert not (tmp_path / "run" / "state.json").exists(), "the refused process must not touch the run"
 
 
