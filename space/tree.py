@@ -2,14 +2,18 @@
 
 `family_tree` cuts a model and its ancestors out of the run's lineage graph (networkx's
 node-link JSON, as the loop writes it: edges carry the parent's role and merge weight, data-flow
-children the parent of each layer). `tree_layout` puts one row per generation, oldest on top, the
-best (by `space.ranking`) on the left. `tree_figure` draws labelled boxes (long names end in an
-ellipsis), each edge labelled at its midpoint with the parent's weight (or "dpo"/"sft", or the
-layer count a data-flow parent gave), label boxes nudged along their edge until none overlap. Edges
-from a merge's base model are left out and named in a note, so they do not cross the picture. The
-champion is drawn gold, the selected model outlined red; below, one strip per data-flow child
-shows which parent each layer came from. Drawn on a bare matplotlib `Figure` (no pyplot), so
-concurrent requests never share a global figure.
+children the parent of each layer). `tree_page` cuts that tree to one page of a few generations
+(page 0 the newest, holding the model; `page_count` says how many), so a deep lineage reads at any
+screen size: a model whose parents are on an older page says how many ancestors lie there
+("+N older"), and `page_note` names the generations shown. `tree_layout` puts one row per
+generation, oldest on top, the best (by `space.ranking`) on the left. `tree_figure` draws labelled
+boxes (long names end in an ellipsis), each edge labelled at its midpoint with the parent's weight
+(or "dpo"/"sft", or the layer count a data-flow parent gave), label boxes nudged along their edge
+until none overlap. Edges from a merge's base model are left out and named in a note, so they do
+not cross the picture. The champion is drawn gold, the selected model outlined red; below, one
+strip per data-flow child shows which parent each layer came from; the title names the generations
+of a page. Drawn on a bare matplotlib `Figure` (no pyplot), so concurrent requests never share a
+global figure.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ NAME_CHARS = 24
 INCH_PER_UNIT = 0.72
 TOP_IN = 0.55  # the title, the legend and the base note
 LABEL_SPOTS = (0.5, 0.38, 0.62, 0.27, 0.73, 0.18, 0.82)
+GENERATIONS_SHOWN = 3  # generations on one page of the tree
 
 
 def lineage_digraph(lineage: dict) -> nx.DiGraph:
@@ -55,12 +60,77 @@ def family_tree(lineage: dict, model_id: str) -> nx.DiGraph:
     return tree
 
 
+# pages of a few generations -------------------------------------------------------------------------
+def generation_of(data: dict) -> int:
+    return int(data.get("generation") or 0)
+
+
+def generation_windows(tree: nx.DiGraph, generations: int = GENERATIONS_SHOWN) -> list[list[int]]:
+    """The generations present in `tree`, newest first, `generations` to a window (each oldest first)."""
+    present = sorted({generation_of(data) for _, data in tree.nodes(data=True)}, reverse=True)
+    return [sorted(present[k : k + generations]) for k in range(0, len(present), generations)]
+
+
+def page_count(tree: nx.DiGraph, *, generations: int = GENERATIONS_SHOWN) -> int:
+    return len(generation_windows(tree, generations))
+
+
+def hidden_ancestors(tree: nx.DiGraph, node: str, shown: set[str]) -> set[str]:
+    """What lies behind `node`'s edges cut by the page: its parents not `shown`, and their ancestors."""
+    cut = [parent for parent in tree.predecessors(node) if parent not in shown]
+    return set(cut).union(*(nx.ancestors(tree, parent) for parent in cut)) - shown
+
+
+def tree_page(tree: nx.DiGraph, *, focus: str, generations: int = GENERATIONS_SHOWN, page: int = 0) -> nx.DiGraph:
+    """`tree` (see `family_tree`) cut to its `page`-th window of `generations` generations, newest first.
+
+    A node whose parents are off the page carries `older`: how many ancestors lie behind them. The
+    graph's attributes name the focus, the generations shown, the page, the number of pages, and every
+    node of `tree` (a data-flow child's strip names the parents of its layers, on this page or not)."""
+    windows = generation_windows(tree, generations)
+    if not 0 <= page < len(windows):
+        raise IndexError(f"page {page} of a tree with {len(windows)} pages")
+    shown = {node for node, data in tree.nodes(data=True) if generation_of(data) in windows[page]}
+    cut = tree.subgraph(shown).copy()
+    for node in cut:
+        older = hidden_ancestors(tree, node, shown)
+        if older:
+            cut.nodes[node]["older"] = len(older)
+    everything = sorted(generation_of(data) for _, data in tree.nodes(data=True))
+    cut.graph.update(focus_name=str(tree.nodes[focus].get("name", focus)), window=windows[page],
+                     lineage=(everything[0], everything[-1]), page=page, pages=len(windows),
+                     names={node: str(data.get("name", node)) for node, data in tree.nodes(data=True)})
+    return cut
+
+
+def generations_text(window: list[int]) -> str:
+    """"generation 4", "generations 4–6", or "generations 1, 5, 9" where the lineage skips some."""
+    if len(window) == 1:
+        return f"generation {window[0]}"
+    if window == list(range(window[0], window[-1] + 1)):
+        return f"generations {window[0]}–{window[-1]}"
+    return "generations " + ", ".join(str(g) for g in window)
+
+
+def page_choices(tree: nx.DiGraph, *, generations: int = GENERATIONS_SHOWN) -> list[tuple[str, int]]:
+    """(label, page) for each page of `tree`, newest first."""
+    return [(generations_text(window), page) for page, window in enumerate(generation_windows(tree, generations))]
+
+
+def page_note(page: nx.DiGraph) -> str:
+    """One line saying which page of which generations a `tree_page` shows."""
+    first, last = page.graph["lineage"]
+    return (f"page {page.graph['page'] + 1} of {page.graph['pages']} (newest first): "
+            f"{generations_text(page.graph['window'])} of the lineage's {first}–{last}, oldest at top")
+
+
+# rows --------------------------------------------------------------------------------------------------
 def tree_rows(tree: nx.DiGraph) -> dict[str, tuple[int, int]]:
     """Each node's row as (generation, depth): depth counts parents of its own generation above it (the
     standard recipes of generation 0 sit below the members they merge), so every edge points down."""
     rows: dict[str, tuple[int, int]] = {}
     for node in nx.topological_sort(tree):
-        generation = int(tree.nodes[node].get("generation") or 0)
+        generation = generation_of(tree.nodes[node])
         same = [rows[p][1] + 1 for p in tree.predecessors(node) if rows[p][0] == generation]
         rows[node] = (generation, max(same, default=0))
     return rows
@@ -93,7 +163,8 @@ def node_label(data: dict) -> str:
     fitness = data.get("fitness")
     score = f"{fitness:.3f}" if isinstance(fitness, (int, float)) else "no score"
     method = data.get("method") or data.get("kind") or ""
-    return f"{short_name(str(data.get('name', '?')))}\n{method} · {score}"
+    older = f"\n+{data['older']} older" if data.get("older") else ""
+    return f"{short_name(str(data.get('name', '?')))}\n{method} · {score}{older}"
 
 
 def edge_label(tree: nx.DiGraph, parent: str, child: str) -> str:
@@ -194,6 +265,11 @@ def layer_strips(tree: nx.DiGraph) -> list[str]:
     return sorted((n for n, d in tree.nodes(data=True) if d.get("layers")), key=lambda n: tree.nodes[n].get("generation", 0))
 
 
+def node_name(tree: nx.DiGraph, node: str) -> str:
+    """`node`'s name, also for a node off the page (`tree_page`)."""
+    return str(tree.nodes[node].get("name", node)) if node in tree else tree.graph.get("names", {}).get(node, node)
+
+
 def parent_colours(tree: nx.DiGraph, nodes: list[str]) -> dict[str, str]:
     parents = list(dict.fromkeys(p for n in nodes for p in tree.nodes[n]["layers"]))
     return {p: PARENT_COLOURS[i % len(PARENT_COLOURS)] for i, p in enumerate(parents)}
@@ -209,17 +285,18 @@ def draw_strips(ax, tree: nx.DiGraph, nodes: list[str]) -> None:
                                    gid=f"layer:{node}:{index}"))
     ax.set_xlim(-0.2, max(len(tree.nodes[n]["layers"]) for n in nodes) + 0.2)
     ax.set_ylim(-len(nodes) + 0.4, 0.6)
-    ax.set_yticks([-r for r in range(len(nodes))], [short_name(tree.nodes[n].get("name", n)) for n in nodes], fontsize=7)
+    ax.set_yticks([-r for r in range(len(nodes))], [short_name(node_name(tree, n)) for n in nodes], fontsize=7)
     ax.set_xlabel("layer (which parent it came from)", fontsize=7)
     width = max(len(tree.nodes[n]["layers"]) for n in nodes)
     ax.set_xticks([k + 0.475 for k in range(width)], [str(k) for k in range(width)])
     ax.tick_params(axis="x", labelsize=6, length=0)
-    handles = [Patch(facecolor=c, label=short_name(tree.nodes[p].get("name", p))) for p, c in colours.items()]
+    handles = [Patch(facecolor=c, label=short_name(node_name(tree, p))) for p, c in colours.items()]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=6, frameon=False)
 
 
 def tree_figure(tree: nx.DiGraph, *, focus: str, champion: str | None = None) -> Figure:
-    """Draw `tree` (see `family_tree`): the node `focus` outlined, `champion` (an id) in gold."""
+    """Draw `tree` (see `family_tree`, or a page of it: `tree_page`): the node `focus` outlined, `champion` (an
+    id) in gold."""
     positions = tree_layout(tree)
     strips = layer_strips(tree)
     width, height = figure_size(positions, len(strips))
@@ -253,12 +330,18 @@ def draw_legend(ax, tree: nx.DiGraph, *, focus: str) -> None:
     handles = [Patch(facecolor=COLOURS[k], edgecolor="#555555", label=k) for k in sorted(kinds) if k in COLOURS]
     handles.append(Patch(facecolor=CHAMPION, edgecolor="#555555", label="champion"))
     ax.figure.legend(handles=handles, loc="upper right", fontsize=7, frameon=False, ncols=len(handles))
-    ax.figure.suptitle(f"family tree of {short_name(str(tree.nodes[focus].get('name', focus)), limit=48)}",
-                       fontsize=10, x=0.02, ha="left")
+    ax.figure.suptitle(figure_title(tree, focus=focus), fontsize=10, x=0.02, ha="left")
     note = base_note(tree)
     if note:
         ax.figure.text(0.02, 1 - 0.32 / ax.figure.get_figheight(), short_name(note, limit=140), fontsize=6.5,
                        color="#555555", va="top")
+
+
+def figure_title(tree: nx.DiGraph, *, focus: str) -> str:
+    """"family tree of <focus>", and for a page (`tree_page`) the generations it shows."""
+    name = tree.graph.get("focus_name") or node_name(tree, focus)
+    window = tree.graph.get("window")
+    return f"family tree of {short_name(name, limit=48)}" + (f" · {generations_text(window)}" if window else "")
 
 
 def tree_png(tree: nx.DiGraph, *, focus: str, champion: str | None = None) -> bytes:

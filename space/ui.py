@@ -46,7 +46,7 @@ from space.seeding import (
     local_task_names,
 )
 from space.status import STATUS_COLUMNS, merge_statuses, status_table
-from space.tree import family_tree, tree_png
+from space.tree import family_tree, page_choices, page_count, page_note, tree_page, tree_png
 
 DEFAULT_METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic")
 PINNED_WIDTHS = ("150px", "130px")  # the model and its fitness: kept in view while the leaderboard scrolls sideways
@@ -336,20 +336,34 @@ def compare_events(compare: dict, catalog: Catalog) -> None:
 
 
 def tree_tab(catalog: Catalog) -> dict:
+    """A model's family tree, a page of a few generations at a time (`space.tree.tree_page`), newest first."""
     with gr.Tab("Family tree", id="tree"):
         model = gr.Dropdown(label="Model", choices=[], elem_id="tree-model")
+        pages = gr.Radio(label="Generations shown", choices=[], elem_id="tree-page", visible=False)
+        note = gr.Markdown(elem_id="tree-page-note")
         picture = gr.Image(label="Family tree", show_label=False, type="pil", elem_id="tree-image",
                            interactive=False, buttons=["download", "fullscreen"])
 
-    def draw(key):
+    def draw(key, page) -> tuple:
+        """The picture of page `page` of `key`'s tree, its note, and the pages to choose from."""
         found = find_model(catalog.runs(), key)
         if found is None:
-            return None
+            return None, "", []
         run, model_id = found
         family = family_tree(run.lineage, model_id)
-        return Image.open(io.BytesIO(tree_png(family, focus=model_id, champion=champion_id(run.results))))
+        cut = tree_page(family, focus=model_id, page=min(max(int(page or 0), 0), page_count(family) - 1))
+        png = tree_png(cut, focus=model_id, champion=champion_id(run.results))
+        return Image.open(io.BytesIO(png)), page_note(cut), page_choices(family)
 
-    model.change(draw, model, picture)
+    def choose_model(key):
+        image, text, choices = draw(key, 0)
+        return image, text, gr.update(choices=choices, value=0 if choices else None, visible=len(choices) > 1)
+
+    def choose_page(key, page):
+        return draw(key, page)[:2]
+
+    model.change(choose_model, model, [picture, note, pages])
+    pages.input(choose_page, [model, pages], [picture, note])
     return {"model": model}
 
 

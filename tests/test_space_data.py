@@ -49,7 +49,9 @@ from space.seeding import (
 )
 from space.settings import SpaceSettings
 from space.status import local_status, merge_statuses, status_table
-from space.tree import family_tree, tree_figure, tree_layout, tree_png
+from space.tree import (
+    family_tree, page_choices, page_count, page_note, tree_figure, tree_layout, tree_page, tree_png,
+)
 from tests.helpers.sim_runs import ALICE_TOKEN, write_run
 from tests.helpers.space_runs import FITNESS_STDERR, SECOND_TASK, VALIDATION_STDERR, write_finals_run
 
@@ -202,6 +204,73 @@ def test_a_data_flow_child_has_a_strip_with_one_cell_per_layer_coloured_by_its_p
     colours = [p.get_facecolor() for p in cells]
     assert len(cells) == 5
     assert colours[0] == colours[1] == colours[3] != colours[2] == colours[4]  # lin, lin, ties, lin, ties
+    alone = tree_figure(tree_page(family_tree(lineage, i["dfs"]), focus=i["dfs"], generations=1), focus=i["dfs"])
+    strip = next(a for a in alone.axes if a.get_legend())  # its parents are on the next page, named all the same
+    names = {node["id"]: node["name"] for node in lineage["nodes"]}
+    assert [t.get_text() for t in strip.get_legend().get_texts()] == [names[i["lin"]], names[i["ties"]]]
+
+
+def deep_lineage(generations: int = 10) -> dict:
+    """A GA lineage as node-link JSON: two seeds, then two children a generation, each bred from both of the
+    generation before; 8b also from 5a, an elite kept from further back."""
+    nodes = [{"id": f"{g}{x}", "name": f"alice/m{g}{x}", "kind": "seed" if g == 0 else "merge", "generation": g,
+              "method": None if g == 0 else "linear", "fitness": 0.1 * g + (0.05 if x == "a" else 0.0)}
+             for g in range(generations) for x in "ab"]
+    edges = [{"source": f"{g - 1}{p}", "target": f"{g}{x}", "role": "parent", "weight": 0.5}
+             for g in range(1, generations) for x in "ab" for p in "ab"]
+    edges.append({"source": "5a", "target": "8b", "role": "parent", "weight": 0.2})
+    return {"directed": True, "multigraph": False, "graph": {}, "nodes": nodes, "edges": edges}
+
+
+def generations_on(page) -> set[int]:
+    return {d["generation"] for _, d in page.nodes(data=True)}
+
+
+def test_a_deep_family_tree_is_cut_into_pages_of_at_most_n_generations_that_together_hold_it_all():
+    tree = family_tree(deep_lineage(), "9a")
+    assert page_count(tree) == 4 and page_count(tree, generations=5) == 2  # 10 generations
+    pages = [tree_page(tree, focus="9a", page=k) for k in range(page_count(tree))]
+    assert [sorted(generations_on(p)) for p in pages] == [[7, 8, 9], [4, 5, 6], [1, 2, 3], [0]]  # newest first
+    assert "9a" in pages[0]  # page 0 holds the model itself
+    assert set().union(*(p.nodes for p in pages)) == set(tree.nodes)
+    assert sum(len(p) for p in pages) == len(tree)  # no model on two pages
+    assert all(set(p.edges) <= set(tree.edges) for p in pages)
+    assert [label for label, _ in page_choices(tree)] == ["generations 7–9", "generations 4–6", "generations 1–3",
+                                                           "generation 0"]
+    assert page_note(pages[1]) == "page 2 of 4 (newest first): generations 4–6 of the lineage's 0–9, oldest at top"
+    with pytest.raises(IndexError):
+        tree_page(tree, focus="9a", page=4)
+
+
+def test_a_model_whose_parents_are_on_an_older_page_counts_the_ancestors_hidden_there(sim):
+    tree = family_tree(deep_lineage(), "9a")
+    newest = tree_page(tree, focus="9a")
+    older = {n: d["older"] for n, d in newest.nodes(data=True) if "older" in d}
+    assert older == {"7a": 14, "7b": 14, "8b": 11}  # generations 0-6; 5a and generations 0-4
+    assert "older" not in tree.nodes["7a"]  # the whole tree is left as it was
+    assert {n: d.get("older") for n, d in tree_page(tree, focus="9a", page=3).nodes(data=True)} == {"0a": None,
+                                                                                                  "0b": None}
+    i = ids(sim)
+    one = tree_page(family_tree(sim.lineage, i["c2"]), focus=i["c2"], generations=1)
+    assert set(one.nodes) == {i["c2"]} and one.nodes[i["c2"]]["older"] == 3  # c1, s1, s2
+    fig = tree_figure(newest, focus="9a")
+    fig.canvas.draw()
+    texts = {t.get_gid(): t for t in fig.axes[0].texts}
+    assert texts["name:7a"].get_text().endswith("+14 older") and "older" not in texts["name:9a"].get_text()
+    box = next(b for b in fig.axes[0].patches if b.get_gid() == "node:7a").get_window_extent()
+    label = texts["name:7a"].get_window_extent()
+    assert box.contains(*label.p0) and box.contains(*label.p1)  # three lines still fit the box
+    assert fig.texts[0].get_text().endswith("generations 7–9")  # the title names the generations shown
+
+
+def test_a_page_of_a_deep_tree_is_drawn_n_rows_tall_whatever_the_depth():
+    tree = family_tree(deep_lineage(), "9a")
+    height = lambda t: Image.open(io.BytesIO(tree_png(t, focus="9a"))).height  # noqa: E731
+    full, newest = height(tree), height(tree_page(tree, focus="9a"))
+    one_row = Image.open(io.BytesIO(tree_png(family_tree(deep_lineage(), "0a"), focus="0a"))).height
+    per_row = (full - one_row) / 9  # the full tree has 10 rows
+    assert newest <= one_row + 2 * per_row + 2  # 3 rows
+    assert newest < full / 2
 
 
 # --------------------------------------------------------------------------- progress

@@ -248,6 +248,8 @@ def test_leaderboard_filters_by_run_and_generation(page, demo_run):
 
 
 def test_a_clicked_row_shows_its_family_tree_and_its_card(page, demo_run):
+    from playwright.sync_api import expect
+
     state = demo_run["state"]
     bred = [i for i, ind in state.individuals.items() if ind.kind == "merge" and i in state.saved]
     child = state.individuals[bred[0]]
@@ -258,6 +260,8 @@ def test_a_clicked_row_shows_its_family_tree_and_its_card(page, demo_run):
     page.wait_for_function("img => img.complete && img.naturalWidth > 400", arg=image.element_handle())
     assert child.name in page.locator("#tree-model").inner_text() or child.name in page.locator(
         "#tree-model input").input_value()
+    expect(page.locator("#tree-page-note")).to_contain_text("page 1 of 1 (newest first): generations 0–1")
+    expect(page.locator("#tree-page")).to_be_hidden()  # one page: nothing to choose
     shoot(page, "2-family-tree")
     open_tab(page, "Model")
     page.locator("#model-summary").get_by_text(child.name).first.wait_for()
@@ -639,6 +643,7 @@ def test_the_champions_reason_and_its_error_read_as_recorded_on_every_page(brows
         open_tab(page, "Family tree")
         lineage = name if kind == "bred" else decision["challenger_name"]  # a member's tree: the best bred one's
         choose_picture(page, "#tree-model", f"{run} · {lineage}", picture="#tree-image")
+        expect(page.locator("#tree-page-note")).to_contain_text("page 1 of 1 (newest first): generation")
         assert page_width(page) <= VIEWPORTS[viewport]["width"]
         snap(page, f"{viewport}-{run}-family-tree")
         open_tab(page, "Leaderboard")
