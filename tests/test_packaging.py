@@ -132,3 +132,25 @@ def test_the_locks_pin_what_pyproject_declares():
     assert lock["torch"] == "2.13.0", "the lock names torch without a local label (the CPU build installs from it)"
     for name in ("requirements.txt", "requirements-dev.txt"):
         assert "-e ." in (REPO / name).read_text().splitlines(), f"{name} no longer installs hubevo itself"
+
+
+def test_every_declared_dependency_is_a_range_that_holds_the_locked_release_and_later_compatible_ones():
+    """Installed beside a newer compatible torch or transformers, `pip install .` keeps it: the metadata names
+    ranges (the tested release up to the next major; next minor for 0.x), never one exact release."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lock = locked("requirements-dev.txt")
+    for line in [*project["dependencies"], *(r for reqs in project["optional-dependencies"].values() for r in reqs)]:
+        req = Requirement(line)
+        name = dist_name(line)
+        assert not any(s.operator in ("==", "===") for s in req.specifier), f"{line}: an exact pin belongs in the lock"
+        assert any(s.operator == ">=" for s in req.specifier) and any(s.operator == "<" for s in req.specifier), line
+        tested = Version(lock[name].split("+")[0])
+        assert req.specifier.contains(tested), f"{line} excludes the locked {tested}"
+        if tested.major >= 1:
+            assert req.specifier.contains(f"{tested.major}.{tested.minor + 1}.0"), f"{line} refuses the next minor"
+            assert not req.specifier.contains(f"{tested.major + 1}.0.0"), f"{line} accepts the next major"
+        else:
+            assert req.specifier.contains(f"0.{tested.minor}.{tested.micro + 1}"), f"{line} refuses the next patch"
