@@ -253,7 +253,7 @@ def decision_examples(decision: ranking.Decision) -> str:
 def lead_text(state: RunState, cid: str, other: str) -> str:
     """A lead in the words every report uses: the lead, its error and how many standard errors it is."""
     diff, se, split = lead(state, cid, other)
-    return f"{diff:+.3f} on {split}" if not se else f"{diff:+.3f} +- {se:.3f} on {split} ({diff / se:+.1f} SE)"
+    return f"{diff:+.3f} on {split}" if not se else f"{diff:+.3f} ± {se:.3f} on {split} ({diff / se:+.1f} SE)"
 
 
 def card_verdict(state: RunState, cid: str) -> str | None:
@@ -275,7 +275,7 @@ def decision_text(state: RunState) -> str:
         return f"{name(d.champion)} is the best by fitness (no finals)"
     if d.lead is None or d.holder is None or d.challenger is None:
         return f"{name(d.champion)} is the best finalist ({'no bred finalist' if d.holder else 'no incumbent'} to compare)"
-    lead = f"{d.lead:+.3f} +- {d.stderr:.3f} on {decision_examples(d)}, {d.z:+.1f} SE" if d.stderr else \
+    lead = f"{d.lead:+.3f} ± {d.stderr:.3f} on {decision_examples(d)}, {d.z:+.1f} SE" if d.stderr else \
         f"{d.lead:+.3f} on {decision_examples(d)}"
     shrink = f"; fitness leads shrunk by {d.shrink:.3f} for selection" if d.shrink else ""
     bar = f"an estimated lead above {d.margin:g} SE crowns a bred finalist" if d.margin else \

@@ -124,7 +124,7 @@ def test_the_reports_words_match_the_decision():
         assert decision.crowned == (decision.champion != "std") == (decision.lead > 0)
         assert text.startswith(f"{decision.champion} leads the best incumbent std by" if decision.crowned else
                                "std, the best incumbent, stays: the best bred finalist")
-        assert f"{decision.lead:+.3f} +- {decision.stderr:.3f} on 400 validation and fitness examples, " \
+        assert f"{decision.lead:+.3f} ± {decision.stderr:.3f} on 400 validation and fitness examples, " \
                f"{decision.z:+.1f} SE" in text and "the higher estimate wins" in text
         assert f"resolve leads above {decision.resolvable:.3f}" in text
 

@@ -78,4 +78,4 @@ def test_the_demo_says_why_the_champion_won_in_the_rules_own_words(demo_run):
     why = next(line for line in printed.splitlines() if line.startswith("why: "))
     assert state.individuals[decision.champion].name in why
     assert ("leads the best incumbent" in why) == decision.crowned
-    assert f"{decision.lead:+.3f} +- {decision.stderr:.3f}" in why and f"{decision.z:+.1f} SE" in why
+    assert f"{decision.lead:+.3f} ± {decision.stderr:.3f}" in why and f"{decision.z:+.1f} SE" in why

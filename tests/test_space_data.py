@@ -795,7 +795,7 @@ def test_every_page_says_why_in_the_words_the_run_recorded(finals):
     for kind, run in finals.items():
         decision = recorded(run)
         text, champion = decision["text"], decision["champion"]
-        assert run.reason == text and "+- 0.028" in text  # the lead's error is part of the sentence
+        assert run.reason == text and "± 0.028" in text  # the lead's error is part of the sentence
         assert champion_id(run.results) == champion
         summary = champion_summary([run])
         assert markdown_text(text) in summary and "Against" not in summary  # no comparison of the Space's own

@@ -610,7 +610,7 @@ def test_the_champions_reason_and_its_error_read_as_recorded_on_every_page(brows
         run = f"fin-{kind}"
         decision = json.loads((finals_runs["root"] / run / "champion.json").read_text())
         text, name = decision["text"], decision["champion_name"]
-        assert "+-" in text  # its lead's error
+        assert "±" in text  # its lead's error
         choose(page, "#leaderboard-run", run)
         expect(page.locator("#champion-summary")).to_contain_text(f"why: {text}")
         why = page.locator("#leaderboard [role=gridcell]", has_text=exactly(text))
