@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,19 +41,21 @@ class Catalog:
 
     def runs(self) -> list[RunData]:
         with self._lock:
-            local = [r for r in map(self._local_run, run_dirs(self.runs_root)) if r is not None]
+            local = [(d, r) for d in run_dirs(self.runs_root) if (r := self._local_run(d)) is not None]
             hub = self._hub_runs()
-        names = {r.name for r in local}
-        return local + [r if r.name not in names else dataclasses.replace(r, name=f"{r.name}@hub") for r in hub]
+        names = distinct_names([(r.name, d) for d, r in local])
+        local_runs = [dataclasses.replace(r, name=n) if n != r.name else r for (_, r), n in zip(local, names)]
+        return local_runs + [r if r.name not in names else dataclasses.replace(r, name=f"{r.name}@hub") for r in hub]
 
     def statuses(self) -> list[dict]:
         """A status dict per run (`space.status`); a local run is read from its `status.json` when that is
-        current, so a tick costs no reload of a large live run."""
+        current, so a tick costs no reload of a large live run. Runs are named as `runs` names them."""
         with self._lock:
-            local = [s for s in map(self._local_status, run_dirs(self.runs_root)) if s is not None]
+            local = [(d, s) for d in run_dirs(self.runs_root) if (s := self._local_status(d)) is not None]
             hub = [local_status(r) for r in self._hub_runs()]
-        names = {s["name"] for s in local}
-        return local + [s if s["name"] not in names else {**s, "name": f"{s['name']}@hub"} for s in hub]
+        names = distinct_names([(s["name"], d) for d, s in local])
+        statuses = [{**s, "name": n} for (_, s), n in zip(local, names)]
+        return statuses + [s if s["name"] not in names else {**s, "name": f"{s['name']}@hub"} for s in hub]
 
     def refresh(self) -> None:
         with self._lock:
@@ -116,3 +119,10 @@ def _stamp(run_dir: Path) -> tuple:
     """When a run directory's state, table, recorded decision and config last changed."""
     return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in
                  (run_dir / STATE_FILE, run_dir / "results.parquet", run_dir / DECISION_FILE, run_dir / "config.yaml"))
+
+
+def distinct_names(named: Sequence[tuple[str, Path]]) -> list[str]:
+    """Each local run's name, or `name (folder)` where several folders hold runs of one name (runs of one
+    config, seeds of a bench), so every run can be told apart and chosen (a model's key is `run/id`: no `/`)."""
+    counts = Counter(name for name, _ in named)
+    return [name if counts[name] == 1 else f"{name} ({Path(folder).name})" for name, folder in named]

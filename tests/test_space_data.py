@@ -949,3 +949,22 @@ def test_a_folder_the_catalog_cannot_read_is_logged_once(tmp_path, caplog):
         for _ in range(3):  # three page loads
             assert catalog.runs() == []
     assert len([r for r in caplog.records if "broken" in r.getMessage()]) == 1 and catalog.notes
+
+
+def test_runs_of_one_name_in_two_folders_are_told_apart_on_every_tab(tmp_path):
+    """Two folders whose runs share a config name (two seeds of one config) are named `name (folder)`, in the
+    runs every tab lists and in the status table alike, and their models are found by key; a run whose name is
+    its own keeps it."""
+    for folder in ("seed-0", "seed-1"):
+        cfg = write_run(tmp_path / folder, name="sim")
+        (tmp_path / folder / "sim").rename(tmp_path / f"sim-{folder}")
+        (tmp_path / folder).rmdir()
+    write_run(tmp_path, name="alone")
+    catalog = Catalog(runs_root=tmp_path, hub_datasets=())
+    names = sorted(r.name for r in catalog.runs())
+    assert names == ["alone", "sim (sim-seed-0)", "sim (sim-seed-1)"]
+    assert sorted(s["name"] for s in catalog.statuses()) == names
+    run = next(r for r in catalog.runs() if r.name == "sim (sim-seed-1)")
+    assert Path(run.where).name == "sim-seed-1"
+    model_id = str(run.results["id"].iloc[0])
+    assert find_model(catalog.runs(), model_key(run.name, model_id)) == (run, model_id)
