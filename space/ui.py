@@ -13,6 +13,7 @@ the styles that keep the title on one line, every tab in reach and the page no w
 with the reason shown, where nobody may seed.
 """
 
+import atexit
 import io
 import os
 import shutil
@@ -228,6 +229,7 @@ def row_picker(catalog: Catalog):
 # tabs --------------------------------------------------------------------------------------------------
 def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
     downloads = Path(tempfile.mkdtemp(prefix="hubevo-leaderboard-"))
+    atexit.register(shutil.rmtree, downloads, ignore_errors=True)  # the app's own folder goes with its process
     with gr.Tab("Leaderboard", id="leaderboard"):
         summary = gr.Markdown(elem_id="champion-summary")
         with gr.Row(elem_id="leaderboard-filters"):

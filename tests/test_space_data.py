@@ -968,3 +968,21 @@ def test_runs_of_one_name_in_two_folders_are_told_apart_on_every_tab(tmp_path):
     assert Path(run.where).name == "sim-seed-1"
     model_id = str(run.results["id"].iloc[0])
     assert find_model(catalog.runs(), model_key(run.name, model_id)) == (run, model_id)
+
+
+def test_the_apps_own_download_folder_leaves_with_its_process(tmp_path):
+    """The leaderboard writes its CSV and parquet downloads into a temporary folder of its own; a process that
+    built the app leaves nothing of it behind in the temporary folder."""
+    import subprocess
+    import sys
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    code = ("from pathlib import Path; import tempfile, sys; from space.ui import build_app\n"
+            "build_app(runs_root=Path(sys.argv[1]), controller=None, admin_token=None, allow_list=[])\n"
+            "print(sorted(p.name for p in Path(tempfile.gettempdir()).glob('hubevo-leaderboard-*')))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "runs")], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "TMPDIR": str(temp)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().startswith("['hubevo-leaderboard-")  # made while the app lived
+    assert not list(temp.glob("hubevo-leaderboard-*"))
