@@ -50,13 +50,9 @@ def compile_templates_once() -> None:
     (`compiled_template`); every rendered text is the same."""
     from lm_eval import utils
 
-    if getattr(utils.apply_template, "compiles_once", False):
-        return
-
     def apply_template(template: str, doc: dict) -> str:
         return compiled_template(template).render(**doc)
 
-    apply_template.compiles_once = True
     utils.apply_template = apply_template
 
 

@@ -33,7 +33,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 import zlib
 from collections.abc import Iterator
@@ -51,7 +50,7 @@ from transformers.utils import logging as hf_logging
 from hubevo.demo import data
 from hubevo.demo.tokenizer import MAX_LENGTH, build_tokenizer
 from hubevo.errors import ConfigError
-from hubevo.fsio import atomic_dir, atomic_write_text
+from hubevo.fsio import atomic_dir, atomic_write_bytes, atomic_write_text
 
 MARKER = "zoo.json"
 TRAINING_CODE = [Path(__file__).with_name(name) for name in ("zoo.py", "data.py", "tokenizer.py")]
@@ -155,16 +154,12 @@ def render_tasks(dest_dir: Path, *, data_dir: Path | None = None) -> Path:
     if dest_dir == TEMPLATES_DIR.resolve():
         raise ConfigError(f"render_tasks would overwrite its templates in {dest_dir}; pick another folder")
     dest_dir.mkdir(parents=True, exist_ok=True)
-    for data_file in TEMPLATES_DIR.glob("*.jsonl"):
-        staged = dest_dir / f".{data_file.name}.{os.getpid()}"
-        shutil.copyfile(data_file, staged)
-        os.replace(staged, dest_dir / data_file.name)
+    for data_file in TEMPLATES_DIR.glob("*.jsonl"):  # each file replaced whole: a process reading it never sees half
+        atomic_write_bytes(dest_dir / data_file.name, data_file.read_bytes())
     for template in sorted(TEMPLATES_DIR.glob("*.yaml")):
         config = _rendered_config(template, data_dir=data_dir)
         header = f"# Rendered by hubevo.demo.render_tasks from {template.name}: data paths are absolute.\n"
-        staged = dest_dir / f".{template.name}.{os.getpid()}"
-        staged.write_text(header + yaml.dump(config, Dumper=_TaskDumper, sort_keys=False))
-        os.replace(staged, dest_dir / template.name)  # a process reading the task never sees half a file
+        atomic_write_text(dest_dir / template.name, header + yaml.dump(config, Dumper=_TaskDumper, sort_keys=False))
     return dest_dir
 
 
