@@ -22,7 +22,14 @@ import yaml
 from hubevo.errors import HubevoError
 from hubevo.publish import DECISION_FILE
 from hubevo.state import STATE_FILE, load_status
-from space.loading import RunData, fetch_card, load_results_repo, load_run_dir, read_yaml, run_dirs
+from space.loading import (
+    RunData,
+    fetch_card,
+    load_results_repo,
+    load_run_dir,
+    read_yaml,
+    run_dirs,
+)
 from space.status import best_fitness, local_status, saved_status
 
 log = logging.getLogger("hubevo.space")
@@ -43,9 +50,9 @@ class Catalog:
         with self._lock:
             local = [(d, r) for d in run_dirs(self.runs_root) if (r := self._local_run(d)) is not None]
             hub = self._hub_runs()
-        names = distinct_names([(r.name, d) for d, r in local])
-        local_runs = [dataclasses.replace(r, name=n) if n != r.name else r for (_, r), n in zip(local, names)]
-        return local_runs + [r if r.name not in names else dataclasses.replace(r, name=f"{r.name}@hub") for r in hub]
+        local_names, hub_names = shown_names([(r.name, d) for d, r in local], [r.name for r in hub])
+        return [r if r.name == n else dataclasses.replace(r, name=n)
+                for r, n in zip([r for _, r in local] + hub, local_names + hub_names)]
 
     def statuses(self) -> list[dict]:
         """A status dict per run (`space.status`); a local run is read from its `status.json` when that is
@@ -53,9 +60,8 @@ class Catalog:
         with self._lock:
             local = [(d, s) for d in run_dirs(self.runs_root) if (s := self._local_status(d)) is not None]
             hub = [local_status(r) for r in self._hub_runs()]
-        names = distinct_names([(s["name"], d) for d, s in local])
-        statuses = [{**s, "name": n} for (_, s), n in zip(local, names)]
-        return statuses + [s if s["name"] not in names else {**s, "name": f"{s['name']}@hub"} for s in hub]
+        local_names, hub_names = shown_names([(s["name"], d) for d, s in local], [s["name"] for s in hub])
+        return [{**s, "name": n} for s, n in zip([s for _, s in local] + hub, local_names + hub_names)]
 
     def refresh(self) -> None:
         with self._lock:
@@ -121,8 +127,10 @@ def _stamp(run_dir: Path) -> tuple:
                  (run_dir / STATE_FILE, run_dir / "results.parquet", run_dir / DECISION_FILE, run_dir / "config.yaml"))
 
 
-def distinct_names(named: Sequence[tuple[str, Path]]) -> list[str]:
-    """Each local run's name, or `name (folder)` where several folders hold runs of one name (runs of one
-    config, seeds of a bench), so every run can be told apart and chosen (a model's key is `run/id`: no `/`)."""
-    counts = Counter(name for name, _ in named)
-    return [name if counts[name] == 1 else f"{name} ({Path(folder).name})" for name, folder in named]
+def shown_names(local: Sequence[tuple[str, Path]], hub: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The names the tabs show, so every run can be told apart and chosen: a local run's own, or `name (folder)`
+    where several folders hold runs of one name (runs of one config, seeds of a bench); a results dataset's
+    own, or `name@hub` where a local run is shown by that name. A model's key is `run/id`: no name has a `/`."""
+    counts = Counter(name for name, _ in local)
+    local_names = [name if counts[name] == 1 else f"{name} ({Path(folder).name})" for name, folder in local]
+    return local_names, [name if name not in local_names else f"{name}@hub" for name in hub]
