@@ -6,7 +6,7 @@ The same commands are installed as the `hubevo` console script.
 
 import sys
 
-from hubevo.cli import main
+from hubevo.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""The champion rules of `hubevo.ranking` on simulated runs whose true scores are known.
+"""The champion rules of `hubevo.selection.ranking` on simulated runs whose true scores are known.
 
 `bench/quality.py` compares the rules on real searches; there the truth is a held-out score
 with its own noise, and the zoo decides how close the bred merges come to the standard recipes.
@@ -26,8 +26,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from hubevo import ranking
-from hubevo.state import Evaluation, TaskOutcomes
+from hubevo.evaluation.records import Evaluation, TaskOutcomes
+from hubevo.selection import ranking
 
 RULES = ["evidence", "evidence-margin1", "validation", "fitness"]
 TASKS = ("a", "b")

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
+from hubevo.breed.genome import MergeGenome, to_merge_config
+from hubevo.breed.materialize import Materializer
 from hubevo.config import FitnessConfig
 from hubevo.demo.runner import demo_config
 from hubevo.demo.zoo import build_zoo
-from hubevo.evaluation import Evaluator, weighted_fitness
-from hubevo.loop import evolve
-from hubevo.materialize import Materializer
-from hubevo.genome import MergeGenome, to_merge_config
+from hubevo.evaluation.evaluator import Evaluator
+from hubevo.evaluation.fitness import weighted_fitness
+from hubevo.run.loop import evolve
 
 
 def baselines(zoo) -> dict[str, dict]:
@@ -37,15 +38,15 @@ def baselines(zoo) -> dict[str, dict]:
 
 
 def identity(path: str):
-    from hubevo.genome import identity_dict as identity_config
+    from hubevo.breed.genome import identity_dict as identity_config
 
     return identity_config(path, dtype="float32")
 
 
 def score(evaluator: Evaluator, materializer: Materializer, tokenizer, config) -> dict[str, float]:
     model = materializer.materialize(config)
-    fit = evaluator.score(model, tokenizer, tasks=evaluator.cfg.tasks)
-    held = evaluator.score(model, tokenizer, tasks=evaluator.cfg.heldout)
+    fit = evaluator.scorer.score(model, tokenizer, tasks=evaluator.cfg.tasks).scores
+    held = evaluator.scorer.score(model, tokenizer, tasks=evaluator.cfg.heldout).scores
     return {"fitness": weighted_fitness(fit, evaluator.cfg.tasks), **fit, **held}
 
 

@@ -38,10 +38,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hubevo import execution  # noqa: E402
 from hubevo.config import ExecutionConfig  # noqa: E402
 from hubevo.demo.runner import demo_config  # noqa: E402
-from hubevo.loop import evolve  # noqa: E402
+from hubevo.execute import backends as execution  # noqa: E402
+from hubevo.run.loop import evolve  # noqa: E402
 
 TINY_TASK = "bench_mc"
 
@@ -101,7 +101,7 @@ def timed(cls):
 
 def run(cfg, backend: str, *, out_dir: Path) -> tuple[object, type, float]:
     """Evolve `cfg` on `backend`; returns the final state, the timed backend class and the wall time."""
-    cls = timed(execution.get_backend(backend))
+    cls = timed(execution.BACKENDS[backend])
     execution.BACKENDS[backend] = cls
     cfg = cfg.model_copy(update={"execution": cfg.execution.model_copy(update={"backend": backend}),
                                  "output": cfg.output.model_copy(update={"dir": out_dir})})

@@ -1,5 +1,5 @@
 """Evaluation time with Jinja task templates: lm-eval's own `apply_template` (one compile per rendered
-document) against `hubevo.evaluation.compile_templates_once` (one compile per template), in the same run.
+document) against the lm-eval fence's (`hubevo.evaluation.lm_eval_fence`: one compile per template), in the same run.
 
 The demo zoo's base model scores the demo's fitness tasks written with templates (`doc_to_text:
 "{{prompt}}"`), as most lm-eval tasks are, `--repeats` times each way, alternating; printed: the
@@ -22,7 +22,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hubevo.config import FitnessConfig, TaskSpec
 from hubevo.demo.zoo import build_zoo
-from hubevo.evaluation import Evaluator, compile_templates_once
+from hubevo.evaluation import lm_eval_fence
+from hubevo.evaluation.evaluator import Evaluator
 
 
 def templated_tasks(zoo, folder: Path) -> list[str]:
@@ -47,17 +48,17 @@ def main() -> None:
     tasks = [TaskSpec(name=n) for n in templated_tasks(zoo, folder)]
     model, tokenizer = AutoModelForCausalLM.from_pretrained(zoo.base), AutoTokenizer.from_pretrained(zoo.base)
     evaluator = Evaluator(FitnessConfig(tasks=tasks, include_path=[folder]))
-    per_document = utils.apply_template
-    compile_templates_once()
-    once = utils.apply_template
+    fence = lm_eval_fence.replacements
+    renderers = {"per document": utils.apply_template, "once": lm_eval_fence._apply_template}
     seconds, scores = {"per document": [], "once": []}, {}
     for _ in range(args.repeats):
-        for name, function in (("per document", per_document), ("once", once)):
-            utils.apply_template = function
+        for name, render in renderers.items():  # the fence as it is, with lm-eval's own renderer or hubevo's
+            lm_eval_fence.replacements = lambda render=render: [
+                (module, attr, render if attr == "apply_template" else stand_in) for module, attr, stand_in in fence()]
             start = time.perf_counter()
-            scores[name], _ = evaluator.score_with_stderr(model, tokenizer, tasks=tasks, limit=args.limit)
+            scores[name] = evaluator.scorer.score(model, tokenizer, tasks=tasks, limit=args.limit).scores
             seconds[name].append(time.perf_counter() - start)
-    utils.apply_template = once
+    lm_eval_fence.replacements = fence
     slow, fast = statistics.median(seconds["per document"]), statistics.median(seconds["once"])
     print(f"{len(tasks)} tasks x {args.limit} examples, median of {args.repeats}: compiled per document {slow:.2f} s, "
           f"compiled once {fast:.2f} s, ratio {slow / fast:.2f}x; scores equal: {scores['per document'] == scores['once']}")

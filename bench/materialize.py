@@ -3,7 +3,7 @@
 For each size and recipe, times (median of --repeats, one warm-up call for the in-process
 variants, the resident model loaded once beforehand as in the evolution loop):
   in-memory        Materializer.materialize(config)
-  run_merge+load   hubevo.materialize.merge_to_disk (in-process mergekit) + from_pretrained
+  run_merge+load   hubevo.breed.materialize.merge_to_disk (in-process mergekit) + from_pretrained
   mergekit-yaml+load  the mergekit-yaml console script + from_pretrained
 and prints the speed-ups. Issue goal: in-memory at least 10x faster than mergekit-yaml+load
 at tiny size and 3x at about 100M parameters.
@@ -33,7 +33,7 @@ from mergekit.config import MergeConfiguration  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hubevo.materialize import Materializer, merge_to_disk  # noqa: E402
+from hubevo.breed.materialize import Materializer, merge_to_disk  # noqa: E402
 from tests.tiny_models import build_zoo  # noqa: E402
 
 SHAPES = {

@@ -33,7 +33,10 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hubevo import finetune as ft  # noqa: E402
+from hubevo.config.finetune import FinetuneSpace, PreferenceSource  # noqa: E402
+from hubevo.finetune.data import _load  # noqa: E402
+from hubevo.finetune.recipe import FinetuneRecipe, sample_recipe  # noqa: E402
+from hubevo.finetune.training import Placement, _load_parent, _load_tokenizer, _no_progress_bars, _train, finetune  # noqa: E402
 from tests.tiny_models import build_llama  # noqa: E402
 
 SHAPES = {
@@ -59,27 +62,27 @@ def reversal_pairs(count: int) -> list[dict]:
     return [{"prompt": f"{w}>", "chosen": w[::-1], "rejected": w} for w in words]
 
 
-def make_recipe(data: Path, *, rank: int, steps: int) -> ft.FinetuneRecipe:
-    return ft.FinetuneRecipe(
-        operator="dpo", parent="bench", dataset=ft.PreferenceSource(path=str(data)),
+def make_recipe(data: Path, *, rank: int, steps: int) -> FinetuneRecipe:
+    return FinetuneRecipe(
+        operator="dpo", parent="bench", dataset=PreferenceSource(path=str(data)),
         learning_rate=1e-3 if rank else 1e-4, beta=0.1, loss_type="sigmoid", steps=steps, lora_rank=rank,
         samples=64, seed=0, batch_size=8,
     )
 
 
-def step_seconds(parent: Path, recipe: ft.FinetuneRecipe) -> float:
+def step_seconds(parent: Path, recipe: FinetuneRecipe) -> float:
     """Median seconds of one optimizer step after the first, through finetune's own trainer builder."""
-    place, timer = ft.Placement.of("cpu"), StepTimer()
-    with ft._no_progress_bars():
-        pairs, _ = ft._load(recipe.dataset, operator=recipe.operator, samples=recipe.samples, seed=recipe.seed)
-        model, _ = ft._load_parent(parent, recipe=recipe, place=place)
-        ft._train(model, ft._load_tokenizer(parent), pairs, recipe=recipe, place=place, callbacks=[timer])
+    place, timer = Placement.of("cpu"), StepTimer()
+    with _no_progress_bars():
+        pairs, _ = _load(recipe.dataset, operator=recipe.operator, samples=recipe.samples, seed=recipe.seed)
+        model, _ = _load_parent(parent, recipe=recipe, place=place)
+        _train(model, _load_tokenizer(parent), pairs, recipe=recipe, place=place, callbacks=[timer])
     return statistics.median(timer.seconds[1:])
 
 
-def mutation_seconds(parent: Path, recipe: ft.FinetuneRecipe, *, out_dir: Path) -> float:
+def mutation_seconds(parent: Path, recipe: FinetuneRecipe, *, out_dir: Path) -> float:
     start = time.perf_counter()
-    ft.finetune(parent, recipe, out_dir=out_dir, device="cpu")
+    finetune(parent, recipe, out_dir=out_dir, device="cpu")
     return time.perf_counter() - start
 
 
@@ -103,18 +106,19 @@ def fitness_change(root: Path, *, mutations: int = 10, seed: int = 0, trainer_kw
     from hubevo.config import FitnessConfig
     from hubevo.demo.preferences import write_preferences
     from hubevo.demo.zoo import build_zoo
-    from hubevo.evaluation import Evaluator, weighted_fitness
+    from hubevo.evaluation.evaluator import Evaluator
+    from hubevo.evaluation.fitness import weighted_fitness
 
     zoo = build_zoo(progress=False)
     prefs = write_preferences(root / "prefs.jsonl", seed=seed)
-    space = ft.FinetuneSpace(datasets=[ft.PreferenceSource(path=str(prefs))], samples=64, steps=(10, 30),
+    space = FinetuneSpace(datasets=[PreferenceSource(path=str(prefs))], samples=64, steps=(10, 30),
                              learning_rate=(3e-4, 1.5e-3), lora_rank=[8, 16], trainer_kwargs=trainer_kwargs or {})
     evaluator = Evaluator(FitnessConfig(tasks=zoo.fitness_tasks, include_path=[zoo.tasks_dir]))
     tokenizer = AutoTokenizer.from_pretrained(zoo.base)
 
     def fitness(folder: Path) -> float:
         model = AutoModelForCausalLM.from_pretrained(folder)
-        return weighted_fitness(evaluator.score(model, tokenizer, tasks=evaluator.cfg.tasks), evaluator.cfg.tasks)
+        return weighted_fitness(evaluator.scorer.score(model, tokenizer, tasks=evaluator.cfg.tasks).scores, evaluator.cfg.tasks)
 
     rng = np.random.default_rng(seed)
     parents = list(zoo.specialists.items())
@@ -122,9 +126,9 @@ def fitness_change(root: Path, *, mutations: int = 10, seed: int = 0, trainer_kw
     deltas = []
     for index in range(mutations):
         name, path = parents[index % len(parents)]
-        recipe = ft.sample_recipe(space, parent=name, rng=rng)
+        recipe = sample_recipe(space, parent=name, rng=rng)
         child = root / f"child-{index}"
-        metrics = ft.finetune(path, recipe, out_dir=child)
+        metrics = finetune(path, recipe, out_dir=child)
         delta = fitness(child) - before[name]
         deltas.append(delta)
         print(f"mutation {index:2d} of {name:7s} lr {recipe.learning_rate:.1e} beta {recipe.beta:.2f} "

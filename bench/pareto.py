@@ -1,4 +1,4 @@
-"""Bench for the Pareto mask: `hubevo.pareto.non_dominated` against the all-pairs definition.
+"""Bench for the Pareto mask: `hubevo.selection.pareto.non_dominated` against the all-pairs definition.
 
 Times the mask on n random two-objective points and the all-pairs definition (an n x n x k
 comparison) on the same points, and prints both and their ratio. The all-pairs mask needs a few
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hubevo.pareto import non_dominated  # noqa: E402
+from hubevo.selection.pareto import non_dominated  # noqa: E402
 
 
 def all_pairs(points: np.ndarray) -> np.ndarray:

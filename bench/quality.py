@@ -9,7 +9,7 @@ validation tasks of 300 per skill for the finals.
 
 For every seed, search, budget and preference setting, one run; then every incumbent (the members,
 the standard recipes, the merge + fine-tune baselines) and every finalist are scored on held-out,
-which no search and no rule ever saw. Each champion rule of `hubevo.ranking` (`evidence`, the
+which no search and no rule ever saw. Each champion rule of `hubevo.selection.ranking` (`evidence`, the
 default; `validation`, the previous one; `fitness`, the best by fitness) is replayed on the same
 run, so the rules are compared on identical searches.
 
@@ -37,7 +37,7 @@ import torch
 
 from hubevo.demo.runner import demo_config
 from hubevo.demo.zoo import HEADLINE_TASK, build_zoo
-from hubevo.loop import evolve, score_heldout
+from hubevo.run.loop import evolve, score_heldout
 
 SEARCHES = {  # name -> search section (None: the config's default)
     "default": None,
@@ -49,7 +49,7 @@ SEARCHES = {  # name -> search section (None: the config's default)
     "cmaes-ta-whole": {"strategy": "cmaes", "options": {"method": "task_arithmetic", "layer_granularity": 0}},
 }
 HEADLINE = HEADLINE_TASK
-RULES = ["evidence", "evidence-margin1", "validation", "fitness"]  # hubevo.ranking's rules, the default first
+RULES = ["evidence", "evidence-margin1", "validation", "fitness"]  # hubevo.selection.ranking's rules, the default first
 SKILLS = {"digits": "demo_digits", "letters": "demo_letters"}
 
 
@@ -120,8 +120,8 @@ def one_run(zoo, out: Path, **kwargs) -> list[dict]:
 
 def judged(cfg, *, seconds: float, **labels) -> list[dict]:
     """One row per champion rule: every incumbent and every finalist scored on held-out, then each rule."""
-    from hubevo import ranking
-    from hubevo.state import load_state
+    from hubevo.selection import ranking
+    from hubevo.state.runstate import load_state
 
     state = load_state(cfg.output.dir)
     finalists = [i for i, v in state.validation.items() if v.status == "ok"]

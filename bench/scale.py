@@ -32,7 +32,7 @@ layer plus the file-backed RSS at setup.
 
     python bench/scale.py [--archs llama3,qwen2.5] [--sizes tiny,0.5b] [--candidates 6] [--limit 8]
 
-`--run ga` or `--run cmaes` runs the real loop instead (`hubevo.loop.evolve`, in a fresh process):
+`--run ga` or `--run cmaes` runs the real loop instead (`hubevo.run.loop.evolve`, in a fresh process):
 the three parents as population members (no base model, no standard recipes), the demo's tasks
 at `--limit` examples per task for fitness, validation and held-out, `--population` candidates
 for `--generations` generations (CMA-ES: a per-layer linear search), the config's default
@@ -130,15 +130,15 @@ def one_generation(*, mode: str, paths: list[Path], out: Path, args) -> dict:
     import torch
     from transformers import AutoTokenizer
 
-    from hubevo.evaluation import Evaluator
-    from hubevo.materialize import Materializer
+    from hubevo.breed.materialize import Materializer
+    from hubevo.evaluation.evaluator import Evaluator
 
     torch.set_num_threads(args.threads)
     if mode == "unstreamed":
         unstream()
     dtype = "bfloat16" if args.device == "cuda" else "float32"
     evaluator = Evaluator(fitness_config(args.limit, args.device), device=args.device)
-    evaluator.task_manager  # noqa: B018  (task index built before the constant is read)
+    evaluator.tasks.task_manager  # noqa: B018  (task index built before the constant is read)
     tokenizer = AutoTokenizer.from_pretrained(paths[0])
     sampler = MemorySampler.started()
     setup = sampler.now()
@@ -246,7 +246,7 @@ def unstream() -> None:
     """Swap in the merge loop hubevo had before merges streamed (for the `unstreamed` mode)."""
     from mergekit.graph import Executor
 
-    from hubevo import materialize
+    from hubevo.breed import materialize
 
     def execute(tasks, *, device, method):
         try:
@@ -344,13 +344,13 @@ def merges_only(*, paths: list[Path], args) -> dict:
     """Time `--candidates` linear merges into the resident model in this process; no scoring, no writing."""
     import torch
 
-    from hubevo.evaluation import Evaluator
-    from hubevo.materialize import Materializer
+    from hubevo.breed.materialize import Materializer
+    from hubevo.evaluation.evaluator import Evaluator
 
     torch.set_num_threads(args.threads)
     dtype = args.parent_dtype if args.parent_dtype != "float32" else ("bfloat16" if args.device == "cuda" else "float32")
     evaluator = Evaluator(fitness_config(args.limit, args.device), device=args.device)
-    evaluator.task_manager  # noqa: B018  (the same constant as a scored generation)
+    evaluator.tasks.task_manager  # noqa: B018  (the same constant as a scored generation)
     sampler = MemorySampler.started()
     setup = sampler.now()
     begin = time.perf_counter()
@@ -393,20 +393,20 @@ def report_merges(arch: str, size: str, result: dict) -> None:
 
 # --run: the real loop ------------------------------------------------------------------------------
 CONTEXTS = {  # loop stage -> what it is reported as
-    ("hubevo.loop", "evaluate_generation"): "candidates",
-    ("hubevo.loop", "finals"): "validation",
-    ("hubevo.loop", "heldout_scores"): "heldout",
-    ("hubevo.loop", "write_survivors"): "write",
-    ("hubevo.rebuild", "Rebuilder.ensure"): "rebuild",
-    ("hubevo.rebuild", "Rebuilder.clear"): "rebuild",
+    ("hubevo.run.loop", "evaluate_generation"): "candidates",
+    ("hubevo.run.loop", "finals"): "validation",
+    ("hubevo.run.survivors", "heldout_scores"): "heldout",
+    ("hubevo.run.loop", "write_survivors"): "write",
+    ("hubevo.publish.rebuild", "Rebuilder.ensure"): "rebuild",
+    ("hubevo.publish.rebuild", "Rebuilder.clear"): "rebuild",
 }
 LEAVES = {
-    ("hubevo.materialize", "Materializer.materialize"): "merge",
-    ("hubevo.materialize", "Materializer.save"): "save",
-    ("hubevo.evaluation", "Evaluator.fitness"): "evaluate",
-    ("hubevo.evaluation", "Evaluator.validate"): "evaluate",
-    ("hubevo.evaluation", "Evaluator.heldout"): "evaluate",
-    ("hubevo.evaluation", "Evaluator.scored"): "evaluate",
+    ("hubevo.breed.materialize", "Materializer.materialize"): "merge",
+    ("hubevo.breed.materialize", "Materializer.save"): "save",
+    ("hubevo.evaluation.evaluator", "Evaluator.fitness"): "evaluate",
+    ("hubevo.evaluation.evaluator", "Evaluator.validate"): "evaluate",
+    ("hubevo.evaluation.evaluator", "Evaluator.heldout"): "evaluate",
+    ("hubevo.evaluation.scorer", "Scorer.score"): "evaluate",
 }
 
 
@@ -477,7 +477,7 @@ class StageTimer:
         setattr(owner, name, timed)
 
     def install(self) -> None:
-        from hubevo.materialize import Materializer
+        from hubevo.breed.materialize import Materializer
 
         for (module, attr), label in CONTEXTS.items():
             self.wrap(module, attr, label, context=True)
@@ -496,15 +496,15 @@ class StageTimer:
 
     def mark_finish(self) -> None:
         """The end of the run (finalists' held-out, the champion's folder) is timed apart from the generations."""
-        import hubevo.loop
+        import hubevo.run.loop
 
-        finish, timer = hubevo.loop.finish, self
+        finish, timer = hubevo.run.loop.finish, self
 
         def marked(run, *a, **k):
             timer.mark("finish", out=run.run_dir)
             return finish(run, *a, **k)
 
-        hubevo.loop.finish = marked
+        hubevo.run.loop.finish = marked
 
 
 def synthetic_fitness(paths: list[Path]) -> None:
@@ -517,7 +517,14 @@ def synthetic_fitness(paths: list[Path]) -> None:
     """
     from safetensors import safe_open
 
-    from hubevo import evaluation
+    try:
+        from hubevo.evaluation.fitness import Scored
+        from hubevo.evaluation.scorer import Scorer as owner
+        method = "score"
+    except ImportError:  # older code (`--baseline-code`): one module, the method `scored`
+        from hubevo import evaluation
+
+        owner, method, Scored = evaluation.Evaluator, "scored", evaluation.Scored
 
     def stat(tensor) -> float:
         return float(tensor[:8, :64].double().sum())
@@ -530,15 +537,15 @@ def synthetic_fitness(paths: list[Path]) -> None:
                 if name:
                     values.append(stat(f.get_slice(name)[:8, :64]))
     target, spread = sum(values) / len(values), max(values) - min(values) or 1.0
-    scored = evaluation.Evaluator.scored
+    score = getattr(owner, method)
 
     def synthetic(self, model, tokenizer, *, tasks, samples=None, limit=None, **kwargs):
-        real = scored(self, model, tokenizer, tasks=tasks, samples=samples, limit=limit, **kwargs)
+        real = score(self, model, tokenizer, tasks=tasks, samples=samples, limit=limit, **kwargs)
         value = 1.0 / (1.0 + abs(stat(model.get_input_embeddings().weight) - target) / spread)
-        return evaluation.Scored(fitness=value, scores=dict.fromkeys(real.scores, value), stderrs={}, stderr=None,
-                                 examples=real.examples)
+        return Scored(fitness=value, scores=dict.fromkeys(real.scores, value), stderrs={}, stderr=None,
+                      examples=real.examples)
 
-    evaluation.Evaluator.scored = synthetic
+    setattr(owner, method, synthetic)
 
 
 def io_counters() -> dict[str, int]:
@@ -573,10 +580,10 @@ def run_config(paths: list[Path], out: Path, args):
 
 
 def one_run(*, paths: list[Path], out: Path, args) -> dict:
-    """The real loop (`hubevo.loop.evolve`) in this process, its stages timed; returns seconds, bytes and RSS."""
+    """The real loop (`hubevo.run.loop.evolve`) in this process, its stages timed; returns seconds, bytes and RSS."""
     import torch
 
-    from hubevo.loop import evolve
+    from hubevo.run.loop import evolve
 
     torch.set_num_threads(args.threads)
     cfg = run_config(paths, out, args)

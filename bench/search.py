@@ -21,13 +21,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from hubevo.breed.genome import identity_dict as identity_config
+from hubevo.breed.materialize import Materializer
 from hubevo.config import RacingConfig
 from hubevo.demo.runner import demo_config
 from hubevo.demo.zoo import build_zoo
-from hubevo.evaluation import Evaluator, weighted_fitness
-from hubevo.genome import identity_dict as identity_config
-from hubevo.loop import evolve
-from hubevo.materialize import Materializer
+from hubevo.evaluation.evaluator import Evaluator
+from hubevo.evaluation.fitness import weighted_fitness
+from hubevo.run.loop import evolve
 
 WHOLE_MODEL = {"method": "dare_ties", "layer_granularity": 0}
 SEARCHES = {  # name -> (strategy, options, racing)
@@ -73,8 +74,8 @@ def rescore(cfg, state) -> dict[str, float]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(first)
-    fit = evaluator.score(model, tokenizer, tasks=full.tasks)
-    held = evaluator.score(model, tokenizer, tasks=full.heldout)
+    fit = evaluator.scorer.score(model, tokenizer, tasks=full.tasks).scores
+    held = evaluator.scorer.score(model, tokenizer, tasks=full.heldout).scores
     return {"champion": champion.name, "full_fitness": weighted_fitness(fit, full.tasks),
             "heldout": sum(held.values()) / len(held), **{f"heldout/{k}": v for k, v in held.items()}}
 
@@ -87,8 +88,8 @@ def best_member(cfg, zoo) -> dict[str, float]:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(path)
-        fit = evaluator.score(model, tokenizer, tasks=evaluator.cfg.tasks)
-        held = evaluator.score(model, tokenizer, tasks=evaluator.cfg.heldout)
+        fit = evaluator.scorer.score(model, tokenizer, tasks=evaluator.cfg.tasks).scores
+        held = evaluator.scorer.score(model, tokenizer, tasks=evaluator.cfg.heldout).scores
         rows.append({"champion": name, "full_fitness": weighted_fitness(fit, evaluator.cfg.tasks),
                      "heldout": sum(held.values()) / len(held)})
     return max(rows, key=lambda r: r["full_fitness"])

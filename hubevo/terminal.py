@@ -16,6 +16,8 @@ from pathlib import Path
 
 QUIET_LOGGERS = ("lm_eval", "lm-eval", "transformers", "mergekit", "datasets", "httpx", "accelerate", "peft",
                  "trl", "torch")
+
+
 QUIET_ENVIRONMENT = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",       # huggingface_hub, and transformers' bars follow it
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
@@ -69,40 +71,3 @@ def where(path: Path) -> str:
         return str(path.relative_to(Path.cwd())) or "."
     except ValueError:
         return str(path)
-
-
-def browse_lines(run_dir: Path) -> list[str]:
-    """The closing lines of a run: where it is and how to look at it."""
-    run_dir = Path(run_dir)
-    return [
-        f"run folder: {where(run_dir)}",
-        f"results table: {where(run_dir / 'results.parquet')} (one row per candidate)",
-        f"survivors (cards and weights): {where(run_dir / 'models')}",
-        f"browse it: hubevo space --runs {where(run_dir.parent)}   (then open http://127.0.0.1:7860)",
-    ]
-
-
-def evolve_opening(cfg) -> str:
-    """The first line of `hubevo evolve`: what it is about to do and where it writes."""
-    members = len(cfg.population.members) + (1 if cfg.population.query is not None else 0)
-    tasks = ", ".join(t.name for t in cfg.fitness.tasks)
-    return (f"hubevo evolve: run {cfg.name!r}, {members} member source(s), {cfg.search_strategy} search for "
-            f"{cfg.budget.generations} generation(s) of {cfg.budget.population_size}, fitness on {tasks}; "
-            f"writing to {where(cfg.output.dir)}")
-
-
-def reason_line(state) -> str:
-    """Why the champion is champion: the decision the run recorded, in the words of every other report."""
-    from hubevo.publish import decision_text
-
-    return f"why: {decision_text(state)}"
-
-
-def champion_line(state) -> str:
-    """The champion by the one rule (`hubevo.ranking`), its fitness and held-out mean."""
-    cid = state.champion()
-    if cid is None:
-        return "no champion: no candidate was fully evaluated"
-    heldout = state.heldout.get(cid) or {}
-    mean = f", held-out {sum(heldout.values()) / len(heldout):.3f}" if heldout else ""
-    return f"champion: {state.individuals[cid].name} (fitness {state.evaluations[cid].fitness:.3f}{mean})"

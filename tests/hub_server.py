@@ -25,7 +25,7 @@ Test hooks: `request_log` (method, decoded path) of every request, `commit_count
 default so that tests exercise pagination), `fail_next` (answer the next matching
 requests with a given status, e.g. 429 or 500) and `reset`.
 
-Typical use (see the `hub_server` fixture in tests/test_hub_server.py):
+Typical use (see the `hub_server` fixture in tests/conftest.py):
 
     server = HubServer(port=conftest.HUB_PORT)
     server.start()

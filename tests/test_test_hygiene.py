@@ -78,7 +78,7 @@ def silent_tests(path: Path, shared: set[str]) -> list[str]:
 
 def test_every_test_checks_something():
     shared = shared_checkers()
-    silent = [test for path in sorted(TESTS.glob("test_*.py")) for test in silent_tests(path, shared)]
+    silent = [test for path in sorted(TESTS.rglob("test_*.py")) for test in silent_tests(path, shared)]
     assert not silent, f"tests whose body checks nothing (no assert, pytest.raises or asserting helper): {silent}"
 
 

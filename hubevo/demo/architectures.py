@@ -24,7 +24,6 @@ branches end in a norm that multiplies by (1 + weight), so no multiplicative ten
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,7 +43,8 @@ from transformers import (
 )
 
 from hubevo.demo.tokenizer import BOS, EOS, PAD, build_tokenizer
-from hubevo.errors import ConfigError, UnknownNameError
+from hubevo.errors import ConfigError
+from hubevo.registry import Registry
 
 TINY_VOCAB = 64  # the character tokenizer's 45 tokens, padded as real vocabularies are
 _LLAMA_ROPE = {"rope_type": "default", "rope_theta": 500000.0}
@@ -85,96 +85,89 @@ class Architecture:
         return self.config_class(**copy.deepcopy(values))  # configs keep (and may edit) the rope dict
 
 
-ARCHITECTURES: dict[str, Architecture] = {
-    arch.name: arch
-    for arch in [
-        Architecture(
-            name="llama3",
-            family="Llama-3",
-            config_class=LlamaConfig,
-            features=("GQA", "untied lm_head", "rope_theta 500000"),
-            fixed=_frozen({"tie_word_embeddings": False, "rope_parameters": _LLAMA_ROPE}),
-            shapes=_frozen({
-                "tiny": _shape(hidden=32, mlp=64, layers=2, heads=4, kv=2, vocab=TINY_VOCAB, positions=64),
-                "0.5b": _shape(hidden=1024, mlp=3584, layers=16, heads=16, kv=4, vocab=128256, positions=8192),
-                "1.5b": _shape(hidden=2048, mlp=7168, layers=18, heads=32, kv=8, vocab=128256, positions=8192),
-            }),
-        ),
-        Architecture(
-            name="qwen2.5",
-            family="Qwen2.5",
-            config_class=Qwen2Config,
-            features=("GQA", "tied embeddings", "q/k/v biases", "rope_theta 1e6"),
-            fixed=_frozen({"tie_word_embeddings": True, "rope_parameters": _QWEN_ROPE, "use_sliding_window": False}),
-            shapes=_frozen({
-                "tiny": _shape(hidden=32, mlp=64, layers=2, heads=4, kv=1, vocab=TINY_VOCAB, positions=64),
-                # Qwen2.5-0.5B and -1.5B themselves
-                "0.5b": _shape(hidden=896, mlp=4864, layers=24, heads=14, kv=2, vocab=151936, positions=32768),
-                "1.5b": _shape(hidden=1536, mlp=8960, layers=28, heads=12, kv=2, vocab=151936, positions=32768),
-            }),
-        ),
-        Architecture(
-            name="mistral",
-            family="Mistral",
-            config_class=MistralConfig,
-            features=("GQA", "sliding-window attention", "untied lm_head"),
-            fixed=_frozen({"tie_word_embeddings": False}),
-            shapes=_frozen({
-                "tiny": _shape(hidden=32, mlp=64, layers=2, heads=4, kv=2, vocab=TINY_VOCAB, positions=64,
-                               sliding_window=16),
-                "0.5b": _shape(hidden=1280, mlp=4480, layers=20, heads=20, kv=5, vocab=32000, positions=32768,
-                               sliding_window=4096),
-                "1.5b": _shape(hidden=2048, mlp=7168, layers=26, heads=32, kv=8, vocab=32000, positions=32768,
-                               sliding_window=4096),
-            }),
-        ),
-        Architecture(
-            name="gemma2",
-            family="Gemma-2",
-            config_class=Gemma2Config,
-            features=("GQA", "head_dim != hidden/heads", "tied embeddings", "attention and final logit soft-capping",
-                      "pre/post-feedforward and post-attention norms", "alternating sliding/full attention layers"),
-            fixed=_frozen({"tie_word_embeddings": True, "attn_logit_softcapping": 50.0,
-                           "final_logit_softcapping": 30.0, "hidden_activation": "gelu_pytorch_tanh"}),
-            shapes=_frozen({
-                # 4 heads x 16 = 64 query width on a 48-wide stream, as Gemma-2 2B has 8 x 256 on 2304
-                "tiny": _shape(hidden=48, mlp=96, layers=2, heads=4, kv=2, head_dim=16, query_pre_attn_scalar=16,
-                               vocab=TINY_VOCAB, positions=64, sliding_window=16),
-                "0.5b": _shape(hidden=1024, mlp=4096, layers=16, heads=4, kv=2, head_dim=256, query_pre_attn_scalar=256,
-                               vocab=256000, positions=8192, sliding_window=4096),
-                "1.5b": _shape(hidden=1536, mlp=6144, layers=30, heads=8, kv=4, head_dim=256, query_pre_attn_scalar=256,
-                               vocab=256000, positions=8192, sliding_window=4096),
-            }),
-            residual_outputs=("post_attention_layernorm", "post_feedforward_layernorm"),
-            dfs_scales=False,
-            dfs_note=("Gemma-2 norms each branch after o_proj/down_proj and multiplies by (1 + weight): "
-                      "scaling o_proj/down_proj is undone by the norm, and scaling the norm weight w gives "
-                      "1 + w/C, not (1 + w)/C; a DFS path on Gemma-2 must keep every scale at 1"),
-        ),
-        Architecture(
-            name="phi3",
-            family="Phi-3",
-            config_class=Phi3Config,
-            features=("fused qkv_proj", "fused gate_up_proj", "untied lm_head", "GQA (as Phi-3 medium)"),
-            fixed=_frozen({"tie_word_embeddings": False}),
-            shapes=_frozen({
-                "tiny": _shape(hidden=32, mlp=64, layers=2, heads=4, kv=2, vocab=TINY_VOCAB, positions=64,
-                               original_max_position_embeddings=64),
-                "0.5b": _shape(hidden=1280, mlp=3584, layers=22, heads=20, kv=5, vocab=32064, positions=4096,
-                               original_max_position_embeddings=4096),
-                "1.5b": _shape(hidden=2048, mlp=5632, layers=30, heads=32, kv=8, vocab=32064, positions=4096,
-                               original_max_position_embeddings=4096),
-            }),
-        ),
-    ]
-}
+ARCHITECTURES = Registry("architecture", [
+    Architecture(
+        name="llama3",
+        family="Llama-3",
+        config_class=LlamaConfig,
+        features=("GQA", "untied lm_head", "rope_theta 500000"),
+        fixed=_frozen({"tie_word_embeddings": False, "rope_parameters": _LLAMA_ROPE}),
+        shapes=_frozen({
+            "tiny": _shape(hidden=32, mlp=64, layers=2, heads=4, kv=2, vocab=TINY_VOCAB, positions=64),
+            "0.5b": _shape(hidden=1024, mlp=3584, layers=16, heads=16, kv=4, vocab=128256, positions=8192),
+            "1.5b": _shape(hidden=2048, mlp=7168, layers=18, heads=32, kv=8, vocab=128256, positions=8192),
+        }),
+    ),
+    Architecture(
+        name="qwen2.5",
+        family="Qwen2.5",
+        config_class=Qwen2Config,
+        features=("GQA", "tied embeddings", "q/k/v biases", "rope_theta 1e6"),
+        fixed=_frozen({"tie_word_embeddings": True, "rope_parameters": _QWEN_ROPE, "use_sliding_window": False}),
+        shapes=_frozen({
+            "tiny": _shape(hidden=32, mlp=64, layers=2, heads=4, kv=1, vocab=TINY_VOCAB, positions=64),
+            # Qwen2.5-0.5B and -1.5B themselves
+            "0.5b": _shape(hidden=896, mlp=4864, layers=24, heads=14, kv=2, vocab=151936, positions=32768),
+            "1.5b": _shape(hidden=1536, mlp=8960, layers=28, heads=12, kv=2, vocab=151936, positions=32768),
+        }),
+    ),
+    Architecture(
+        name="mistral",
+        family="Mistral",
+        config_class=MistralConfig,
+        features=("GQA", "sliding-window attention", "untied lm_head"),
+        fixed=_frozen({"tie_word_embeddings": False}),
+        shapes=_frozen({
+            "tiny": _shape(hidden=32, mlp=64, layers=2, heads=4, kv=2, vocab=TINY_VOCAB, positions=64,
+                           sliding_window=16),
+            "0.5b": _shape(hidden=1280, mlp=4480, layers=20, heads=20, kv=5, vocab=32000, positions=32768,
+                           sliding_window=4096),
+            "1.5b": _shape(hidden=2048, mlp=7168, layers=26, heads=32, kv=8, vocab=32000, positions=32768,
+                           sliding_window=4096),
+        }),
+    ),
+    Architecture(
+        name="gemma2",
+        family="Gemma-2",
+        config_class=Gemma2Config,
+        features=("GQA", "head_dim != hidden/heads", "tied embeddings", "attention and final logit soft-capping",
+                  "pre/post-feedforward and post-attention norms", "alternating sliding/full attention layers"),
+        fixed=_frozen({"tie_word_embeddings": True, "attn_logit_softcapping": 50.0,
+                       "final_logit_softcapping": 30.0, "hidden_activation": "gelu_pytorch_tanh"}),
+        shapes=_frozen({
+            # 4 heads x 16 = 64 query width on a 48-wide stream, as Gemma-2 2B has 8 x 256 on 2304
+            "tiny": _shape(hidden=48, mlp=96, layers=2, heads=4, kv=2, head_dim=16, query_pre_attn_scalar=16,
+                           vocab=TINY_VOCAB, positions=64, sliding_window=16),
+            "0.5b": _shape(hidden=1024, mlp=4096, layers=16, heads=4, kv=2, head_dim=256, query_pre_attn_scalar=256,
+                           vocab=256000, positions=8192, sliding_window=4096),
+            "1.5b": _shape(hidden=1536, mlp=6144, layers=30, heads=8, kv=4, head_dim=256, query_pre_attn_scalar=256,
+                           vocab=256000, positions=8192, sliding_window=4096),
+        }),
+        residual_outputs=("post_attention_layernorm", "post_feedforward_layernorm"),
+        dfs_scales=False,
+        dfs_note=("Gemma-2 norms each branch after o_proj/down_proj and multiplies by (1 + weight): "
+                  "scaling o_proj/down_proj is undone by the norm, and scaling the norm weight w gives "
+                  "1 + w/C, not (1 + w)/C; a DFS path on Gemma-2 must keep every scale at 1"),
+    ),
+    Architecture(
+        name="phi3",
+        family="Phi-3",
+        config_class=Phi3Config,
+        features=("fused qkv_proj", "fused gate_up_proj", "untied lm_head", "GQA (as Phi-3 medium)"),
+        fixed=_frozen({"tie_word_embeddings": False}),
+        shapes=_frozen({
+            "tiny": _shape(hidden=32, mlp=64, layers=2, heads=4, kv=2, vocab=TINY_VOCAB, positions=64,
+                           original_max_position_embeddings=64),
+            "0.5b": _shape(hidden=1280, mlp=3584, layers=22, heads=20, kv=5, vocab=32064, positions=4096,
+                           original_max_position_embeddings=4096),
+            "1.5b": _shape(hidden=2048, mlp=5632, layers=30, heads=32, kv=8, vocab=32064, positions=4096,
+                           original_max_position_embeddings=4096),
+        }),
+    ),
+])
 
 
 def get_architecture(name: str) -> Architecture:
-    if name not in ARCHITECTURES:
-        close = difflib.get_close_matches(name, ARCHITECTURES, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise UnknownNameError(f"unknown architecture {name!r}.{hint} Known: {', '.join(ARCHITECTURES)}")
     return ARCHITECTURES[name]
 
 

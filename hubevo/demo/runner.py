@@ -11,9 +11,11 @@ import logging
 from pathlib import Path
 
 from hubevo.config import RunConfig, parse_config
-from hubevo.publish import best_in, lead_text, leaderboard, results_frame
-from hubevo.state import RunState
-from hubevo.terminal import browse_lines, champion_line, reason_line, where
+from hubevo.publish.decision import best_in, lead_text
+from hubevo.publish.report import browse_lines, champion_line, reason_line
+from hubevo.publish.tables import leaderboard, results_frame
+from hubevo.state.runstate import RunState
+from hubevo.terminal import where
 
 log = logging.getLogger("hubevo")
 
@@ -106,11 +108,11 @@ def against_best_recipe(state: RunState) -> str:
 def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None, progress: bool = True,
              generations: int = 4, dpo: bool = False, zoo_recipe: str = "hard") -> RunState:
     from hubevo.demo.zoo import build_zoo, default_cache_dir
-    from hubevo.loop import evolve, score_heldout
+    from hubevo.run.loop import evolve, score_heldout
 
     print(f"hubevo demo: evolving the tiny {zoo_recipe} demo zoo's specialists for {generations} generations on CPU "
           f"(zoo cached in {where(cache_dir or default_cache_dir())}; built on first use)", flush=True)
-    from hubevo.lock import reset_run_folder
+    from hubevo.run.lock import reset_run_folder
 
     out_dir = out_dir.resolve()
     reset_run_folder(out_dir, field="--out")  # under its run lock: never a folder in use, nor one of the user's

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fcntl
 import hashlib
 import json
 import math
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 import transformers
 import yaml
+from filelock import FileLock
 from pydantic import BaseModel
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
@@ -243,13 +243,11 @@ def _tasks_current(tasks_dir: Path) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _build_lock(root: Path) -> Iterator[None]:
-    """One build per zoo folder at a time: concurrent builds would share `atomic_dir`'s temporary sibling."""
+def _build_lock(root: Path) -> FileLock:
+    """One build per zoo folder at a time (a second process waits): concurrent builds would share
+    `atomic_dir`'s temporary sibling."""
     root.parent.mkdir(parents=True, exist_ok=True)
-    with open(root.parent / f".{root.name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-        yield
+    return FileLock(root.parent / f".{root.name}.lock")
 
 
 def _build_into(root: Path, *, seed: int, progress: bool, spec: ZooRecipe) -> None:

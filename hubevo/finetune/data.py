@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hubevo.config.finetune import LOCAL_FORMATS, FinetuneSpace, PreferenceSource
 from hubevo.errors import CandidateError, ConfigError
+from hubevo.evaluation.taskcheck import data_content_problem
 from hubevo.finetune.operators import required_columns
-from hubevo.finetune.recipe import LOCAL_FORMATS, FinetuneSpace, PreferenceSource
-from hubevo.taskcheck import data_content_problem
 
 
 def load_pairs(source: PreferenceSource, *, operator: str = "dpo", samples: int, seed: int):

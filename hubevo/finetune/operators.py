@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hubevo.errors import UnknownNameError
 from hubevo.finetune.recipe import FinetuneRecipe
+from hubevo.registry import Registry
 
 
 def _dpo(model, tokenizer, pairs, *, recipe: FinetuneRecipe, args: dict, peft_config):
@@ -47,20 +47,11 @@ class Operator:
         return self.build(model, tokenizer, pairs, **kwargs)
 
 
-OPERATORS: dict[str, Operator] = {
-    op.name: op
-    for op in (
-        Operator("dpo", ("prompt", "chosen", "rejected"), _dpo),
-        Operator("sft", ("prompt", "completion"), _sft),
-    )
-}
-
-
-def get_operator(name: str) -> Operator:
-    if name not in OPERATORS:
-        raise UnknownNameError(f"unknown fine-tuning operator {name!r}; known: {', '.join(sorted(OPERATORS))}")
-    return OPERATORS[name]
+OPERATORS = Registry("fine-tuning operator", [
+    Operator("dpo", ("prompt", "chosen", "rejected"), _dpo),
+    Operator("sft", ("prompt", "completion"), _sft),
+])
 
 
 def required_columns(operator: str) -> tuple[str, ...]:
-    return get_operator(operator).columns
+    return OPERATORS[operator].columns

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from hubevo.errors import CandidateError, ConfigError
 from hubevo.finetune.data import _load, require_chat_template
-from hubevo.finetune.operators import get_operator
+from hubevo.finetune.operators import OPERATORS
 from hubevo.finetune.recipe import FinetuneRecipe
 from hubevo.fsio import atomic_dir
 
@@ -56,7 +56,7 @@ def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: 
     out of memory.
     """
     start = time.perf_counter()
-    get_operator(recipe.operator)
+    OPERATORS[recipe.operator]
     place, model_dir = Placement.of(device), Path(model_dir)
     with _no_progress_bars():
         pairs, revision = _load(recipe.dataset, operator=recipe.operator, samples=recipe.samples, seed=recipe.seed)
@@ -109,7 +109,7 @@ def _train(model, tokenizer, pairs, *, recipe: FinetuneRecipe, place: Placement,
     """Build the operator's trainer in a scratch output folder and train; returns the trainer."""
     import torch
 
-    operator = get_operator(recipe.operator)
+    operator = OPERATORS[recipe.operator]
     with tempfile.TemporaryDirectory(prefix="hubevo-finetune-") as scratch, warnings.catch_warnings():
         # trl 1.16 still asks transformers 5 for the renamed attribute, once per trainer
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")

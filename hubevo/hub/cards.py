@@ -1,6 +1,6 @@
 """Cards written only for the Hub: the champion repo's README and the results dataset's README.
 
-A survivor's own lineage card comes from `hubevo.publish.lineage_card` and is pushed as
+A survivor's own lineage card comes from `hubevo.publish.cards.lineage_card` and is pushed as
 it is. These are pure functions of the run state (no I/O), so publishing the same state
 twice produces the same bytes, and the client skips the unchanged file.
 """

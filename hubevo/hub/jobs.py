@@ -4,7 +4,7 @@ A job runs `python app.py worker run.yaml` in a container of `image` (a Docker i
 `hf.co/spaces/<org>/<space>` for a Space built from this repository). The run config travels
 in the job's environment (`HUBEVO_RUN_CONFIG`, plain YAML: it holds no secret) and is written
 to `run.yaml` inside the container, with `publish.state: hub` unless the config says otherwise,
-so the next job resumes from the state the last one pushed (`hubevo.hub.state_sync`). The token
+so the next job resumes from the state the last one pushed (`hubevo.run.state_sync`). The token
 travels only as the job *secret* `HF_TOKEN`: never in the command, the environment, a label or a
 log line.
 
@@ -27,6 +27,7 @@ import yaml
 from hubevo.config import RunConfig
 from hubevo.errors import ConfigError, HubError, UnknownNameError
 from hubevo.hub.client import current_token, ensure_api, hub_call
+from hubevo.registry import unknown_name
 
 log = logging.getLogger("hubevo")
 
@@ -121,7 +122,7 @@ def check_options(*, flavor: str, timeout: str | None, schedule: str | None) -> 
 
     known = [f.value for f in JobHardware]
     if flavor not in known:
-        raise UnknownNameError(f"unknown job flavor {flavor!r}; known: {', '.join(known)}")
+        raise UnknownNameError(unknown_name("job flavor", flavor, known))
     if timeout is not None and not TIMEOUT.match(str(timeout)):
         raise ConfigError(f"job timeout {timeout!r} is not a duration such as 3600, 90m, 2h or 1d")
     if schedule is not None and schedule not in SCHEDULES and not CRON.match(schedule):

@@ -27,6 +27,7 @@ from pathlib import Path
 from hubevo.errors import ConfigError
 from hubevo.hub.client import ensure_api, hub_call, retried
 from hubevo.hub.download import split_revision
+from hubevo.registry import Registry
 
 
 class LicenseError(ConfigError):
@@ -43,7 +44,7 @@ class Terms:
 
 PERMISSIVE = {"unlicense": 0, "cc0-1.0": 0, "mit": 1, "bsd-2-clause": 1, "bsd-3-clause": 1, "isc": 1,
               "cc-by-4.0": 2, "cc-by-3.0": 2, "apache-2.0": 3}
-TERMS: dict[str, Terms] = {
+TERMS = Registry("license", {
     **{name: Terms(rank) for name, rank in PERMISSIVE.items()},
     "cc-by-nc-4.0": Terms(4, noncommercial=True),
     "cc-by-nc-3.0": Terms(4, noncommercial=True),
@@ -57,7 +58,7 @@ TERMS: dict[str, Terms] = {
     **{name: Terms(5, sticky=True) for name in (
         "openrail", "openrail++", "creativeml-openrail-m", "bigscience-openrail-m", "bigcode-openrail-m",
         "llama2", "llama3", "llama3.1", "llama3.2", "llama3.3", "llama4", "gemma")},
-}
+})
 
 
 @dataclass(frozen=True)

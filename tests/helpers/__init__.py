@@ -24,7 +24,7 @@ def wait_until(predicate: Callable[[], T], *, timeout: float = 120.0, every: flo
 def wait_for_generation(proc, run_dir, *, generation: int, timeout: float = 240.0) -> None:
     """Until a run has evaluated a candidate of `generation` (its state on disk says so), failing if it ends first;
     `proc` is a process, or anything whose `poll()` is None while the run goes on (a running job)."""
-    from hubevo.state import load_state
+    from hubevo.state.runstate import load_state
 
     def reached() -> bool:
         state = load_state(run_dir) if (run_dir / "state.json").exists() else None

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import yaml
 
+from hubevo.breed.genome import Individual, MergeGenome, child_individual, seed_individual, to_merge_dict
 from hubevo.config import RunConfig, parse_config
+from hubevo.evaluation.records import Evaluation
 from hubevo.fsio import atomic_write_text
-from hubevo.genome import Individual, MergeGenome, child_individual, seed_individual, to_merge_dict
-from hubevo.hub.publish import publish_generation
-from hubevo.publish import lineage_card, write_tables
-from hubevo.state import Evaluation, RunState, save_state
+from hubevo.publish.cards import lineage_card
+from hubevo.publish.hub import publish_generation
+from hubevo.publish.tables import write_tables
+from hubevo.state.runstate import RunState, save_state
 from tests.tiny_models import build_llama
 
 ALICE, ALICE_TOKEN, BOB_TOKEN = "alice", "token-alice", "token-bob"

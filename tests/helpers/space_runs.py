@@ -12,8 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hubevo.config import RunConfig
-from hubevo.publish import write_tables
-from hubevo.state import Evaluation, load_state, save_state
+from hubevo.evaluation.records import Evaluation
+from hubevo.publish.tables import write_tables
+from hubevo.state.runstate import load_state, save_state
 from tests.helpers.sim_runs import write_run
 
 SECOND_TASK = "tiny2"

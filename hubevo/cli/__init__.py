@@ -1,0 +1,1 @@
+"""The command line: `hubevo demo | evolve | worker | space | export | jobs` (`main`)."""

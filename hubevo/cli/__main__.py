@@ -1,0 +1,5 @@
+import sys
+
+from hubevo.cli.main import main
+
+sys.exit(main())

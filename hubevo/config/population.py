@@ -1,0 +1,104 @@
+"""The run file's `population` section: members (local folders or Hub repos), the base model, a Hub query.
+
+A member is a folder or `org/name@revision`; a repo id is checked for the Hub's naming rules here,
+so a typo is named before anything is downloaded.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from hubevo.config.frozen import Frozen
+
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+
+
+class Member(Frozen):
+    """One initial member: a local model folder or a Hub repo (`org/name[@revision]`)."""
+
+    path: Path | None = None
+    repo: str | None = None
+    name: str | None = Field(None, description="Display name; defaults to the folder or repo name.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value):
+        if isinstance(value, (str, Path)):
+            text = str(value)
+            looks_local = text.startswith((".", "/", "~")) or Path(text).expanduser().exists()
+            return {"path": text} if looks_local or not REPO_ID.match(text) else {"repo": text}
+        return value
+
+    @field_validator("repo")
+    @classmethod
+    def _repo_syntax(cls, repo):
+        if repo is not None and (not REPO_ID.match(repo) or hub_id_problem(repo.split("@")[0])):
+            why = hub_id_problem(repo.split("@")[0]) if REPO_ID.match(repo) else ""
+            raise ValueError(f"{repo!r} is not a Hub repo id{f' ({why})' if why else ''}; "
+                             "expected 'org/name' or 'org/name@revision'")
+        return repo
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.repo is None):
+            raise ValueError("give exactly one of 'path' (a local model folder) or 'repo' (org/name[@rev])")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return self.repo.split("@")[0] if self.repo else Path(self.path).name
+
+    def resolved(self, root: Path) -> "Member":
+        if self.path is None or Path(self.path).is_absolute():
+            return self
+        return self.model_copy(update={"path": (root / Path(self.path).expanduser()).resolve()})
+
+
+class HubQuery(Frozen):
+    """Candidates found on the Hub with `HfApi.list_models`; checked for compatibility before download."""
+
+    author: str | None = None
+    search: str | None = None
+    filter: list[str] = Field(default_factory=list, description="Tags such as 'base_model:org/name'.")
+    sort: Literal["trending_score", "downloads", "likes", "last_modified", "created_at"] = "downloads"
+    limit: int = Field(8, gt=0, le=200)
+
+    @field_validator("filter", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class PopulationConfig(Frozen):
+    members: list[Member] = Field(default_factory=list, description="Initial members of the population.")
+    query: HubQuery | None = Field(None, description="Add compatible Hub models found by this query.")
+    base_model: Member | None = Field(
+        None, description="Shared ancestor; required by ties, dare_*, task_arithmetic, breadcrumbs, della, model_stock."
+    )
+
+    @model_validator(mode="after")
+    def _someone(self):
+        if not self.members and self.query is None:
+            raise ValueError("give population.members, population.query, or both")
+        return self
+
+
+def hub_id_problem(repo_id: str) -> str | None:
+    """What the Hub client would reject in `repo_id` ('--', '..', a '.git' ending...), or None."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        return str(err).replace(f": {repo_id!r}", "").rstrip(".")
+    return None
+
+
+HUB_NAME_MAX = 96  # characters in a Hub user, org or repo name

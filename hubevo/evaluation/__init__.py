@@ -1,0 +1,1 @@
+"""Stage 2, evaluate: scores through lm-evaluation-harness, and what an evaluation records."""

@@ -1,0 +1,1 @@
+"""Stage 2's engine: where candidate jobs run (in this process, or on Ray), and racing over them."""

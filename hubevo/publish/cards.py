@@ -1,0 +1,229 @@
+"""Stage 6, publish: a survivor's lineage card.
+
+A lineage card is a `huggingface_hub.ModelCard`: the model-tree fields (`base_model`,
+`base_model_relation`) in its YAML, the exact mergekit YAML that rebuilds the weights, the
+generation, its fitness and held-out scores as evaluation results, the comparison with its parents
+and the best standard recipe, and why it is or is not the champion. Pushing it happens in
+`hubevo.publish.hub`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from hubevo.breed.genome import DEFAULT_SEED, Individual
+from hubevo.config import REPO_ID
+from hubevo.evaluation.records import Evaluation
+from hubevo.publish.decision import best_in, decision_text
+from hubevo.registry import Registry
+from hubevo.state.runstate import RunState
+
+CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+Bred by hubevo in run `{{ run_name }}`, generation {{ generation }}:
+{% if merge_yaml %}a **{{ method }}** merge{% else %}a **{{ method }}** fine-tune{% endif %}{% if paper %} ([{{ paper[0] }}]({{ paper[1] }})){% endif %} of {{ parent_list }}.
+
+## Use it
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+tokenizer = AutoTokenizer.from_pretrained("{{ repo }}")
+model = AutoModelForCausalLM.from_pretrained("{{ repo }}")
+inputs = tokenizer("Hello", return_tensors="pt")
+print(tokenizer.decode(model.generate(**inputs, max_new_tokens=32)[0], skip_special_tokens=True))
+```
+
+## Scores
+
+| task | split | score |
+| --- | --- | --- |
+{% for row in score_rows %}| {{ row[0] }} | {{ row[1] }} | {{ "%.4f"|format(row[2]) }} |
+{% endfor %}
+Fitness (weighted mean of the fitness tasks): **{{ "%.4f"|format(fitness) }}**. Held-out tasks never
+took part in selection.
+{% if verdict %}
+## Champion
+
+{{ verdict }}
+{% endif %}{% if compare_table %}
+## Against its parents and the best standard recipe
+
+Scores from this run's evaluations; `-` where a model was not scored on the held-out tasks.
+
+{{ compare_table }}
+{% endif %}
+## Lineage
+
+{% for p in parent_links %}- {{ p }}
+{% endfor %}
+{% if merge_yaml %}## Recipe
+
+Parents are named by Hub repo id or by their path relative to the run folder. The recipe ships
+beside this card as `recipe.yaml`.
+Running `mergekit-yaml recipe.yaml out --random-seed {{ merge_seed }}` on this configuration (from
+the run folder, for relative paths) rebuilds the weights (the seed fixes the random masks of DARE
+and DELLA):
+
+```yaml
+{{ merge_yaml }}```
+{% endif %}{% if mutation %}## Mutation
+
+Fine-tuned from `{{ parents[0] }}` with trl; the sampled hyper-parameters and the training outcome:
+
+```yaml
+{{ mutation }}```
+{% endif %}"""
+
+
+HUB_URL = "https://huggingface.co"
+
+
+# merge method (or fine-tuning operator) -> (paper, link): what a card cites next to the method
+METHOD_PAPERS = Registry("method with a paper", {
+    "linear": ("Model soups, Wortsman et al. 2022", "https://arxiv.org/abs/2203.05482"),
+    "task_arithmetic": ("Task arithmetic, Ilharco et al. 2022", "https://arxiv.org/abs/2212.04089"),
+    "ties": ("TIES-Merging, Yadav et al. 2023", "https://arxiv.org/abs/2306.01708"),
+    "dare_ties": ("DARE, Yu et al. 2023", "https://arxiv.org/abs/2311.03099"),
+    "dare_linear": ("DARE, Yu et al. 2023", "https://arxiv.org/abs/2311.03099"),
+    "breadcrumbs": ("Model Breadcrumbs, Davari and Belilovsky 2023", "https://arxiv.org/abs/2312.06795"),
+    "breadcrumbs_ties": ("Model Breadcrumbs, Davari and Belilovsky 2023", "https://arxiv.org/abs/2312.06795"),
+    "della": ("DELLA-Merging, Deep et al. 2024", "https://arxiv.org/abs/2406.11617"),
+    "della_linear": ("DELLA-Merging, Deep et al. 2024", "https://arxiv.org/abs/2406.11617"),
+    "model_stock": ("Model Stock, Jang et al. 2024", "https://arxiv.org/abs/2403.19522"),
+    "slerp": ("SLERP, Shoemake 1985", "https://doi.org/10.1145/325165.325242"),
+    "nuslerp": ("SLERP, Shoemake 1985 (mergekit's nuslerp)", "https://doi.org/10.1145/325165.325242"),
+    "multislerp": ("SLERP, Shoemake 1985 (mergekit's multislerp)", "https://doi.org/10.1145/325165.325242"),
+    "passthrough": ("Evolutionary model merge (data-flow space), Akiba et al. 2024",
+                    "https://arxiv.org/abs/2403.13187"),
+    "dpo": ("DPO, Rafailov et al. 2023", "https://arxiv.org/abs/2305.18290"),
+    "sft": ("supervised fine-tuning with trl", "https://huggingface.co/docs/trl/sft_trainer"),
+}, plural="methods with a paper")
+
+
+def eval_results(scores: Mapping[str, float], *, split: str, metric: str = "exact_match") -> list[EvalResult]:
+    return [
+        EvalResult(
+            task_type="text-generation", dataset_type=task, dataset_name=task, dataset_split=split,
+            metric_type=metric, metric_value=float(value), metric_name=f"{metric} ({split})",
+        )
+        for task, value in scores.items()
+    ]
+
+
+def hub_link(name: str) -> str:
+    """A parent as a card lists it: a Hub repo id links to its page, a local name stays code."""
+    repo = name.split("@")[0]
+    return f"[{name}]({HUB_URL}/{repo})" if "/" in repo and REPO_ID.match(repo) else f"`{name}`"
+
+
+def lineage_card(
+    ind: Individual,
+    *,
+    run_name: str,
+    parent_refs: Mapping[str, str],
+    recipe: Mapping | None,
+    evaluation: Evaluation,
+    heldout: Mapping[str, float],
+    hub_only: bool = False,
+    training: Mapping | None = None,
+    compare: list[Mapping] | None = None,
+    license: str | None = None,
+    repo_id: str | None = None,
+    verdict: str | None = None,
+) -> ModelCard:
+    """The model card of a survivor; `parent_refs` name parents as the Hub should show them.
+
+    `recipe` is the individual's stored mergekit recipe (parents by Hub id or run-relative path).
+    `compare` holds the rows of `card_comparison` (this model, its parents, the best standard
+    recipe); `license` goes into the card's metadata; `repo_id` is where the usage snippet
+    loads the model from (default: a folder named like the model).
+
+    With `hub_only`, `base_model` keeps only parents that are Hub repo ids (the Hub rejects
+    local names); the lineage section still lists every parent.
+    """
+    scores, fitness = evaluation.scores, evaluation.fitness
+    parents = [parent_refs[p] for p in ind.parents]
+    tree = [p for p in parents if REPO_ID.match(p)] if hub_only else parents
+    method = ind.finetune.operator if ind.finetune else getattr(ind.genome, "method", "passthrough")
+    data = ModelCardData(
+        model_name=ind.name,
+        license=license,
+        pipeline_tag="text-generation",
+        base_model=(tree if len(tree) > 1 else tree[0]) if tree else None,
+        base_model_relation=("finetune" if ind.finetune else "merge") if tree else None,
+        library_name="transformers",
+        tags=["hubevo", *(["finetune", "trl"] if ind.finetune else ["merge", "mergekit"]), method,
+              f"gen-{ind.generation}"],
+        eval_results=eval_results(scores, split="fitness") + eval_results(heldout, split="heldout"),
+    )
+    merge_yaml = yaml.safe_dump(dict(recipe), sort_keys=False) if recipe else None
+    mutation = yaml.safe_dump(mutation_record(ind, training), sort_keys=False) if ind.finetune else None
+    rows = [(t, "fitness", v) for t, v in scores.items()] + [(t, "held-out", v) for t, v in heldout.items()]
+    return ModelCard.from_template(
+        data, template_str=CARD_TEMPLATE, model_name=ind.name, run_name=run_name, generation=ind.generation,
+        method=method, paper=METHOD_PAPERS.get(method), parent_list=", ".join(map(hub_link, parents)),
+        parents=parents, parent_links=list(map(hub_link, parents)), score_rows=rows, fitness=fitness,
+        merge_yaml=merge_yaml, merge_seed=DEFAULT_SEED, mutation=mutation, repo=repo_id or ind.name,
+        compare_table=compare_markdown(compare, tasks=list(scores)) if compare else None, verdict=verdict,
+    )
+
+
+def card_comparison(state: RunState, cid: str, *, names: Mapping[str, str] | None = None) -> list[dict]:
+    """Rows for a card's comparison table: the model, each scored parent and the best standard recipe."""
+    best_std = best_in(state, state.baselines)
+    roles = {cid: "this model"}
+    for parent in state.individuals[cid].parents:
+        roles.setdefault(parent, "parent")
+    if best_std is not None:
+        roles.setdefault(best_std, "best standard recipe")
+    return [comparison_row(state, i, role=role, name=(names or {}).get(i)) for i, role in roles.items()
+            if i in state.evaluations and state.evaluations[i].status == "ok"]
+
+
+def comparison_row(state: RunState, cid: str, *, role: str, name: str | None = None) -> dict:
+    ev, heldout = state.evaluations[cid], state.heldout.get(cid)
+    return {"model": name or state.individuals[cid].name, "role": role, "fitness": ev.fitness, **ev.scores,
+            "held-out mean": mean_score(heldout)}
+
+
+def compare_markdown(rows: list[Mapping], *, tasks: list[str]) -> str:
+    """A markdown table of comparison rows: model, role, fitness, each fitness task, held-out mean."""
+    columns = ["fitness", *tasks, "held-out mean"]
+    head = ["model", "role", *columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in rows:
+        cells = [hub_link(row["model"]), row["role"], *(_cell(row.get(c)) for c in columns)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:.4f}"
+
+
+def mean_score(scores: Mapping[str, float] | None) -> float | None:
+    return sum(scores.values()) / len(scores) if scores else None
+
+
+def mutation_record(ind: Individual, training: Mapping | None) -> dict:
+    """The fine-tuning recipe (dataset, revision, sampled genes) and its outcome, as cards and tables show it."""
+    recipe = ind.finetune.model_dump(mode="json", exclude={"parent"})
+    return {"recipe": recipe, "outcome": dict(training or {})}
+
+
+def card_verdict(state: RunState, cid: str) -> str | None:
+    """A card's word on the champion rule: for the champion and every finalist, the run's decision."""
+    if cid == state.champion():
+        return f"The run's champion: {decision_text(state)}."
+    if cid in state.validation:
+        return f"A finalist, not the champion: {decision_text(state)}."
+    return None

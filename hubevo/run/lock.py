@@ -1,0 +1,94 @@
+"""One process per run folder: an OS file lock on `<run dir>/.lock`, held for the run's life.
+
+The lock is `filelock`'s (`flock` on an open file), so the kernel releases it when the holder exits,
+however it exits (a crash or SIGKILL included); the file itself stays and only says who held it
+last. Within one process the lock is re-entrant and shared by its threads: the scheduler's job
+thread and the loop it calls share the process's hold.
+
+Taking the lock takes the folder: a new or empty folder becomes a run folder (hubevo's marker is
+written in it), a run folder stays one, and a folder holding anything else is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from hubevo.errors import RunLockedError
+from hubevo.fsio import LOCK_FILE, RUN_MARKER, check_run_folder, claim_run_folder, remove_tree, write_error
+
+
+def holder(run_dir: Path) -> dict:
+    """Who holds (or last held) the lock of `run_dir`: pid, host, since; {} when unknown."""
+    try:
+        return json.loads((Path(run_dir) / LOCK_FILE).read_text() or "{}")
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _busy_message(run_dir: Path, *, field: str) -> str:
+    who = holder(run_dir)
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(who["since"])) if "since" in who else "?"
+    return (f"run folder {str(run_dir)!r} is in use by process {who.get('pid', '?')} on host "
+            f"{who.get('host', '?')!r} (since {since}); wait for it to finish, stop that process, "
+            f"or choose another {field}")
+
+
+def folder_lock(run_dir: Path) -> FileLock:
+    """This process's lock of `run_dir` (one object per folder): non-blocking, re-entrant across threads, its file
+    kept on release so that it can say who held it last."""
+    return FileLock(run_dir / LOCK_FILE, mode=0o644, blocking=False, is_singleton=True, thread_local=False,
+                    preserve_lock_file=True)
+
+
+def _acquire(lock: FileLock, run_dir: Path, *, field: str) -> None:
+    """Take `lock` for this process: the folder checked before it or its lock file is touched, claimed after."""
+    check_run_folder(run_dir, field=field)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise RunLockedError(_busy_message(run_dir, field=field)) from None
+    except OSError as err:
+        if (mapped := write_error(err, path=run_dir / LOCK_FILE)) is not None:
+            raise mapped from err
+        raise
+    try:
+        claim_run_folder(run_dir, field=field)  # again, now that no other hubevo process can write there
+        stamp = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+        (run_dir / LOCK_FILE).write_text(stamp)
+    except BaseException:
+        lock.release()
+        raise
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, *, field: str = "output.dir") -> Iterator[None]:
+    """Hold `run_dir` for this process; a second process gets `RunLockedError` naming the holder, and a folder
+    hubevo did not make gets `NotARunFolderError` (`field` names the setting that chose the folder)."""
+    run_dir = Path(run_dir).resolve()
+    lock = folder_lock(run_dir)
+    if lock.is_locked:  # this process holds it already: one more level
+        lock.acquire()
+    else:
+        _acquire(lock, run_dir, field=field)
+    try:
+        yield
+    finally:
+        lock.release()  # the last release unlocks
+
+
+def reset_run_folder(run_dir: Path, *, field: str = "output.dir") -> None:
+    """Empty `run_dir` for a new run (the demo's, replaced on every demo run) while holding its lock: a folder
+    another process holds, or one hubevo did not make, is refused and left as it is."""
+    with run_lock(run_dir, field=field):
+        for path in sorted(Path(run_dir).resolve().iterdir()):
+            if path.name not in (LOCK_FILE, RUN_MARKER):  # the lock file stays: it is what is held
+                remove_tree(path)

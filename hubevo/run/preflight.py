@@ -1,0 +1,79 @@
+"""Checks of a run's surroundings before its folder is locked or anything expensive is loaded.
+
+The config itself is validated by `hubevo.config`; what is checked here is the machine:
+whether `output.dir` can hold a run (new, empty, or a run folder hubevo made: never a folder
+of the user's), whether the execution backend can be reached with what is installed, whether
+the local data files of the tasks and of the fine-tuning read as rows, and whether a publishing
+run's token can write to its namespace (one `whoami`). Each failure is one `ConfigError` line
+naming the field or file and the fix.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from hubevo.config import RunConfig
+from hubevo.errors import ConfigError
+from hubevo.fsio import check_run_folder
+
+
+def check_output_dir(folder: Path) -> None:
+    """`output.dir` must be a folder (or creatable as one) that this process can write to, and new, empty or
+    a run folder hubevo made."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is a file, not a folder; "
+                          "move the file away or choose another output.dir")
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is not writable (a read-only file "
+                              "system); remount it read-write or choose another output.dir")
+        raise ConfigError(f"output.dir {str(folder)!r}: {str(existing)!r} is not writable by this user; "
+                          "fix its permissions or choose another output.dir")
+    check_run_folder(folder, field="output.dir")
+
+
+def check_backend(cfg: RunConfig) -> None:
+    """A `ray://` address needs Ray's client extra (grpcio) installed."""
+    execution = cfg.execution
+    if execution.backend == "ray" and execution.address.startswith("ray://"):
+        missing = [name for name in ("ray", "grpc") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConfigError(f"execution.address {execution.address!r} uses the Ray client, which needs "
+                              f"{', '.join(missing)} (not installed); pip install 'ray[client]', or use "
+                              "execution.address: auto or local")
+
+
+def check_data_files(cfg: RunConfig) -> None:
+    """Local task data and preference files must hold rows in their format (a cheap read, no lm-eval or
+    datasets): an empty or garbage file is named here, not by a traceback at the first evaluation."""
+    from hubevo.evaluation import taskcheck
+
+    fitness = cfg.fitness
+    names = [t.name for t in (*fitness.tasks, *fitness.heldout, *fitness.validation)]
+    problems = taskcheck.local_task_problems(fitness.include_path, names)
+    if cfg.mutation.finetune is not None and cfg.fine_tunes:
+        from hubevo.finetune.data import file_problems
+
+        problems += file_problems(cfg.mutation.finetune)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def check_run(cfg: RunConfig, *, api=None) -> None:
+    check_output_dir(cfg.output.dir)
+    check_backend(cfg)
+    check_data_files(cfg)
+    check_publishing(cfg, api=api)
+
+
+def check_publishing(cfg: RunConfig, *, api=None) -> None:
+    """A run that pushes repos or its state must hold a token that can write to `publish.namespace`."""
+    publish = cfg.publish
+    if publish.push != "none" or publish.state == "hub":
+        from hubevo.hub.access import check_write_access
+
+        check_write_access(publish.namespace, api=api)
