@@ -121,13 +121,11 @@ def _hub_revision(source: PreferenceSource) -> str | None:
     """The commit sha of a Hub dataset at `source.revision` (the revision as given when offline)."""
     from huggingface_hub import constants
 
-    from hubevo.hub.client import ensure_api, hub_call
+    from hubevo.hub.download import dataset_sha
 
     if constants.HF_HUB_OFFLINE:
         return source.revision
-    api = ensure_api(None)
-    with hub_call(source.path, action="read the dataset", api=api, missing=ConfigError):
-        return api.dataset_info(source.path, revision=source.revision).sha
+    return dataset_sha(source.path, revision=source.revision, missing=ConfigError)
 
 
 def _mapping(source: PreferenceSource, *, operator: str, found: list[str]) -> dict[str, str]:

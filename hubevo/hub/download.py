@@ -1,4 +1,5 @@
-"""Download population members from the Hub: weights, config and tokenizer only, at a pinned revision.
+"""Download from the Hub at a pinned revision: population members (weights, config and tokenizer only), and
+the commit a preference dataset is read at.
 
 A revision (branch, tag or commit) is resolved to its commit sha first, and the files
 are then fetched at that sha, so the sha recorded in the lineage is the one whose bytes
@@ -49,3 +50,11 @@ def metadata_snapshot(repo_id: str, *, revision: str, api=None, cache_dir: Path 
     with hub_call(repo_id, action="read the config of", api=api):
         path = api.snapshot_download(repo_id, revision=revision, allow_patterns=METADATA_FILES, cache_dir=cache_dir)
     return Path(path)
+
+
+def dataset_sha(repo_id: str, *, revision: str | None, api=None, missing=MemberNotFoundError) -> str:
+    """The commit sha of the Hub dataset `repo_id` at `revision` (its default branch for None); a missing or
+    unreadable dataset raises `missing`, naming it."""
+    api = ensure_api(api)
+    with hub_call(repo_id, action="read the dataset", api=api, missing=missing):
+        return api.dataset_info(repo_id, revision=revision).sha

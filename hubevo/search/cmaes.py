@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import pickle
 import zlib
 from collections.abc import Mapping, Sequence
@@ -226,7 +227,17 @@ def load_optimizer(saved: dict | str):
             f"this run's CMA-ES state was saved with cma {saved_with or '(unknown version)'}, but cma "
             f"{cma_version()} is installed; {how} to resume it, or start afresh in a new output.dir")
     # The run state is the user's own file, written by this program.
-    return pickle.loads(zlib.decompress(base64.b64decode(saved["pickle"])))
+    return StateUnpickler(io.BytesIO(zlib.decompress(base64.b64decode(saved["pickle"])))).load()
+
+
+class StateUnpickler(pickle.Unpickler):
+    """Reads an optimizer pickled before the strategies moved from `hubevo.strategies` to `hubevo.search` (its
+    Gaussian source is a class of this module), so such a run resumes."""
+
+    MOVED = {"hubevo.strategies.cmaes": __name__}
+
+    def find_class(self, module: str, name: str):
+        return super().find_class(self.MOVED.get(module, module), name)
 
 
 def leaders(view) -> list[str]:

@@ -271,6 +271,37 @@ def test_a_cmaes_state_saved_by_another_pycma_version_is_refused_with_the_versio
         load_optimizer({**saved, "cma": "3.0.0"})
 
 
+def test_a_cmaes_state_pickled_before_the_strategies_moved_still_resumes(monkeypatch):
+    """Runs saved while the strategies lived in `hubevo.strategies` pickled their optimizer's Gaussian source under
+    that module: such a state loads into the same optimizer, asking the same points."""
+    import base64
+    import pickle
+    import sys
+    import types
+    import zlib
+
+    from hubevo.search import cmaes
+
+    es = new_optimizer([0.5, 0.5], sigma0=0.2, popsize=4, seed=0)
+    old = types.ModuleType("hubevo.strategies.cmaes")
+
+    class GaussianSource(cmaes.GaussianSource):  # the same class, under the module it had then
+        pass
+
+    GaussianSource.__module__, GaussianSource.__qualname__ = old.__name__, "GaussianSource"
+    old.GaussianSource = GaussianSource
+    monkeypatch.setitem(sys.modules, old.__name__, old)
+    es.opts["randn"].__class__ = GaussianSource
+    saved = {"pickle": base64.b64encode(zlib.compress(pickle.dumps(es))).decode(), "cma": cmaes.cma_version()}
+    monkeypatch.delitem(sys.modules, old.__name__)
+    assert b"hubevo.strategies.cmaes" in zlib.decompress(base64.b64decode(saved["pickle"]))
+
+    loaded = cmaes.load_optimizer(saved)
+    assert type(loaded.opts["randn"]) is cmaes.GaussianSource
+    expected = new_optimizer([0.5, 0.5], sigma0=0.2, popsize=4, seed=0)
+    assert np.array_equal(np.asarray(loaded.ask()), np.asarray(expected.ask()))
+
+
 def test_an_interpolation_searched_as_task_arithmetic_starts_at_the_same_weights(demo_zoo):
     from hubevo.breed.baselines import standard_recipe
     from hubevo.breed.genome import to_merge_config
