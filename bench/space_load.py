@@ -25,15 +25,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hubevo import pareto, publish  # noqa: E402
-from hubevo.genome import MergeGenome, child_individual, seed_individual, to_merge_dict  # noqa: E402
-from hubevo.state import Evaluation, RunState, save_state  # noqa: E402
-from space.catalog import Catalog  # noqa: E402
-from space import progress  # noqa: E402
-from space.leaderboard import leaderboard  # noqa: E402
-from hubevo import scheduler  # noqa: E402
-from space.status import local_status  # noqa: E402
-from space.ui import status_frame  # noqa: E402
+from hubevo.breed.genome import MergeGenome, child_individual, seed_individual, to_merge_dict  # noqa: E402
+from hubevo.evaluation.records import Evaluation  # noqa: E402
+from hubevo.publish import tables  # noqa: E402
+from hubevo.run import scheduler  # noqa: E402
+from hubevo.selection import pareto  # noqa: E402
+from hubevo.state.runstate import RunState, save_state  # noqa: E402
+from space.controls.ui import status_frame  # noqa: E402
+from space.data.catalog import Catalog  # noqa: E402
+from space.data.status import local_status  # noqa: E402
+from space.pages import progress  # noqa: E402
+from space.pages.leaderboard import leaderboard  # noqa: E402
 
 PER_GENERATION, SURVIVORS, TASKS = 20, 10, ("t1", "t2")
 CONFIG = """name: {name}
@@ -130,8 +132,8 @@ def add_candidate(catalog: Catalog, run_dir: Path) -> None:
 
 
 def measure(rows: int) -> tuple[float, float, float]:
-    publish._RECIPE_TEXTS.clear()  # each size starts cold
-    publish._GENES_TEXTS.clear()
+    tables._RECIPE_TEXTS.clear()  # each size starts cold
+    tables._GENES_TEXTS.clear()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = write_run(Path(tmp), rows)
         fill, catalog, controller = first_fill(Path(tmp))
@@ -151,11 +153,11 @@ def old_code():
     """The functions this bench's fixes replaced, swapped back in."""
     import yaml
 
-    from hubevo.resolver import Resolver
-    from space import loading
+    from hubevo.publish.resolver import Resolver
+    from space.data import loading
 
-    saved = (pareto.non_dominated, publish.recipe_text, publish.survivor_ids, loading.hub_repos,
-             publish.champion_reigns, progress.reign_table, progress.generation_stats, loading.results_frame,
+    saved = (pareto.non_dominated, tables.recipe_text, tables.survivor_ids, loading.hub_repos,
+             tables.champion_reigns, progress.reign_table, progress.generation_stats, loading.results_frame,
              Catalog.statuses, scheduler.run_status)
 
     def old_hub_repos(state, config, ids):
@@ -166,26 +168,27 @@ def old_code():
         return _Scan(state.survivors)
 
     pareto.non_dominated = old_non_dominated
-    publish.champion_reigns = old_champion_reigns
+    tables.champion_reigns = old_champion_reigns
     progress.reign_table = lambda results: _ScanReigns(results)
-    publish.recipe_text = lambda recipe: yaml.safe_dump(recipe, sort_keys=False)
-    publish.survivor_ids = old_survivor_ids
+    tables.recipe_text = lambda recipe: yaml.safe_dump(recipe, sort_keys=False)
+    tables.survivor_ids = old_survivor_ids
     loading.hub_repos = old_hub_repos
     progress.generation_stats = old_generation_stats
-    loading.results_frame = lambda state, recipes: publish.results_frame(state, recipes=True)
+    loading.results_frame = lambda state, recipes: tables.results_frame(state, recipes=True)
     Catalog.statuses = lambda catalog: [local_status(r) for r in catalog.runs()]
     scheduler.run_status = old_run_status
     try:
         yield
     finally:
-        (pareto.non_dominated, publish.recipe_text, publish.survivor_ids, loading.hub_repos,
-         publish.champion_reigns, progress.reign_table, progress.generation_stats, loading.results_frame,
+        (pareto.non_dominated, tables.recipe_text, tables.survivor_ids, loading.hub_repos,
+         tables.champion_reigns, progress.reign_table, progress.generation_stats, loading.results_frame,
          Catalog.statuses, scheduler.run_status) = saved
 
 
 def old_run_status(folder: Path, *, running: bool = False) -> dict:
     """The scheduler's status row as it was: the whole state parsed (twice) and every event read, per tick."""
-    from hubevo.state import load_state, read_events
+    from hubevo.state.events import read_events
+    from hubevo.state.runstate import load_state
 
     cfg = scheduler.load_config(folder / scheduler.RUN_FILE)
     control, state = scheduler.read_control(folder), load_state(folder)
@@ -208,7 +211,7 @@ def old_run_status(folder: Path, *, running: bool = False) -> dict:
 
 def old_generation_stats(results):
     """The Progress tab's table as it was: the frame filtered and the champion looked up per generation."""
-    from space.loading import rounded
+    from space.data.loading import rounded
 
     rows, reigns = [], progress.reign_table(results)
     for generation in sorted(int(g) for g in results["evaluated_in"].dropna().unique()):

@@ -83,8 +83,8 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from space.catalog import Catalog
-    from space.ui import build_app, serve
+    from space.controls.ui import build_app, serve
+    from space.data.catalog import Catalog
 
     shown = {Path(r.where).name: r.name for r in Catalog(runs_root=args.runs, hub_datasets=()).runs()}  # as the tabs name them
     runs = {p.name: json.loads((p / "champion.json").read_text()) for p in sorted(args.runs.iterdir())

@@ -21,7 +21,9 @@ Bottom to top:
 | publish | 6 publish: survivor folders, cards, tables, exports, the Hub push, the resolver |
 | run | the orchestrator: the loop, its checks and lock, continuous mode, state sync |
 | demo | the demo zoo and the demo run |
-| space | the Gradio Space (a top-level package beside hubevo) |
+| space, space.data | the Gradio Space's data (a top-level package beside hubevo): runs and their numbers, read |
+| space.pages | the Space's pages: the tabs' views, pure functions of a run's data |
+| space.controls | the Space's controls: who may act, seeding, jobs, and the Gradio wiring |
 | cli | the command line |
 """
 
@@ -44,6 +46,8 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("hubevo.publish", "6 publish: survivor folders, cards, tables, exports, the Hub push, the resolver"),
     ("hubevo.run", "the orchestrator: the loop, its checks and lock, continuous mode, state sync"),
     ("hubevo.demo", "the demo zoo and the demo run"),
-    ("space", "the Gradio Space (a top-level package beside hubevo)"),
+    ("space space.data", "the Gradio Space's data (a top-level package beside hubevo): runs and their numbers, read"),
+    ("space.pages", "the Space's pages: the tabs' views, pure functions of a run's data"),
+    ("space.controls", "the Space's controls: who may act, seeding, jobs, and the Gradio wiring"),
     ("hubevo.cli", "the command line"),
 )

@@ -63,7 +63,8 @@ def run_from_root(*cmd: str) -> subprocess.CompletedProcess:
 @pytest.mark.slow  # builds the wheel
 def test_the_wheel_holds_the_space_and_the_demo_tasks(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"space/__init__.py", "space/ui.py", "space/leaderboard.py", "hubevo/cli.py"} <= names
+    assert {"space/__init__.py", "space/controls/ui.py", "space/pages/leaderboard.py", "space/data/loading.py",
+            "hubevo/cli/main.py", "hubevo/cli/__main__.py"} <= names
     assert any(n.startswith("hubevo/demo/tasks/") and n.endswith(".yaml") for n in names)
 
 
@@ -73,7 +74,8 @@ def test_the_installed_command_works_from_the_root_folder(venv):
     assert version.stdout.strip() == f"hubevo {__version__}", version.stderr
     helped = run_from_root(str(venv / "bin" / "hubevo"), "space", "--help")
     assert helped.returncode == 0 and "--runs" in helped.stdout, helped.stderr
-    where = run_from_root(str(venv / "bin" / "python"), "-c", "import space.ui, hubevo; print(space.ui.__file__)")
+    where = run_from_root(str(venv / "bin" / "python"), "-c",
+                          "import space.controls.ui, hubevo; print(space.controls.ui.__file__)")
     assert where.stdout.startswith(str(venv)), (where.stdout, where.stderr)
 
 

@@ -9,7 +9,7 @@ evaluated. A fine-grained token's scopes are left to the Hub: its first write sa
 from __future__ import annotations
 
 from hubevo.errors import ConfigError, HubError
-from hubevo.hub.client import ensure_api, hub_exceptions, retried, translate
+from hubevo.hub.client import ensure_api, hub_call, hub_exceptions, retried, translate
 
 READ_ONLY_ROLES = frozenset({"read"})
 
@@ -51,3 +51,9 @@ def writable_namespaces(account: dict) -> set[str]:
         return set()
     orgs = {org.get("name") for org in account.get("orgs") or [] if org.get("roleInOrg") not in READ_ONLY_ROLES}
     return {account.get("name"), *orgs} - {None}
+
+
+def account_name(*, api) -> str:
+    """The name of the account `api`'s token belongs to; HubError when the Hub will not say."""
+    with hub_call("your account", action="identify", api=api, missing=HubError):
+        return api.whoami()["name"]

@@ -1,5 +1,5 @@
-"""Download from the Hub at a pinned revision: population members (weights, config and tokenizer only), and
-the commit a preference dataset is read at.
+"""Download from the Hub: population members at a pinned revision (weights, config and tokenizer only), the
+commit a preference dataset is read at, and the files the Space shows (results datasets, cards).
 
 A revision (branch, tag or commit) is resolved to its commit sha first, and the files
 are then fetched at that sha, so the sha recorded in the lineage is the one whose bytes
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hubevo.errors import MemberNotFoundError
+from hubevo.errors import HubError, MemberNotFoundError
 from hubevo.hub.client import ensure_api, hub_call, retried
 
 TOKENIZER_FILES = [
@@ -58,3 +58,18 @@ def dataset_sha(repo_id: str, *, revision: str | None, api=None, missing=MemberN
     api = ensure_api(api)
     with hub_call(repo_id, action="read the dataset", api=api, missing=missing):
         return api.dataset_info(repo_id, revision=revision).sha
+
+
+def dataset_snapshot(repo_id: str, *, patterns: list[str], action: str = "download", api=None,
+                     cache_dir: Path | None = None) -> Path:
+    """The files of the Hub dataset `repo_id` matching `patterns`, in the local cache; HubError naming it."""
+    api = ensure_api(api)
+    with hub_call(repo_id, action=action, api=api, missing=HubError):
+        return Path(api.snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns, cache_dir=cache_dir))
+
+
+def model_file(repo_id: str, filename: str, *, action: str = "download", api=None) -> Path:
+    """One file of the model repo `repo_id` (its card, say), in the local cache; HubError naming the repo."""
+    api = ensure_api(api)
+    with hub_call(repo_id, action=action, api=api, missing=HubError):
+        return Path(api.hf_hub_download(repo_id, filename))

@@ -140,7 +140,7 @@ def immigrant_job(runs_root: str, name: str, repos: list[str] | None = None) -> 
     """Queue immigrants for the next generation: `repos` (pinned `org/name@sha`, from a webhook) or else the
     new compatible Hub models matching the population's query."""
     from hubevo.config import Member
-    from hubevo.run.loop import add_immigrants, start
+    from hubevo.run.run import add_immigrants, start
     from hubevo.seed.discover import discover_members
     from hubevo.seed.members import ResolvedMember, resolve
 

@@ -1,6 +1,6 @@
 """The run state on the Hub (`publish.state: hub`): the loop's memory kept where a job's disk is not.
 
-This wraps the whole loop. Before the state is opened (`hubevo.run.loop.start`), `pull_state` brings
+This wraps the whole loop. Before the state is opened (`hubevo.run.run.start`), `pull_state` brings
 a run folder that holds no state up to date from the run's results dataset
 (`{namespace}/{run}-results`, under `state/`), so a worker started on an empty disk resumes where
 the last one stopped; a state written under another config is refused, naming the fields that

@@ -26,7 +26,8 @@ from hubevo.demo.runner import demo_config
 from hubevo.errors import ConfigError
 from hubevo.execute.runner import CandidateJob, RunnerSpec
 from hubevo.finetune.recipe import sample_recipe
-from hubevo.run.loop import evolve, start
+from hubevo.run.loop import evolve
+from hubevo.run.run import start
 
 ray = pytest.importorskip("ray", reason="Ray is an optional extra (pip install 'hubevo[ray]'); not installed")
 pytestmark = pytest.mark.ray

@@ -70,7 +70,7 @@ def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup(demo_zoo, tmp_path,
     import contextlib
 
     import hubevo.publish.rebuild
-    import hubevo.run.loop
+    import hubevo.run.survivors
     from hubevo.search.ga import is_tuned
 
     run_dir, peaks = tmp_path / "run", []
@@ -85,7 +85,7 @@ def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup(demo_zoo, tmp_path,
         return atomic_dir
 
     monkeypatch.setattr(hubevo.publish.rebuild, "atomic_dir", counted(hubevo.publish.rebuild.atomic_dir))
-    monkeypatch.setattr(hubevo.run.loop, "atomic_dir", counted(hubevo.run.loop.atomic_dir))
+    monkeypatch.setattr(hubevo.run.survivors, "atomic_dir", counted(hubevo.run.survivors.atomic_dir))
     prefs = write_preferences(tmp_path / "prefs.jsonl", n=400)
     cfg = demo_config(demo_zoo, out_dir=run_dir, generations=2, population_size=5)
     mutation = cfg.mutation.model_copy(update={

@@ -139,7 +139,7 @@ def stand_in_fitness(tiny, fail_after=None):
     """Evaluator.fitness replaced by closeness of the logits to ft1's (task one) and ft2's (task two)."""
     calls = []
 
-    def fitness(self, model, tokenizer, *, generation):
+    def fitness(self, model, tokenizer, *, generation, sample=None):
         calls.append(generation)
         if fail_after is not None and len(calls) > fail_after:
             raise KeyboardInterrupt("killed")

@@ -20,8 +20,8 @@ import yaml
 from huggingface_hub import HfApi
 
 from hubevo.hub.jobs import CONFIG_ENV, RUN_LABEL, worker_command
-from space.jobs import BOOK_FILE
-from space.ui import build_app
+from space.controls.jobs import BOOK_FILE
+from space.controls.ui import build_app
 from tests.hub_server_jobs import job_container
 
 ALICE, ALICE_TOKEN = "alice", "token-alice"
@@ -76,12 +76,12 @@ SIGNED_OUT = {"profile": None, "oauth_token": None}
 
 
 def form(**changes) -> dict:
-    """The seeding form's fields as the page sends them, plus the job's hardware and timeout."""
-    return {"run_name": f"spacejob{next(_runs)}", "ns": ALICE, "push_mode": "survivors", "is_private": True,
-            "members": "alice/seed-a\nalice/seed-b", "base_model": "", "author": "", "search": "", "tags": "",
-            "at_most": 8, "method_names": ["linear"], "fitness_tasks": TASK, "heldout_tasks": "", "examples": 8,
-            "gens": 1, "size": 2, "evals": 4, "wall_hours": 0.5, "job_flavor": "cpu-basic", "job_timeout": "1h",
-            **changes}
+    """The seeding form's fields by name as the page sends them, plus the job's hardware and timeout."""
+    return {"name": f"spacejob{next(_runs)}", "namespace": ALICE, "push": "survivors", "private": True,
+            "candidates": "alice/seed-a\nalice/seed-b", "base_model": "", "query_author": "", "query_search": "",
+            "query_filter": "", "query_limit": 8, "methods": ["linear"], "tasks": TASK, "heldout": "", "limit": 8,
+            "generations": 1, "population_size": 2, "max_evaluations": 4, "wall_hours": 0.5, "flavor": "cpu-basic",
+            "timeout": "1h", **changes}
 
 
 def booked(runs: Path) -> list[dict]:
@@ -99,23 +99,23 @@ def row_of(table, run: str) -> dict:
 
 
 def test_a_signed_in_user_launches_the_run_as_a_job_under_their_account(space, hub_server):
-    launch, fields = handler(space["demo"], "launch_job"), form(job_flavor="a10g-small")
+    launch, fields = handler(space["demo"], "launch_job"), form(flavor="a10g-small")
     message = launch(**fields, **signed_in())
-    assert "**Launched**" in message and fields["run_name"] in message and ALICE_TOKEN not in message
+    assert "**Launched**" in message and fields["name"] in message and ALICE_TOKEN not in message
 
     sent = hub_server.jobs.requests[-1]  # the spec exactly as the client sent it
     assert sent["command"] == worker_command() and sent["arguments"] == []
     assert sent["secrets"] == {"HF_TOKEN": ALICE_TOKEN}
     assert sent["spaceId"] == "alice/hubevo" and sent["flavor"] == "a10g-small" and sent["timeoutSeconds"] == 3600
-    assert set(sent["environment"]) == {CONFIG_ENV} and sent["labels"][RUN_LABEL] == fields["run_name"]
+    assert set(sent["environment"]) == {CONFIG_ENV} and sent["labels"][RUN_LABEL] == fields["name"]
     config = yaml.safe_load(sent["environment"][CONFIG_ENV])
-    assert config["name"] == fields["run_name"] and "output" not in config
+    assert config["name"] == fields["name"] and "output" not in config
     assert config["publish"] == {**config["publish"], "namespace": ALICE, "push": "survivors", "state": "hub"}
     assert [m["repo"] for m in config["population"]["members"]] == ["alice/seed-a", "alice/seed-b"]
     assert all(ALICE_TOKEN not in json.dumps(sent[key]) for key in ("command", "arguments", "environment", "labels"))
 
     [entry] = booked(space["runs"])
-    assert entry["owner"] == entry["namespace"] == ALICE and entry["run"] == fields["run_name"]
+    assert entry["owner"] == entry["namespace"] == ALICE and entry["run"] == fields["name"]
     assert hub_server.jobs.jobs[entry["job_id"]].namespace == ALICE  # run (and billed) under the user
     assert ALICE_TOKEN not in (space["runs"] / BOOK_FILE).read_text()
     assert entry["job_id"] in message
@@ -123,7 +123,7 @@ def test_a_signed_in_user_launches_the_run_as_a_job_under_their_account(space, h
     assert hub_server.jobs.wait(entry["job_id"]) == "COMPLETED"
     lines = [line for _, line in hub_server.jobs.jobs[entry["job_id"]].logs]
     assert "argv: worker run.yaml" in lines and "token: set" in lines
-    assert f"run: {fields['run_name']} state: hub output: None" in lines
+    assert f"run: {fields['name']} state: hub output: None" in lines
 
 
 def test_an_uploaded_run_yaml_launches_as_a_job_after_the_same_checks(space, hub_server, tmp_path):
@@ -157,7 +157,7 @@ def test_the_status_tab_shows_the_job_state_and_a_link_to_its_logs(space, hub_se
     assert hub_server.jobs.wait(entry["job_id"]) == "COMPLETED"
 
     table = handler(space["demo"], "space_jobs")(**signed_in())
-    row = row_of(table, fields["run_name"])
+    row = row_of(table, fields["name"])
     assert row["state"] == "COMPLETED" and row["owner"] == ALICE and row["job"] == entry["job_id"]
     assert row["flavor"] == "cpu-basic"
     assert row["logs"] == f"[logs]({hub_server.url}/jobs/{ALICE}/{entry['job_id']})"
@@ -168,12 +168,12 @@ def test_a_job_the_viewer_cannot_read_shows_unknown_with_the_reason(space, hub_s
     fields = form()
     handler(space["demo"], "launch_job")(**fields, **signed_in())
 
-    signed_out = row_of(handler(space["demo"], "space_jobs")(**SIGNED_OUT), fields["run_name"])  # no token at all
+    signed_out = row_of(handler(space["demo"], "space_jobs")(**SIGNED_OUT), fields["name"])  # no token at all
     assert signed_out["state"] == "unknown" and "401" in signed_out["message"]
 
     as_bob = app(space["runs"], tasks=space["tasks"], api=HfApi(endpoint=hub_server.url, token="token-bob"))
     for who in (SIGNED_OUT, signed_in("bob", "token-bob")):  # the Space's own token is bob's: not alice's jobs
-        row = row_of(handler(as_bob, "space_jobs")(**who), fields["run_name"])
+        row = row_of(handler(as_bob, "space_jobs")(**who), fields["name"])
         assert row["state"] == "unknown" and "403" in row["message"] and "token-bob" not in row["message"]
         assert row["logs"].endswith(f"/jobs/{ALICE}/{row['job']})")
 
@@ -193,12 +193,12 @@ def test_nobody_signed_in_is_refused_and_no_job_is_submitted(space, hub_server):
 def test_a_bad_form_is_refused_before_any_job_is_submitted(space, hub_server, monkeypatch):
     launch, before = handler(space["demo"], "launch_job"), len(hub_server.jobs.requests)
     refusals = {
-        "publish.push is 'none'": form(push_mode="none", ns=""),
-        "'/etc/passwd' is a local path": form(members="/etc/passwd\nalice/seed-b"),
-        "give at least one fitness task": form(fitness_tasks=""),
-        "unknown job flavor 'a10g-huge'": form(job_flavor="a10g-huge"),
-        "job timeout 'soon'": form(job_timeout="soon"),
-        "Generations 'three' is not a number": form(gens="three"),
+        "publish.push is 'none'": form(push="none", namespace=""),
+        "'/etc/passwd' is a local path": form(candidates="/etc/passwd\nalice/seed-b"),
+        "give at least one fitness task": form(tasks=""),
+        "unknown job flavor 'a10g-huge'": form(flavor="a10g-huge"),
+        "job timeout 'soon'": form(timeout="soon"),
+        "Generations 'three' is not a number": form(generations="three"),
     }
     for expected, fields in refusals.items():
         message = launch(**fields, **signed_in())

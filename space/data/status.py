@@ -1,12 +1,11 @@
-"""The Status tab: one row per run, whether the scheduler manages it or it was only found on disk or the Hub.
+"""Each run's status in the controller's shape, whether the scheduler manages it or it was only found on disk
+or the Hub (the Status tab's rows, before `space.pages.status_table` writes them).
 
 `local_status` gives a found run the controller's status shape, and `saved_status` the same
 from the small `status.json` a live run writes with its state (a tick then reads a few
-hundred bytes, not the whole state); `merge_statuses` puts the controller's runs first;
-`status_table` formats them: generations done of the budget, the candidates evaluated in the
-generation under way (none once a run has ended), durations (no time left once it has ended),
-and the run's best fitness (the best any candidate scored; the champion is picked by the
-champion rule and may score lower).
+hundred bytes, not the whole state); `merge_statuses` puts the controller's runs first. A run's
+best fitness is the best any candidate scored (the champion is picked by the champion rule and
+may score lower).
 """
 
 from __future__ import annotations
@@ -14,16 +13,10 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
-import pandas as pd
-
-from hubevo.state import RunStatus, run_status
-from space.loading import RunData, rounded
-from space.numbers import MISSING, score_text
-from space.ranking import best_first
-
-STATUS_COLUMNS = ["run", "state", "generations done", "evaluated this generation", "elapsed", "time left",
-                  "best fitness", "message"]
-ENDED = ("finished", "failed", "stopped", "published")
+from hubevo.state.runstate import RunStatus, run_status
+from space.data.loading import RunData, rounded
+from space.data.numbers import format_duration
+from space.data.ranking import best_first
 
 
 def local_status(run: RunData, *, now: float | None = None) -> dict:
@@ -39,8 +32,8 @@ def local_status(run: RunData, *, now: float | None = None) -> dict:
 
 def saved_status(status: RunStatus, *, name: str, config: Mapping, saved_at: float | None,
                  now: float | None = None, best: float | None = None) -> dict:
-    """`best`: the run's best fitness, which the status file does not hold (it keeps the champion's)."""
-    """The status dict of a local run from the `RunStatus` saved with its state (no need to parse the state)."""
+    """The status dict of a local run from the `RunStatus` saved with its state (no need to parse the state);
+    `best`: the run's best fitness, which the status file does not hold (it keeps the champion's)."""
     if status.finished:
         phase, message = "finished", status.stop_reason or ""
     else:
@@ -59,23 +52,6 @@ def best_fitness(run: RunData) -> float | None:
     return rounded(best_first(ok).iloc[0]["fitness"]) if len(ok) else None
 
 
-def status_table(statuses: Sequence[Mapping]) -> pd.DataFrame:
-    """One row per run: state, generations done of the budget, candidates evaluated in the generation under way,
-    elapsed and remaining time (none once the run has ended), the run's best fitness."""
-    rows = []
-    for s in statuses:
-        ended = s.get("state") in ENDED
-        rows.append({
-            "run": s.get("name"), "state": s.get("state"),
-            "generations done": _of(s.get("generation"), s.get("generations")),
-            "evaluated this generation": MISSING if ended else _of(s.get("candidate"), s.get("candidates")),
-            "elapsed": format_duration(s.get("elapsed_s")),
-            "time left": MISSING if ended else format_duration(s.get("eta_s")),
-            "best fitness": score_text(s.get("best_fitness")), "message": s.get("message") or "",
-        })
-    return pd.DataFrame(rows, columns=STATUS_COLUMNS)
-
-
 def merge_statuses(managed: Sequence[Mapping], found: Sequence[Mapping]) -> list[Mapping]:
     """The controller's runs first, then runs found on disk or on the Hub under another name. A controller's
     run takes its best fitness from the run found under its name (the controller reports the champion's)."""
@@ -83,20 +59,3 @@ def merge_statuses(managed: Sequence[Mapping], found: Sequence[Mapping]) -> list
     names = {s.get("name") for s in managed}
     return [*({**s, "best_fitness": found_by_name.get(s.get("name"), {}).get("best_fitness")} for s in managed),
             *(s for s in found if s.get("name") not in names)]
-
-
-def _of(done, total) -> str:
-    if done is None:
-        return MISSING
-    return f"{done} of {total}" if total is not None else str(done)
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or pd.isna(seconds):
-        return "-"
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

@@ -2,9 +2,9 @@
 recorded for it.
 
 Pure functions of `RunData`. The summary prints the champion rule's decision as the run recorded it
-(`space.verdict`), the same sentence as the terminal and the model cards; only a run written before
+(`space.data.verdict`), the same sentence as the terminal and the model cards; only a run written before
 decisions were recorded falls back to comparing its champion with the best initial member and the best
-standard recipe. Scores are written as on every page (`space.numbers`).
+standard recipe. Scores are written as on every page (`space.data.numbers`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from space.leaderboard import BADGE, find_model, task_columns
-from space.loading import RunData, rounded
-from space.numbers import MISSING, score_text, with_error
-from space.ranking import best_first, champion_id
-from space.verdict import champion_scores, markdown_text
+from space.data.loading import RunData, rounded
+from space.data.numbers import MISSING, score_text, with_error
+from space.data.ranking import best_first, champion_id
+from space.data.verdict import champion_scores, markdown_text
+from space.pages.leaderboard import BADGE, find_model, task_columns
 
 SCORE_ROWS = ("fitness", "validation", "heldout")
 DIFFERENCE = "A − B"  # short enough for a phone's column

@@ -1,8 +1,8 @@
 """The Leaderboard tab and the keys that pick a model: every candidate of every run, each run's champion first.
 
 Pure functions of `RunData`. Runs are shown one after the other: each run's champion
-(`space.ranking.champion_id`) heads its run's rows behind a badge, with the reason the run recorded
-for it (`space.verdict`) in its `why` cell; then the run's other candidates, best first, ranked within
+(`space.data.ranking.champion_id`) heads its run's rows behind a badge, with the reason the run recorded
+for it (`space.data.verdict`) in its `why` cell; then the run's other candidates, best first, ranked within
 the run. The scores come first (fitness and validation with their standard errors, held-out), so they
 stay beside the model name on a narrow screen; every task a shown candidate was scored on has a fitness
 or held-out column. The columns shown and the score sorted by (across runs) are the user's. A model is
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from space.loading import RunData, as_list, rounded
-from space.numbers import error_column
-from space.ranking import best_first, champion_id
+from space.data.loading import RunData, as_list, rounded
+from space.data.numbers import error_column
+from space.data.ranking import best_first, champion_id
 
 HF_URL = "https://huggingface.co"
 SCORES = ["fitness", "validation", "held-out"]
@@ -49,7 +49,7 @@ def leaderboard(
     sort_by: str = SORT_DEFAULT,
 ) -> pd.DataFrame:
     """Every candidate of `runs` (or of the one named `run`), run after run: the run's champion (badged, with its
-    recorded reason) first, then best first (`space.ranking`), ranked within the run; filtered by generation,
+    recorded reason) first, then best first (`space.data.ranking`), ranked within the run; filtered by generation,
     survival and a text query, with a column per task a shown candidate was scored on.
 
     `columns` picks the columns shown (the model always is); `sort_by` names a score column to sort every shown

@@ -34,10 +34,10 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from huggingface_hub import HfApi  # noqa: E402
 
 from hubevo.config import RunConfig, parse_config  # noqa: E402
-from hubevo.hub.publish import push_results  # noqa: E402
-from hubevo.loop import evolve  # noqa: E402
-from hubevo.state import load_state  # noqa: E402
-from space.leaderboard import BADGE  # noqa: E402
+from hubevo.publish.hub import push_results  # noqa: E402
+from hubevo.run.loop import evolve  # noqa: E402
+from hubevo.state.runstate import load_state  # noqa: E402
+from space.pages.leaderboard import BADGE  # noqa: E402
 from tests.helpers import wait_until  # noqa: E402
 from tests.helpers.sim_runs import write_run  # noqa: E402
 from tests.helpers.space_runs import write_finals_run  # noqa: E402
@@ -48,7 +48,7 @@ torch.set_num_threads(1)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update"]
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 SHOTS = Path("/tmp/space-shots")  # desktop and phone pictures of the pages that tell the champion story
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "phone": {"width": 390, "height": 844}}
 ADMIN_TOKEN = "space-admin-token"
@@ -128,7 +128,7 @@ def hub_results(hub_server, tmp_path_factory) -> tuple[HfApi, str]:
 
 @pytest.fixture(scope="module")
 def served(demo_run, hub_results):
-    from space.ui import build_app, serve
+    from space.controls.ui import build_app, serve
 
     api, results_repo = hub_results
     controller = FakeController()
@@ -370,7 +370,8 @@ def test_the_api_cannot_start_or_stop_runs_without_an_identity(served):
         assert "Refused" in message and "sign in" in message
     assert len(controller.calls) == calls
     message, _ = client.predict(ADMIN_TOKEN, "demo-run", api_name="/stop")  # on disk, but no scheduler's run
-    assert "no run named 'demo-run' is managed here" in message and len(controller.calls) == calls
+    assert "unknown run 'demo-run'" in message and "Known runs managed here: " in message and "api-run" in message
+    assert len(controller.calls) == calls
     client.predict(ADMIN_TOKEN, "api-run", api_name="/pause")
     client.predict(ADMIN_TOKEN, "api-run", api_name="/stop")
     assert controller.calls[calls:] == [("pause", "api-run"), ("stop", "api-run")]
@@ -482,7 +483,7 @@ def test_two_models_compare_side_by_side_with_a_recipe_diff(page, demo_run):
 @pytest.fixture(scope="module")
 def read_only(demo_run):
     """The same runs served with no scheduler and nobody allowed to act."""
-    from space.ui import build_app, serve
+    from space.controls.ui import build_app, serve
 
     demo = build_app(runs_root=demo_run["runs_root"], controller=None, admin_token=None, allow_list=[])
     serve(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
@@ -539,7 +540,7 @@ def finals_runs(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def finals_served(finals_runs):
-    from space.ui import build_app, serve
+    from space.controls.ui import build_app, serve
 
     demo = build_app(runs_root=finals_runs["root"], controller=FakeController(), admin_token=ADMIN_TOKEN,
                      allow_list=["alice"])
@@ -694,9 +695,9 @@ def test_browsing_leaves_every_run_folder_byte_identical(browser, finals_runs, f
 
 
 def test_hubevo_space_leaves_a_finished_run_it_was_not_handed_as_it_was(tmp_path):
-    from hubevo.scheduler import Scheduler
-    from space.catalog import Catalog
-    from space.ui import build_app, everything
+    from hubevo.run.scheduler import Scheduler
+    from space.controls.ui import build_app, everything
+    from space.data.catalog import Catalog
 
     cfg = write_finals_run(tmp_path / "runs", name="kept")
     (cfg.output.dir / "run.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))

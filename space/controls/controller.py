@@ -1,6 +1,6 @@
-"""What the Space asks of the scheduler that runs evolutions (`hubevo.scheduler` implements it).
+"""What the Space asks of the scheduler that runs evolutions (`hubevo.run.scheduler` implements it).
 
-The UI only ever calls these five methods, after `space.auth` has said who is acting;
+The UI only ever calls these five methods, after `space.controls.auth` has said who is acting;
 the scheduler owns queues, processes and GPUs.
 """
 

@@ -8,7 +8,9 @@ local task folders first, lm-eval's registry only for other names), the budget a
 deployment's caps, and the publish namespace. The result is `RunConfig.model_dump` of a
 config that `hubevo.config` accepts, with its output folder under the runs root.
 `config_from_yaml` takes an uploaded run YAML instead of the form, parsed by
-`hubevo.config.parse_config` and held to the same caps, names and local root.
+`hubevo.config.parse_config` and held to the same caps, names and local root. `seed_form` is the one
+place that reads the page's fields, by name, into a `SeedForm`. An unknown merge method or task is named
+as everywhere in hubevo (`hubevo.registry.unknown_name`), with its close matches.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -25,14 +27,21 @@ import yaml
 from pydantic import ValidationError
 
 from hubevo.config import REPO_ID, HubQuery, RunConfig, format_validation_error, parse_config
-from hubevo.errors import ConfigError, UnknownNameError
-from hubevo.methods import get_method, method_table
+from hubevo.config.methods import method_table
+from hubevo.errors import ConfigError
+from hubevo.registry import unknown_name
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][\w.-]{0,63}$")
 NAMESPACE = re.compile(r"^[A-Za-z0-9][\w.-]*$")
 PUSH_MODES = ("none", "champion", "survivors")
 LOCAL_ROOT_VARIABLE = "HUBEVO_SPACE_LOCAL_ROOT"
 TASK_LINE = re.compile(r"^(?:task|group|tag):[ \t]*['\"]?([\w.\-]+)", flags=re.MULTILINE)
+# the page's number fields: name -> the label a problem names it by (the wall time is in hours there)
+WHOLE_FIELDS = {"query_limit": "At most", "limit": "Examples per task", "generations": "Generations",
+                "population_size": "Population size", "max_evaluations": "Max evaluations"}
+HOURS_FIELD, HOURS_LABEL = "wall_hours", "Wall time, hours"
+TEXT_FIELDS = ("candidates", "base_model", "query_author", "query_search", "query_filter", "tasks", "heldout",
+               "namespace")
 
 
 class SeedError(ConfigError):
@@ -73,6 +82,21 @@ class SeedForm:
     namespace: str = ""
     push: str = "none"
     private: bool = True
+
+
+def seed_form(fields: Mapping[str, object]) -> SeedForm:
+    """The page's fields by name (`SeedForm`'s, the wall time in hours as `wall_hours`) -> a `SeedForm`; SeedError
+    naming each number field that holds no number. Blank texts read as "", blank numbers as not given."""
+    numbers = form_numbers(whole={label: fields[name] for name, label in WHOLE_FIELDS.items()},
+                           real={HOURS_LABEL: fields[HOURS_FIELD]})
+    whole, hours = {name: numbers[label] for name, label in WHOLE_FIELDS.items()}, numbers[HOURS_LABEL]
+    return SeedForm(
+        name=str(fields["name"] or "").strip(), **{name: fields[name] or "" for name in TEXT_FIELDS},
+        methods=list(fields["methods"] or []), push=fields["push"] or "none", private=bool(fields["private"]),
+        query_limit=whole["query_limit"] or 8, limit=whole["limit"], generations=whole["generations"] or 0,
+        population_size=whole["population_size"] or 0, max_evaluations=whole["max_evaluations"] or None,
+        wall_time_s=hours * 3600 if hours else None,
+    )
 
 
 def split_list(text: str | None) -> list[str]:
@@ -136,14 +160,18 @@ class TaskCatalog:
         names = list(dict.fromkeys(names))
         local = local_task_names(self.folders)
         rest = [n for n in names if n not in local]
-        known = local | (self.registry(tuple(str(f) for f in self.folders)) if rest and self.registry else set())
-        return [_unknown_task(n, known) for n in rest if n not in known]
+        registry = self.registry(tuple(str(f) for f in self.folders)) if rest and self.registry else frozenset()
+        return [unknown_task(n, local=local, registry=registry) for n in rest if n not in registry]
 
 
-def _unknown_task(name: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
-    return f"task {name!r} is unknown{hint}"
+def unknown_task(name: str, *, local: set[str], registry: frozenset[str]) -> str:
+    """`unknown_name`'s message for a task. lm-eval's registry holds thousands of names, so of those the message
+    lists only the close matches, beside the deployment's own tasks."""
+    if not registry:
+        return unknown_name("task", name, local)
+    nearby = difflib.get_close_matches(name, registry, n=3)
+    return unknown_name("task", name, {*local, *nearby},
+                        plural=f"tasks (this deployment's, and the closest of lm-eval's {len(registry)})")
 
 
 # the form ----------------------------------------------------------------------------------------------
@@ -250,15 +278,11 @@ def hub_query(form: SeedForm) -> HubQuery | None:
 
 
 def check_methods(form: SeedForm) -> list[str]:
+    table = method_table()
     if not form.methods:
-        return [f"choose at least one merge method ({', '.join(sorted(method_table()))})"]
-    problems = []
-    for name in form.methods:
-        try:
-            get_method(name)
-        except UnknownNameError as err:
-            problems.append(str(err))
-    needing = [m for m in form.methods if m in method_table() and method_table()[m].needs_base]
+        return [f"choose at least one merge method ({', '.join(sorted(table))})"]
+    problems = [unknown_name("merge method", name, table) for name in form.methods if name not in table]
+    needing = [m for m in form.methods if m in table and table[m].needs_base]
     if needing and not form.base_model.strip():
         problems.append(f"methods {', '.join(needing)} need a base model; give one or drop them")
     return problems

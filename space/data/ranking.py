@@ -1,4 +1,4 @@
-"""Stage 3's one ordering rule (`hubevo.ranking.rank_key`) applied to the Space's results tables.
+"""Stage 3's one ordering rule (`hubevo.selection.ranking.rank_key`) applied to the Space's results tables.
 
 Every view that names a best model or sorts by fitness goes through here: the leaderboard
 and the model pickers (`best_first`), the champion after each generation, the model the tabs
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from hubevo.ranking import rank_key
+from hubevo.selection.ranking import rank_key
 
 
 def order_key(fitness, generation, *, cid: str, ok: bool = True) -> tuple:

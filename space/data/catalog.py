@@ -20,9 +20,9 @@ from pathlib import Path
 import yaml
 
 from hubevo.errors import HubevoError
-from hubevo.publish import DECISION_FILE
-from hubevo.state import STATE_FILE, load_status
-from space.loading import (
+from hubevo.publish.decision import DECISION_FILE
+from hubevo.state.runstate import STATE_FILE, load_status
+from space.data.loading import (
     RunData,
     fetch_card,
     load_results_repo,
@@ -30,7 +30,7 @@ from space.loading import (
     read_yaml,
     run_dirs,
 )
-from space.status import best_fitness, local_status, saved_status
+from space.data.status import best_fitness, local_status, saved_status
 
 log = logging.getLogger("hubevo.space")
 
@@ -55,7 +55,7 @@ class Catalog:
                 for r, n in zip([r for _, r in local] + hub, local_names + hub_names)]
 
     def statuses(self) -> list[dict]:
-        """A status dict per run (`space.status`); a local run is read from its `status.json` when that is
+        """A status dict per run (`space.data.status`); a local run is read from its `status.json` when that is
         current, so a tick costs no reload of a large live run. Runs are named as `runs` names them."""
         with self._lock:
             local = [(d, s) for d in run_dirs(self.runs_root) if (s := self._local_status(d)) is not None]

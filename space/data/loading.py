@@ -21,10 +21,10 @@ import yaml
 from pydantic import ValidationError
 
 from hubevo.config import RunConfig
-from hubevo.errors import HubError
-from hubevo.hub.client import ensure_api, hub_call
-from hubevo.publish import DECISION_FILE, decision_record, lineage_graph, recipe_text, results_frame
-from hubevo.state import STATE_FILE, RunState, load_state
+from hubevo.hub.download import dataset_snapshot, model_file
+from hubevo.publish.decision import DECISION_FILE, decision_record
+from hubevo.publish.tables import lineage_graph, recipe_text, results_frame
+from hubevo.state.runstate import STATE_FILE, RunState, load_state
 
 RESULT_FILES = ("results.parquet", "lineage.json", "config.yaml", DECISION_FILE)
 RESULT_COLUMNS = (
@@ -128,18 +128,14 @@ def live_decision(run_dir: Path, state: RunState) -> dict | None:
 
 def load_results_repo(repo_id: str, *, api=None, cache_dir: Path | None = None) -> RunData:
     """A results dataset `{namespace}/{run}-results` from the Hub; HubError naming the repo on failure."""
-    api = ensure_api(api)
-    with hub_call(repo_id, action="read the results dataset", api=api, missing=HubError):
-        folder = api.snapshot_download(repo_id, repo_type="dataset", allow_patterns=list(RESULT_FILES),
-                                       cache_dir=cache_dir)
-    return read_results_folder(Path(folder), source="hub", where=repo_id)
+    folder = dataset_snapshot(repo_id, patterns=list(RESULT_FILES), action="read the results dataset", api=api,
+                              cache_dir=cache_dir)
+    return read_results_folder(folder, source="hub", where=repo_id)
 
 
 def fetch_card(repo_id: str, *, api=None) -> str:
     """The README of a model repo on the Hub (a survivor's lineage card)."""
-    api = ensure_api(api)
-    with hub_call(repo_id, action="read the card of", api=api, missing=HubError):
-        return Path(api.hf_hub_download(repo_id, "README.md")).read_text()
+    return model_file(repo_id, "README.md", action="read the card of", api=api).read_text()
 
 
 def read_yaml(path: Path) -> dict:
@@ -158,7 +154,7 @@ def with_columns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def hub_repos(state: RunState, config: dict, ids: Iterable[str]) -> list[str | None]:
     """The Hub repo of each individual, as the results dataset records it (None when only local)."""
-    from hubevo.resolver import Resolver
+    from hubevo.publish.resolver import Resolver
 
     try:
         cfg = RunConfig.model_validate(config)

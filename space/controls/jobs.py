@@ -1,6 +1,6 @@
 """The Space's second way to run a seeded population: a Hugging Face Job under the signed-in user's account.
 
-The seeding form gives the same run config as a run on this Space (`space.seeding`); `launch_job`
+The seeding form gives the same run config as a run on this Space (`space.controls.seeding`); `launch_job`
 hands it to `hubevo.hub.jobs.launch`, as `hubevo launch` does, with the user's OAuth token as the
 job's `HF_TOKEN` secret and the user's namespace (who pays). The token is used for that one call
 and kept nowhere. Each launched job is noted in a small JSON book under the runs root (`JobBook`,
@@ -22,9 +22,10 @@ from pathlib import Path
 import pandas as pd
 
 from hubevo.config import RunConfig
-from hubevo.errors import HubError, HubevoError
+from hubevo.errors import HubevoError
 from hubevo.fsio import atomic_write_text
-from hubevo.hub.client import hub_call, make_api
+from hubevo.hub.access import account_name
+from hubevo.hub.client import make_api
 from hubevo.hub.jobs import job_info, job_url, launch
 
 log = logging.getLogger("hubevo")
@@ -104,7 +105,7 @@ def launch_job(config: dict, *, token: str, username: str | None, flavor: str, t
                launcher: JobLauncher) -> LaunchedJob:
     """Launch `config`'s worker as a job under the user's account and note it in the book."""
     api = make_api(endpoint=launcher.endpoint, token=token)
-    owner = username or whoami_name(api)
+    owner = username or account_name(api=api)
     cfg = job_run_config(config)
     _, job = launch(cfg, image=launcher.image, flavor=flavor, timeout=(timeout or "").strip() or None,
                     namespace=owner, token=token, api=api)
@@ -112,11 +113,6 @@ def launch_job(config: dict, *, token: str, username: str | None, flavor: str, t
                            launched_at=time.time())
     launcher.book.add(launched)
     return launched
-
-
-def whoami_name(api) -> str:
-    with hub_call("your account", action="identify", api=api, missing=HubError):
-        return api.whoami()["name"]
 
 
 # the Status tab ------------------------------------------------------------------------------------------

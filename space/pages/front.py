@@ -5,7 +5,7 @@ candidate across the tasks (the front's lines over the others); a single task gi
 candidate's score by generation (the front is then the best candidate). The champion is a gold
 star and the other finalists are ringed, so a champion off the front reads as the rule's choice,
 not a mistake: it is picked on validation examples, the front on fitness. The front is the core's
-`pareto` flag where the table has it, else `hubevo.pareto.non_dominated` over the tasks. Drawn on a
+`pareto` flag where the table has it, else `hubevo.selection.pareto.non_dominated` over the tasks. Drawn on a
 bare matplotlib `Figure` (no pyplot), like the other charts.
 """
 
@@ -15,10 +15,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from hubevo.pareto import non_dominated
-from space.loading import RunData
-from space.ranking import champion_id
-from space.tree import short_name
+from hubevo.selection.pareto import non_dominated
+from space.data.loading import RunData
+from space.data.ranking import champion_id
+from space.pages.tree import short_name
 
 GREY, FRONT, CHAMPION, FINALIST = "#9aa5b1", "#d1495b", "#f2b705", "#1f77b4"
 

@@ -1,9 +1,10 @@
-"""How the Space writes a score: one format on every page, 3 decimals, with its standard error where one is known.
+"""How the Space writes a number: a score in one format on every page, 3 decimals, with its standard error where
+one is known; a duration in hours and minutes, or minutes and seconds.
 
-`score_text` and `with_error` write one value; `styled` gives a table to Gradio as a pandas `Styler`, so its
-cells show that format while the values stay numbers (a click on a header still sorts numerically). A score
-column whose error column is named with `ERROR_SUFFIX` shows `0.612 ± 0.012` and the error column itself is
-not shown.
+`score_text` and `with_error` write one score, `format_duration` a number of seconds; `styled` gives a table
+to Gradio as a pandas `Styler`, so its cells show that format while the values stay numbers (a click on a
+header still sorts numerically). A score column whose error column is named with `ERROR_SUFFIX` shows
+`0.612 ± 0.012` and the error column itself is not shown.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def with_error(value, stderr=None) -> str:
     if _missing(value):
         return MISSING
     return score_text(value) if _missing(stderr) else f"{score_text(value)} ± {float(stderr):.{DECIMALS}f}"
+
+
+def format_duration(seconds: float | None) -> str:
+    """`1h 05m`, `3m 07s` or `42s`; `-` when unknown."""
+    if _missing(seconds):
+        return MISSING
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
 def error_column(column: str) -> str:

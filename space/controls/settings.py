@@ -46,7 +46,7 @@ class SpaceSettings:
         )
 
     def app_kwargs(self) -> dict:
-        """Keyword arguments of `space.ui.build_app` (add `controller=` and `api=`)."""
+        """Keyword arguments of `space.controls.ui.build_app` (add `controller=` and `api=`)."""
         return {"runs_root": self.runs_root, "admin_token": self.admin_token, "allow_list": list(self.allow_list),
                 "hub_datasets": list(self.hub_datasets), "task_dirs": list(self.task_dirs),
                 "local_root": self.local_root}

@@ -1,16 +1,18 @@
 """The Gradio Space: tabs Leaderboard, Family tree, Progress, Model, Seed and Status.
 
-`build_app` wires the tabs' views (`space.leaderboard`, `space.compare`, `space.tree`, `space.progress`,
-`space.front`, `space.detail`, `space.status`, over the runs `space.catalog` keeps), `space.seeding`
-(form -> run config) and `space.auth` (who may act) to a scheduler `Controller`, and `space.jobs`
-(a seeded run launched as a Hugging Face Job under the signed-in user's account). Why a model is or
-is not the champion is the run's recorded decision everywhere (`space.verdict`); scores are written
-one way (`space.numbers`). Reading is public and only reads; seeding, pausing, resuming and stopping
-are checked on the server in each handler, and the run controls are shown only to whoever may use
-them. `serve` binds 127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`), with
-the styles that keep the title on one line, every tab in reach and the page no wider than a phone
-(tables scroll inside their box, the model and its scores stay in view). The seeding form is hidden,
-with the reason shown, where nobody may seed.
+`build_app` wires the tabs' views (`space.pages`: leaderboard, compare, tree, progress, front, detail,
+status_table), over the runs `space.data.catalog` keeps, to the controls: `space.controls.seeding`
+(form -> run config) and `space.controls.auth` (who may act) to a scheduler `Controller`, and
+`space.controls.jobs` (a seeded run launched as a Hugging Face Job under the signed-in user's account).
+Why a model is or is not the champion is the run's recorded decision everywhere (`space.data.verdict`);
+scores are written one way (`space.data.numbers`). Reading is public and only reads; seeding, pausing,
+resuming and stopping are checked on the server in each handler, and the run controls are shown only to
+whoever may use them. The seeding form's fields reach its handlers by name (Gradio's `inputs_kwargs`,
+in the order of the public API's parameters), and so do the leaderboard's filters. `serve` binds
+127.0.0.1 unless a host is given (a Space sets `GRADIO_SERVER_NAME=0.0.0.0`), with the styles that keep
+the title on one line, every tab in reach and the page no wider than a phone (tables scroll inside their
+box, the model and its scores stay in view). The seeding form is hidden, with the reason shown, where
+nobody may seed.
 """
 
 import atexit
@@ -28,26 +30,52 @@ from PIL import Image
 
 from hubevo.errors import HubevoError, UnknownNameError
 from hubevo.hub.jobs import job_url
-from space.auth import Access, AccessDenied, job_token
-from space.catalog import Catalog
-from space.compare import champion_summary, recipe_diff, side_by_side
-from space.detail import ModelDetail, card_prose, card_sections, model_detail, use_it
-from space.front import front_figure
-from space.jobs import DEFAULT_TIMEOUT, FLAVORS, JOB_COLUMNS, JobLauncher, LaunchedJob, job_rows, launch_job
-from space.leaderboard import (
-    ALL, BADGE, HF_URL, LEADERBOARD_COLUMNS, SCORES, SORT_DEFAULT, WHY, champion_key, column_choices, find_model,
-    generations_of, leaderboard, lineage_key, link_text, model_choices, model_key, model_link, plain, sort_choices,
-)
-from space.numbers import score_text, styled, with_error
-from space.progress import STATS_COLUMNS, generation_stats, progress_figure
-from space.ranking import champion_id
-from space.verdict import markdown_text
-from space.seeding import (
-    PUSH_MODES, BudgetCaps, SeedError, SeedForm, TaskCatalog, build_run_config, config_from_yaml, form_numbers,
+from hubevo.registry import unknown_name
+from space.controls.auth import Access, AccessDenied, job_token
+from space.controls.jobs import DEFAULT_TIMEOUT, FLAVORS, JOB_COLUMNS, JobLauncher, LaunchedJob, job_rows, launch_job
+from space.controls.seeding import (
+    PUSH_MODES,
+    BudgetCaps,
+    SeedError,
+    SeedForm,
+    TaskCatalog,
+    build_run_config,
+    config_from_yaml,
     local_task_names,
+    seed_form,
 )
-from space.status import STATUS_COLUMNS, merge_statuses, status_table
-from space.tree import family_tree, page_choices, page_count, page_note, tree_page, tree_png
+from space.data.catalog import Catalog
+from space.data.numbers import score_text, styled, with_error
+from space.data.ranking import champion_id
+from space.data.status import merge_statuses
+from space.data.verdict import markdown_text
+from space.pages.compare import champion_summary, recipe_diff, side_by_side
+from space.pages.detail import ModelDetail, card_prose, card_sections, model_detail, use_it
+from space.pages.front import front_figure
+from space.pages.leaderboard import (
+    ALL,
+    BADGE,
+    HF_URL,
+    LEADERBOARD_COLUMNS,
+    SCORES,
+    SORT_DEFAULT,
+    WHY,
+    champion_key,
+    column_choices,
+    find_model,
+    generations_of,
+    leaderboard,
+    lineage_key,
+    link_text,
+    model_choices,
+    model_key,
+    model_link,
+    plain,
+    sort_choices,
+)
+from space.pages.progress import STATS_COLUMNS, generation_stats, progress_figure
+from space.pages.status_table import STATUS_COLUMNS, status_table
+from space.pages.tree import family_tree, page_choices, page_count, page_note, tree_page, tree_png
 
 DEFAULT_METHODS = ("linear", "slerp", "ties", "dare_ties", "task_arithmetic")
 PINNED_WIDTHS = ("150px", "130px")  # the model and its fitness: kept in view while the leaderboard scrolls sideways
@@ -100,7 +128,7 @@ def build_app(
     local_root: Path | None = None,
     jobs: bool | None = None,
 ) -> gr.Blocks:
-    """The Space. `controller` queues and steers runs (see `space.controller`; None = read-only).
+    """The Space. `controller` queues and steers runs (see `space.controls.controller`; None = read-only).
 
     `task_dirs`: folders of local lm-eval tasks a seeded run may use (other names are checked
     against lm-eval's registry); `caps`: the most one seeded run may spend; `oauth`: show the
@@ -133,12 +161,7 @@ def build_app(
                             runs_root=runs_root, local_root=local_root, launcher=launcher if jobs else None)
             steering = status_tab(catalog, controller, access=access, token=token, launcher=launcher)
         status = steering["table"]
-        seed["submit"].click(seed["queue"], seed["inputs"], [seed["result"], status], api_name="queue_run")
-        seed["upload_submit"].click(seed["queue_yaml"], seed["upload_inputs"], [seed["result"], status],
-                                    api_name="queue_run_yaml")
-        seed["launch"].click(seed["launch_job"], seed["launch_inputs"], seed["result"], api_name="launch_job")
-        seed["upload_launch"].click(seed["launch_yaml"], seed["upload_launch_inputs"], seed["result"],
-                                    api_name="launch_yaml_job")
+        seed_events(seed, token=token, status=status)
         pickers = [tree["model"], model["model"]]
         board["table"].select(row_picker(catalog), board["table"], pickers)
         outputs = all_outputs(board, tree, progress, model, status)
@@ -148,6 +171,19 @@ def build_app(
         demo.load(fill, None, outputs)
         demo.load(steering["show_controls"], token, steering["controls"])
     return demo
+
+
+def seed_events(seed: dict, *, token, status) -> None:
+    """The Seed tab's buttons, wired here because queuing a run also refreshes the Status tab's table. The form's
+    fields go by name; the public API takes them in the form's order, after the admin token where there is one."""
+    form, job = seed["form"], seed["job"]
+    seed["submit"].click(seed["queue"], token, [seed["result"], status], inputs_kwargs=form, api_name="queue_run")
+    seed["upload_submit"].click(seed["queue_yaml"], [token, seed["upload"]], [seed["result"], status],
+                                api_name="queue_run_yaml")
+    seed["launch"].click(seed["launch_job"], None, seed["result"], inputs_kwargs={**form, **job},
+                         api_name="launch_job")
+    seed["upload_launch"].click(seed["launch_yaml"], [seed["upload"], job["flavor"], job["timeout"]],
+                                seed["result"], api_name="launch_yaml_job")
 
 
 def serve(demo: gr.Blocks, *, host: str | None = None, port: int | None = None, webhooks=None,
@@ -260,9 +296,10 @@ def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
         compare = compare_box()
         notes = gr.Markdown(elem_id="notes")
 
-    def update(run_name, gen, text, only, shown, by):
-        board = leaderboard(catalog.runs(), run=run_name, generation=gen, query=text or "",
-                            survivors_only=bool(only), hub_url=hub_url, columns=shown, sort_by=by)
+    def update(*, run, generation, query, survivors_only, columns, sort_by):
+        """The leaderboard as the filters choose it (named as `leaderboard` names them), and its download files."""
+        board = leaderboard(catalog.runs(), run=run, generation=generation, query=query or "",
+                            survivors_only=bool(survivors_only), hub_url=hub_url, columns=columns, sort_by=sort_by)
         return table_value(board), *table_files(board, folder=downloads)
 
     def for_run(run_name):
@@ -273,13 +310,15 @@ def leaderboard_tab(catalog: Catalog, *, hub_url: str) -> dict:
         return (gr.Dropdown(choices=[ALL, *map(str, gens)], value=ALL), gr.CheckboxGroup(choices=shown, value=shown),
                 gr.Dropdown(choices=sort_choices(runs, run=run_name), value=SORT_DEFAULT))
 
-    filters = [run, generation, query, survivors, columns, sort]
+    filters = {"run": run, "generation": generation, "query": query, "survivors_only": survivors, "columns": columns,
+               "sort_by": sort}
     shown_table = [table, csv, parquet]
-    run.change(for_run, run, [generation, columns, sort]).then(update, filters, shown_table)
+    run.change(for_run, run, [generation, columns, sort]).then(update, None, shown_table, inputs_kwargs=filters)
     run.change(lambda name: champion_summary(catalog.runs(), run=name), run, summary)
     for control in (generation, survivors, columns, sort):
-        control.change(update, filters, shown_table)
-    query.change(update, filters, shown_table, show_progress="hidden", trigger_mode="always_last")  # as one types
+        control.change(update, None, shown_table, inputs_kwargs=filters)
+    query.change(update, None, shown_table, inputs_kwargs=filters, show_progress="hidden",
+                 trigger_mode="always_last")  # as one types
     compare_events(compare, catalog)
     return {"run": run, "generation": generation, "table": table, "notes": notes, "refresh": refresh,
             "summary": summary, "columns": columns, "sort": sort, "compare": compare, "csv": csv,
@@ -338,7 +377,7 @@ def compare_events(compare: dict, catalog: Catalog) -> None:
 
 
 def tree_tab(catalog: Catalog) -> dict:
-    """A model's family tree, a page of a few generations at a time (`space.tree.tree_page`), newest first."""
+    """A model's family tree, a page of a few generations at a time (`space.pages.tree.tree_page`), newest first."""
     with gr.Tab("Family tree", id="tree"):
         model = gr.Dropdown(label="Model", choices=[], elem_id="tree-model")
         pages = gr.Radio(label="Generations shown", choices=[], elem_id="tree-page", visible=False)
@@ -448,7 +487,7 @@ def detail_markdown(detail: ModelDetail, *, hub_url: str) -> str:
 def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, caps: BudgetCaps, runs_root,
              local_root: Path | None = None, launcher: JobLauncher | None = None) -> dict:
     """The seeding form; `launcher` (None = off) lets signed-in users launch the run as a Hub job instead."""
-    from hubevo.methods import method_table
+    from hubevo.config.methods import method_table
 
     methods = sorted(method_table())
     local_tasks = sorted(local_task_names(tasks.folders))
@@ -457,39 +496,14 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
         gr.Markdown(seed_intro(access, caps=caps, local_tasks=local_tasks, controller=controller,
                                jobs=launcher is not None), elem_id="seed-intro")
         with gr.Column(visible=bool(places), elem_id="seed-form"):
-            with gr.Row():
-                name = gr.Textbox(label="Run name", placeholder="my-run", elem_id="seed-name")
-                namespace = gr.Textbox(label="Publish namespace (user or org)", elem_id="seed-namespace")
-                push = gr.Dropdown(label="Publish", choices=list(PUSH_MODES), value="none")
-                private = gr.Checkbox(label="Private repos", value=True)
-            with gr.Row():
-                candidates = gr.Textbox(label=candidates_label(local_root), lines=4, elem_id="seed-candidates")
-                base = gr.Textbox(label="Base model repo id (needed by ties, dare_*, task_arithmetic, ...)",
-                                  elem_id="seed-base")
-            with gr.Accordion("Or find candidates with a Hub query", open=False):
-                with gr.Row():
-                    q_author = gr.Textbox(label="Author")
-                    q_search = gr.Textbox(label="Search")
-                    q_filter = gr.Textbox(label="Tags (comma separated), e.g. base_model:org/name")
-                    q_limit = gr.Number(label="At most", value=8)
-            chosen = gr.CheckboxGroup(label="Merge methods", choices=methods,
-                                      value=[m for m in DEFAULT_METHODS if m in methods], elem_id="seed-methods")
-            with gr.Row():
-                fit = gr.Textbox(label="Fitness tasks", value=", ".join(local_tasks[:1]), elem_id="seed-tasks")
-                held = gr.Textbox(label="Held-out tasks", elem_id="seed-heldout")
-                limit = gr.Number(label="Examples per task", value=64)
-            with gr.Row():
-                generations = gr.Number(label=f"Generations (≤ {caps.generations})", value=3)
-                pop = gr.Number(label=f"Population size (≤ {caps.population_size})", value=6)
-                max_evals = gr.Number(label=f"Max evaluations (≤ {caps.max_evaluations})", value=caps.max_evaluations)
-                hours = gr.Number(label=f"Wall time, hours (≤ {caps.wall_time_s / 3600:g})", value=caps.wall_time_s / 3600)
+            form = seed_fields(methods=methods, local_tasks=local_tasks, caps=caps, local_root=local_root)
             where = gr.Radio(label="Where to run", choices=places, value=places[0] if places else None,
                              visible=len(places) > 1, elem_id="seed-where")
             with gr.Row(visible=places[:1] == [AS_JOB]) as job_options:
-                flavor = gr.Dropdown(label="Job hardware (billed to your account)", choices=list(FLAVORS),
-                                     value=FLAVORS[0], allow_custom_value=True, elem_id="seed-flavor")
-                timeout = gr.Textbox(label="Job timeout (e.g. 90m, 2h, 1d)", value=DEFAULT_TIMEOUT,
-                                     elem_id="seed-timeout")
+                job = {"flavor": gr.Dropdown(label="Job hardware (billed to your account)", choices=list(FLAVORS),
+                                             value=FLAVORS[0], allow_custom_value=True, elem_id="seed-flavor"),
+                       "timeout": gr.Textbox(label="Job timeout (e.g. 90m, 2h, 1d)", value=DEFAULT_TIMEOUT,
+                                             elem_id="seed-timeout")}
             submit = gr.Button("Queue run", variant="primary", elem_id="seed-submit", visible=places[:1] == [ON_SPACE])
             launch = gr.Button("Launch job", variant="primary", elem_id="seed-launch", visible=places[:1] == [AS_JOB])
             with gr.Accordion("Or upload a run YAML (as `hubevo evolve` reads it)", open=False):
@@ -500,16 +514,14 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
                 upload_launch = gr.Button("Launch uploaded run as a job", elem_id="seed-yaml-launch",
                                           visible=places[:1] == [AS_JOB])
             result = gr.Markdown(elem_id="seed-result")
+    # what every seeded run is checked against, and where it is written
+    seeding = {"catalog": catalog, "tasks": tasks, "caps": caps, "runs_root": Path(runs_root), "local_root": local_root}
 
-    def queue(token_text, run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
-              method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours,
-              profile: gr.OAuthProfile | None):
+    def queue(token_text, profile: gr.OAuthProfile | None, **fields):
+        """Queue the form's run on this Space's scheduler, for an allow-listed user or the admin."""
         try:
             user = access.user(username=profile.username if profile else None, token=token_text, action="start runs")
-            form = seed_form(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
-                             method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours)
-            queued = submit_form(form, user=user, controller=controller, catalog=catalog, tasks=tasks, caps=caps,
-                                 runs_root=Path(runs_root), local_root=local_root)
+            queued = submit_form(seed_form(fields), user=user, controller=controller, **seeding)
         except HubevoError as err:
             return f"**Refused.** {_markdown_text(err)}", gr.skip()
         return f"**Queued** run `{queued}` for {user}; follow it in the Status tab.", status_frame(catalog, controller)
@@ -518,36 +530,28 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
         try:
             user = access.user(username=profile.username if profile else None, token=token_text, action="start runs")
             queued = submit_yaml(Path(path).read_text(errors="replace") if path else "", user=user,
-                                 controller=controller, catalog=catalog, tasks=tasks, caps=caps,
-                                 runs_root=Path(runs_root), local_root=local_root)
+                                 controller=controller, **seeding)
         except HubevoError as err:
             return f"**Refused.** {_markdown_text(err)}", gr.skip()
         return f"**Queued** run `{queued}` for {user}; follow it in the Status tab.", status_frame(catalog, controller)
 
-    def launch_run(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
-                   method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours, job_flavor,
-                   job_timeout, profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None):
+    def launch_run(profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None, *, flavor, timeout, **fields):
         """Launch the form's run as a Hugging Face Job under the signed-in user's account, billed to it."""
         try:
             user_token = job_token(oauth_token)
-            form = seed_form(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most,
-                             method_names, fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours)
-            job = submit_job(form, token=user_token, username=profile.username if profile else None,
-                             flavor=job_flavor or "", timeout=job_timeout, launcher=launcher, controller=controller,
-                             catalog=catalog, tasks=tasks, caps=caps, runs_root=Path(runs_root), local_root=local_root)
+            job = submit_job(seed_form(fields), token=user_token, username=profile.username if profile else None,
+                             flavor=flavor or "", timeout=timeout, launcher=launcher, controller=controller, **seeding)
         except HubevoError as err:
             return f"**Refused.** {_markdown_text(err)}"
         return launched_text(job, launcher=launcher)
 
-    def launch_yaml(path, job_flavor, job_timeout, profile: gr.OAuthProfile | None,
-                    oauth_token: gr.OAuthToken | None):
+    def launch_yaml(path, flavor, timeout, profile: gr.OAuthProfile | None, oauth_token: gr.OAuthToken | None):
         """Launch an uploaded run YAML as a Hugging Face Job under the signed-in user's account."""
         try:
             user_token = job_token(oauth_token)
             job = submit_yaml_job(Path(path).read_text(errors="replace") if path else "", token=user_token,
-                                  username=profile.username if profile else None, flavor=job_flavor or "",
-                                  timeout=job_timeout, launcher=launcher, controller=controller, catalog=catalog,
-                                  tasks=tasks, caps=caps, runs_root=Path(runs_root), local_root=local_root)
+                                  username=profile.username if profile else None, flavor=flavor or "",
+                                  timeout=timeout, launcher=launcher, controller=controller, **seeding)
         except HubevoError as err:
             return f"**Refused.** {_markdown_text(err)}"
         return launched_text(job, launcher=launcher)
@@ -558,30 +562,44 @@ def seed_tab(catalog, controller, *, access: Access, token, tasks: TaskCatalog, 
                 gr.Button(visible=job))
 
     where.change(show_place, where, [job_options, submit, launch, upload_submit, upload_launch])
-    fields = [name, namespace, push, private, candidates, base, q_author, q_search, q_filter, q_limit, chosen, fit,
-              held, limit, generations, pop, max_evals, hours]
-    return {"submit": submit, "queue": queue, "inputs": [token, *fields], "result": result,
-            "upload_submit": upload_submit, "queue_yaml": queue_yaml, "upload_inputs": [token, upload],
-            "launch": launch, "launch_job": launch_run, "launch_inputs": [*fields, flavor, timeout],
-            "upload_launch": upload_launch, "launch_yaml": launch_yaml,
-            "upload_launch_inputs": [upload, flavor, timeout]}
+    return {"form": form, "job": job, "upload": upload, "result": result, "submit": submit, "queue": queue,
+            "upload_submit": upload_submit, "queue_yaml": queue_yaml, "launch": launch, "launch_job": launch_run,
+            "upload_launch": upload_launch, "launch_yaml": launch_yaml}
 
 
-def seed_form(run_name, ns, push_mode, is_private, members, base_model, author, search, tags, at_most, method_names,
-              fitness_tasks, heldout_tasks, examples, gens, size, evals, wall_hours) -> SeedForm:
-    """The form's fields as the page sends them -> a `SeedForm`; SeedError naming each number field that is not one."""
-    n = form_numbers(whole={"At most": at_most, "Examples per task": examples, "Generations": gens,
-                            "Population size": size, "Max evaluations": evals},
-                     real={"Wall time, hours": wall_hours})
-    return SeedForm(
-        name=(run_name or "").strip(), candidates=members or "", base_model=base_model or "",
-        query_author=author or "", query_search=search or "", query_filter=tags or "",
-        query_limit=n["At most"] or 8, methods=list(method_names or []), tasks=fitness_tasks or "",
-        heldout=heldout_tasks or "", limit=n["Examples per task"], generations=n["Generations"] or 0,
-        population_size=n["Population size"] or 0, max_evaluations=n["Max evaluations"] or None,
-        wall_time_s=n["Wall time, hours"] * 3600 if n["Wall time, hours"] else None, namespace=ns or "",
-        push=push_mode or "none", private=bool(is_private),
-    )
+def seed_fields(*, methods: list[str], local_tasks: list[str], caps: BudgetCaps, local_root: Path | None) -> dict:
+    """The seeding form's inputs by the names `space.controls.seeding.seed_form` reads. The dict's order is the
+    public API's (`client.predict` takes the fields in this order), so a new field goes last."""
+    form = {}
+    with gr.Row():
+        form["name"] = gr.Textbox(label="Run name", placeholder="my-run", elem_id="seed-name")
+        form["namespace"] = gr.Textbox(label="Publish namespace (user or org)", elem_id="seed-namespace")
+        form["push"] = gr.Dropdown(label="Publish", choices=list(PUSH_MODES), value="none")
+        form["private"] = gr.Checkbox(label="Private repos", value=True)
+    with gr.Row():
+        form["candidates"] = gr.Textbox(label=candidates_label(local_root), lines=4, elem_id="seed-candidates")
+        form["base_model"] = gr.Textbox(label="Base model repo id (needed by ties, dare_*, task_arithmetic, ...)",
+                                        elem_id="seed-base")
+    with gr.Accordion("Or find candidates with a Hub query", open=False):
+        with gr.Row():
+            form["query_author"] = gr.Textbox(label="Author")
+            form["query_search"] = gr.Textbox(label="Search")
+            form["query_filter"] = gr.Textbox(label="Tags (comma separated), e.g. base_model:org/name")
+            form["query_limit"] = gr.Number(label="At most", value=8)
+    form["methods"] = gr.CheckboxGroup(label="Merge methods", choices=methods,
+                                       value=[m for m in DEFAULT_METHODS if m in methods], elem_id="seed-methods")
+    with gr.Row():
+        form["tasks"] = gr.Textbox(label="Fitness tasks", value=", ".join(local_tasks[:1]), elem_id="seed-tasks")
+        form["heldout"] = gr.Textbox(label="Held-out tasks", elem_id="seed-heldout")
+        form["limit"] = gr.Number(label="Examples per task", value=64)
+    with gr.Row():
+        form["generations"] = gr.Number(label=f"Generations (≤ {caps.generations})", value=3)
+        form["population_size"] = gr.Number(label=f"Population size (≤ {caps.population_size})", value=6)
+        form["max_evaluations"] = gr.Number(label=f"Max evaluations (≤ {caps.max_evaluations})",
+                                            value=caps.max_evaluations)
+        form["wall_hours"] = gr.Number(label=f"Wall time, hours (≤ {caps.wall_time_s / 3600:g})",
+                                       value=caps.wall_time_s / 3600)
+    return form
 
 
 def candidates_label(local_root: Path | None) -> str:
@@ -754,9 +772,9 @@ def steer(controller, verb: str, name: str) -> None:
     """Pause, resume or stop a run the controller knows (never create one by naming it)."""
     if controller is None:
         raise AccessDenied("this deployment has no scheduler attached")
-    known = [s.get("name") for s in controller.status()]
+    known = [str(s.get("name")) for s in controller.status()]
     if name not in known:
-        raise UnknownNameError(f"no run named {name!r} is managed here; runs: {', '.join(map(str, known)) or 'none'}")
+        raise UnknownNameError(unknown_name("run", name, known, plural="runs managed here"))
     getattr(controller, verb)(name)
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from space.loading import RunData
-from space.numbers import with_error
+from space.data.loading import RunData
+from space.data.numbers import with_error
 
 NOT_FINALIST = "not a finalist: the champion rule compares only finalists"
 

@@ -6,7 +6,7 @@ children the parent of each layer). `tree_page` cuts that tree to one page of a 
 (page 0 the newest, holding the model; `page_count` says how many), so a deep lineage reads at any
 screen size: a model whose parents are on an older page says how many ancestors lie there
 ("+N older"), and `page_note` names the generations shown. `tree_layout` puts one row per
-generation, oldest on top, the best (by `space.ranking`) on the left. `tree_figure` draws labelled
+generation, oldest on top, the best (by `space.data.ranking`) on the left. `tree_figure` draws labelled
 boxes (long names end in an ellipsis), each edge labelled at its midpoint with the parent's weight
 (or "dpo"/"sft", or the layer count a data-flow parent gave), label boxes nudged along their edge
 until none overlap. Edges from a merge's base model are left out and named in a note, so they do
@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 
-from space.ranking import order_key
+from space.data.ranking import order_key
 
 COLOURS = {"seed": "#9ecae1", "merge": "#fdae6b", "finetune": "#a1d99b"}
 CHAMPION = "#ffd54f"

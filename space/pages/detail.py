@@ -4,7 +4,7 @@ recipe and its lineage card.
 The recipe is the one the core stored in the results table's `recipe` column (parents named
 by Hub repo id or by a path inside the run folder); the Space renders no recipe of its own,
 it only names parents by their Hub repos where the table knows them. Why the model is or is not
-the champion is the run's recorded decision (`space.verdict`). "Use it" loads the model with
+the champion is the run's recorded decision (`space.data.verdict`). "Use it" loads the model with
 `from_pretrained` only where weights exist (its Hub repo, or a folder holding them); a model kept
 only as a recipe is rebuilt with `hubevo export` or `mergekit-yaml`. Cards are read with
 `huggingface_hub.ModelCard`, metadata apart from prose; the sections the page shows itself (use,
@@ -22,10 +22,10 @@ import pandas as pd
 import yaml
 from huggingface_hub import ModelCard
 
+from hubevo.breed.genome import DEFAULT_SEED
 from hubevo.fsio import has_weights
-from hubevo.genome import DEFAULT_SEED
-from space.loading import RunData, as_list, rounded
-from space.verdict import model_verdict
+from space.data.loading import RunData, as_list, rounded
+from space.data.verdict import model_verdict
 
 OWN_SECTIONS = ("Use it", "Scores", "Champion", "Recipe", "Against its parents and the best standard recipe")
 

@@ -1,7 +1,7 @@
 """The Progress tab: per generation, the candidates evaluated in it and the champion so far, as a table and a chart.
 
 `generation_stats` is a pure function of a results table; the champion after generation g is
-`space.ranking.champion_id` of the `ok` rows evaluated up to g. `progress_figure` draws the
+`space.data.ranking.champion_id` of the `ok` rows evaluated up to g. `progress_figure` draws the
 table on a bare matplotlib `Figure` (no pyplot), with one integer tick per generation. The "champion" columns
 follow the champion the run recorded after each generation; "best fitness" is the best any candidate of
 the generation scored, which a champion picked on validation examples may not reach.
@@ -13,8 +13,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from space.loading import rounded
-from space.ranking import champion_id
+from space.data.loading import rounded
+from space.data.ranking import champion_id
 
 STATS_COLUMNS = ["generation", "candidates", "failed", "raced out", "best fitness", "mean fitness", "champion",
                  "champion fitness", "champion held-out"]
