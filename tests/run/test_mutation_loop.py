@@ -72,6 +72,7 @@ def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup(demo_zoo, tmp_path,
     import hubevo.publish.rebuild
     import hubevo.run.survivors
     from hubevo.search.ga import is_tuned
+    from hubevo.selection import ranking
 
     run_dir, peaks = tmp_path / "run", []
 
@@ -104,7 +105,7 @@ def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup(demo_zoo, tmp_path,
     first, second = soup.parents
     assert all(state.individuals[p].kind == "finetune" and is_tuned(state.individuals, p) for p in soup.parents)
     tuned = [i for i in state.evaluations if state.individuals[i].kind == "finetune" and state.evaluations[i].generation < 2]
-    best = sorted(tuned, key=lambda i: -state.evaluations[i].fitness)[:2]
+    best = ranking.ranked(state.evaluations[i] for i in tuned)[:2]  # ties broken as everywhere: earlier, then by id
     assert set(soup.parents) == set(best)  # the two best fine-tunes of the generations before
     assert set(soup.parents) <= set(state.survivors[1])  # kept as survivors: its recipe names them
     bred = [[i for i in ids if state.individuals[i].kind != "seed"] for ids in state.survivors.values()]
