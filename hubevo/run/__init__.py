@@ -1,1 +1,9 @@
-"""The orchestrator: the loop (`loop`), its checks before it starts, its lock, continuous mode and state sync."""
+"""The orchestrator: the loop and what surrounds it. Only this package knows the live `Run`.
+
+- `run`: `Run` (config, state, resolver, strategy, runner) and `start`, which checks and opens a run;
+- `generation`: one generation: ask, evaluate (or race), tell, finals, select;
+- `survivors`: survivors to disk, held-out scores, the Hub push; `summary`: a generation's line;
+- `loop`: `evolve`, the stages in the order of the papers' figure;
+- `preflight` (the machine checked before the lock), `lock` (one process per run folder),
+  `scheduler` (continuous mode with apscheduler), `state_sync` (the run state kept on the Hub).
+"""

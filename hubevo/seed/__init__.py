@@ -1,1 +1,6 @@
-"""Stage 1, seed: members resolved to folders, checked compatible, found by a Hub query or a webhook."""
+"""Stage 1, seed: the population, resolved to folders and checked before any weights move.
+
+- `members`: a member resolved (folder or pinned Hub snapshot) and compared from `config.json` and the
+  tokenizer; `weights`: its safetensors checked; `population`: the run's members, all checks done;
+- `discover`: the compatible models of a Hub query; `immigrants`: which webhook events bring one.
+"""
