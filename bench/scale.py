@@ -96,10 +96,10 @@ def low_precision_parents(arch: str, size: str, root: Path, *, dtype: str) -> li
     import torch
     from transformers import AutoModelForCausalLM
 
-    from hubevo.demo.architectures import _save, get_architecture
+    from hubevo.demo.architectures import ARCHITECTURES, _save
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(get_architecture(arch).config(size=size), dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_config(ARCHITECTURES[arch].config(size=size), dtype=getattr(torch, dtype))
     paths = [_save(model, root / "p0")]
     base = {name: param.detach().clone() for name, param in model.named_parameters()}
     for seed in (1, 2):

@@ -12,7 +12,7 @@ import difflib
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from hubevo.errors import HubevoError, UnknownNameError
 
@@ -38,7 +38,7 @@ class Lazy:
         return getattr(importlib.import_module(module), attribute)
 
 
-class Registry(MutableMapping[str, T], Generic[T]):
+class Registry(MutableMapping[str, T]):
     """Names -> entries of one `kind` ("search strategy", "merge method", ...), used like a dict: `registry[name]`
     or `registry.get(name)`, an unknown name raising `UnknownNameError` (a `KeyError`).
 
@@ -79,11 +79,6 @@ class Registry(MutableMapping[str, T], Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def register(self, entry: T) -> T:
-        """Add `entry` under its `name` (usable as a class decorator)."""
-        self[entry.name] = entry
-        return entry
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {sorted(self._entries)})"

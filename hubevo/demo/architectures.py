@@ -167,13 +167,9 @@ ARCHITECTURES = Registry("architecture", [
 ])
 
 
-def get_architecture(name: str) -> Architecture:
-    return ARCHITECTURES[name]
-
-
 def build_model(arch: str, folder: Path | str, *, seed: int, size: str = "tiny", **shape) -> Path:
     """Write a randomly initialised fp32 `arch` model of `size` (fields overridden by `shape`) to `folder`."""
-    config = get_architecture(arch).config(size=size, **shape)
+    config = ARCHITECTURES[arch].config(size=size, **shape)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     return _save(model, folder)
@@ -191,7 +187,7 @@ def noisy_copy(source: Path | str, folder: Path | str, *, seed: int, std: float 
 
 def parameter_count(arch: str, *, size: str = "tiny", **shape) -> int:
     """Parameters of `arch` at `size`, counted on the meta device (no memory, no weights)."""
-    config = get_architecture(arch).config(size=size, **shape)
+    config = ARCHITECTURES[arch].config(size=size, **shape)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     return sum(param.numel() for param in model.parameters())

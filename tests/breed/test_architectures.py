@@ -22,7 +22,6 @@ from hubevo.config.methods import get_method
 from hubevo.demo.architectures import (
     ARCHITECTURES,
     build_model,
-    get_architecture,
     noisy_copy,
     parameter_count,
 )
@@ -80,7 +79,7 @@ def generated(model, tokenizer) -> list[int]:
 
 
 def test_each_family_keeps_its_distinctive_features():
-    configs = {arch: get_architecture(arch).config() for arch in ARCHS}
+    configs = {arch: ARCHITECTURES[arch].config() for arch in ARCHS}
     assert all(c.num_key_value_heads < c.num_attention_heads for c in configs.values())  # GQA everywhere
     assert {arch for arch, c in configs.items() if c.tie_word_embeddings} == {"qwen2.5", "gemma2"}
     gemma = configs["gemma2"]
@@ -100,11 +99,11 @@ def test_size_presets_have_about_that_many_parameters():
 
 def test_unknown_names_are_refused_with_what_exists():
     with pytest.raises(UnknownNameError, match="Did you mean gemma2"):
-        get_architecture("gemma")
+        ARCHITECTURES["gemma"]
     with pytest.raises(ConfigError, match="sizes: tiny, 0.5b, 1.5b"):
-        get_architecture("llama3").config(size="7b")
+        ARCHITECTURES["llama3"].config(size="7b")
     with pytest.raises(ConfigError, match=r"no field\(s\) \['hiden_size'\]"):
-        get_architecture("llama3").config(hiden_size=64)
+        ARCHITECTURES["llama3"].config(hiden_size=64)
 
 
 TELLTALE_TENSORS = {  # arch -> (a tensor name part it must have, one it must not)
@@ -123,7 +122,7 @@ def test_built_folder_loads_with_its_config_class_and_tokenizer(arch, zoos):
     names = list(weights(folder))
     assert any(present in n for n in names) and not any(absent in n for n in names), names
     model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-    assert type(model.config) is get_architecture(arch).config_class
+    assert type(model.config) is ARCHITECTURES[arch].config_class
     assert arch_info_for_config(model.config) is not None  # in mergekit's registry, not guessed from tensor names
     assert tokenizer("ab").input_ids == [tokenizer.bos_token_id, *tokenizer.convert_tokens_to_ids(["a", "b"])]
     assert len(generated(model, tokenizer)) == 4
@@ -192,17 +191,17 @@ PATH = (("ft1", 0, 1.0), ("ft2", 1, 0.7), ("ft1", 1, 1.6))  # 3 layers out of 2-
 
 def data_flow(arch: str, *, scales: bool = True) -> DataFlowGenome:
     steps = [LayerStep(parent=p, layer=i, scale=s if scales else 1.0) for p, i, s in PATH]
-    return DataFlowGenome(path=tuple(steps), residual_outputs=get_architecture(arch).residual_outputs)
+    return DataFlowGenome(path=tuple(steps), residual_outputs=ARCHITECTURES[arch].residual_outputs)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_residual_outputs_name_two_tensors_per_layer(arch, zoos):
     names = list(weights(zoos[arch]["base"]))
-    registry = get_architecture(arch).residual_outputs
+    registry = ARCHITECTURES[arch].residual_outputs
     for layer in range(2):
         in_layer = [n for n in names if n.startswith(f"model.layers.{layer}.")]
         assert [sum(r in n for n in in_layer) for r in registry] == [1, 1], (layer, registry)
-    if get_architecture(arch).dfs_scales:
+    if ARCHITECTURES[arch].dfs_scales:
         assert registry == DataFlowGenome.model_fields["residual_outputs"].default
 
 
@@ -214,7 +213,7 @@ def test_data_flow_path_stacks_both_parents_and_reloads(arch, zoos, materializer
     assert model.config.num_hidden_layers == len(model.model.layers) == len(PATH)
     merged, ft1 = model.state_dict(), weights(zoo["ft1"])
     for name in [n for n in ft1 if n.startswith("model.layers.1.")]:  # ft1's layer 1 went to depth 2
-        residual = any(r in name for r in get_architecture(arch).residual_outputs)
+        residual = any(r in name for r in ARCHITECTURES[arch].residual_outputs)
         scale = 1 / (0.7 * 1.6) if residual else 1.0  # residual branches carry 1 / (product of input scales)
         torch.testing.assert_close(merged[name.replace(".1.", ".2.", 1)], ft1[name] * scale)
     source_types = getattr(AutoModelForCausalLM.from_pretrained(zoo["ft1"]).config, "layer_types", None)
