@@ -1,18 +1,18 @@
 """The evolution loop: seed -> evaluate -> select -> crossover/mutate -> publish, repeated.
 
-The orchestrator (`evolve`, at the bottom) reads like the papers' figure. The search
-strategy decides who is evaluated (`ask`) and learns from the results (`tell`); the
-execution backend runs candidate jobs; racing, when configured, is a policy over the
-backend; survivors are written with lineage cards before they can be parents, and the
-champion (`hubevo.selection.ranking`) is always one of them. Survivors are recipes: only the champion keeps
-full weights in its folder; the parents a generation reads are rebuilt into a cache at its start
-and anything else on demand (`hubevo.publish.rebuild`); held-out tasks score the last finalists and the
-champion at the end. The run state is saved atomically after
-every evaluated candidate and every written survivor, so a killed run resumes without
-losing a survivor or repeating an evaluation. `Run` is this module's own: strategies see a
+The orchestrator (`evolve`, at the bottom) reads like the papers' figure; its stages are
+`hubevo.run.generation` (ask, evaluate, tell, finals, select) and `hubevo.run.survivors` (to disk,
+held-out, to the Hub). The search strategy decides who is evaluated (`ask`) and learns from the
+results (`tell`); the execution backend runs candidate jobs; racing, when configured, is a policy
+over the backend; survivors are written with lineage cards before they can be parents, and the
+champion (`hubevo.selection.ranking`) is always one of them. Survivors are recipes: only the
+champion keeps full weights in its folder; the parents a generation reads are rebuilt into a cache
+at its start and anything else on demand (`hubevo.publish.rebuild`); held-out tasks score the last
+finalists and the champion at the end. The run state is saved atomically after every evaluated
+candidate and every written survivor, so a killed run resumes without losing a survivor or
+repeating an evaluation. `Run` (`hubevo.run.run`) is the run package's own: strategies see a
 `PopulationView`, backends see `CandidateJob`s.
 """
-
 
 from __future__ import annotations
 

@@ -5,7 +5,6 @@ weights are read (`check_compatible`); a Hub member is downloaded at a pinned re
 recorded seed whose folder is gone is downloaded again at the revision the run pinned.
 """
 
-
 from __future__ import annotations
 
 import hashlib
