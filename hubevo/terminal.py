@@ -3,7 +3,7 @@
 The libraries read their switches from the environment when they are imported (and child
 processes inherit it), so `quiet_libraries` sets the environment first and flips the switches
 of any library already imported. lm-eval draws its request bars whatever the environment says;
-`hubevo.evaluation` asks `library_bars()` before it lets lm-eval draw them.
+the lm-eval fence (`hubevo.evaluation.lm_eval_fence`) asks `library_bars()` before it lets lm-eval draw them.
 """
 
 from __future__ import annotations

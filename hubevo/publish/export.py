@@ -62,8 +62,8 @@ class OpenedRun:
 
     @cached_property
     def rebuild(self) -> Rebuilder:
-        template = self.resolver.load_path(self.state.initial[0])
-        return Rebuilder.over(CandidateRunner(RunnerSpec.of(self.cfg, template=template)), resolver=self.resolver)
+        runner = CandidateRunner(RunnerSpec.of(self.cfg, template=self.resolver.template))
+        return Rebuilder.over(runner, resolver=self.resolver)
 
 
 def write_card(run: RunFolder, ind: Individual, folder: Path) -> None:

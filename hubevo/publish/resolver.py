@@ -49,6 +49,11 @@ class Resolver:
         self.member_paths[cid] = str(path)
 
     # purposes ---------------------------------------------------------------------------------------
+    @property
+    def template(self) -> str:
+        """The folder of the first member: its architecture and tokenizer are every candidate's."""
+        return self.load_path(self.state.initial[0])
+
     def load_path(self, cid: str) -> str:
         if cid in self.member_paths:
             return self.member_paths[cid]

@@ -57,7 +57,7 @@ class Run:
 
     @property
     def template(self) -> str:
-        return self.resolver.load_path(self.state.initial[0])
+        return self.resolver.template
 
     @property
     def runner(self) -> CandidateRunner:
