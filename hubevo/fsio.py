@@ -4,7 +4,9 @@ and removing only what hubevo made.
 Every write-to-temp-then-rename of hubevo goes through here: the run state, the results
 table, survivor folders, fine-tuned children and the demo zoo. A run folder carries
 `RUN_MARKER`, written when hubevo takes the folder; hubevo removes a path only inside a
-folder that holds it, and never takes a folder of someone else's.
+folder that holds it, and never takes a folder of someone else's. The one file of the user's a run
+folder may hold is its own run file (a YAML file whose `output.dir` is that folder): hubevo never
+removes or replaces it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import yaml
+
 from hubevo.errors import DiskFullError, HubevoError, NotARunFolderError, OutputNotWritableError
 
 RUN_MARKER = ".hubevo-run"
 EXPORT_MARKER = ".hubevo-export"  # in a model folder `hubevo export` wrote: the one folder a later export may replace
 LOCK_FILE = ".lock"
+RUN_FILE_SUFFIXES = (".yaml", ".yml")
+WRITTEN_CONFIG = "config.yaml"  # the resolved config hubevo writes into every run folder (never a user's run file)
 # Files that make a folder without the marker a run of an earlier hubevo: its state, or a run the
 # scheduler queued (run.yaml and control.json) before its first generation.
 LEGACY_RUN_FILES = (("state.json",), ("run.yaml", "control.json"))
@@ -218,17 +224,47 @@ def is_run_folder(folder: Path) -> bool:
 
 
 def check_run_folder(folder: Path, *, field: str = "output.dir", fix: str | None = None) -> None:
-    """NotARunFolderError when `folder` holds anything and hubevo did not make it; `field` is what named it, `fix`
-    what to change instead (default: choose another folder for `field`)."""
+    """NotARunFolderError when `folder` holds anything but its own run files (`own_run_files`) and hubevo did not
+    make it; `field` is what named it, `fix` what to change instead (default: choose another folder for `field`)."""
     folder = Path(folder)
     if not folder.is_dir() or is_run_folder(folder):
         return
-    found = sorted(p.name for p in folder.iterdir() if p.name != LOCK_FILE)
+    if names_as_output(folder / WRITTEN_CONFIG, folder=folder):
+        raise NotARunFolderError(
+            f"{field} {str(folder)!r} holds the run file {WRITTEN_CONFIG!r}, the name of the resolved config hubevo "
+            f"writes into every run folder: rename the run file (e.g. run.yaml), or {fix or f'choose another {field}'}")
+    kept = {LOCK_FILE, *own_run_files(folder)}
+    found = sorted(p.name for p in folder.iterdir() if p.name not in kept)
     if found:
         raise NotARunFolderError(
             f"{field} {str(folder)!r} is not empty ({_some(found)}) and is not a hubevo run folder (no {RUN_MARKER} "
             f"there); hubevo writes and deletes only in folders it made: "
             f"{fix or f'choose a new or empty folder for {field}'}, or move those files away")
+
+
+def own_run_files(folder: Path) -> list[str]:
+    """The user's run files in `folder`: YAML files there whose `output.dir` is `folder` itself (hubevo's own
+    `config.yaml` aside). A run folder may hold them beside the run; hubevo never removes or replaces them."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.suffix in RUN_FILE_SUFFIXES and p.name != WRITTEN_CONFIG and names_as_output(p, folder=folder))
+
+
+def names_as_output(path: Path, *, folder: Path) -> bool:
+    """Whether the YAML file `path` is a run config whose `output.dir` (relative: to the file's folder, as
+    `hubevo evolve` reads it) is `folder`."""
+    try:
+        data = yaml.safe_load(Path(path).read_text()) if Path(path).is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    out = data.get("output") if isinstance(data, dict) else None
+    target = out.get("dir") if isinstance(out, dict) else None
+    if not isinstance(target, str) or not target:
+        return False
+    target = Path(target) if Path(target).is_absolute() else Path(path).resolve().parent / target
+    return target.resolve() == Path(folder).resolve()
 
 
 def _some(names: list[str]) -> str:
@@ -287,6 +323,11 @@ def remove_tree(path: Path) -> None:
     if owner(path) is None:
         raise NotARunFolderError(f"refusing to remove {str(path)!r}: no folder at or above it holds {RUN_MARKER}, "
                                  "so hubevo did not make it; remove it yourself if it is no longer needed")
+    inside = own_run_files(path) if path.is_dir() and not path.is_symlink() else []
+    kept = [path] if path.name in own_run_files(path.parent) else [path / n for n in inside]
+    if kept:
+        raise NotARunFolderError(f"refusing to remove {str(path)!r}: {str(kept[0])!r} is a run file of yours (its "
+                                 "output.dir is its folder); move it away first if that folder should go")
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:

@@ -1,4 +1,5 @@
-"""Command line: `hubevo demo`, `hubevo evolve run.yaml [--resume]`, `hubevo worker run.yaml`, `hubevo space`.
+"""Command line: `hubevo demo`, `hubevo evolve run.yaml [--resume]`, `hubevo worker run.yaml`, `hubevo space`;
+`hubevo config [--example]`, `hubevo zoo DIR` and `hubevo convert MERGEKIT_EVOLVE.yaml` to get started.
 
 With no command (as a Hugging Face Space runs `app.py`), the Space starts.
 
@@ -8,9 +9,12 @@ Errors hubevo raises on purpose are printed as one clear line and exit with stat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from hubevo import __version__
@@ -32,9 +36,11 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def cmd_evolve(args) -> int:
+    from hubevo.cli.convert import mergekit_options
     from hubevo.config import load_config
 
-    cfg = load_config(args.config)  # every config error, before anything heavy is imported
+    # every config error, before anything heavy is imported (a mergekit-evolve config is converted, one line says so)
+    cfg = load_config(args.config, mergekit_options=mergekit_options(args))
     from hubevo.publish import report
 
     print(report.evolve_opening(cfg), flush=True)
@@ -44,8 +50,8 @@ def cmd_evolve(args) -> int:
     state = evolve(cfg, resume=args.resume, progress=not args.no_progress)
     print(f"\nstopped: {state.stop_reason}\n")
     print(leaderboard(state, top=args.top))
-    print("", report.champion_line(state), report.reason_line(state), *report.browse_lines(cfg.output.dir),
-          sep="\n")
+    print("", report.champion_line(state), report.reason_line(state), report.clock_line(state),
+          *report.browse_lines(cfg.output.dir), sep="\n")
     return 0
 
 
@@ -87,7 +93,41 @@ def cmd_worker(args) -> int:
     return 0
 
 
+class Terminated(SystemExit):
+    """SIGTERM (how a Space or a Job stops its process), raised in the main thread: the process unwinds as on Ctrl-C,
+    so `finally` blocks and atexit handlers (the app's temporary download folder) run. A SystemExit, so that the
+    Gradio loop that catches Ctrl-C lets it through."""
+
+
+def _terminated(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not cut the cleanup short
+    raise Terminated(0)
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """Within the block, SIGTERM raises `Terminated` in the main thread (elsewhere signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_space(args) -> int:
+    """The Space, until Ctrl-C or SIGTERM; either way its scheduler and temporary files go with it."""
+    try:
+        with stop_on_sigterm():
+            serve_space(args)
+    except Terminated:
+        print("hubevo space: stopped (SIGTERM)", flush=True)
+    return 0
+
+
+def serve_space(args) -> None:
     """The Space: scheduler in the background, Gradio UI in front (settings from HUBEVO_* variables)."""
     from dataclasses import replace
 
@@ -106,7 +146,6 @@ def cmd_space(args) -> int:
               webhooks=sched if secret else None, webhook_secret=secret)
     finally:
         sched.shutdown(wait=False)
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,11 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show library logs, warnings and progress bars")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    evolve = sub.add_parser("evolve", help="run or resume an evolution from a YAML run config")
-    evolve.add_argument("config", help="path of the run YAML")
+    from hubevo.cli.reference import evolve_epilog
+
+    evolve = sub.add_parser("evolve", help="run or resume an evolution from a YAML run config",
+                            epilog=evolve_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    evolve.add_argument("config", help="path of the run YAML (or of a mergekit-evolve config, converted as it runs)")
     evolve.add_argument("--resume", action="store_true", help="continue the run in output.dir")
     evolve.add_argument("--top", type=int, default=20, help="leaderboard rows to print")
     evolve.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    from hubevo.cli.convert import add_mergekit_options
+
+    add_mergekit_options(evolve.add_argument_group("mergekit-evolve's options (only with a mergekit-evolve config)"))
     evolve.set_defaults(func=cmd_evolve)
     demo = sub.add_parser("demo", help="build the tiny demo zoo (cached) and run a short evolution on CPU")
     demo.add_argument("--out", default="runs/demo", help="run directory (replaced on every demo run)")
@@ -148,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     from hubevo.cli.export import add_commands as add_export_commands
 
     add_export_commands(sub)
+    from hubevo.cli.convert import add_commands as add_convert_commands
+    from hubevo.cli.reference import add_commands as add_reference_commands
+
+    add_convert_commands(sub)
+    add_reference_commands(sub)
     return parser
 
 

@@ -11,7 +11,10 @@ Every stage of the loop reads its section of `RunConfig`; nothing else parses us
 - `search`: the options of each search strategy;
 - `methods`: the merge methods a run may name and the genes each takes, from mergekit's registry;
 - `run`: budget, search, execution, output, publish, and `RunConfig` itself;
-- `load`: YAML to `RunConfig`, with every problem named at once.
+- `tracking`: the experiment trackers that follow a run (trackio, wandb, tensorboard; none by default);
+- `load`: YAML to `RunConfig`, with every problem named at once;
+- `mergekit_evolve`: a mergekit-evolve config mapped onto a run, field by field;
+- `example`, `commented`: the config reference, an annotated run file, run files with comments.
 """
 
 from hubevo.config.breeding import (
@@ -59,6 +62,7 @@ from hubevo.config.run import (
     RunConfig,
     SearchConfig,
 )
+from hubevo.config.tracking import TRACKER_PACKAGES, TrackingConfig
 
 __all__ = [
     "AUTO_BATCH",
@@ -86,7 +90,9 @@ __all__ = [
     "RunConfig",
     "SearchConfig",
     "SelectionConfig",
+    "TRACKER_PACKAGES",
     "TaskSpec",
+    "TrackingConfig",
     "UniqueKeyLoader",
     "batch_size_problem",
     "format_validation_error",

@@ -1,16 +1,19 @@
 """The run file read: YAML (duplicate keys refused) to `RunConfig`, every problem named at once.
 
 Paths are resolved against the YAML file's folder; a pydantic error becomes one `ConfigError` that
-lists each field with what is allowed, before torch, mergekit or lm-eval is imported.
+lists each field with what is allowed, before torch, mergekit or lm-eval is imported. A mergekit-evolve
+config (`genome:` and `tasks:`) is read as the hubevo run it converts to (`hubevo.config.mergekit_evolve`).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
+from hubevo.config.mergekit_evolve import convert, is_mergekit_evolve
 from hubevo.config.run import RunConfig
 from hubevo.errors import ConfigError
 
@@ -53,7 +56,9 @@ def parse_config(data: dict, *, root: Path, source: str = "") -> RunConfig:
         raise ConfigError(format_validation_error(err, source=source)) from None
 
 
-def load_config(path: str | Path) -> RunConfig:
+def load_config(path: str | Path, *, mergekit_options: dict | None = None) -> RunConfig:
+    """The run file at `path`; a mergekit-evolve config is converted, with `mergekit_options` (its command line's
+    options, flag -> value) if given."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"run config {str(path)!r} does not exist; pass the path of a YAML file")
@@ -64,4 +69,20 @@ def load_config(path: str | Path) -> RunConfig:
                           f"{getattr(err, 'problem', None) or err}; fix the YAML syntax there") from None
     if not isinstance(data, dict):
         raise ConfigError(f"run config {str(path)!r} must be a YAML mapping, got {type(data).__name__}")
+    if is_mergekit_evolve(data):
+        return converted_config(data, path=path, options=mergekit_options)
+    if mergekit_options:
+        raise ConfigError(f"mergekit-evolve's options ({', '.join(mergekit_options)}) apply only to a mergekit-evolve "
+                          f"config, and {str(path)!r} is a hubevo run file; set those fields in it instead")
     return parse_config(data, root=path.resolve().parent, source=repr(str(path)))
+
+
+def converted_config(data: dict, *, path: Path, options: dict | None = None) -> RunConfig:
+    """A mergekit-evolve config (`genome:` and `tasks:`) run as the hubevo run it converts to, with `options` from
+    its command line (mergekit-evolve's defaults for the rest); one line says so (`hubevo convert` writes that
+    run file)."""
+    conversion = convert(data, options=options, source=str(path), source_dir=path.resolve().parent)
+    cfg = parse_config(conversion.data, root=path.resolve().parent,
+                       source=f"{str(path)!r} (converted from mergekit-evolve)")
+    logging.getLogger("hubevo").info(conversion.summary(str(path)))
+    return cfg

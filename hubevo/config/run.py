@@ -17,16 +17,21 @@ from hubevo.config.fitness import FitnessConfig
 from hubevo.config.frozen import Frozen
 from hubevo.config.population import HUB_NAME_MAX, PopulationConfig
 from hubevo.config.search import AUTO_STRATEGY, option_problems
+from hubevo.config.tracking import TrackingConfig
 from hubevo.registry import unknown_name
 
 BASELINE_RECIPES = ("linear", "task_arithmetic", "ties", "dare_ties", "model_stock", "slerp", "nuslerp")
 
 
 class BudgetConfig(Frozen):
-    generations: int = Field(3, ge=0)
-    population_size: int = Field(6, ge=2)
-    max_evaluations: int | None = Field(None, gt=0)
-    wall_time_s: float | None = Field(None, gt=0)
+    generations: int = Field(3, ge=0, description="Generations after generation 0 (the members and the standard "
+                                                  "recipes scored): a run scores generations 0 to N.")
+    population_size: int = Field(6, ge=2, description=(
+        "The GA's, NSGA-II's and random search's population: candidates per generation, the elites carried over "
+        "plus the new children. CMA-ES and DFS size their own (search.options.popsize). The baselines (standard "
+        "recipes in generation 0, merge + fine-tune baselines in generation 1) come on top."))
+    max_evaluations: int | None = Field(None, gt=0, description="Fitness scores in all, baselines included.")
+    wall_time_s: float | None = Field(None, gt=0, description="Stop after this much of the run's clock (elapsed_s).")
 
 
 class SearchConfig(Frozen):
@@ -124,6 +129,7 @@ class RunConfig(Frozen):
     execution: ExecutionConfig = ExecutionConfig()
     output: OutputConfig = OutputConfig()
     publish: PublishConfig = PublishConfig()
+    tracking: TrackingConfig = TrackingConfig()
     seed: int = 0
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 

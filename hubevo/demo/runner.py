@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 
 from hubevo.config import RunConfig, parse_config
-from hubevo.publish.decision import best_in, lead_text
-from hubevo.publish.report import browse_lines, champion_line, reason_line
+from hubevo.publish.decision import baseline_bests, best_in, lead_text, standard_recipes
+from hubevo.publish.report import browse_lines, champion_line, clock_line, reason_line
 from hubevo.publish.tables import leaderboard, results_frame
 from hubevo.state.runstate import RunState
 from hubevo.terminal import where
@@ -76,11 +76,12 @@ def demo_config(zoo, *, out_dir: Path, generations: int = 4, population_size: in
 
 
 def comparison(state: RunState) -> str:
-    """Held-out scores of the champion against every initial member and the best standard recipe."""
+    """Held-out scores of the champion against every initial member, the best standard recipe and (with --dpo) the
+    best merge + fine-tune baseline."""
     frame = results_frame(state)
-    champion, best_std = state.champion(), best_in(state, state.baselines)
-    rows = frame[(frame["kind"] == "seed") | frame["id"].isin([champion, best_std])].copy()
-    role = {champion: "champion", best_std: "best standard recipe"}
+    champion, bests = state.champion(), baseline_bests(state)
+    rows = frame[(frame["kind"] == "seed") | frame["id"].isin([champion, *bests.values()])].copy()
+    role = {**{i: r for r, i in bests.items()}, champion: "champion"}
     rows["role"] = rows["id"].map(lambda i: role.get(i, "initial member"))
     cols = ["role", "model", "method", "fitness"] + sorted(c for c in frame.columns if c.startswith("heldout/"))
     return rows[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}")
@@ -95,7 +96,7 @@ def champion_beats_members(state: RunState, task: str = COMBINED) -> bool:
 
 def against_best_recipe(state: RunState) -> str:
     """The champion against the best standard recipe: the lead and its error, as the champion rule saw it."""
-    champion, best_std = state.champion(), best_in(state, state.baselines)
+    champion, best_std = state.champion(), best_in(state, standard_recipes(state))
     if best_std is None:
         return "no standard recipe was scored"
     if champion == best_std:
@@ -127,5 +128,5 @@ def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None
     print(comparison(state))
     verdict = "beats" if champion_beats_members(state) else "does NOT beat"
     print(f"\nthe champion {verdict} every initial member on {COMBINED}; {against_best_recipe(state)}")
-    print("", champion_line(state), reason_line(state), *browse_lines(out_dir), sep="\n")
+    print("", champion_line(state), reason_line(state), clock_line(state), *browse_lines(out_dir), sep="\n")
     return state

@@ -46,6 +46,7 @@ class CandidateJob:
     sample: Sample | None = None  # None: the generation's whole fitness sample
     attempt: int = 1
     avoid: int | None = None  # Ray: the worker slot whose actor died running it
+    report: dict | None = None  # fine-tuned children: trl's report_to, project, run_name (None: report nowhere)
 
     @property
     def key(self) -> str:
@@ -91,7 +92,8 @@ def train(job: CandidateJob, *, device: str) -> dict | None:
         from hubevo.finetune.training import finetune
 
         with atomic_dir(folder) as tmp:
-            metrics = finetune(Path(job.parent_path), job.finetune, out_dir=tmp, device=device, adapter_only=True)
+            metrics = finetune(Path(job.parent_path), job.finetune, out_dir=tmp, device=device, adapter_only=True,
+                               report=job.report)
             (tmp / TRAINING_FILE).write_text(json.dumps(metrics, indent=1))
     return json.loads((folder / TRAINING_FILE).read_text())
 

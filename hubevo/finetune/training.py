@@ -43,11 +43,13 @@ MAX_LENGTH = 1024  # tokens per prompt + completion, unless the model or tokeniz
 
 
 def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: str | None = None,
-             adapter_only: bool = False) -> dict:
+             adapter_only: bool = False, report: dict | None = None) -> dict:
     """Fine-tune the parent in `model_dir` by `recipe` and write the child, a plain HF model folder, to `out_dir`.
 
     With `adapter_only` and a LoRA recipe, `out_dir` gets the peft adapter alone (the child is
     the parent plus the adapter, merged when it is materialised): megabytes instead of a model.
+    `report` names where the training curves go (trl's `report_to`, `run_name`, `project`, and
+    `logging_dir` for tensorboard); None: nowhere.
 
     Returns the run's metrics (`final_loss`, `reward_accuracy` and `reward_margin` of the
     last step's batch, None for sft; `seconds`, `steps`, `dataset_revision`). Raises
@@ -64,7 +66,7 @@ def finetune(model_dir: Path, recipe: FinetuneRecipe, *, out_dir: Path, device: 
         require_chat_template(pairs, tokenizer, source=recipe.dataset)
         model, dtype = _load_parent(model_dir, recipe=recipe, place=place)
         use_cache = model.config.use_cache
-        trainer = _train(model, tokenizer, pairs, recipe=recipe, place=place)
+        trainer = _train(model, tokenizer, pairs, recipe=recipe, place=place, report=report)
         steps, global_step = _check_history(trainer.state.log_history, recipe=recipe), trainer.state.global_step
         child = trainer.accelerator.unwrap_model(trainer.model)
         _check_outputs(child, next(iter(trainer.get_train_dataloader())), recipe=recipe)
@@ -105,7 +107,7 @@ class Placement:
 # --- the trainer ------------------------------------------------------------------------------
 
 
-def _train(model, tokenizer, pairs, *, recipe: FinetuneRecipe, place: Placement, callbacks=()):
+def _train(model, tokenizer, pairs, *, recipe: FinetuneRecipe, place: Placement, callbacks=(), report=None):
     """Build the operator's trainer in a scratch output folder and train; returns the trainer."""
     import torch
 
@@ -113,11 +115,13 @@ def _train(model, tokenizer, pairs, *, recipe: FinetuneRecipe, place: Placement,
     with tempfile.TemporaryDirectory(prefix="hubevo-finetune-") as scratch, warnings.catch_warnings():
         # trl 1.16 still asks transformers 5 for the renamed attribute, once per trainer
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
-        args = _common_args(recipe, place=place, output_dir=scratch, max_length=_max_length(model, tokenizer))
+        reporting, reporters = _reporting(report)
+        args = {**_common_args(recipe, place=place, output_dir=scratch, max_length=_max_length(model, tokenizer)),
+                **reporting}
         lora = _peft_config(recipe.lora_rank)
         trainer = operator(model, tokenizer, pairs, recipe=recipe, args=args, peft_config=lora)
         _quiet(trainer)
-        for callback in (_stop_on_non_finite(), *callbacks):
+        for callback in (_stop_on_non_finite(), *reporters, *callbacks):
             trainer.add_callback(callback)
         try:
             trainer.train()
@@ -145,6 +149,23 @@ def _common_args(recipe: FinetuneRecipe, *, place: Placement, output_dir: str, m
         "report_to": "none",
         "disable_tqdm": True,
     }
+
+
+def _reporting(report: dict | None) -> tuple[dict, list]:
+    """trl's reporting arguments and callbacks: `report_to` "none" (as `_common_args` says) without a `report`.
+    TensorBoard gets its own writer on `report["logging_dir"]`: transformers 5 writes its event files into the
+    output folder, here a scratch folder deleted after training."""
+    if not report:
+        return {}, []
+    args = dict(report)
+    logging_dir = args.pop("logging_dir", None)
+    if logging_dir is None or "tensorboard" not in args["report_to"]:
+        return args, []
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    args["report_to"] = [name for name in args["report_to"] if name != "tensorboard"]
+    return args, [TensorBoardCallback(tb_writer=SummaryWriter(log_dir=logging_dir))]
 
 
 def _max_length(model, tokenizer) -> int:

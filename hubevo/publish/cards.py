@@ -1,24 +1,28 @@
 """Stage 6, publish: a survivor's lineage card.
 
 A lineage card is a `huggingface_hub.ModelCard`: the model-tree fields (`base_model`,
-`base_model_relation`) in its YAML, the exact mergekit YAML that rebuilds the weights, the
-generation, its fitness and held-out scores as evaluation results, the comparison with its parents
-and the best standard recipe, and why it is or is not the champion. Pushing it happens in
-`hubevo.publish.hub`.
+`base_model_relation`) in its YAML, the mergekit-multi document that rebuilds the weights from the
+members (`hubevo.publish.lineage_recipe`), where to load it from and with which prompt, the
+generation, its fitness and held-out scores as evaluation results (every number the results
+table's), the comparison with its parents and the baselines, and why it is or is not the champion.
+Pushing it happens in `hubevo.publish.hub`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pandas as pd
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from hubevo.breed.genome import DEFAULT_SEED, Individual
+from hubevo.breed.genome import Individual
 from hubevo.config import REPO_ID
 from hubevo.evaluation.records import Evaluation
-from hubevo.publish.decision import best_in, decision_text
+from hubevo.publish.decision import baseline_bests, decision_text
+from hubevo.publish.lineage_recipe import REBUILD_COMMAND, LineageRecipe
 from hubevo.registry import Registry
 from hubevo.state.runstate import RunState
 
@@ -29,16 +33,20 @@ CARD_TEMPLATE = """---
 # {{ model_name }}
 
 Bred by hubevo in run `{{ run_name }}`, generation {{ generation }}:
-{% if merge_yaml %}a **{{ method }}** merge{% else %}a **{{ method }}** fine-tune{% endif %}{% if paper %} ([{{ paper[0] }}]({{ paper[1] }})){% endif %} of {{ parent_list }}.
+{% if not finetuned %}a **{{ method }}** merge{% else %}a **{{ method }}** fine-tune{% endif %}{% if paper %} ([{{ paper[0] }}]({{ paper[1] }})){% endif %} of {{ parent_list }}.
 
 ## Use it
 
-```python
+{% if fetch_note %}{{ fetch_note }}
+
+{% endif %}```python
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-tokenizer = AutoTokenizer.from_pretrained("{{ repo }}")
-model = AutoModelForCausalLM.from_pretrained("{{ repo }}")
-inputs = tokenizer("Hello", return_tensors="pt")
+model_id = {{ load_from }}
+tokenizer = AutoTokenizer.from_pretrained(model_id)
+model = AutoModelForCausalLM.from_pretrained(model_id)
+{% if prompt_task %}# a prompt of the fitness task {{ prompt_task }}, as lm-eval gives it to the model
+{% endif %}inputs = tokenizer({{ prompt }}, return_tensors="pt")
 print(tokenizer.decode(model.generate(**inputs, max_new_tokens=32)[0], skip_special_tokens=True))
 ```
 
@@ -55,9 +63,11 @@ took part in selection.
 
 {{ verdict }}
 {% endif %}{% if compare_table %}
-## Against its parents and the best standard recipe
+## Against its parents and the baselines
 
-Scores from this run's evaluations; `-` where a model was not scored on the held-out tasks.
+Scores from this run's results table (`results.parquet`); `-` where a model was not scored on the
+held-out tasks. Roles as the run names them: members, standard recipes (`std-*`), the merge +
+fine-tune baseline (`ft-std-*`).
 
 {{ compare_table }}
 {% endif %}
@@ -65,16 +75,28 @@ Scores from this run's evaluations; `-` where a model was not scored on the held
 
 {% for p in parent_links %}- {{ p }}
 {% endfor %}
-{% if merge_yaml %}## Recipe
+{% if rebuild_yaml %}## Rebuild it with mergekit
 
-Parents are named by Hub repo id or by their path relative to the run folder. The recipe ships
-beside this card as `recipe.yaml`.
-Running `mergekit-yaml recipe.yaml out --random-seed {{ merge_seed }}` on this configuration (from
-the run folder, for relative paths) rebuilds the weights (the seed fixes the random masks of DARE
-and DELLA):
+`recipe.yaml` beside this card rebuilds the weights with mergekit alone, from the members: a
+`mergekit-multi` document of {{ rebuild_stages }} stage(s), one per merge and per LoRA fine-tune of the
+lineage, parents first, each intermediate named after its model, this model the last document.
+Run, in a folder holding `recipe.yaml`{% if rebuild_adapters %} and `adapters/`{% endif %}:
+
+```bash
+{{ rebuild_command }}
+```
+
+{% for note in rebuild_notes %}- {{ note }}
+{% endfor %}
+The seed fixes the random masks of DARE and DELLA; mergekit seeds every stage with it, as the run
+did, so the weights come out bit for bit on the same device.
+
+<details><summary>recipe.yaml</summary>
 
 ```yaml
-{{ merge_yaml }}```
+{{ rebuild_yaml }}```
+
+</details>
 {% endif %}{% if mutation %}## Mutation
 
 Fine-tuned from `{{ parents[0] }}` with trl; the sampled hyper-parameters and the training outcome:
@@ -125,27 +147,38 @@ def hub_link(name: str) -> str:
     return f"[{name}]({HUB_URL}/{repo})" if "/" in repo and REPO_ID.match(repo) else f"`{name}`"
 
 
+@dataclass(frozen=True)
+class Usage:
+    """Where a card's "Use it" snippet loads the model from, and the prompt it tries."""
+
+    load_from: str  # a Hub repo id, or an absolute folder
+    prompt: str = "Hello"
+    task: str | None = None  # the fitness task the prompt is an example of
+    fetch_note: str | None = None  # how to get the weights there first, when the folder holds none
+
+
 def lineage_card(
     ind: Individual,
     *,
     run_name: str,
     parent_refs: Mapping[str, str],
-    recipe: Mapping | None,
     evaluation: Evaluation,
     heldout: Mapping[str, float],
+    rebuild: LineageRecipe | None = None,
+    usage: Usage | None = None,
     hub_only: bool = False,
     training: Mapping | None = None,
     compare: list[Mapping] | None = None,
     license: str | None = None,
-    repo_id: str | None = None,
     verdict: str | None = None,
 ) -> ModelCard:
     """The model card of a survivor; `parent_refs` name parents as the Hub should show them.
 
-    `recipe` is the individual's stored mergekit recipe (parents by Hub id or run-relative path).
-    `compare` holds the rows of `card_comparison` (this model, its parents, the best standard
-    recipe); `license` goes into the card's metadata; `repo_id` is where the usage snippet
-    loads the model from (default: a folder named like the model).
+    `rebuild` is the mergekit-multi document that rebuilds it from the members
+    (`hubevo.publish.lineage_recipe`). `compare` holds the rows of `card_comparison` (this model,
+    its parents, the best standard recipe and merge + fine-tune baseline); `license` goes into the
+    card's metadata; `usage` says where the usage snippet loads the model from (default: a
+    folder named like the model) and with which prompt.
 
     With `hub_only`, `base_model` keeps only parents that are Hub repo ids (the Hub rejects
     local names); the lineage section still lists every parent.
@@ -165,28 +198,44 @@ def lineage_card(
               f"gen-{ind.generation}"],
         eval_results=eval_results(scores, split="fitness") + eval_results(heldout, split="heldout"),
     )
-    merge_yaml = yaml.safe_dump(dict(recipe), sort_keys=False) if recipe else None
+    usage = usage or Usage(load_from=ind.name)
     mutation = yaml.safe_dump(mutation_record(ind, training), sort_keys=False) if ind.finetune else None
     rows = [(t, "fitness", v) for t, v in scores.items()] + [(t, "held-out", v) for t, v in heldout.items()]
     return ModelCard.from_template(
         data, template_str=CARD_TEMPLATE, model_name=ind.name, run_name=run_name, generation=ind.generation,
         method=method, paper=METHOD_PAPERS.get(method), parent_list=", ".join(map(hub_link, parents)),
         parents=parents, parent_links=list(map(hub_link, parents)), score_rows=rows, fitness=fitness,
-        merge_yaml=merge_yaml, merge_seed=DEFAULT_SEED, mutation=mutation, repo=repo_id or ind.name,
+        finetuned=ind.finetune is not None, mutation=mutation,
+        load_from=json.dumps(usage.load_from), prompt=json.dumps(usage.prompt), prompt_task=usage.task,
+        fetch_note=usage.fetch_note,
+        rebuild_yaml=rebuild.to_yaml() if rebuild else None, rebuild_stages=rebuild.stages if rebuild else 0,
+        rebuild_notes=rebuild.notes() if rebuild else [], rebuild_adapters=bool(rebuild and rebuild.adapters),
+        rebuild_command=REBUILD_COMMAND,
         compare_table=compare_markdown(compare, tasks=list(scores)) if compare else None, verdict=verdict,
     )
 
 
 def card_comparison(state: RunState, cid: str, *, names: Mapping[str, str] | None = None) -> list[dict]:
-    """Rows for a card's comparison table: the model, each scored parent and the best standard recipe."""
-    best_std = best_in(state, state.baselines)
+    """Rows for a card's comparison table: the model, each scored parent, the best standard recipe and the best
+    merge + fine-tune baseline, each with the role the README gives it."""
     roles = {cid: "this model"}
     for parent in state.individuals[cid].parents:
-        roles.setdefault(parent, "parent")
-    if best_std is not None:
-        roles.setdefault(best_std, "best standard recipe")
+        roles.setdefault(parent, role_of(state, parent, default="parent"))
+    for role, best in baseline_bests(state).items():
+        if best is not None:
+            roles.setdefault(best, role)
     return [comparison_row(state, i, role=role, name=(names or {}).get(i)) for i, role in roles.items()
             if i in state.evaluations and state.evaluations[i].status == "ok"]
+
+
+def role_of(state: RunState, cid: str, *, default: str) -> str:
+    """`default`, said more exactly for a member or a baseline: "parent (member)", "parent (standard recipe)"."""
+    if cid in state.initial:
+        return f"{default} (member)"
+    if cid in state.baselines:
+        kind = "merge + fine-tune baseline" if state.individuals[cid].finetune else "standard recipe"
+        return f"{default} ({kind})"
+    return default
 
 
 def comparison_row(state: RunState, cid: str, *, role: str, name: str | None = None) -> dict:

@@ -20,10 +20,28 @@ def best_in(state: RunState, ids) -> str | None:
                             validation=finals if len(finals) == len(ids & set(state.evaluations)) else None)
 
 
+def standard_recipes(state: RunState) -> list[str]:
+    """The standard recipes (`std-*`), apart from the merge + fine-tune baselines (`ft-std-*`)."""
+    return [i for i in state.baselines if state.individuals[i].finetune is None]
+
+
+def finetune_baselines(state: RunState) -> list[str]:
+    """The merge + fine-tune baselines (`ft-std-*`): the best standard recipe fine-tuned in one go."""
+    return [i for i in state.baselines if state.individuals[i].finetune is not None]
+
+
+def baseline_bests(state: RunState) -> dict[str, str | None]:
+    """The best standard recipe and, where the run fine-tunes, the best merge + fine-tune baseline."""
+    bests = {"best standard recipe": best_in(state, standard_recipes(state))}
+    if finetune_baselines(state):
+        bests["best merge + fine-tune baseline"] = best_in(state, finetune_baselines(state))
+    return bests
+
+
 def comparison(state: RunState) -> dict[str, str | None]:
-    """The champion, the best member and the best standard recipe: the three a summary compares."""
-    return {"champion": state.champion(), "best member": best_in(state, state.initial),
-            "best standard recipe": best_in(state, state.baselines)}
+    """The champion, the best member, the best standard recipe (and merge + fine-tune baseline): what a summary
+    compares."""
+    return {"champion": state.champion(), "best member": best_in(state, state.initial), **baseline_bests(state)}
 
 
 def lead(state: RunState, cid: str, other: str) -> tuple[float, float | None, str]:

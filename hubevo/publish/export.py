@@ -10,26 +10,29 @@ folder carries `fsio.EXPORT_MARKER`: a later export may replace it, but no other
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
-import yaml
-
 from hubevo.breed.genome import Individual
 from hubevo.config import OutputConfig, RunConfig, load_config
 from hubevo.errors import CandidateError, ConfigError
+from hubevo.evaluation.tasks import example_prompt
 from hubevo.execute.runner import CandidateRunner, RunnerSpec
 from hubevo.fsio import atomic_dir, atomic_write_text, check_export_folder, has_weights, mark_export, remove_tree
-from hubevo.publish.cards import card_comparison, card_verdict, lineage_card
+from hubevo.publish.cards import Usage, card_comparison, card_verdict, lineage_card
+from hubevo.publish.lineage_recipe import ADAPTERS, LineageRecipe, lineage_recipe
 from hubevo.publish.rebuild import Rebuilder
 from hubevo.publish.resolver import Resolver
 from hubevo.seed.members import local_member
 from hubevo.state.runstate import RunState, load_state
 
 RECIPE_FILE = "recipe.yaml"
+ADAPTER_CONFIG = "adapter_config.json"
 PUSH = "push"  # a survivor's folder while a push uploads it
 
 
@@ -66,23 +69,58 @@ class OpenedRun:
         return Rebuilder.over(runner, resolver=self.resolver)
 
 
-def write_card(run: RunFolder, ind: Individual, folder: Path) -> None:
-    """The lineage card (README.md) and, for a merge, its mergekit recipe (recipe.yaml) into `folder`."""
+def write_card(run: RunFolder, ind: Individual, folder: Path, *, home: Path | None = None) -> None:
+    """The lineage card (README.md), the mergekit-multi document that rebuilds the model from the members
+    (recipe.yaml) and the LoRA adapters it reads (adapters/) into `folder`, which will live at `home`
+    (default: `folder` itself; the card's usage snippet names it)."""
     state, resolver = run.state, run.resolver
     evaluation = state.evaluations.get(ind.id)
     if ind.kind == "seed" or evaluation is None or evaluation.status != "ok":
         return
+    folder = Path(folder)
+    rebuild = lineage_recipe(resolver, ind.id)
     card = lineage_card(
-        ind, run_name=run.cfg.name, parent_refs=resolver.card_names(), recipe=state.recipes.get(ind.id),
+        ind, run_name=run.cfg.name, parent_refs=resolver.card_names(), rebuild=rebuild,
         evaluation=evaluation, heldout=state.heldout.get(ind.id, {}), hub_only=resolver.pushes_survivors,
         training=state.training.get(ind.id), license=run.cfg.publish.license,
         compare=card_comparison(state, ind.id, names=resolver.card_names()),
-        repo_id=resolver.survivor_repo(ind.id) if resolver.pushes_survivors else None,
-        verdict=card_verdict(state, ind.id),
+        usage=usage(run, ind, folder=folder, home=Path(home or folder)), verdict=card_verdict(state, ind.id),
     )
-    atomic_write_text(Path(folder) / "README.md", str(card))
-    if ind.id in state.recipes:
-        atomic_write_text(Path(folder) / RECIPE_FILE, yaml.safe_dump(state.recipes[ind.id], sort_keys=False))
+    copy_adapters(resolver, rebuild, folder=folder)
+    atomic_write_text(folder / RECIPE_FILE, rebuild.to_yaml())
+    atomic_write_text(folder / "README.md", str(card))
+
+
+def usage(run: RunFolder, ind: Individual, *, folder: Path, home: Path) -> Usage:
+    """Where the card's snippet loads the model: its survivor repo when pushed, else its absolute folder (with the
+    `hubevo export` that writes the weights there, when the folder holds none); a prompt of the fitness task."""
+    task, prompt = example_prompt(run.cfg.fitness)
+    if run.resolver.pushes_survivors:
+        return Usage(load_from=run.resolver.survivor_repo(ind.id), prompt=prompt, task=task)
+    if has_weights(folder):
+        return Usage(load_from=str(home.resolve()), prompt=prompt, task=task)
+    run_dir = run.run_dir.resolve()
+    out = run_dir.with_name(f"{run_dir.name}-{ind.name}")
+    note = (f"This folder holds the card and recipe only. Write the weights first with "
+            f"`hubevo export {run_dir} {ind.name} {out}` (or rebuild them with mergekit, below).")
+    return Usage(load_from=str(out), prompt=prompt, task=task, fetch_note=note)
+
+
+def copy_adapters(resolver: Resolver, rebuild: LineageRecipe, *, folder: Path) -> None:
+    """The LoRA adapters the recipe reads, beside the card (`adapters/<name>`); each adapter's own
+    `base_model_name_or_path` names its parent as the recipe does, not a folder of the run's machine."""
+    for name, cid in rebuild.adapters.items():
+        target = folder / ADAPTERS / name
+        if (target / ADAPTER_CONFIG).is_file():
+            continue  # an adapter never changes once trained
+        source = resolver.train_dir(cid)
+        with atomic_dir(target) as tmp:
+            for file in source.iterdir():
+                if file.name.startswith("adapter_"):
+                    shutil.copyfile(file, tmp / file.name)
+            config = json.loads((tmp / ADAPTER_CONFIG).read_text())
+            config["base_model_name_or_path"] = resolver.state.individuals[resolver.state.individuals[cid].parents[0]].name
+            atomic_write_text(tmp / ADAPTER_CONFIG, json.dumps(config, indent=2))
 
 
 def export(run: RunFolder, cid: str, out_dir: Path) -> Path:
@@ -93,7 +131,7 @@ def export(run: RunFolder, cid: str, out_dir: Path) -> Path:
     ind = run.state.individuals[cid]
     with atomic_dir(out_dir) as tmp:
         run.rebuild.save(ind, tmp)
-        write_card(run, ind, tmp)
+        write_card(run, ind, tmp, home=out_dir)
         mark_export(tmp)
     return out_dir
 

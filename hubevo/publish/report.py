@@ -17,7 +17,8 @@ def browse_lines(run_dir: Path) -> list[str]:
     return [
         f"run folder: {where(run_dir)}",
         f"results table: {where(run_dir / 'results.parquet')} (one row per candidate)",
-        f"survivors (cards and weights): {where(run_dir / 'models')}",
+        f"survivors: {where(run_dir / 'models')} (a card and recipe.yaml each; the champion's folder also holds "
+        "its weights)",
         f"browse it: hubevo space --runs {where(run_dir.parent)}   (then open http://127.0.0.1:7860)",
     ]
 
@@ -26,9 +27,19 @@ def evolve_opening(cfg) -> str:
     """The first line of `hubevo evolve`: what it is about to do and where it writes."""
     members = len(cfg.population.members) + (1 if cfg.population.query is not None else 0)
     tasks = ", ".join(t.name for t in cfg.fitness.tasks)
+    own = cfg.search_strategy in ("cmaes", "dfs", "psdfs")  # they size their own populations
+    size = "its own population size" if own else f"a population of {cfg.budget.population_size}"
     return (f"hubevo evolve: run {cfg.name!r}, {members} member source(s), {cfg.search_strategy} search for "
-            f"{cfg.budget.generations} generation(s) of {cfg.budget.population_size}, fitness on {tasks}; "
-            f"writing to {where(cfg.output.dir)}")
+            f"{cfg.budget.generations} generation(s) after generation 0 with {size} (baselines on top), fitness on "
+            f"{tasks}; writing to {where(cfg.output.dir)}")
+
+
+def clock_line(state) -> str:
+    """The run's one elapsed time (`hubevo.state.clock`), as every report gives it."""
+    from hubevo.state.clock import duration_text
+
+    return (f"elapsed: {duration_text(state.elapsed_s)} (the run's clock, state.json's elapsed_s: generations, "
+            "finals and held-out scoring, over every resume)")
 
 
 def reason_line(state) -> str:

@@ -4,6 +4,7 @@
 - `generation`: one generation: ask, evaluate (or race), tell, finals, select;
 - `survivors`: survivors to disk, held-out scores, the Hub push; `summary`: a generation's line;
 - `loop`: `evolve`, the stages in the order of the papers' figure;
+- `tracking`: each generation's numbers sent to experiment trackers (trackio, wandb, tensorboard);
 - `preflight` (the machine checked before the lock), `lock` (one process per run folder),
   `scheduler` (continuous mode with apscheduler), `state_sync` (the run state kept on the Hub).
 """

@@ -25,8 +25,9 @@ from hubevo.run.generation import evaluate_generation, finals, generation_reads,
 from hubevo.run.lock import run_lock
 from hubevo.run.preflight import check_run
 from hubevo.run.run import Run, start, stop_reason
-from hubevo.run.summary import summarize
-from hubevo.run.survivors import keep_champion, push, score_finalists, score_heldout_of, write_survivors
+from hubevo.run.summary import end_generation
+from hubevo.run.survivors import keep_champion, push, recard, score_finalists, score_heldout_of, write_survivors
+from hubevo.run.tracking import open_tracking
 from hubevo.state.events import append_event
 from hubevo.state.runstate import RunState
 
@@ -73,6 +74,7 @@ def score_heldout(cfg: RunConfig, ids: list[str], *, api=None) -> RunState:
         run = start(cfg, resume=True, progress=False, api=api)
         score_heldout_of(run, ids)
         run.rebuild.clear()
+        recard(run, list(run.state.saved))  # the cards print what the table holds
         write_tables(run.state, run.run_dir)
         return run.state
 
@@ -92,6 +94,7 @@ def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
     run = start(cfg, resume=resume, progress=progress, api=api)
     reason = step_past_finished(run)                      # a finished generation is never redone
     backend = make_backend(cfg, runner=run.runner)
+    tracking = open_tracking(cfg, resume=resume)          # dashboards, if `tracking` names any
     run.state.finished = False
     try:
         while reason is None and next_generation(run):    # 4+5: crossover and mutation inside ask
@@ -102,12 +105,15 @@ def _evolve(cfg: RunConfig, *, resume: bool, progress: bool, api) -> RunState:
             reason = stop_reason(run) or run.strategy.stop()
             write_survivors(run, select(run, final=reason is not None))  # 3, then 6 to disk
             push(run)                                     # 6 to the Hub
-            log.info(summarize(run))
-            append_event(run.run_dir, "generation", generation=run.state.generation, summary=summarize(run))
+            line = end_generation(run)                    # the clock's mark, then the generation's line
+            log.info(line)
+            append_event(run.run_dir, "generation", generation=run.state.generation, summary=line)
+            tracking.generation(run.state)
             if reason is not None:
                 break
             advance(run)
     finally:
         backend.close()
     finish(run, reason)
+    tracking.close(run.state)
     return run.state

@@ -3,9 +3,9 @@
 The config itself is validated by `hubevo.config`; what is checked here is the machine:
 whether `output.dir` can hold a run (new, empty, or a run folder hubevo made: never a folder
 of the user's), whether the execution backend can be reached with what is installed, whether
-the local data files of the tasks and of the fine-tuning read as rows, and whether a publishing
-run's token can write to its namespace (one `whoami`). Each failure is one `ConfigError` line
-naming the field or file and the fix.
+the trackers `tracking` names are installed, whether the local data files of the tasks and of
+the fine-tuning read as rows, and whether a publishing run's token can write to its namespace
+(one `whoami`). Each failure is one `ConfigError` line naming the field or file and the fix.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from hubevo.config import RunConfig
 from hubevo.errors import ConfigError
 from hubevo.fsio import check_run_folder
+from hubevo.run.tracking import check_tracking
 
 
 def check_output_dir(folder: Path) -> None:
@@ -66,6 +67,7 @@ def check_data_files(cfg: RunConfig) -> None:
 def check_run(cfg: RunConfig, *, api=None) -> None:
     check_output_dir(cfg.output.dir)
     check_backend(cfg)
+    check_tracking(cfg)
     check_data_files(cfg)
     check_publishing(cfg, api=api)
 

@@ -23,6 +23,7 @@ from hubevo.execute.runner import CandidateJob, CandidateRunner, RunnerSpec, tra
 from hubevo.fsio import atomic_write_text
 from hubevo.publish.rebuild import Rebuilder
 from hubevo.publish.resolver import Resolver
+from hubevo.run.tracking import trainer_report
 from hubevo.search.view import PopulationView
 from hubevo.seed.members import ResolvedMember, check_compatible, local_member, seed_layers
 from hubevo.seed.population import seed_population
@@ -85,7 +86,7 @@ class Run:
             id=ind.id, name=ind.name, generation=self.state.generation, merge=self.resolver.merge_config(ind),
             finetune=ft, parent_path=self.resolver.load_path(ft.parent) if ft else None,
             train_dir=str(self.resolver.train_dir(ind.id)) if ft else None, sample=sample,
-            adapter=self.resolver.adapter(ind),
+            adapter=self.resolver.adapter(ind), report=trainer_report(self.cfg, child=ind.name) if ft else None,
         )
 
     def build(self, ind: Individual) -> dict:

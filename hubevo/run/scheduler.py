@@ -37,6 +37,7 @@ from hubevo.config import RunConfig, load_config, parse_config
 from hubevo.errors import ConfigError, HubevoError, RunLockedError, describe_error, is_transient
 from hubevo.fsio import atomic_write_text, claim_run_folder
 from hubevo.run.lock import run_lock
+from hubevo.state.clock import generations_left, time_left
 from hubevo.state.runstate import RunState, RunStatus, load_state, load_status
 from hubevo.state.runstate import run_status as status_of
 
@@ -386,6 +387,17 @@ def best_of(status) -> float | None:
     return status.best_fitness if status.best_fitness is not None else status.champion_fitness
 
 
+def time_left_of(cfg: RunConfig, status) -> tuple[float, float] | None:
+    """(low, high) seconds left from the measured generation times (`hubevo.state.clock`), as the loop's lines say."""
+    if status is None or status.generations_done is None:
+        return None
+    budget = cfg.budget
+    left = generations_left(generation=status.generations_done, generations=budget.generations,
+                            evaluated=status.evaluated, max_evaluations=budget.max_evaluations,
+                            done=len(status.generation_ends))
+    return time_left(status.generation_ends, generations_left=left)
+
+
 def run_status(folder: Path, *, running: bool = False) -> dict:
     """One run's progress for the status page: generation, candidate, time left, best fitness. Read from the
     run's `status.json`, a few hundred bytes, rather than its whole state (which a tick would parse anew)."""
@@ -393,8 +405,7 @@ def run_status(folder: Path, *, running: bool = False) -> dict:
     control, status = read_control(folder), load_status(folder)
     if status is None and (state := load_state(folder)) is not None:
         status = status_of(state)  # written before status files existed, or the status is stale
-    per_eval = status.elapsed_s / max(status.evaluated, 1) if status else None
-    left = max(cfg.budget.generations - (status.generation if status else 0), 0) * cfg.budget.population_size
+    estimate = time_left_of(cfg, status)
     phase = control.get("state", "active")
     if phase == "active":  # started and not done: running, also between its generation jobs
         done = status is not None and status.finished and budget_spent(cfg, status)
@@ -403,7 +414,8 @@ def run_status(folder: Path, *, running: bool = False) -> dict:
         "name": folder.name, "state": phase, "generation": status.generations_done if status else None,
         "generations": cfg.budget.generations, "candidate": status.candidate if status else 0,
         "candidates": status.candidates if status else 0, "elapsed_s": status.elapsed_s if status else 0.0,
-        "eta_s": per_eval * left if per_eval else None, "best_fitness": best_of(status),
+        "eta_s": estimate[1] if estimate else None, "eta_low_s": estimate[0] if estimate else None,
+        "best_fitness": best_of(status),
         "message": control.get("last_error") or progress_message(cfg, status, phase=phase),
         "owner": control.get("owner"),
     }

@@ -34,6 +34,8 @@ STATE_PREFIX = "state/"
 STATE_PATTERNS = [
     STATE_FILE, "events.jsonl", "config.yaml", "env.json", "results.parquet", "results.csv", "lineage.json",
     "models/*/README.md", "models/*/recipe.yaml", "candidates/*/training.json",
+    # a LoRA child is its parent plus its adapter: without it a resumed job could not rebuild the child
+    "candidates/*/adapter_config.json", "candidates/*/adapter_model.safetensors",
 ]
 
 
@@ -142,7 +144,8 @@ def check_config(state: RunState, cfg: RunConfig, *, folder: Path, repo_id: str)
     raise HubStateError(
         f"the Hub dataset {repo_id!r} holds the state of run {cfg.name!r} made with a different config"
         f"{f' (changed: {changed})' if changed else ''}; resume it with the same config (only budget generations, "
-        "max_evaluations and wall_time_s, publish and execution may change), or give the run another name")
+        "max_evaluations and wall_time_s, publish, execution and tracking may change), or give the run another "
+        "name")
 
 
 def copy_state(folder: Path, run_dir: Path) -> None:

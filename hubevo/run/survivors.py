@@ -81,7 +81,7 @@ def write_survivor(run: Run, ind: Individual, *, weights: bool) -> None:
     with atomic_dir(final) as tmp:
         if weights:
             run.rebuild.save(ind, tmp)
-        write_card(run, ind, tmp)
+        write_card(run, ind, tmp, home=final)
     run.state.saved[ind.id] = str(final)
     run.save()
 

@@ -57,7 +57,10 @@ class RunState(BaseModel):
     base: str | None = Field(None, description="Id of the base model, if any.")
     pending: list[str] = Field(default_factory=list, description="Immigrants waiting to join the next generation.")
     strategy_state: dict = Field(default_factory=dict)
-    elapsed_s: float = 0.0
+    elapsed_s: float = Field(0.0, description="The run's one clock (hubevo.state.clock): seconds its processes spent "
+                                               "on it, over every start and resume.")
+    generation_ends: dict[int, float] = Field(
+        default_factory=dict, description="elapsed_s when each generation ended (its survivors chosen and written).")
     finished: bool = False
     stop_reason: str | None = None
     _decisions: dict = PrivateAttr(default_factory=dict)
@@ -93,7 +96,7 @@ LATER_DEFAULTS = {"dtype": "auto", "hflm_kwargs": {}, "max_batch_size": 64}
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """Hash of everything that shapes the search; budget, publishing and execution may change on resume."""
+    """Hash of everything that shapes the search; budget, publishing, execution and tracking may change on resume."""
     payload = _search_part(cfg.model_dump(mode="json"))
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -117,6 +120,7 @@ class RunStatus(BaseModel, frozen=True):
     champion_fitness: float | None
     best_fitness: float | None = Field(None, description="The best fitness any candidate scored (the champion is "
                                                           "decided in the finals, not by fitness alone).")
+    generation_ends: dict[int, float] = Field(default_factory=dict, description="The state's generation_ends.")
 
 
 def run_status(state: RunState) -> RunStatus:
@@ -125,7 +129,7 @@ def run_status(state: RunState) -> RunStatus:
         generation=state.generation, generations_done=state.generations_done,
         candidate=sum(1 for i in state.population if i in state.evaluations), candidates=len(state.population),
         evaluated=len(state.evaluations), elapsed_s=state.elapsed_s, finished=state.finished,
-        stop_reason=state.stop_reason, champion=champion,
+        stop_reason=state.stop_reason, champion=champion, generation_ends=state.generation_ends,
         champion_fitness=state.evaluations[champion].fitness if champion is not None else None,
         best_fitness=max((e.fitness for e in state.evaluations.values() if e.status == "ok" and e.fitness is not None),
                          default=None))
@@ -187,8 +191,8 @@ def open_state(cfg: RunConfig, *, resume: bool) -> RunState | None:
         raise ConfigError(
             f"output.dir {str(run_dir)!r} holds a run made with a different config"
             f"{f' (changed: {changed})' if changed else ''}; resume it with the same config (only budget "
-            "generations, max_evaluations and wall_time_s, publish and execution may change) or choose another "
-            "output.dir"
+            "generations, max_evaluations and wall_time_s, publish, execution and tracking may change) or choose "
+            "another output.dir"
         )
     return state
 
@@ -209,7 +213,7 @@ def changed_fields(run_dir: Path, cfg: RunConfig) -> str:
 
 
 def _search_part(data: dict) -> dict:
-    part = {k: v for k, v in data.items() if k not in ("publish", "execution")}
+    part = {k: v for k, v in data.items() if k not in ("publish", "execution", "tracking")}
     part["budget"] = {k: v for k, v in (part.get("budget") or {}).items()
                       if k not in ("generations", "max_evaluations", "wall_time_s")}
     finetune = (part.get("mutation") or {}).get("finetune") if isinstance(part.get("mutation"), dict) else None

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from hubevo.state.clock import duration_text
+
 DECIMALS = 3
 MISSING = "-"
 ERROR_SUFFIX = " ±"  # "validation ±" holds the standard error of "validation"
@@ -31,15 +33,11 @@ def with_error(value, stderr=None) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """`1h 05m`, `3m 07s` or `42s`; `-` when unknown."""
+    """`42 s`, `3 m 07 s`, `1 h 05 m` (the words of every report: `hubevo.state.clock.duration_text`); `-` when
+    unknown."""
     if _missing(seconds):
         return MISSING
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+    return duration_text(seconds)
 
 
 def error_column(column: str) -> str:

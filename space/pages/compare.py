@@ -98,10 +98,11 @@ def members(run: RunData) -> pd.DataFrame:
 
 
 def standard(run: RunData) -> pd.DataFrame:
-    """The standard recipes' rows (`baseline` names the recipe; older tables: models named `std-*`)."""
+    """The standard recipes' rows (`baseline` names the recipe; older tables: models named `std-*`), not the merge +
+    fine-tune baselines."""
     table = run.results
     if "baseline" in table.columns and table["baseline"].notna().any():
-        return table[table["baseline"].notna()]
+        return table[table["baseline"].notna() & (table["kind"] != "finetune")]
     return table[table["model"].astype(str).str.startswith("std-")]
 
 

@@ -27,7 +27,8 @@ from hubevo.fsio import has_weights
 from space.data.loading import RunData, as_list, rounded
 from space.data.verdict import model_verdict
 
-OWN_SECTIONS = ("Use it", "Scores", "Champion", "Recipe", "Against its parents and the best standard recipe")
+OWN_SECTIONS = ("Use it", "Scores", "Champion", "Recipe", "Rebuild it with mergekit",
+                "Against its parents and the best standard recipe", "Against its parents and the baselines")
 
 
 @dataclass(frozen=True)

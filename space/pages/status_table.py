@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from hubevo.state.clock import range_text
 from space.data.numbers import MISSING, format_duration, score_text
 
 STATUS_COLUMNS = ["run", "state", "generations done", "evaluated this generation", "elapsed", "time left",
@@ -29,10 +30,17 @@ def status_table(statuses: Sequence[Mapping]) -> pd.DataFrame:
             "generations done": _of(s.get("generation"), s.get("generations")),
             "evaluated this generation": MISSING if ended else _of(s.get("candidate"), s.get("candidates")),
             "elapsed": format_duration(s.get("elapsed_s")),
-            "time left": MISSING if ended else format_duration(s.get("eta_s")),
+            "time left": MISSING if ended else time_left_text(s.get("eta_low_s"), s.get("eta_s")),
             "best fitness": score_text(s.get("best_fitness")), "message": s.get("message") or "",
         })
     return pd.DataFrame(rows, columns=STATUS_COLUMNS)
+
+
+def time_left_text(low, high) -> str:
+    """The run's estimate as a range (`hubevo.state.clock`), or one duration where only one is known."""
+    if low is None or high is None:
+        return format_duration(high)
+    return range_text(low, high)
 
 
 def _of(done, total) -> str:

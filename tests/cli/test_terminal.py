@@ -64,15 +64,17 @@ def test_evolve_shows_its_own_bars_and_lines_and_no_library_bars(small_run):
 def test_the_runs_survivor_cards_are_complete(small_run):
     from huggingface_hub import ModelCard
 
+    from hubevo.publish.lineage_recipe import REBUILD_COMMAND
+
     cards = sorted((small_run / "runs" / "small" / "models").glob("*/README.md"))
     assert cards, "no survivor card was written"
     for path in cards:
         card = ModelCard.load(path)
         assert card.data.pipeline_tag == "text-generation"
         assert "## Use it" in card.text and "AutoModelForCausalLM.from_pretrained" in card.text
-        assert "## Against its parents and the best standard recipe" in card.text
+        assert "## Against its parents and the baselines" in card.text
         assert "| `std-linear` |" in card.text or path.parent.name == "std-linear"
-        assert "mergekit-yaml recipe.yaml out" in card.text and (path.parent / "recipe.yaml").is_file()
+        assert REBUILD_COMMAND in card.text and (path.parent / "recipe.yaml").is_file()
 
 
 def test_verbose_brings_the_library_bars_back(demo_zoo, tmp_path):

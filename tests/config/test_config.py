@@ -124,7 +124,8 @@ def test_fields_added_later_leave_an_older_runs_hash_at_their_defaults(tmp_path)
             "crossover": {"methods": ["linear"]}}
     cfg = parse_config(spec, root=tmp_path)
     older = cfg.model_dump(mode="json", exclude={  # the payload a run hashed before these fields existed
-        "budget": {"generations", "max_evaluations", "wall_time_s"}, "publish": True, "execution": True})
+        "budget": {"generations", "max_evaluations", "wall_time_s"}, "publish": True, "execution": True,
+        "tracking": True})
     for key in LATER_DEFAULTS:
         older["fitness"].pop(key)
     assert config_hash(cfg) == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]

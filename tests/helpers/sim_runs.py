@@ -20,6 +20,8 @@ from hubevo.evaluation.records import Evaluation
 from hubevo.fsio import atomic_write_text
 from hubevo.publish.cards import lineage_card
 from hubevo.publish.hub import publish_generation
+from hubevo.publish.lineage_recipe import lineage_recipe
+from hubevo.publish.resolver import Resolver
 from hubevo.publish.tables import write_tables
 from hubevo.state.runstate import RunState, save_state
 from tests.tiny_models import build_llama
@@ -71,7 +73,9 @@ class SimRun:
         shutil.copytree(self.weights[key], folder)
         names = {i.id: i.source for i in self.seeds.values()} | {c.id: self.repo(k) for k, c in self.children.items()}
         self.state.recipes[ind.id] = to_merge_dict(ind.genome, refs=names)
-        card = lineage_card(ind, run_name=self.cfg.name, parent_refs=names, recipe=self.state.recipes[ind.id],
+        resolver = Resolver(state=self.state, run_dir=self.run_dir, run_name=self.cfg.name, publish=self.cfg.publish,
+                            member_paths={})
+        card = lineage_card(ind, run_name=self.cfg.name, parent_refs=names, rebuild=lineage_recipe(resolver, ind.id),
                             evaluation=self.state.evaluations[ind.id], heldout={"tiny_heldout": 0.25})
         card.save(folder / "README.md")
         return folder
@@ -131,7 +135,8 @@ def write_run(root: Path, *, name: str = "sim", finished: bool = True) -> RunCon
     state.recipes = {c.id: to_merge_dict(c.genome, refs=names) for c in (c1, c3, c2)}
     for child in (c1, c2):
         folder = cfg.output.dir / "models" / child.name
-        lineage_card(child, run_name=name, parent_refs=names, recipe=state.recipes[child.id],
+        resolver = Resolver(state=state, run_dir=cfg.output.dir, run_name=name, publish=cfg.publish, member_paths={})
+        lineage_card(child, run_name=name, parent_refs=names, rebuild=lineage_recipe(resolver, child.id),
                      evaluation=state.evaluations[child.id], heldout=state.heldout[child.id]).save(folder / "README.md")
         state.saved[child.id] = str(folder)
     state.generation, state.population = 2, [c1.id, c2.id]

@@ -6,14 +6,20 @@ import contextlib
 import io
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from huggingface_hub import ModelCard
 
-from hubevo.breed.genome import MergeGenome, child_individual, seed_individual, to_merge_dict
+from hubevo.breed.genome import Individual, MergeGenome, child_individual, seed_individual, to_merge_dict
+from hubevo.config import PublishConfig
 from hubevo.evaluation.records import Evaluation
-from hubevo.publish.cards import METHOD_PAPERS, card_comparison, lineage_card
+from hubevo.finetune.recipe import FinetuneRecipe
+from hubevo.publish.cards import METHOD_PAPERS, Usage, card_comparison, lineage_card
+from hubevo.publish.lineage_recipe import REBUILD_COMMAND, lineage_recipe
+from hubevo.publish.resolver import Resolver
 from hubevo.state.runstate import RunState
 from tests.tiny_models import build_llama
 
@@ -35,7 +41,8 @@ def run():
     child = child_individual(MergeGenome(method="ties", parents=(hub.id, local.id), base=None,
                                          per_parent=({"weight": 0.6, "density": 0.5}, {"weight": 0.4, "density": 0.5})),
                              generation=1)
-    state = RunState(config_hash="x", individuals={i.id: i for i in (hub, local, std, child)}, baselines={std.id: "linear"})
+    state = RunState(config_hash="x", individuals={i.id: i for i in (hub, local, std, child)}, baselines={std.id: "linear"},
+                     initial=[hub.id, local.id])
     for ind, fit, a, b in ((hub, 0.4, 0.7, 0.1), (local, 0.45, 0.1, 0.8), (std, 0.6, 0.6, 0.6), (child, 0.7, 0.7, 0.7)):
         state.evaluations[ind.id] = scored(ind.id, fit, a=a, b=b).model_copy(update={"generation": ind.generation})
     state.heldout[child.id] = {"heldout_x": 0.65}
@@ -44,8 +51,15 @@ def run():
     return state, child, names
 
 
+def resolver_of(state) -> Resolver:
+    state.members.update({i: {"label": ind.name, "source": ind.source, "path": ind.source,
+                              "revision": "abc123" if ind.source == HUB_PARENT else None}
+                          for i, ind in state.individuals.items() if ind.kind == "seed"})
+    return Resolver(state=state, run_dir=Path("/runs/r"), run_name="r", publish=PublishConfig(), member_paths={})
+
+
 def card_of(state, child, names, **extra) -> ModelCard:
-    return lineage_card(child, run_name="r", parent_refs=names, recipe=state.recipes[child.id],
+    return lineage_card(child, run_name="r", parent_refs=names, rebuild=lineage_recipe(resolver_of(state), child.id),
                         evaluation=state.evaluations[child.id], heldout=state.heldout[child.id],
                         compare=card_comparison(state, child.id, names=names), **extra)
 
@@ -65,24 +79,47 @@ def test_card_links_hub_parents_and_the_method_paper(run):
 
 
 def test_card_compares_the_child_with_its_parents_and_the_best_standard_recipe(run):
-    table = re.search(r"## Against its parents and the best standard recipe\n(.*?)\n## ", card_of(*run).text, re.S)
+    table = re.search(r"## Against its parents and the baselines\n(.*?)\n## ", card_of(*run).text, re.S)
     rows = [line for line in table.group(1).splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [r.split(" | ")[1] for r in rows] == ["this model", "parent", "parent", "best standard recipe"]
+    assert [r.split(" | ")[1] for r in rows] == ["this model", "parent (member)", "parent (member)",
+                                                  "best standard recipe"]
     assert rows[0].split(" | ")[2:] == ["0.7000", "0.7000", "0.7000", "0.6500 |"]
     assert rows[3].startswith("| `std-linear` | best standard recipe | 0.6000") and rows[3].endswith("| - |")
 
 
 def test_card_shows_the_recipe_and_the_command_that_rebuilds_it(run):
     text = card_of(*run).text
-    assert "mergekit-yaml recipe.yaml out --random-seed" in text and "merge_method: ties" in text
+    assert REBUILD_COMMAND in text and "merge_method: ties" in text
+    assert f"- model: {HUB_PARENT}@abc123" in text  # a Hub member pinned to the revision the run used
+    assert "- model: local\n" in text and "`local`: local members, named as the run file named them" in text
+
+
+def test_a_finetuned_childs_recipe_is_its_parent_plus_its_adapter_in_mergekit_multi_stages(run):
+    """Every ancestor a stage, parents first, named; a LoRA fine-tune is mergekit's `parent+adapter`."""
+    state, child, names = run
+    tuned = Individual(id="ft-1", kind="finetune", generation=2, name="g2-dpo-1",
+                       finetune=FinetuneRecipe(operator="dpo", parent=child.id, dataset={"path": "p.jsonl"},
+                                               learning_rate=1e-4, steps=3, lora_rank=4, samples=8, seed=0,
+                                               batch_size=2))
+    state.individuals[tuned.id] = tuned
+    grandchild = child_individual(MergeGenome(method="linear", parents=(tuned.id, child.id),
+                                              per_parent=({"weight": 0.5}, {"weight": 0.5})), generation=3)
+    state.individuals[grandchild.id] = grandchild
+    rebuild = lineage_recipe(resolver_of(state), grandchild.id)
+    docs = list(yaml.safe_load_all(rebuild.to_yaml()))
+    assert [d.get("name") for d in docs] == [child.name, "g2-dpo-1", None]
+    assert docs[1]["models"] == [{"model": f"{child.name}+./adapters/g2-dpo-1", "parameters": {"weight": 1.0}}]
+    assert [m["model"] for m in docs[2]["models"]] == ["g2-dpo-1", child.name]
+    assert rebuild.adapters == {"g2-dpo-1": "ft-1"} and rebuild.local_members == ["local"]
 
 
 def test_card_usage_snippet_loads_and_runs_the_model(run, tmp_path):
     state, child, names = run
     folder = build_llama(tmp_path / "model")
-    snippet = re.search(r"## Use it\n\n```python\n(.*?)```", card_of(state, child, names, repo_id=str(folder)).text,
+    usage = Usage(load_from=str(folder), prompt="12+3=", task="task_a")
+    snippet = re.search(r"## Use it\n\n```python\n(.*?)```", card_of(state, child, names, usage=usage).text,
                         re.S).group(1)
-    assert f'AutoModelForCausalLM.from_pretrained("{folder}")' in snippet
+    assert f'model_id = "{folder}"' in snippet and 'tokenizer("12+3="' in snippet and "task_a" in snippet
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         exec(snippet, {})

@@ -22,6 +22,7 @@ from safetensors.torch import load_file
 
 from hubevo.errors import HubError
 from hubevo.publish.hub import champion_history, survivor_generations
+from hubevo.publish.lineage_recipe import REBUILD_COMMAND
 from hubevo.publish.tables import results_frame
 from tests.helpers.sim_runs import ALICE, ALICE_TOKEN, BOB_TOKEN, SimRun, new_run, tiny_weights
 
@@ -119,7 +120,7 @@ def test_survivor_repo_carries_the_lineage_card_and_the_weights_at_every_tag(pub
     assert card.data.base_model == [c1_repo, seed_repos["s2"]]  # parents by their Hub repo ids
     assert card.data.base_model_relation == "merge"
     assert card.data.library_name == "transformers"
-    assert "Running `mergekit-yaml recipe.yaml out --random-seed" in card.text
+    assert REBUILD_COMMAND in card.text and f"- model: {c1_repo}" not in card.text  # the card's stages: by name
     info = alice.model_info(c2_repo)
     assert f"base_model:merge:{c1_repo}" in info.tags and f"base_model:merge:{seed_repos['s2']}" in info.tags
 

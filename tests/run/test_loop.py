@@ -26,6 +26,7 @@ from hubevo.run.loop import evolve
 from hubevo.state.events import read_events
 from hubevo.state.runstate import load_state
 from tests.helpers import wait_for_generation
+from tests.helpers.cards import assert_same_weights, rebuild_from_card
 from tests.tiny_models import build_llama
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +78,10 @@ def test_only_the_champion_keeps_full_weights_and_every_survivor_exports_with_it
         assert name == ind.name
         model = AutoModelForCausalLM.from_pretrained(exported)
         assert torch.isfinite(next(model.parameters())).all()
-        assert (exported / "README.md").read_text() == (Path(folder) / "README.md").read_text()
+        # the same card, but for where "Use it" loads the model from: the exported folder itself
+        assert without_use_it((exported / "README.md").read_text()) == without_use_it((Path(folder) / "README.md")
+                                                                                      .read_text())
+        assert f'model_id = "{exported.resolve()}"' in (exported / "README.md").read_text()
         card = ModelCard.load(exported / "README.md")
         parents = [state.individuals[p].name for p in ind.parents]
         base_model = card.data.base_model if isinstance(card.data.base_model, list) else [card.data.base_model]
@@ -87,35 +91,25 @@ def test_only_the_champion_keeps_full_weights_and_every_survivor_exports_with_it
         assert {r.dataset_type for r in card.data.eval_results} >= set(state.evaluations[cid].scores)
 
 
-def test_export_equals_mergekit_yaml_on_the_card_recipe_with_bred_parents_exported_first(finished_run, tmp_path):
-    """A survivor bred from bred parents: export its parents, run the card's recipe through `mergekit-yaml`
-    over them, and get the exported survivor bit for bit."""
+def without_use_it(card: str) -> str:
+    return re.sub(r"## Use it\n.*?(?=\n## )", "", card, flags=re.S)
+
+
+def test_export_equals_mergekit_multi_on_the_cards_recipe_from_the_members(finished_run, tmp_path):
+    """A survivor bred from bred parents: its card's recipe.yaml, run through `mergekit-multi` in a fresh folder
+    that holds the card's files and the members under their names, gives the exported survivor bit for bit."""
     cfg, state = finished_run
     def bred(cid: str) -> bool:
         return state.individuals[cid].kind != "seed"
 
     cid = next(c for c in state.saved if any(bred(p) for p in state.individuals[c].parents))
-    for parent in state.individuals[cid].parents:
-        if bred(parent):
-            export_from_folder(cfg.output.dir, parent, tmp_path / "models" / state.individuals[parent].name)
     _, exported = export_from_folder(cfg.output.dir, cid, tmp_path / "exported")
-    text = (Path(state.saved[cid]) / "README.md").read_text()
-    recipe = re.search(r"## Recipe.*?```yaml\n(.*?)```", text, re.S).group(1)
-    seed = re.search(r"--random-seed (\d+)", text).group(1)
-    assert yaml.safe_load(recipe) == yaml.safe_load((Path(state.saved[cid]) / RECIPE_FILE).read_text())
-    assert str(cfg.output.dir) not in recipe  # parents by Hub id or by a path relative to the run folder
-    for parent in filter(bred, state.individuals[cid].parents):  # run-relative names, as exported here
-        name = state.individuals[parent].name
-        recipe = recipe.replace(f"models/{name}\n", f"{tmp_path / 'models' / name}\n")
-    (tmp_path / "recipe.yaml").write_text(recipe)
-    cli = Path(sys.executable).with_name("mergekit-yaml")
-    subprocess.run([str(cli), str(tmp_path / "recipe.yaml"), str(tmp_path / "rebuilt"), "--random-seed", seed],
-                   check=True, capture_output=True, timeout=300, cwd=cfg.output.dir)
-    rebuilt = load_file(tmp_path / "rebuilt" / "model.safetensors")
-    saved = load_file(exported / "model.safetensors")
-    assert rebuilt.keys() == saved.keys()
-    for name in saved:
-        assert torch.equal(rebuilt[name], saved[name]), name
+    recipe = (Path(state.saved[cid]) / RECIPE_FILE).read_text()
+    stages = list(yaml.safe_load_all(recipe))
+    assert len(stages) >= 2 and "name" not in stages[-1]  # every bred ancestor a named stage, the survivor last
+    assert str(cfg.output.dir) not in recipe and "/" not in json.dumps([s.get("name") for s in stages])
+    rebuilt = rebuild_from_card(Path(state.saved[cid]), tmp_path / "fresh", members=state.members)
+    assert_same_weights(rebuilt, load_file(exported / "model.safetensors"))
 
 
 def test_hubevo_export_command_writes_a_loadable_folder_and_names_unknown_ids(finished_run, tmp_path, capsys):

@@ -14,6 +14,7 @@ from hubevo.demo.runner import demo_config
 from hubevo.publish.export import export_from_folder
 from hubevo.publish.rebuild import full_folders
 from hubevo.run.loop import evolve
+from tests.helpers.cards import assert_same_weights, rebuild_from_card
 
 
 def test_an_evolution_with_dpo_mutation_records_each_childs_genes_and_keeps_adapters(demo_zoo, tmp_path):
@@ -116,3 +117,9 @@ def test_the_ga_averages_its_two_best_fine_tunes_into_a_soup(demo_zoo, tmp_path,
     for name, value in weights[soup.id].items():
         torch.testing.assert_close(value, (weights[first][name] + weights[second][name]) / 2)
     assert any(not torch.equal(weights[first][k], weights[second][k]) for k in weights[first])
+
+    # the soup, bred from two DPO children, rebuilt from its card alone with mergekit, in a fresh folder
+    rebuilt = rebuild_from_card(folders[soup.id], tmp_path / "fresh", members=state.members)
+    assert {"g1", "g2"} & {p.name.split("-")[0] for p in (tmp_path / "fresh" / "adapters").iterdir()}
+    assert_same_weights(rebuilt, weights[soup.id])
+

@@ -313,3 +313,20 @@ class RunningJob:
         if stage in ("SCHEDULING", "RUNNING"):
             return None
         return f"{stage}: " + "\n".join(job_logs(self.job_id, namespace=ALICE, tail=20, api=self.api))
+
+
+def test_the_pushed_state_keeps_each_lora_childs_adapter_and_no_weights(tmp_path):
+    """A resumed job rebuilds a LoRA child from its parent and its adapter: the adapter travels with the state
+    (megabytes), a model's weights never do."""
+    from hubevo.run.state_sync import state_files
+
+    (tmp_path / "candidates" / "ft1").mkdir(parents=True)
+    for name in ("training.json", "adapter_config.json", "adapter_model.safetensors"):
+        (tmp_path / "candidates" / "ft1" / name).write_text("{}")
+    (tmp_path / "models" / "champ").mkdir(parents=True)
+    for name in ("README.md", "recipe.yaml", "model.safetensors", "config.json"):
+        (tmp_path / "models" / "champ" / name).write_text("x")
+    (tmp_path / "state.json").write_text("{}")
+    assert sorted(state_files(tmp_path)) == [STATE_PREFIX + p for p in (
+        "candidates/ft1/adapter_config.json", "candidates/ft1/adapter_model.safetensors",
+        "candidates/ft1/training.json", "models/champ/README.md", "models/champ/recipe.yaml", "state.json")]

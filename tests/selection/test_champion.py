@@ -140,9 +140,14 @@ def test_a_stored_recipe_names_parents_by_relative_path_and_rebuilds_from_the_ru
     recipe = state.recipes[champion]
     refs = [m["model"] for m in recipe["models"]]
     assert refs and not any(Path(r).is_absolute() for r in refs)
-    card_recipe = yaml.safe_load(ModelCard.load(Path(state.saved[champion]) / "README.md").text.split("```yaml")[1]
-                                 .split("```")[0])
-    assert card_recipe == recipe
+    stages = list(yaml.safe_load_all((Path(state.saved[champion]) / "recipe.yaml").read_text()))
+    assert "name" not in stages[-1]  # the card's last stage is the champion: the stored recipe, members by name
+    labels = {str(Path(cfg.output.dir, m["model"]).resolve()): m["model"] for m in recipe["models"]}
+    labels = {ref: state.members[i]["label"] for i in state.members for ref in labels
+              if Path(state.members[i]["path"]).resolve() == Path(ref)}
+    assert stages[-1] == {**recipe, "models": [{**m, "model": labels[str(Path(cfg.output.dir, m["model"]).resolve())]}
+                                              for m in recipe["models"]]}
+    assert stages[-1]["models"] and ModelCard.load(Path(state.saved[champion]) / "README.md").text.count("```yaml") == 1
     monkeypatch.chdir(cfg.output.dir)  # relative references resolve against the run folder
     rebuilt = Materializer(Path(state.saved[champion])).materialize(recipe)
     saved = load_file(Path(state.saved[champion]) / "model.safetensors")

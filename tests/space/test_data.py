@@ -147,7 +147,7 @@ def test_status_rows_show_progress_and_the_controllers_runs_win(runs_root):
     assert (sim["state"], sim["generation"], sim["generations"], sim["best_fitness"]) == ("finished", 2, 2, 0.6)
     assert other["state"] == "unfinished" and "resume" in other["message"]
     managed = [{"name": "other", "state": "running", "generation": 1, "generations": 2, "candidate": 2,
-                "candidates": 6, "elapsed_s": 3725, "eta_s": 65, "best_fitness": 0.41, "message": ""},
+                "candidates": 6, "elapsed_s": 3725, "eta_s": 65, "eta_low_s": 40, "best_fitness": 0.41, "message": ""},
                {"name": "new", "state": "queued"},
                {"name": "ended", "state": "finished", "generation": 2, "generations": 2, "candidate": 1,
                 "candidates": 13, "elapsed_s": 60, "eta_s": 121, "best_fitness": 0.5}]
@@ -155,11 +155,11 @@ def test_status_rows_show_progress_and_the_controllers_runs_win(runs_root):
     assert table["run"].tolist() == ["other", "new", "ended", "sim"]
     columns = ["state", "generations done", "evaluated this generation", "elapsed", "time left", "best fitness"]
     # the controller reports the champion's fitness: the row shows the run's best, as found on disk
-    assert table.iloc[0][columns].tolist() == ["running", "1 of 2", "2 of 6", "1h 02m", "1m 05s", "0.600"]
+    assert table.iloc[0][columns].tolist() == ["running", "1 of 2", "2 of 6", "1 h 02 m", "40-65 s", "0.600"]
     assert table.iloc[1][columns[1:]].tolist() == ["-", "-", "-", "-", "-"]
     # an ended run counts no candidates of a generation under way and has no time left
-    assert table.iloc[2][columns].tolist() == ["finished", "2 of 2", "-", "1m 00s", "-", "-"]
-    assert table.iloc[3][["state", "elapsed", "best fitness"]].tolist() == ["finished", "2m 05s", "0.600"]
+    assert table.iloc[2][columns].tolist() == ["finished", "2 of 2", "-", "1 m 00 s", "-", "-"]
+    assert table.iloc[3][["state", "elapsed", "best fitness"]].tolist() == ["finished", "2 m 05 s", "0.600"]
     assert status_table([]).empty and "best fitness" in status_table([]).columns
 
 

@@ -314,7 +314,7 @@ def test_model_detail_shows_the_lineage_card_and_a_recipe_mergekit_accepts(sim):
     assert detail.scores == {"fitness/tiny": 0.55, "heldout/tiny_heldout": 0.5}
     meta, body = card_sections(detail.card)
     assert yaml.safe_load(meta)["base_model"] == [f"alice/sim-{i['c1']}", "alice/s2"]
-    assert "## Recipe" in body and "## Lineage" in body
+    assert "## Rebuild it with mergekit" in body and "## Lineage" in body
     recipe = yaml.safe_load(detail.recipe)
     MergeConfiguration.model_validate(recipe)
     assert recipe["merge_method"] == "slerp" and recipe["parameters"] == {"t": 0.4}
@@ -541,10 +541,10 @@ def test_the_model_page_shows_the_cards_own_prose_once(finals):
     run = finals["bred"]
     champion = recorded(run)["champion"]
     _meta, body = card_sections(model_detail(run, champion).card)
-    assert "## Recipe" in body and "merge_method" in body and "from_pretrained" in body
+    assert "## Rebuild it with mergekit" in body and "merge_method" in body and "from_pretrained" in body
     prose = card_prose(body)
     assert "## Lineage" in prose and "Bred by hubevo" in prose
-    for gone in ("## Recipe", "merge_method", "from_pretrained", "## Use it", "## Scores", "## Champion"):
+    for gone in ("## Rebuild it with mergekit", "merge_method", "from_pretrained", "## Use it", "## Scores", "## Champion"):
         assert gone not in prose, gone
     assert not prose.lstrip().startswith("# ")  # the page has the title
 
