@@ -184,5 +184,6 @@ def leaderboard(state: RunState, *, top: int | None = None) -> str:
     frame["parents"] = frame["parents"].map(lambda ps: "+".join(ps) if len(ps) else "-")
     frame[""] = frame["champion"].map(lambda c: "<- champion" if c else "")
     cols = ["generation", "model", "parents", "method", "fitness", "heldout", "status", ""]
-    shown = frame[cols].head(top) if top else frame[cols]
+    shown = (frame[cols].head(top) if top else frame[cols]).copy()
+    shown["heldout"] = pd.to_numeric(shown["heldout"])  # a run without held-out tasks: all missing, shown "-"
     return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")

@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM
 
 from hubevo.demo.runner import demo_config
 from hubevo.errors import CompatibilityError, ConfigError, UnknownNameError
+from hubevo.evaluation.tasks import example_prompt
 from hubevo.publish.export import RECIPE_FILE, export_from_folder
 from hubevo.publish.rebuild import full_folders
 from hubevo.run.loop import evolve
@@ -82,6 +83,8 @@ def test_only_the_champion_keeps_full_weights_and_every_survivor_exports_with_it
         assert without_use_it((exported / "README.md").read_text()) == without_use_it((Path(folder) / "README.md")
                                                                                       .read_text())
         assert f'model_id = "{exported.resolve()}"' in (exported / "README.md").read_text()
+        task, prompt = example_prompt(cfg.fitness)  # a prompt of the run's own fitness task, not "Hello"
+        assert task == cfg.fitness.tasks[0].name and f"tokenizer({json.dumps(prompt)}" in card_text(exported)
         card = ModelCard.load(exported / "README.md")
         parents = [state.individuals[p].name for p in ind.parents]
         base_model = card.data.base_model if isinstance(card.data.base_model, list) else [card.data.base_model]
@@ -89,6 +92,10 @@ def test_only_the_champion_keeps_full_weights_and_every_survivor_exports_with_it
         assert card.data.base_model_relation == "merge" and card.data.library_name == "transformers"
         assert f"gen-{ind.generation}" in card.data.tags
         assert {r.dataset_type for r in card.data.eval_results} >= set(state.evaluations[cid].scores)
+
+
+def card_text(folder: Path) -> str:
+    return (folder / "README.md").read_text()
 
 
 def without_use_it(card: str) -> str:
