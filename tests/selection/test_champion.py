@@ -142,11 +142,15 @@ def test_a_stored_recipe_names_parents_by_relative_path_and_rebuilds_from_the_ru
     assert refs and not any(Path(r).is_absolute() for r in refs)
     stages = list(yaml.safe_load_all((Path(state.saved[champion]) / "recipe.yaml").read_text()))
     assert "name" not in stages[-1]  # the card's last stage is the champion: the stored recipe, members by name
-    labels = {str(Path(cfg.output.dir, m["model"]).resolve()): m["model"] for m in recipe["models"]}
-    labels = {ref: state.members[i]["label"] for i in state.members for ref in labels
-              if Path(state.members[i]["path"]).resolve() == Path(ref)}
-    assert stages[-1] == {**recipe, "models": [{**m, "model": labels[str(Path(cfg.output.dir, m["model"]).resolve())]}
-                                              for m in recipe["models"]]}
+    label = {Path(m["path"]).resolve(): m["label"] for m in state.members.values()}
+
+    def by_label(ref: str) -> str:  # the stored recipe's run-relative member path -> the name the card gives it
+        return label[Path(cfg.output.dir, ref).resolve()]
+
+    named = {**recipe, "models": [{**m, "model": by_label(m["model"])} for m in recipe["models"]]}
+    if "base_model" in recipe:
+        named["base_model"] = by_label(recipe["base_model"])
+    assert stages[-1] == named
     assert stages[-1]["models"] and ModelCard.load(Path(state.saved[champion]) / "README.md").text.count("```yaml") == 1
     monkeypatch.chdir(cfg.output.dir)  # relative references resolve against the run folder
     rebuilt = Materializer(Path(state.saved[champion])).materialize(recipe)
