@@ -39,6 +39,7 @@ def tied_run(hub_server, tmp_path_factory, caplog_module):
     write_choice_task(root / "tasks", HELDOUT)
     zoo = build_zoo(root / "zoo", finetunes=1)
     twin = shutil.copytree(zoo["ft1"], root / "zoo" / "ft1-twin")
+    nudge_one_weight(twin / "model.safetensors")  # the same model listed twice is refused: a twin that scores alike
     cfg = parse_config({
         "name": "tie",
         "population": {"members": [str(zoo["ft1"]), str(twin)]},
@@ -54,6 +55,16 @@ def tied_run(hub_server, tmp_path_factory, caplog_module):
     with caplog_module.at_level(logging.INFO, logger="hubevo"):
         state = evolve(cfg, progress=False, api=api)
     return cfg, state, api, caplog_module.text
+
+
+def nudge_one_weight(path: Path) -> None:
+    """Move one weight by 1e-6: another model to hubevo's duplicate check, the same scores on 8 examples."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(path)
+    name = sorted(tensors)[0]
+    tensors[name].view(-1)[0] += 1e-6
+    save_file(tensors, path, metadata={"format": "pt"})
 
 
 @pytest.fixture(scope="module")
