@@ -7,7 +7,7 @@ Bottom to top:
 
 | layer | job |
 | --- | --- |
-| errors, registry, fsio, terminal | the error hierarchy, name -> thing tables, atomic files, the terminal's switches |
+| errors, registry, fsio, files, terminal | the error hierarchy, name -> thing tables, atomic files, reading the user's files, the terminal's switches |
 | config | the run file: frozen pydantic models, YAML loading, every error at once |
 | hub | every huggingface_hub call: the client, downloads, listings, repos, cards, jobs, webhooks |
 | evaluation | 2 evaluate: lm-eval tasks and checks, the sampling plan, the scorer, the lm-eval fence |
@@ -31,8 +31,8 @@ __version__ = "0.1.0"
 
 # (modules or packages of one layer, what they do), bottom to top: the table above, read by tests/test_layers.py
 LAYERS: tuple[tuple[str, str], ...] = (
-    ("hubevo hubevo.errors hubevo.registry hubevo.fsio hubevo.terminal",
-     "the error hierarchy, name -> thing tables, atomic files, the terminal's switches"),
+    ("hubevo hubevo.errors hubevo.registry hubevo.fsio hubevo.files hubevo.terminal",
+     "the error hierarchy, name -> thing tables, atomic files, reading the user's files, the terminal's switches"),
     ("hubevo.config", "the run file: frozen pydantic models, YAML loading, every error at once"),
     ("hubevo.hub", "every huggingface_hub call: the client, downloads, listings, repos, cards, jobs, webhooks"),
     ("hubevo.evaluation", "2 evaluate: lm-eval tasks and checks, the sampling plan, the scorer, the lm-eval fence"),

@@ -6,7 +6,8 @@ table, survivor folders, fine-tuned children and the demo zoo. A run folder carr
 `RUN_MARKER`, written when hubevo takes the folder; hubevo removes a path only inside a
 folder that holds it, and never takes a folder of someone else's. The one file of the user's a run
 folder may hold is its own run file (a YAML file whose `output.dir` is that folder): hubevo never
-removes or replaces it.
+removes or replaces it. What hubevo writes gets the mode a plain `open(path, "w")` or `mkdir` gives (0666 or 0777
+less the umask), so that a shared machine's other users read a run as they read any file of its owner's.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import contextlib
 import errno
 import json
 import os
+import random
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = _new_temp_file(path)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -99,6 +100,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if (mapped := write_error(err, path=path)) is not None:
             raise mapped from err
         raise
+
+
+_TEMP_NAMES, _TEMP_LETTERS = random.SystemRandom(), "abcdefghijklmnopqrstuvwxyz0123456789_"  # as mkstemp's
+
+
+def _new_temp_file(path: Path) -> tuple[int, str]:
+    """(descriptor, name) of a new temporary file beside `path` (`TEMP_FILE`), created as `open(path, "w")` would
+    create `path`: mode 0666 less the umask (`tempfile.mkstemp` makes 0600, which the rename would keep)."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{''.join(_TEMP_NAMES.choices(_TEMP_LETTERS, k=8))}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -139,6 +156,7 @@ def atomic_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
         if (mapped := write_error(err, path=final)) is not None:
             raise mapped from err
         raise
+    plain_modes(tmp)
     if not final.exists():
         os.replace(tmp, final)
         return
@@ -149,6 +167,31 @@ def atomic_dir(final: Path, *, replace: bool = True) -> Iterator[Path]:
     os.replace(final, aside)  # killed after this: `final` is missing and settle() puts the aside copy back
     os.replace(tmp, final)    # killed after this: settle() deletes the aside copy
     shutil.rmtree(aside)
+
+
+def plain_modes(root: Path) -> None:
+    """Every folder and file under `root` gets the mode `mkdir` and `open` give (0777 and 0666 less the umask):
+    libraries that write into a folder hubevo builds may make files 0600 (safetensors' writer) or copy another
+    file's mode (mergekit's copy of the tokenizer files). The owner's own bits are never taken away."""
+    mask = umask() & 0o077
+    for folder, _, names in os.walk(root):
+        os.chmod(folder, 0o777 & ~mask)
+        for name in names:
+            if not os.path.islink(path := os.path.join(folder, name)):
+                os.chmod(path, 0o666 & ~mask)
+
+
+def umask() -> int:
+    """The process's umask: from /proc/self/status where Linux tells it, elsewhere by setting it and back (a file
+    another thread creates in between would get 022)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def settle(final: Path) -> None:

@@ -31,6 +31,7 @@ os.environ.update(
         "TOKENIZERS_PARALLELISM": "false",
         "TRANSFORMERS_VERBOSITY": "error",
         "HUBEVO_HUB_BACKOFF_S": "0.05",  # hubevo's Hub retries wait 0.05 s, 0.1 s... unless Retry-After says more
+        "HUBEVO_STATE_DIR": os.path.join(_HF_HOME, "hubevo-state"),  # the scheduler's job stores, gone at exit
     }
 )
 os.environ.pop("HF_TOKEN", None)

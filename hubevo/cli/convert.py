@@ -86,13 +86,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _read(path: Path):
-    from hubevo.config.load import UniqueKeyLoader, yaml_where
-    from hubevo.errors import ConfigError
+    from hubevo.config.load import read_yaml
 
-    if not path.is_file():
-        raise ConfigError(f"mergekit-evolve config {str(path)!r} does not exist; pass the path of its YAML file")
-    try:
-        return yaml.load(path.read_text(), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{str(path)!r} is not valid YAML{yaml_where(err)}: "
-                          f"{getattr(err, 'problem', None) or err}") from None
+    return read_yaml(path, what="mergekit-evolve config")

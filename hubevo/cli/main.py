@@ -3,7 +3,8 @@
 
 With no command (as a Hugging Face Space runs `app.py`), the Space starts.
 
-Errors hubevo raises on purpose are printed as one clear line and exit with status 2.
+Errors hubevo raises on purpose are printed as one clear line and exit with status 2. Ctrl-C (SIGINT) and SIGTERM
+stop every command with one line that says how to resume or rerun it, and exit with status 130 or 143.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -67,14 +69,13 @@ def cmd_worker(args) -> int:
     """Continuous mode without the UI: the same scheduler, until the run's budget is spent."""
     import time
 
-    import yaml
-
+    from hubevo.config.load import read_yaml
     from hubevo.run.lock import run_lock
     from hubevo.run.scheduler import Scheduler, run_status
 
+    data = read_yaml(Path(args.config), what="run config")  # a file that cannot be read: one line, nothing made
     sched = Scheduler(Path(args.runs), generation_every_s=args.every, immigrants_every_s=args.immigrants_every,
                       retry_base_s=args.retry_base)
-    data = yaml.safe_load(Path(args.config).read_text())
     name = data.get("name", "hubevo")
     if not (sched.runs_root / name / "run.yaml").exists():
         sched.submit(data, user="worker", root=Path(args.config).resolve().parent)
@@ -117,8 +118,20 @@ def stop_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
+def stop_line(argv: list[str], *, command: str, signum: int) -> str:
+    """The one line a command stopped by `signum` ends with: how to go on (a run resumes from its last step)."""
+    again = ["hubevo", *argv, *(["--resume"] if command == "evolve" and "--resume" not in argv else [])]
+    how = {"evolve": "resume with", "worker": "resume with",
+           "demo": "the demo starts afresh each time; rerun"}.get(command, "run it again with")
+    return f"hubevo: stopped ({signal.Signals(signum).name}); {how}: {shlex.join(again)}"
+
+
 def cmd_space(args) -> int:
     """The Space, until Ctrl-C or SIGTERM; either way its scheduler and temporary files go with it."""
+    from hubevo.run.scheduler import check_runs_root
+
+    if args.runs:  # a folder named on the command line is read, never created
+        check_runs_root(Path(args.runs), must_exist=True)
     try:
         with stop_on_sigterm():
             serve_space(args)
@@ -206,10 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv or ["space"])
     setup_logging(args.verbose)
     try:
-        return args.func(args)
+        with stop_on_sigterm():  # SIGTERM unwinds like Ctrl-C: atomic writes remove their temporary files
+            return args.func(args)
     except HubevoError as err:
         print(f"hubevo: error: {err}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Terminated) as stop:
+        signum = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+        print(stop_line(argv or ["space"], command=args.command, signum=signum), file=sys.stderr, flush=True)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ class SelectionConfig(Frozen):
     method: Literal["roulette", "tournament"] = "roulette"
     keep_top_k: int = Field(1, ge=0, description="Elites carried unchanged into the next generation.")
     random_pick_prob: float = Field(0.1, ge=0, le=1, description="Chance that a parent is picked uniformly.")
-    tournament_size: int = Field(3, ge=2)
-    parents_per_child: int = Field(2, ge=2)
+    tournament_size: int = Field(3, ge=2, description="Candidates drawn per tournament.")
+    parents_per_child: int = Field(2, ge=2, description="Parents merged into each child.")
 
 
 DEFAULT_METHODS = (
@@ -51,9 +51,10 @@ GENE_BOUNDS = {"density": (0.0, 1.0), "t": (0.0, 1.0), "epsilon": (0.0, 1.0), "g
                "weight": (-math.inf, math.inf), "lambda": (-math.inf, math.inf)}
 
 
-def range_problem(name: str, low: float, high: float) -> str | None:
-    """Why `crossover.ranges[name]` cannot be sampled (not finite, empty, outside the gene's domain), or None."""
-    where = f"crossover.ranges.{name}"
+def range_problem(name: str, low: float, high: float, *, field: str = "crossover.ranges") -> str | None:
+    """Why `crossover.ranges[name]` (or the ranges at `field`) cannot be sampled (not finite, empty, outside the
+    gene's domain), or None."""
+    where = f"{field}.{name}"
     if name not in GENE_BOUNDS:
         return f"{where}: unknown gene; known: {', '.join(GENE_BOUNDS)}"
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -68,7 +69,10 @@ def range_problem(name: str, low: float, high: float) -> str | None:
 
 class CrossoverConfig(Frozen):
     methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS), min_length=1)
-    ranges: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_RANGES))
+    ranges: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_RANGES),
+        description="Range of each merge gene: weight, density, t, lambda, epsilon, gamma (finite, low <= high, "
+                    "inside the gene's domain: [0, 1] for density, t, epsilon and gamma).")
     inherit_prob: float = Field(0.7, ge=0, le=1, description="Chance a child inherits its method and genes.")
 
     @field_validator("methods")
@@ -94,7 +98,8 @@ class MutationConfig(Frozen):
         default_factory=lambda: ["perturb"], min_length=1,
         description="Drawn per mutated child: perturb (merge genes), dpo or sft (fine-tune a selected parent).",
     )
-    strength: float = Field(0.15, ge=0, description="Gaussian sigma as a fraction of each gene's range.")
+    strength: float = Field(0.15, ge=0, allow_inf_nan=False,
+                            description="Gaussian sigma as a fraction of each gene's range.")
     method_flip_prob: float = Field(0.1, ge=0, le=1, description="Chance to switch to another merge method.")
     finetune: FinetuneSpace | None = Field(None, description="Ranges of the fine-tuning genes (dpo, sft).")
 

@@ -44,19 +44,14 @@ SECTION_NOTES = {
 }
 
 FIELD_NOTES = {  # fields without a description of their own
-    "fitness.heldout_limit": "Held-out examples per task at most; None = all.",
     "selection.method": "roulette (fitness-proportional) or tournament.",
-    "selection.tournament_size": "Candidates drawn per tournament.",
-    "selection.parents_per_child": "Parents merged into each child.",
     "crossover.methods": "mergekit merge methods a child may use (those that fit the population are kept).",
-    "crossover.ranges": "Range of each merge gene: weight, density, t, lambda, epsilon, gamma.",
     "budget.generations": "Generations after generation 0.",
     "budget.population_size": "Candidates per generation (the GA's population; CMA-ES sets its own, "
                               "search.options.popsize).",
     "budget.max_evaluations": "Stop after this many candidates are scored; None = no limit.",
     "budget.wall_time_s": "Stop after this many seconds; None = no limit.",
     "execution.backend": "local (this process) or ray (a Ray cluster, execution.address).",
-    "execution.gpus_per_worker": "GPUs each Ray worker asks for.",
     "output.dir": "The run folder (results.parquet, the survivors, the run state); relative to this file.",
     "publish.namespace": "Hub user or org the survivors are pushed to.",
     "publish.private": "Create the Hub repos private.",

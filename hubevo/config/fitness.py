@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from hubevo.config.frozen import Frozen
 
+SEED_MAX = 2**32 - 1  # numpy's and lm-eval's seeds are unsigned 32-bit integers
+
 
 class TaskSpec(Frozen):
     name: str
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(1.0, gt=0, allow_inf_nan=False, description="The task's weight in the fitness mean.")
     metric: str = "exact_match"
 
     @model_validator(mode="before")
@@ -29,7 +31,7 @@ class TaskSpec(Frozen):
 class RacingConfig(Frozen):
     """Successive halving: score everyone on a small sample, promote the best fraction to larger ones."""
 
-    rungs: list[int] = Field(
+    rungs: list[Annotated[int, Field(ge=1)]] = Field(
         default_factory=lambda: [8, 32], min_length=1,
         description="Examples per task at each rung before the full fitness sample; increasing.")
     keep: float = Field(0.5, gt=0, lt=1, description="Fraction promoted from one rung to the next (1/eta).")
@@ -63,9 +65,10 @@ class FitnessConfig(Frozen):
                                                                  "carved ones first).")
     finalists: int = Field(3, ge=0, description="The top-k by fitness scored on validation; the champion is the best "
                                                 "there. 0: the champion is the best by fitness.")
-    seed: int = Field(0, description="Seeds the split into fitness and validation examples and the fitness samples; "
-                                     "in a run file it defaults to the run's `seed`, so every run seed draws "
-                                     "its own split (the run folder's config.yaml records it).")
+    seed: int = Field(0, ge=0, le=SEED_MAX,
+                      description="Seeds the split into fitness and validation examples and the fitness samples; "
+                                  "in a run file it defaults to the run's `seed`, so every run seed draws "
+                                  "its own split (the run folder's config.yaml records it); 0 to 2**32 - 1.")
     batch_size: int | str = Field(
         64, description="lm-eval's batch size: a positive integer, 'auto' (lm-eval finds the largest that fits, "
                         "from max_batch_size down, once per task and model shape; for GPUs) or 'auto:N' (found "
@@ -75,7 +78,7 @@ class FitnessConfig(Frozen):
         "auto", description="Precision of lm-eval's forward passes, an autocast over the resident weights (whose "
                             "dtype is the run's `dtype`): auto = bfloat16 on a CUDA GPU that supports it, the "
                             "weights' own dtype elsewhere; null = always the weights' own dtype.")
-    heldout_limit: int | None = Field(None, gt=0)
+    heldout_limit: int | None = Field(None, gt=0, description="Held-out examples per task at most; None = all.")
     lm_eval_kwargs: dict = Field(default_factory=dict, description="Passed through to lm_eval.simple_evaluate.")
     hflm_kwargs: dict = Field(
         default_factory=dict, description="Passed through to lm-eval's HFLM, which wraps the resident model "

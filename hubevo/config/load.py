@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from hubevo.config.mergekit_evolve import convert, is_mergekit_evolve
 from hubevo.config.run import RunConfig
 from hubevo.errors import ConfigError
+from hubevo.files import read_text
 
 
 class UniqueKeyLoader(yaml.SafeLoader):
@@ -49,9 +50,11 @@ def format_validation_error(err: ValidationError, *, source: str) -> str:
     return "\n".join([f"{header}:", *(f"  {field}" for field in fields)])
 
 
-def parse_config(data: dict, *, root: Path, source: str = "") -> RunConfig:
+def parse_config(data: dict, *, root: Path, source: str = "", expand_vars: bool = True) -> RunConfig:
+    """`data` as a run config, its paths read relative to `root` (`hubevo.config.paths`); `expand_vars=False` for
+    a run file from someone else, whose `$VAR` must not reach into this machine's environment."""
     try:
-        return RunConfig.model_validate(data).resolved(root)
+        return RunConfig.model_validate(data, context={"root": root}).resolved(root, expand_vars=expand_vars)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source=source)) from None
 
@@ -60,21 +63,39 @@ def load_config(path: str | Path, *, mergekit_options: dict | None = None) -> Ru
     """The run file at `path`; a mergekit-evolve config is converted, with `mergekit_options` (its command line's
     options, flag -> value) if given."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"run config {str(path)!r} does not exist; pass the path of a YAML file")
-    try:
-        data = yaml.load(path.read_text(), Loader=UniqueKeyLoader) or {}  # noqa: S506 (a SafeLoader subclass)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"run config {str(path)!r} is not valid YAML{yaml_where(err)}: "
-                          f"{getattr(err, 'problem', None) or err}; fix the YAML syntax there") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"run config {str(path)!r} must be a YAML mapping, got {type(data).__name__}")
+    data = read_yaml(path, what="run config")
     if is_mergekit_evolve(data):
         return converted_config(data, path=path, options=mergekit_options)
     if mergekit_options:
         raise ConfigError(f"mergekit-evolve's options ({', '.join(mergekit_options)}) apply only to a mergekit-evolve "
                           f"config, and {str(path)!r} is a hubevo run file; set those fields in it instead")
     return parse_config(data, root=path.resolve().parent, source=repr(str(path)))
+
+
+def read_yaml(path: Path, *, what: str) -> dict:
+    """The YAML mapping in the file at `path` (a key given twice refused); one ConfigError line naming the file
+    when it is missing, a folder, unreadable, not UTF-8, not YAML or not a mapping."""
+    path = Path(path)
+    text = read_text(path, what=what, fix=_yaml_fix(path))
+    try:
+        data = yaml.load(text, Loader=UniqueKeyLoader) or {}  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML{yaml_where(err)}: "
+                          f"{' '.join(str(getattr(err, 'problem', None) or err).split())}; "
+                          "fix the YAML syntax there") from None
+    except ValueError as err:  # a value YAML's own types refuse, e.g. a date 2024-13-01
+        raise ConfigError(f"{what} {str(path)!r} holds a value YAML cannot read ({err}); quote it") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {str(path)!r} nests its YAML too deeply to read; flatten it") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {str(path)!r} must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def _yaml_fix(path: Path) -> str:
+    """What to pass instead of `path`: a YAML file (one that a folder `path` holds, if any)."""
+    inside = sorted(p.name for p in path.glob("*.y*ml") if p.suffix in (".yaml", ".yml")) if path.is_dir() else []
+    return "pass the path of a YAML file" + (f", e.g. {str(path / inside[0])!r}" if inside else "")
 
 
 def converted_config(data: dict, *, path: Path, options: dict | None = None) -> RunConfig:

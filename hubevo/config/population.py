@@ -1,7 +1,9 @@
 """The run file's `population` section: members (local folders or Hub repos), the base model, a Hub query.
 
 A member is a folder or `org/name@revision`; a repo id is checked for the Hub's naming rules here,
-so a typo is named before anything is downloaded.
+so a typo is named before anything is downloaded. A bare string is a folder when it is written as a path or
+exists relative to the run file's folder (the validation context's `root`), else a repo id
+(`hubevo.config.paths`), and each path is expanded and resolved by `hubevo.config.paths.local_path`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hubevo.config.frozen import Frozen
+from hubevo.config.paths import local_path, refers_to_disk
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 
@@ -26,11 +29,16 @@ class Member(Frozen):
 
     @model_validator(mode="before")
     @classmethod
-    def _from_string(cls, value):
+    def _from_string(cls, value, info: ValidationInfo):
         if isinstance(value, (str, Path)):
-            text = str(value)
-            looks_local = text.startswith((".", "/", "~")) or Path(text).expanduser().exists()
-            return {"path": text} if looks_local or not REPO_ID.match(text) else {"repo": text}
+            text, root = str(value), context_root(info)
+            if refers_to_disk(text, root=root) or isinstance(value, Path):
+                return {"path": text}
+            if not REPO_ID.match(text):
+                raise ValueError(f"{text!r} is neither a model folder ({str(root / text)!r} does not exist) nor a "
+                                 "Hub repo id ('org/name' or 'org/name@revision'); give the folder's path (relative "
+                                 "to the run file, or absolute) or the repo id")
+            return {"repo": text}
         return value
 
     @field_validator("repo")
@@ -54,10 +62,15 @@ class Member(Frozen):
             return self.name
         return self.repo.split("@")[0] if self.repo else Path(self.path).name
 
-    def resolved(self, root: Path) -> "Member":
-        if self.path is None or Path(self.path).is_absolute():
+    def resolved(self, root: Path, *, field: str = "population.members", expand_vars: bool = True) -> "Member":
+        if self.path is None:
             return self
-        return self.model_copy(update={"path": (root / Path(self.path).expanduser()).resolve()})
+        return self.model_copy(update={"path": local_path(self.path, root=root, field=field, expand_vars=expand_vars)})
+
+
+def context_root(info: ValidationInfo) -> Path:
+    """The folder relative paths are read from: the run file's (`parse_config` passes it), else the working one."""
+    return Path((info.context or {}).get("root") or Path.cwd())
 
 
 class HubQuery(Frozen):
@@ -67,7 +80,7 @@ class HubQuery(Frozen):
     search: str | None = None
     filter: list[str] = Field(default_factory=list, description="Tags such as 'base_model:org/name'.")
     sort: Literal["trending_score", "downloads", "likes", "last_modified", "created_at"] = "downloads"
-    limit: int = Field(8, gt=0, le=200)
+    limit: int = Field(8, gt=0, le=200, description="Models listed at most (1 to 200).")
 
     @field_validator("filter", mode="before")
     @classmethod

@@ -13,8 +13,9 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from hubevo.config.breeding import CrossoverConfig, MutationConfig, SelectionConfig
-from hubevo.config.fitness import FitnessConfig
+from hubevo.config.fitness import SEED_MAX, FitnessConfig
 from hubevo.config.frozen import Frozen
+from hubevo.config.paths import local_path
 from hubevo.config.population import HUB_NAME_MAX, PopulationConfig
 from hubevo.config.search import AUTO_STRATEGY, option_problems
 from hubevo.config.tracking import TrackingConfig
@@ -31,7 +32,8 @@ class BudgetConfig(Frozen):
         "plus the new children. CMA-ES and DFS size their own (search.options.popsize). The baselines (standard "
         "recipes in generation 0, merge + fine-tune baselines in generation 1) come on top."))
     max_evaluations: int | None = Field(None, gt=0, description="Fitness scores in all, baselines included.")
-    wall_time_s: float | None = Field(None, gt=0, description="Stop after this much of the run's clock (elapsed_s).")
+    wall_time_s: float | None = Field(None, gt=0, allow_inf_nan=False,
+                                      description="Stop after this much of the run's clock (elapsed_s).")
 
 
 class SearchConfig(Frozen):
@@ -66,7 +68,8 @@ class ExecutionConfig(Frozen):
     backend: Literal["local", "ray"] = "local"
     address: str = Field("auto", description="Ray cluster address: auto, local or ray://host:port.")
     workers: int | None = Field(None, gt=0, description="Ray evaluation workers; default: one per GPU, or 2 on CPU.")
-    gpus_per_worker: float = Field(1.0, ge=0)
+    gpus_per_worker: float = Field(1.0, ge=0, allow_inf_nan=False, description="GPUs each Ray worker asks for "
+                                                                                "(a fraction shares one); 0 on CPU.")
 
 
 class OutputConfig(Frozen):
@@ -130,7 +133,8 @@ class RunConfig(Frozen):
     output: OutputConfig = OutputConfig()
     publish: PublishConfig = PublishConfig()
     tracking: TrackingConfig = TrackingConfig()
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seeds every draw of the run (splits, samples, "
+                                                         "operators, training); 0 to 2**32 - 1.")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
 
     @model_validator(mode="before")
@@ -139,7 +143,8 @@ class RunConfig(Frozen):
         """`fitness.seed` not given: the run's seed, so each run seed draws its own fitness/validation split."""
         if isinstance(data, dict) and isinstance(data.get("fitness"), dict) and "seed" not in data["fitness"]:
             seed = data.get("seed", 0)
-            data = {**data, "fitness": {**data["fitness"], "seed": seed if isinstance(seed, int) else 0}}
+            valid = isinstance(seed, int) and 0 <= seed <= SEED_MAX  # a bad run seed is named once, as `seed`
+            data = {**data, "fitness": {**data["fitness"], "seed": seed if valid else 0}}
         return data
 
     @model_validator(mode="after")
@@ -193,27 +198,29 @@ class RunConfig(Frozen):
                              "dpo/sft in mutation.operators")
         return self
 
-    def resolved(self, root: Path) -> "RunConfig":
-        """Resolve every relative path against `root` (the YAML file's folder)."""
-        pop = self.population
-        fit = self.fitness
-        out_dir = self.output.dir if self.output.dir.is_absolute() else (root / self.output.dir).resolve()
+    def resolved(self, root: Path, *, expand_vars: bool = True) -> "RunConfig":
+        """Every path field expanded (`~`, `$VAR`) and read relative to `root` (the YAML file's folder), by the one
+        rule of `hubevo.config.paths.local_path`; an unset variable is a ConfigError naming the field. Without
+        `expand_vars` (a run file from someone else) a `$VAR` is refused instead."""
+        pop, fit, expand = self.population, self.fitness, {"root": root, "expand_vars": expand_vars}
+        out_dir = local_path(self.output.dir, field="output.dir", **expand)
+        include = [local_path(p, field=f"fitness.include_path.{i}", **expand) for i, p in enumerate(fit.include_path)]
         return self.model_copy(
             update={
                 "population": pop.model_copy(
                     update={
-                        "members": [m.resolved(root) for m in pop.members],
-                        "base_model": pop.base_model.resolved(root) if pop.base_model else None,
+                        "members": [m.resolved(field=f"population.members.{i}", **expand)
+                                    for i, m in enumerate(pop.members)],
+                        "base_model": pop.base_model.resolved(field="population.base_model", **expand)
+                        if pop.base_model else None,
                     }
                 ),
-                "fitness": fit.model_copy(
-                    update={"include_path": [p if p.is_absolute() else (root / p).resolve() for p in fit.include_path]}
-                ),
+                "fitness": fit.model_copy(update={"include_path": include}),
                 "output": self.output.model_copy(update={"dir": out_dir}),
-                "mutation": self.mutation.model_copy(update={"finetune": self._resolved_finetune(root)}),
+                "mutation": self.mutation.model_copy(update={"finetune": self._resolved_finetune(**expand)}),
             }
         )
 
-    def _resolved_finetune(self, root: Path):
+    def _resolved_finetune(self, *, root: Path, expand_vars: bool):
         """Local preference files named relative to the YAML file (Hub dataset ids stay as they are)."""
-        return self.mutation.finetune.resolved(root) if self.mutation.finetune else None
+        return self.mutation.finetune.resolved(root, expand_vars=expand_vars) if self.mutation.finetune else None

@@ -7,13 +7,17 @@ strategy; `hubevo.search` maps the same names to their classes.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from hubevo.config.breeding import range_problem
 from hubevo.config.frozen import Frozen
 from hubevo.config.methods import unknown_method_message
 from hubevo.registry import unknown_name
 
 PAPER_SIGMA = 1 / 6
+Scale = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 def known_method(name: str) -> str:
@@ -54,6 +58,15 @@ class SpaceOptions(Frozen):
     def _known_method(cls, name):
         return known_method(name)
 
+    @field_validator("ranges")
+    @classmethod
+    def _in_domain(cls, ranges):
+        problems = [p for name, bounds in ranges.items()
+                    if (p := range_problem(name, *bounds, field="search.options.ranges"))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return ranges
+
 
 class CMAESOptions(SpaceOptions):
     method: str = Field(
@@ -61,7 +74,8 @@ class CMAESOptions(SpaceOptions):
                             "(search.baselines), CMA-ES starting at its genes (model_stock, which has none: task "
                             "arithmetic at the weights closest to it per layer); dare_ties from x0 if there is none.")
     x0: float = Field(0.5, ge=0, le=1, description="Start of every coordinate in [0, 1] (unless started at a recipe).")
-    sigma0: float = Field(PAPER_SIGMA, gt=0, description="Initial step size in [0, 1] coordinates.")
+    sigma0: float = Field(PAPER_SIGMA, gt=0, allow_inf_nan=False, description="Initial step size in [0, 1] "
+                                                                               "coordinates.")
     popsize: int | None = Field(None, ge=2, description="Candidates per generation; default 4 + floor(3 ln n).")
     restarts: int = Field(4, ge=0, description="IPOP restarts: when pycma stops, start again from the best point "
                                                 "with twice the population.")
@@ -79,10 +93,11 @@ class DFSOptions(Frozen):
     models: list[str] = Field(default_factory=list, description="Member names whose layers are laid out; default all.")
     repeats: int = Field(2, ge=1, description="r: how many times the layout of all source layers is repeated.")
     margin: float = Field(0.25, gt=0, le=0.5, description="Start indicators at 0.5 +- margin (on / off).")
-    sigma0: float = Field(PAPER_SIGMA, gt=0, description="Initial step size in [0, 1] coordinates.")
+    sigma0: float = Field(PAPER_SIGMA, gt=0, allow_inf_nan=False, description="Initial step size in [0, 1] "
+                                                                               "coordinates.")
     popsize: int | None = Field(None, ge=2, description="Candidates per generation; default 4 + floor(3 ln n).")
     scales: bool = Field(True, description="Evolve a scale of each slot's input (otherwise every scale is 1).")
-    scale_range: tuple[float, float] = Field((0.5, 2.0), description="Input scales, log-uniform over [0, 1].")
+    scale_range: tuple[Scale, Scale] = Field((0.5, 2.0), description="Input scales, log-uniform over [0, 1].")
     max_layers: int | None = Field(None, ge=1, description="Keep at most this many layers (highest indicators).")
     residual_outputs: list[str] = Field(
         default_factory=lambda: ["o_proj", "down_proj"],

@@ -2,15 +2,22 @@
 
 Builds (or reuses) the zoo, evolves its specialists for a few generations and
 prints the leaderboard and how the champion compares with every specialist on the
-held-out tasks.
+held-out tasks. Its run folder (`--out`) is replaced on every demo run, so it carries
+`DEMO_MARKER` beside hubevo's run marker: the demo replaces only a folder a demo made.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from pathlib import Path
 
+import yaml
+
 from hubevo.config import RunConfig, parse_config
+from hubevo.errors import NotARunFolderError
+from hubevo.fsio import LOCK_FILE, RUN_MARKER, WRITTEN_CONFIG, atomic_write_text, is_run_folder
 from hubevo.publish.decision import baseline_bests, best_in, lead_text, standard_recipes
 from hubevo.publish.report import browse_lines, champion_line, clock_line, reason_line
 from hubevo.publish.tables import leaderboard, results_frame
@@ -20,6 +27,46 @@ from hubevo.terminal import where
 log = logging.getLogger("hubevo")
 
 COMBINED = "demo_combined_heldout"
+DEMO_MARKER = ".hubevo-demo"  # in the run folder a demo made, beside RUN_MARKER: the one run folder a demo replaces
+
+
+def check_demo_folder(out_dir: Path) -> None:
+    """NotARunFolderError unless the demo may replace `out_dir`: new, or a run folder a demo made (`DEMO_MARKER`, or
+    `earlier_demo`), or one that holds nothing; a folder of anything else is refused by `reset_run_folder`."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotARunFolderError(f"--out {str(out_dir)!r} is a file, not a folder; name another --out (a new folder, "
+                                 "or the folder of an earlier demo)")
+    if not is_run_folder(out_dir) or (out_dir / DEMO_MARKER).is_file() or earlier_demo(out_dir):
+        return
+    if set(os.listdir(out_dir)) <= {RUN_MARKER, LOCK_FILE}:  # a run folder emptied before its run began
+        return
+    name = _config(out_dir).get("name")
+    raise NotARunFolderError(f"--out {str(out_dir)!r} holds {f'the run {name!r}' if name else 'a hubevo run'}, which "
+                             f"the demo did not make (no {DEMO_MARKER} there); the demo replaces its folder whole, so "
+                             "it never takes another run's: name another --out (e.g. runs/demo)")
+
+
+def earlier_demo(folder: Path) -> bool:
+    """A demo's run folder from before `DEMO_MARKER`: its config is named "demo" and every member is a model of a zoo
+    the demo built in its cache (a folder named as `hubevo.demo.zoo` names its builds, e.g. `hard-seed-0-<hash>`)."""
+    from hubevo.demo.zoo import ZOO_RECIPES
+
+    data = _config(folder)
+    population = data.get("population") if isinstance(data.get("population"), dict) else {}
+    members = [m for m in [*(population.get("members") or []), population.get("base_model")] if m is not None]
+    paths = [m.get("path") for m in members if isinstance(m, dict)]
+    built = re.compile(rf"^({'|'.join(map(re.escape, ZOO_RECIPES))})-seed-\d+-[0-9a-f]+$")
+    return (data.get("name") == "demo" and len(paths) == len(members)
+            and all(isinstance(p, str) and built.match(Path(p).parent.name) for p in paths))
+
+
+def _config(folder: Path) -> dict:
+    """The config hubevo wrote into run folder `folder`; {} when it cannot be read."""
+    try:
+        data = yaml.safe_load((folder / WRITTEN_CONFIG).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def dpo_mutation(zoo) -> dict:
@@ -116,7 +163,10 @@ def run_demo(*, out_dir: Path = Path("runs/demo"), cache_dir: Path | None = None
     from hubevo.run.lock import reset_run_folder
 
     out_dir = out_dir.resolve()
+    check_demo_folder(out_dir)  # a run folder the demo did not make is never replaced
     reset_run_folder(out_dir, field="--out")  # under its run lock: never a folder in use, nor one of the user's
+    atomic_write_text(out_dir / DEMO_MARKER, "a hubevo demo made this run folder; the next demo with this --out "
+                                             "replaces it whole\n")
     zoo = build_zoo(cache_dir, progress=progress, recipe=zoo_recipe)  # after the check: a refusal costs nothing
     cfg = demo_config(zoo, out_dir=out_dir, generations=generations, dpo=dpo, limit=None)  # fitness.limit's default
     print(f"members: {', '.join(zoo.specialists)} (base: base); run folder: {where(out_dir)}", flush=True)

@@ -6,6 +6,9 @@ when its name is a well-known benchmark's (lm-eval's names, with their variants 
 `mmlu_anatomy` or `gsm8k_cot`), or its dataset is one, unless the task evaluates a
 training split, or `fitness.allow_test_sets` says the run does it knowingly. Held-out
 tasks may be test sets (that is what they are for); they are never part of the fitness.
+Groups and tags are expanded to their tasks first (`leaf_tasks`): a fitness group holding a
+test set is refused like the test set, and a held-out or validation group that holds a
+fitness task (or a fitness group that holds one of theirs) is refused by `check_apart`.
 """
 
 from __future__ import annotations
@@ -62,10 +65,13 @@ def test_set_of(spec: TaskSpec, task_cfg: Mapping | None) -> str | None:
     return None
 
 
-def check_fitness_tasks(cfg: FitnessConfig, *, task_configs: Mapping[str, Mapping] | None = None) -> None:
-    """Raise ConfigError for a fitness task on a well-known test set, unless `allow_test_sets`."""
-    task_configs = task_configs or {}
-    found = {s.name: hit for s in cfg.tasks if (hit := test_set_of(s, task_configs.get(s.name)))}
+def check_fitness_tasks(cfg: FitnessConfig, *, task_configs: Mapping[str, Mapping] | None = None,
+                        leaves: Mapping[str, set[str]] | None = None) -> None:
+    """Raise ConfigError for a fitness task on a well-known test set, unless `allow_test_sets`; a group (or tag)
+    is checked through its tasks, `leaves` (fitness name -> the tasks it stands for, `leaf_tasks`)."""
+    task_configs, leaves = task_configs or {}, leaves or {}
+    found = {s.name: hit for s in cfg.tasks if (hit := test_set_of(s, task_configs.get(s.name))
+                                                 or _group_test_set(s.name, leaves, task_configs))}
     if found and not cfg.allow_test_sets:
         listed = "; ".join(f"{name!r} is {hit}" for name, hit in found.items())
         raise ConfigError(
@@ -75,3 +81,63 @@ def check_fitness_tasks(cfg: FitnessConfig, *, task_configs: Mapping[str, Mappin
         )
     if found:
         log.warning("fitness.allow_test_sets: knowingly selecting on test sets %s", ", ".join(found))
+
+
+def _group_test_set(name: str, leaves: Mapping[str, set[str]], task_configs: Mapping[str, Mapping]) -> str | None:
+    """The first test set among the tasks of group `name`, as `test_set_of` names it, with the group."""
+    for leaf in sorted(leaves.get(name, set()) - {name}):
+        if hit := test_set_of(TaskSpec(name=leaf), task_configs.get(leaf)):
+            return f"{hit} in group {name}"
+    return None
+
+
+def leaf_tasks(name: str, index: Mapping, *, seen: frozenset[str] = frozenset()) -> set[str]:
+    """The tasks `name` stands for in lm-eval's task index (name -> entry with `kind`, `cfg`, `tags`): a task
+    itself, a tag its tasks, a group the tasks of its `task:` list, nested groups and tags expanded."""
+    entry = index.get(name)
+    kind = getattr(getattr(entry, "kind", None), "name", None)
+    if name in seen or kind not in ("GROUP", "TAG"):
+        return {name}
+    seen = seen | {name}
+    children = sorted(entry.tags) if kind == "TAG" else (entry.cfg or {}).get("task") or []
+    return set().union(*(_child_tasks(child, index, seen=seen) for child in
+                          (children if isinstance(children, list) else [children])))
+
+
+def _child_tasks(child, index: Mapping, *, seen: frozenset[str]) -> set[str]:
+    """The tasks of one item of a group's `task:` list: a name, `{task: name, ...}`, or `{group: name, task: [...]}`
+    (a group of the index, or one defined inline)."""
+    if isinstance(child, str):
+        return leaf_tasks(child, index, seen=seen)
+    if not isinstance(child, Mapping):
+        return set()
+    if "group" in child and child["group"] not in index:
+        inner = child.get("task") or []
+        return set().union(*(_child_tasks(c, index, seen=seen) for c in (inner if isinstance(inner, list)
+                                                                          else [inner])))
+    name = child.get("group", child.get("task"))
+    return leaf_tasks(name, index, seen=seen) if isinstance(name, str) else set()
+
+
+APART = {"heldout": "selection would see the held-out set, so its score would not be held out",
+         "validation": "the finals would pick the champion on the examples selection already saw"}
+
+
+def check_apart(cfg: FitnessConfig, *, index: Mapping) -> None:
+    """Raise ConfigError when a held-out or validation entry and a fitness entry share a task once groups and tags
+    are expanded (equal names are refused by the config itself), naming both and the task."""
+    fitness = {spec.name: leaf_tasks(spec.name, index) for spec in cfg.tasks}
+    for field, why in APART.items():
+        for spec in getattr(cfg, field):
+            mine = leaf_tasks(spec.name, index)
+            for name, theirs in fitness.items():
+                if shared := sorted(mine & theirs):
+                    raise ConfigError(
+                        f"fitness.{field} {_kind(spec.name, mine)} {spec.name!r} and fitness.tasks "
+                        f"{_kind(name, theirs)} {name!r} share task {', '.join(map(repr, shared))}: {why}; give "
+                        f"fitness.{field} tasks apart from the fitness tasks (another split or data), or leave it "
+                        "empty")
+
+
+def _kind(name: str, leaves: set[str]) -> str:
+    return "task" if leaves == {name} else "group"

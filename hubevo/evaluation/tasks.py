@@ -45,6 +45,8 @@ class TaskCatalog:
         for path in self.cfg.include_path:
             if not path.is_dir():
                 raise ConfigError(f"fitness.include_path {str(path)!r} is not a folder of lm-eval task YAML files")
+        if unreadable := taskcheck.task_folder_problems(self.cfg.include_path):  # lm-eval would skip or choke
+            raise ConfigError("; ".join(unreadable))
         known = set(self.task_manager.all_tasks) | set(self.task_manager.all_groups) | set(self.task_manager.all_tags)
         for field, spec in ((f, s) for f in KINDS for s in getattr(self.cfg, f)):
             if spec.name not in known:
@@ -57,8 +59,10 @@ class TaskCatalog:
                     f"(fix fitness.{field}, or add its YAML folder to fitness.include_path){unparsed}"
                 )
         index = self.task_manager.task_index
-        configs = {t.name: index[t.name].cfg for t in self.cfg.tasks if t.name in index and index[t.name].cfg}
-        guard.check_fitness_tasks(self.cfg, task_configs=configs)
+        guard.check_apart(self.cfg, index=index)  # groups and tags expanded to their tasks
+        leaves = {t.name: guard.leaf_tasks(t.name, index) for t in self.cfg.tasks}
+        configs = {name: index[name].cfg for name in set().union(*leaves.values()) if name in index and index[name].cfg}
+        guard.check_fitness_tasks(self.cfg, task_configs=configs, leaves=leaves)
         self.check_task_files(index)
 
     def check_task_files(self, index) -> None:

@@ -9,6 +9,7 @@ reads one row of each configured source so that bad paths and columns fail befor
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,10 @@ import numpy as np
 from hubevo.config.finetune import LOCAL_FORMATS, FinetuneSpace, PreferenceSource
 from hubevo.errors import CandidateError, ConfigError
 from hubevo.evaluation.taskcheck import data_content_problem
+from hubevo.files import MISSING, Problem, folder_problem
 from hubevo.finetune.operators import required_columns
 
+log = logging.getLogger("hubevo")
 
 def load_pairs(source: PreferenceSource, *, operator: str = "dpo", samples: int, seed: int):
     """A seeded sample of `samples` rows with our column names (prompt/chosen/rejected or prompt/completion).
@@ -29,30 +32,55 @@ def load_pairs(source: PreferenceSource, *, operator: str = "dpo", samples: int,
 
 
 def check_sources(space: FinetuneSpace) -> None:
-    """Read one row of every dataset in `space`, so that bad paths and columns fail before a run starts."""
-    for source in space.datasets:
-        _load(source, operator=space.operator, samples=1, seed=0)
+    """Read one row of every dataset in `space`, so that bad paths and columns fail before a run starts; a dataset
+    with fewer rows than a fine-tune draws (`samples`) is warned about, in one line."""
+    for i, source in enumerate(space.datasets):
+        data, _ = _open(source)
+        _sample(data, source=source, operator=space.operator, samples=1, seed=0)
+        if len(data) < space.samples:
+            log.warning(few_rows(space, i, rows=len(data)))
+
+
+def few_rows(space: FinetuneSpace, i: int, *, rows: int) -> str:
+    """The warning for dataset `i` of `space`, which holds `rows` rows, fewer than `space.samples`."""
+    unit = "pair" if "rejected" in required_columns(space.operator) else "row"
+    batch = f", and than one batch (batch_size {space.batch_size})" if rows < space.batch_size else ""
+    return (f"mutation.finetune.datasets.{i}: preference dataset {space.datasets[i].path!r} holds {rows} {unit}"
+            f"{'s' if rows != 1 else ''}, fewer than the {space.samples} each fine-tune draws (samples){batch}: every "
+            f"fine-tune trains on the same {rows} over and over; add {unit}s, or lower mutation.finetune.samples")
 
 
 def file_problems(space: FinetuneSpace, *, field: str = "mutation.finetune.datasets") -> list[str]:
-    """Local preference files that are empty or not in their format (missing ones: `check_sources`)."""
+    """Local preference files and folders that cannot be read, or files that are empty or not in their format
+    (missing ones: `check_sources`)."""
     wanted = ", ".join(f'"{name}"' for name in required_columns(space.operator))
     problems = []
     for i, source in enumerate(space.datasets):
-        path = Path(source.path).expanduser()
-        if path.is_file() and path.suffix in LOCAL_FORMATS:
-            problem = data_content_problem(path, loader=LOCAL_FORMATS[path.suffix])
-            if problem:
-                problems.append(f"{field}.{i}: preference dataset {source.path!r} {problem}; give one JSON object "
-                                f"per line with {wanted}")
+        problem = local_problem(Path(source.path).expanduser())
+        if problem is not None and problem != MISSING:
+            problems.append(f"{field}.{i}: preference dataset {source.path!r} {problem.text}; "
+                            f"{problem.fix or f'give one JSON object per line with {wanted}'}")
     return problems
+
+
+def local_problem(path: Path) -> Problem | None:
+    """Why a local preference source cannot be read: a file by its suffix (`LOCAL_FORMATS`) that is missing, a
+    folder, unreadable, not UTF-8 or not in its format; a folder this user may not read. None otherwise."""
+    if path.suffix in LOCAL_FORMATS:
+        return data_content_problem(path, loader=LOCAL_FORMATS[path.suffix])
+    return folder_problem(path) if path.is_dir() else None
 
 
 def _load(source: PreferenceSource, *, operator: str, samples: int, seed: int):
     """(seeded sample as a `datasets.Dataset` with our column names, revision string)."""
+    data, revision = _open(source)
+    return _sample(data, source=source, operator=operator, samples=samples, seed=seed), revision
+
+
+def _sample(data, *, source: PreferenceSource, operator: str, samples: int, seed: int):
+    """A seeded sample of `samples` rows of the split `data`, as a `datasets.Dataset` with our column names."""
     from datasets import Dataset
 
-    data, revision = _open(source)
     mapping = _mapping(source, operator=operator, found=list(data.column_names))
     count = min(samples, len(data))
     order = np.random.default_rng(seed).choice(len(data), size=count, replace=False) if count else []
@@ -64,7 +92,7 @@ def _load(source: PreferenceSource, *, operator: str, samples: int, seed: int):
             f"preference dataset {source.path!r} gave an empty sample ({len(data)} of {samples} rows drawn, "
             "none with every required column filled); add rows or pick another dataset"
         )
-    return Dataset.from_list(rows), revision
+    return Dataset.from_list(rows)
 
 
 def _open(source: PreferenceSource):
@@ -77,9 +105,9 @@ def _open(source: PreferenceSource):
         raise ConfigError(f"preference dataset {source.path!r} does not exist; give an existing file or a Hub id")
     if path.is_file() and path.suffix not in LOCAL_FORMATS:
         raise ConfigError(f"preference dataset {source.path!r}: local files must be {', '.join(LOCAL_FORMATS)}")
-    if path.is_file() and (problem := data_content_problem(path, loader=LOCAL_FORMATS[path.suffix])):
-        raise ConfigError(f"preference dataset {source.path!r} {problem}; give one JSON object per line with "
-                          "the columns of its operator")
+    if source.is_local() and (problem := local_problem(path)) is not None:
+        fix = problem.fix or "give one JSON object per line with the columns of its operator"
+        raise ConfigError(f"preference dataset {source.path!r} {problem.text}; {fix}")
     try:
         if path.is_file():
             data, revision = load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split=source.split), \

@@ -55,7 +55,7 @@ def _busy_message(run_dir: Path, *, field: str) -> str:
 def folder_lock(run_dir: Path) -> FileLock:
     """This process's lock of `run_dir` (one object per folder): non-blocking, re-entrant across threads, its file
     kept on release so that it can say who held it last."""
-    return FileLock(run_dir / LOCK_FILE, mode=0o644, blocking=False, is_singleton=True, thread_local=False,
+    return FileLock(run_dir / LOCK_FILE, blocking=False, is_singleton=True, thread_local=False,  # mode: the umask's
                     preserve_lock_file=True)
 
 

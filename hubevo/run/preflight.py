@@ -4,8 +4,9 @@ The config itself is validated by `hubevo.config`; what is checked here is the m
 whether `output.dir` can hold a run (new, empty, or a run folder hubevo made: never a folder
 of the user's), whether the execution backend can be reached with what is installed, whether
 the trackers `tracking` names are installed, whether the local data files of the tasks and of
-the fine-tuning read as rows, and whether a publishing run's token can write to its namespace
-(one `whoami`). Each failure is one `ConfigError` line naming the field or file and the fix.
+the fine-tuning read as rows, whether the local members' files can be read, and whether a publishing
+run's token can write to its namespace (one `whoami`). Each failure is one line (a `ConfigError`, or a
+`MemberNotFoundError` for a member) naming the field or file and the fix.
 """
 
 from __future__ import annotations
@@ -64,11 +65,26 @@ def check_data_files(cfg: RunConfig) -> None:
         raise ConfigError("; ".join(problems))
 
 
+def check_member_files(cfg: RunConfig) -> None:
+    """Local members' folders and the files in them that are read must be readable and UTF-8 where text
+    (`hubevo.seed.members.resolve`): named here, in a blink, not after lm-eval is imported. A member that is not
+    there at all is named by the seed stage, after the run folder's lock (a folder in use is named first)."""
+    from hubevo.seed.members import resolve
+
+    population = cfg.population
+    fields = [(f"population.members.{i}", m) for i, m in enumerate(population.members)]
+    fields += [("population.base_model", population.base_model)] if population.base_model is not None else []
+    for field, member in fields:
+        if member.path is not None and os.path.lexists(member.path):
+            resolve(member, field=field)
+
+
 def check_run(cfg: RunConfig, *, api=None) -> None:
     check_output_dir(cfg.output.dir)
     check_backend(cfg)
     check_tracking(cfg)
     check_data_files(cfg)
+    check_member_files(cfg)
     check_publishing(cfg, api=api)
 
 

@@ -13,16 +13,20 @@ webhook event (served by `hubevo.hub.webhooks.webhooks_server`) for every run wh
 matches, and queues a one-off `immigrant_job` for the model at the commit that was checked.
 
 All jobs share one worker thread, so only one generation touches the GPU at a time, and
-every job is `max_instances=1` and coalescing. Jobs live in a SQLite job store inside
-`runs_root`, so they and their next run times survive a restart; a run resumes from its
-state file where it stopped.
+every job is `max_instances=1` and coalescing. Jobs live in a SQLite job store in hubevo's state
+folder (`state_dir`: one folder per runs folder, never inside it), so they and their next run times
+survive a restart; a lost job store is rebuilt from the runs' control files, and a run resumes from
+its state file where it stopped. The runs folder itself is only read, and written only in the run
+folders a scheduler creates there.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -46,12 +50,49 @@ log = logging.getLogger("hubevo")
 RUN_FILE, CONTROL_FILE, JOBS_FILE = "run.yaml", "control.json", "jobs.sqlite"
 _SCHEDULERS: dict[str, "Scheduler"] = {}  # runs_root -> live scheduler, for jobs to find their Hub client
 _RUNNING: set[str] = set()
+_SHUT_DOWN: set[str] = set()  # runs roots whose scheduler stopped without waiting: a job broken off is not failed
 _LOCK = threading.Lock()
 MAX_RETRIES, RETRY_BASE_S = 4, 60.0  # transient failures: tries after the first, and the first backoff
 
 
 def run_dir(runs_root: Path, name: str) -> Path:
     return Path(runs_root) / name
+
+
+def state_dir(runs_root: Path) -> Path:
+    """hubevo's own folder for the scheduler and Space over `runs_root` (job store, launched jobs): `$HUBEVO_STATE_DIR`,
+    else `hubevo/space` in the user's cache folder (`$XDG_CACHE_HOME` or `~/.cache`, beside the demo zoo), then one
+    folder per runs folder, named by it and a hash of its absolute path."""
+    root = Path(runs_root).resolve()
+    home = os.environ.get("HUBEVO_STATE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / \
+        "hubevo" / "space"
+    return Path(home) / f"{root.name or 'root'}-{hashlib.sha256(str(root).encode()).hexdigest()[:12]}"
+
+
+def check_runs_root(runs_root: Path, *, must_exist: bool = False, field: str = "--runs") -> Path:
+    """`runs_root`, absolute, if it can be a folder of runs: a folder this user may read (`must_exist`), or one that
+    does not exist yet; ConfigError naming `field` otherwise."""
+    root = Path(runs_root).resolve()
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{field} {str(root)!r} is a file, not a folder; name the folder that holds the runs")
+    if not root.exists() and must_exist:
+        raise ConfigError(f"{field} {str(root)!r} does not exist; name an existing folder of runs (it is read, never "
+                          "created)")
+    if root.exists() and not os.access(root, os.R_OK | os.X_OK):
+        raise ConfigError(f"{field} {str(root)!r} cannot be read (permission denied); make it readable or name "
+                          "another folder of runs")
+    return root
+
+
+def _job_store(runs_root: Path) -> str:
+    """The SQLite URL of `runs_root`'s job store, its folder created."""
+    folder = state_dir(runs_root)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create hubevo's state folder {str(folder)!r} for the scheduler's jobs "
+                          f"({err.strerror or err}); set HUBEVO_STATE_DIR to a writable folder") from None
+    return f"sqlite:///{folder / JOBS_FILE}"
 
 
 def read_control(folder: Path) -> dict:
@@ -94,6 +135,9 @@ def generation_job(runs_root: str, name: str) -> None:
         except RunLockedError as err:  # a manual --resume or another worker has it: try at the next tick
             log.info("run %s: skipped this turn: %s", name, err)
         except Exception as err:  # noqa: BLE001 (the run's boundary: every failure is recorded, none kills the thread)
+            if str(Path(runs_root).resolve()) in _SHUT_DOWN:  # Ctrl-C or SIGTERM: the interpreter is going down
+                log.info("run %s: stopped mid-generation with its scheduler; it goes on at the next start", name)
+                return
             record_failure(runs_root, name, err)
 
 
@@ -222,22 +266,22 @@ class Scheduler:
 
     def __init__(self, runs_root: Path, *, generation_every_s: float = 30, immigrants_every_s: float = 3600,
                  api=None, max_retries: int = MAX_RETRIES, retry_base_s: float = RETRY_BASE_S):
-        self.runs_root = Path(runs_root).resolve()
+        self.runs_root = check_runs_root(runs_root)  # created with its first run, never before
         self.max_retries, self.retry_base_s = max_retries, retry_base_s
-        self.runs_root.mkdir(parents=True, exist_ok=True)
         self.generation_every_s = generation_every_s
         self.immigrants_every_s = immigrants_every_s
         self.api = api
         self._accepted: dict[str, set[str]] = {}  # run -> repos its webhook already queued
         self._executor = _JoinableExecutor(1)  # one generation at a time on the GPU
         self.scheduler = _BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{self.runs_root / JOBS_FILE}")},
+            jobstores={"default": SQLAlchemyJobStore(url=_job_store(self.runs_root))},
             executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
     def start(self) -> "Scheduler":
         _SCHEDULERS[str(self.runs_root)] = self
+        _SHUT_DOWN.discard(str(self.runs_root))
         self.scheduler.start()
         self.rebuild()
         return self
@@ -250,6 +294,8 @@ class Scheduler:
         forever. So first no new submissions (pause), then a barrier: `get_jobs` takes the job-store lock, so a
         submission round in progress has ended when it returns; then the jobs are joined outside the lock.
         """
+        if not wait:  # a job still running is broken off as the process ends: the run stays as it was
+            _SHUT_DOWN.add(str(self.runs_root))
         if wait and self.scheduler.running:
             self.scheduler.pause()
             self.scheduler.get_jobs()
@@ -260,9 +306,13 @@ class Scheduler:
     def rebuild(self) -> None:
         """Re-create missing jobs of active runs (a lost job store, or runs copied in by hand with their
         control file). A run folder without one was never handed to a scheduler: it is shown, never resumed."""
-        for folder in sorted(p for p in self.runs_root.iterdir() if managed(p)):
+        for folder in sorted(p for p in self._folders() if managed(p)):
             if read_control(folder).get("state") == "active" and not self.jobs(folder.name):
                 self._schedule(folder.name, load_run_config(self.runs_root, folder.name))
+
+    def _folders(self) -> list[Path]:
+        """The folders in the runs folder (none before its first run)."""
+        return list(self.runs_root.iterdir()) if self.runs_root.is_dir() else []
 
     def jobs(self, name: str) -> list:
         return [job for job in self.scheduler.get_jobs() if job.id.startswith(f"{name}:")]
@@ -323,7 +373,7 @@ class Scheduler:
 
     def status(self) -> list[dict]:
         return [run_status(folder, running=folder.name in _RUNNING)
-                for folder in sorted(self.runs_root.iterdir()) if (folder / RUN_FILE).is_file()]
+                for folder in sorted(self._folders()) if (folder / RUN_FILE).is_file()]
 
     def handle(self, payload) -> dict:
         """A Hub webhook event (`WebhookPayload`): each active run whose query it matches queues the model as an
@@ -344,7 +394,7 @@ class Scheduler:
 
     def _listening(self) -> list[tuple[str, RunConfig]]:
         runs = []
-        for folder in sorted(p for p in self.runs_root.iterdir() if managed(p)):
+        for folder in sorted(p for p in self._folders() if managed(p)):
             if read_control(folder).get("state") == "active":
                 cfg = load_run_config(self.runs_root, folder.name)
                 if cfg.population.query is not None:

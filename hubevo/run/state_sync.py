@@ -26,7 +26,7 @@ from hubevo.errors import ConfigError, HubError
 from hubevo.fsio import atomic_write_text
 from hubevo.hub.client import ensure_api, hub_call
 from hubevo.hub.repos import commit_files, download_folder, ensure_repo, folder_files
-from hubevo.state.runstate import STATE_FILE, RunState, changed_fields, config_hash, load_state
+from hubevo.state.runstate import STATE_FILE, RunState, changed_fields, load_state, same_config
 
 log = logging.getLogger("hubevo")
 
@@ -138,7 +138,7 @@ def download_state(repo_id: str, *, api=None) -> Path | None:
 
 
 def check_config(state: RunState, cfg: RunConfig, *, folder: Path, repo_id: str) -> None:
-    if state.config_hash == config_hash(cfg):
+    if same_config(state, cfg, run_dir=folder):  # output.dir as the Hub's copy of config.yaml names it
         return
     changed = changed_fields(folder, cfg)
     raise HubStateError(

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from hubevo.errors import CompatibilityError, MemberNotFoundError
+from hubevo.files import require_file
 from hubevo.seed.members import ResolvedMember, arch_signature
 
 # safetensors float dtype -> (unsigned view, exponent mask): a value is NaN or Inf when its exponent is all ones
@@ -72,22 +73,41 @@ def nonfinite_tensor(file: Path) -> str | None:
 def safetensors_header(file: Path) -> tuple[int, dict[str, dict]]:
     """(offset of the tensor data, tensor name -> its header entry); MemberNotFoundError if the file is truncated
     or not a safetensors file."""
+    require_file(file, what="weights file", field="population.members", error=MemberNotFoundError)
     size = file.stat().st_size
     bad = f"{str(file)!r} is not a complete safetensors file"
     fix = "re-download or re-save the member"
-    with open(file, "rb") as handle:
-        head = handle.read(8)
-        length = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if length <= 0 or 8 + length > size:
-            raise MemberNotFoundError(f"{bad} (header says {length} bytes, file has {size}); {fix}")
-        try:
-            header = json.loads(handle.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise MemberNotFoundError(f"{bad} (its header is not JSON); {fix}") from None
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            text = handle.read(length) if 0 < length and 8 + length <= size else None
+    except OSError as err:
+        raise MemberNotFoundError(f"weights file {str(file)!r} cannot be read ({err.strerror or err}); {fix}") from None
+    if text is None:
+        raise MemberNotFoundError(f"{bad} (header says {length} bytes, file has {size}); {fix}")
+    try:
+        header = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise MemberNotFoundError(f"{bad} (its header is not JSON); {fix}") from None
     if not isinstance(header, dict):
         raise MemberNotFoundError(f"{bad} (its header is not a JSON object); {fix}")
-    tensors = {k: v for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)}
-    end = max((v.get("data_offsets", [0, 0])[1] for v in tensors.values()), default=0)
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    odd = next((k for k, v in tensors.items() if not _tensor_entry(v)), None)
+    if odd is not None:
+        raise MemberNotFoundError(f"{bad} (its header's entry for {odd[:100]!r} is not a tensor: dtype, shape and "
+                                  f"data_offsets); {fix}")
+    end = max((v["data_offsets"][1] for v in tensors.values()), default=0)
     if 8 + length + end > size:
         raise MemberNotFoundError(f"{bad}: truncated ({size} bytes of {8 + length + end}); {fix}")
     return 8 + length, tensors
+
+
+def _tensor_entry(entry) -> bool:
+    """Whether a safetensors header entry reads as a tensor: a dtype name, a shape of sizes, two data offsets."""
+    if not isinstance(entry, dict):
+        return False
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    sizes = isinstance(shape, list) and all(type(n) is int and n >= 0 for n in shape)
+    span = isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int and n >= 0 for n in offsets)
+    return isinstance(dtype, str) and sizes and span and offsets[0] <= offsets[1]

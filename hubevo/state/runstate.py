@@ -21,6 +21,7 @@ from hubevo.breed.genome import Individual
 from hubevo.config import RunConfig
 from hubevo.errors import ConfigError, StateFileError
 from hubevo.evaluation.records import Evaluation
+from hubevo.files import MISSING, file_problem, read_text
 from hubevo.fsio import atomic_write_text
 from hubevo.selection import ranking
 
@@ -96,9 +97,52 @@ LATER_DEFAULTS = {"dtype": "auto", "hflm_kwargs": {}, "max_batch_size": 64}
 
 
 def config_hash(cfg: RunConfig) -> str:
-    """Hash of everything that shapes the search; budget, publishing, execution and tracking may change on resume."""
-    payload = _search_part(cfg.model_dump(mode="json"))
+    """Hash of everything that shapes the search; budget, publishing, execution and tracking may change on resume, and
+    output.dir too: a run folder moved or renamed holds the same run."""
+    return _hash(_search_part(cfg.model_dump(mode="json")))
+
+
+def _hash(payload: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def same_config(state: RunState, cfg: RunConfig, *, run_dir: Path) -> bool:
+    """Whether `state` was written under `cfg`. A state written while output.dir was part of the hash matches with
+    output.dir as the folder's config.yaml names it (where the run was made) or as `run_dir`."""
+    if state.config_hash == config_hash(cfg):
+        return True
+    data = cfg.model_dump(mode="json")
+    dirs = {str(run_dir), *filter(None, [_saved_output_dir(run_dir)])}
+    return any(state.config_hash == _hash({**_search_part(data), "output": {**data["output"], "dir": d}}) for d in dirs)
+
+
+def _saved_output_dir(run_dir: Path) -> str | None:
+    """output.dir as the config.yaml hubevo wrote into `run_dir` names it: where the run was last started."""
+    try:
+        saved = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):
+        return None
+    out = saved.get("output") if isinstance(saved, dict) else None
+    return out.get("dir") if isinstance(out, dict) and isinstance(out.get("dir"), str) else None
+
+
+def moved(state: RunState, *, run_dir: Path) -> None:
+    """Where the run folder was moved or renamed since the run last started, point the state's paths into it (the
+    survivor folders, members kept in it) and drop the stored recipes (their member paths are relative to the folder:
+    `hubevo.run.run.start` renders them again)."""
+    old = _saved_output_dir(run_dir)
+    if old is None or Path(old) == Path(run_dir):
+        return
+    log.info("the run folder moved from %s to %s; resuming it there", old, run_dir)
+    for cid, path in state.saved.items():
+        state.saved[cid] = _rebased(path, old=Path(old), new=Path(run_dir))
+    for member in state.members.values():
+        member["path"] = _rebased(member["path"], old=Path(old), new=Path(run_dir))
+    state.recipes.clear()
+
+
+def _rebased(path: str, *, old: Path, new: Path) -> str:
+    return str(new / Path(path).relative_to(old)) if Path(path).is_relative_to(old) else path
 
 
 def rng_for(seed: int, generation: int, stage: str) -> np.random.Generator:
@@ -152,18 +196,22 @@ def load_status(run_dir: Path) -> RunStatus | None:
         return None
 
 
+STATE_FIX = ("hubevo writes it atomically, so it was changed from outside. Restore it from a backup, or move it "
+             "aside to start the run afresh in this folder (events.jsonl and the survivor folders are kept), or "
+             "choose another output.dir")
+
+
 def load_state(run_dir: Path) -> RunState | None:
+    """The run's saved state; None when there is none. StateFileError (one line) when it is there but cannot be
+    read: a folder, unreadable, not UTF-8, or not a run state."""
     path = Path(run_dir) / STATE_FILE
-    if not path.is_file():
+    if file_problem(path) == MISSING:
         return None
+    text = read_text(path, what="run state", field="output.dir", fix=STATE_FIX, error=StateFileError)
     try:
-        return RunState.model_validate_json(path.read_text())
-    except (ValidationError, UnicodeDecodeError) as err:
-        raise StateFileError(
-            f"run state {str(path)!r} is corrupted ({_first_problem(err)}); hubevo writes it atomically, so it was "
-            "changed from outside. Restore it from a backup, or move it aside to start the run afresh in this "
-            "folder (events.jsonl and the survivor folders are kept), or choose another output.dir"
-        ) from None
+        return RunState.model_validate_json(text)
+    except ValidationError as err:
+        raise StateFileError(f"run state {str(path)!r} is corrupted ({_first_problem(err)}); {STATE_FIX}") from None
 
 
 def _first_problem(err: Exception) -> str:
@@ -178,6 +226,12 @@ def open_state(cfg: RunConfig, *, resume: bool) -> RunState | None:
     run_dir = cfg.output.dir
     state = load_state(run_dir)
     if state is None:
+        if resume and _events(run_dir):
+            raise ConfigError(
+                f"output.dir {str(run_dir)!r} holds a run (its events.jsonl) but no {STATE_FILE}: the state was "
+                f"deleted or moved, so --resume has nothing to resume from; restore {STATE_FILE}, or drop --resume to "
+                "start the run afresh in this folder (its results and survivors are replaced), or choose another "
+                "output.dir")
         return None
     if not state.evaluations:  # it failed before paying for anything: nothing to keep, nothing to refuse
         log.info("output.dir %s holds a run that never evaluated a candidate; starting afresh", run_dir)
@@ -186,7 +240,7 @@ def open_state(cfg: RunConfig, *, resume: bool) -> RunState | None:
         raise ConfigError(
             f"output.dir {str(run_dir)!r} already holds a run; pass --resume to continue it or choose another output.dir"
         )
-    if state.config_hash != config_hash(cfg):
+    if not same_config(state, cfg, run_dir=run_dir):
         changed = changed_fields(run_dir, cfg)
         raise ConfigError(
             f"output.dir {str(run_dir)!r} holds a run made with a different config"
@@ -194,7 +248,17 @@ def open_state(cfg: RunConfig, *, resume: bool) -> RunState | None:
             "generations, max_evaluations and wall_time_s, publish, execution and tracking may change) or choose "
             "another output.dir"
         )
+    moved(state, run_dir=run_dir)
+    state.config_hash = config_hash(cfg)  # a state hashed with its output.dir is saved without it
     return state
+
+
+def _events(run_dir: Path) -> bool:
+    """Whether `run_dir` holds the events of a run that evaluated candidates (written only after an evaluation)."""
+    try:
+        return (Path(run_dir) / "events.jsonl").stat().st_size > 0
+    except OSError:
+        return False
 
 
 def changed_fields(run_dir: Path, cfg: RunConfig) -> str:
@@ -202,7 +266,7 @@ def changed_fields(run_dir: Path, cfg: RunConfig) -> str:
     saved_path = Path(run_dir) / "config.yaml"
     try:
         saved = yaml.safe_load(saved_path.read_text())
-    except (OSError, yaml.YAMLError):
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):  # a ValueError: not UTF-8, or a bad date
         return ""
     if not isinstance(saved, dict):
         return ""
@@ -214,6 +278,8 @@ def changed_fields(run_dir: Path, cfg: RunConfig) -> str:
 
 def _search_part(data: dict) -> dict:
     part = {k: v for k, v in data.items() if k not in ("publish", "execution", "tracking")}
+    if isinstance(part.get("output"), dict):  # where the run folder is says nothing of the run
+        part["output"] = {k: v for k, v in part["output"].items() if k != "dir"}
     part["budget"] = {k: v for k, v in (part.get("budget") or {}).items()
                       if k not in ("generations", "max_evaluations", "wall_time_s")}
     finetune = (part.get("mutation") or {}).get("finetune") if isinstance(part.get("mutation"), dict) else None

@@ -3,10 +3,10 @@
 The seeding form gives the same run config as a run on this Space (`space.controls.seeding`); `launch_job`
 hands it to `hubevo.hub.jobs.launch`, as `hubevo launch` does, with the user's OAuth token as the
 job's `HF_TOKEN` secret and the user's namespace (who pays). The token is used for that one call
-and kept nowhere. Each launched job is noted in a small JSON book under the runs root (`JobBook`,
-written atomically), so the Status tab can list them: `job_rows` reads each job's state with the
-viewer's token for their own jobs and the Space's client for the others; a state that cannot be
-read is `unknown`, with the reason.
+and kept nowhere. Each launched job is noted in a small JSON book beside the scheduler's job store in
+hubevo's state folder (`JobBook`, written atomically; never in the runs folder), so the Status tab
+can list them: `job_rows` reads each job's state with the viewer's token for their own jobs and the
+Space's client for the others; a state that cannot be read is `unknown`, with the reason.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from hubevo.fsio import atomic_write_text
 from hubevo.hub.access import account_name
 from hubevo.hub.client import make_api
 from hubevo.hub.jobs import job_info, job_url, launch
+from hubevo.run.scheduler import state_dir
 
 log = logging.getLogger("hubevo")
 
@@ -87,7 +88,11 @@ class JobLauncher:
 
     @classmethod
     def under(cls, runs_root: Path, *, endpoint: str, space_api=None, image: str | None = None) -> JobLauncher:
-        return cls(book=JobBook(Path(runs_root) / BOOK_FILE), endpoint=endpoint, image=image, space_api=space_api)
+        """The launcher of the Space over `runs_root`; its book in hubevo's state folder for it (a book that an earlier
+        version kept in the runs folder is read and written there)."""
+        earlier = Path(runs_root) / BOOK_FILE
+        book = earlier if earlier.is_file() else state_dir(runs_root) / BOOK_FILE
+        return cls(book=JobBook(book), endpoint=endpoint, image=image, space_api=space_api)
 
     def run_names(self) -> list[str]:
         return [job.run for job in self.book.jobs()]

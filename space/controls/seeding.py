@@ -363,7 +363,8 @@ def config_from_yaml(
     data = explicit_members(yaml_mapping(text), local_root=local_root)
     data["output"] = {**(data.get("output") or {}), "dir": str(Path(runs_root).resolve() / str(data.get("name", "")))}
     try:
-        config = parse_config(data, root=Path(local_root or runs_root).resolve(), source="in the uploaded YAML")
+        config = parse_config(data, root=Path(local_root or runs_root).resolve(), source="in the uploaded YAML",
+                              expand_vars=False)  # an upload must not read this server's environment
     except ConfigError as err:
         raise SeedError(str(err)) from None
     problems = [

@@ -3,6 +3,7 @@
 | variable | meaning |
 | --- | --- |
 | `HUBEVO_RUNS_ROOT` | folder of run directories (default `runs`) |
+| `HUBEVO_STATE_DIR` | job store and launched jobs' book (default `~/.cache/hubevo/space`; on a Space, persistent) |
 | `HUBEVO_ADMIN_TOKEN` | admin token for a local or self-hosted deployment (a secret; unset = none) |
 | `HUBEVO_ALLOW_LIST` | Hugging Face usernames that may seed, pause and stop runs (comma separated) |
 | `HUBEVO_RESULTS_DATASETS` | results dataset repos `{namespace}/{run}-results` to show (comma separated) |

@@ -19,7 +19,7 @@ import yaml
 from hubevo.cli.main import main
 from hubevo.evaluation.records import Evaluation
 from hubevo.state.runstate import RunState, config_hash, load_state
-from tests.helpers.bad_input import TASK, build_world, good
+from tests.helpers.bad_input import TASK, at, build_world, good
 
 torch.set_num_threads(1)
 
@@ -40,15 +40,6 @@ def write(tmp: Path, data) -> Path:
     return path
 
 
-def at(data: dict, dotted: str, value) -> dict:
-    """`data` with the field at `dotted` (a.b.c) set to `value` (deep copy)."""
-    data = json.loads(json.dumps(data))
-    *parents, last = dotted.split(".")
-    node = data
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[last] = value
-    return data
 
 
 # cases: (id, a function of (world, tmp, good config) -> config dict or YAML text, expected fragments) -------------

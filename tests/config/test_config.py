@@ -118,7 +118,7 @@ def test_fields_added_later_leave_an_older_runs_hash_at_their_defaults(tmp_path)
     import hashlib
     import json
 
-    from hubevo.state.runstate import LATER_DEFAULTS, config_hash
+    from hubevo.state.runstate import LATER_DEFAULTS, RunState, config_hash, same_config
 
     spec = {"name": "x", "population": {"members": ["a/b", "a/c"]}, "fitness": {"tasks": ["t"]},
             "crossover": {"methods": ["linear"]}}
@@ -128,7 +128,9 @@ def test_fields_added_later_leave_an_older_runs_hash_at_their_defaults(tmp_path)
         "tracking": True})
     for key in LATER_DEFAULTS:
         older["fitness"].pop(key)
-    assert config_hash(cfg) == hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]
+    older_hash = hashlib.sha256(json.dumps(older, sort_keys=True).encode()).hexdigest()[:16]
+    assert same_config(RunState(config_hash=older_hash), cfg, run_dir=cfg.output.dir)  # hashed with output.dir, too
+    assert config_hash(cfg) != older_hash  # a new run's hash leaves output.dir out: a moved folder is the same run
     bf16 = parse_config({**spec, "fitness": {"tasks": ["t"], "dtype": "bfloat16"}}, root=tmp_path)
     assert config_hash(bf16) != config_hash(cfg)  # a choice that changes scores is part of the run
 

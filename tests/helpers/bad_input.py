@@ -3,6 +3,7 @@ a run config that is valid in it: the bad-input and disk tests break one thing o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.tiny_models import build_llama, build_zoo, write_generation_task
@@ -23,3 +24,14 @@ def good(world: dict, tmp: Path) -> dict:
             "fitness": {"tasks": [TASK], "include_path": [str(world["tasks"])], "limit": 4},
             "crossover": {"methods": ["linear"]}, "search": {"baselines": []},
             "budget": {"generations": 0, "population_size": 2}, "output": {"dir": str(tmp / "run")}}
+
+
+def at(data: dict, dotted: str, value) -> dict:
+    """`data` with the field at `dotted` (a.b.c) set to `value` (deep copy)."""
+    data = json.loads(json.dumps(data))
+    *parents, last = dotted.split(".")
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return data

@@ -136,6 +136,7 @@ sys.exit(main(["demo", "--out", sys.argv[1], "--no-progress"]))
 @pytest.mark.slow
 def test_hubevo_demo_on_a_folder_in_use_exits_and_deletes_nothing(holder, tmp_path):
     (tmp_path / "run" / "state.json").write_text('{"generation": 3}')
+    (tmp_path / "run" / ".hubevo-demo").write_text("")  # an earlier demo's folder: the one kind a demo replaces
     done = subprocess.run([sys.executable, "-c", DEMO, str(tmp_path / "run")], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2, done.stderr

@@ -18,6 +18,7 @@ def models(tmp_path_factory):
         "b": build_llama(root / "b", seed=1),
         "wide": build_llama(root / "wide", seed=2, hidden_size=64),
         "deep": build_llama(root / "deep", seed=3, num_hidden_layers=3),
+        "base": build_llama(root / "base", seed=4),
     }
 
 
@@ -29,8 +30,8 @@ def population(*members, base=None):
 
 
 def test_compatible_members_resolve(models):
-    members, base = seed_population(population(models["a"], models["b"], base=models["a"]))
-    assert [m.label for m in members] == ["a", "b"] and base.path == models["a"]
+    members, base = seed_population(population(models["a"], models["b"], base=models["base"]))
+    assert [m.label for m in members] == ["a", "b"] and base.path == models["base"]
 
 
 @pytest.mark.parametrize("other, field", [("wide", "hidden_size: 32 vs 64"), ("deep", "num_hidden_layers: 2 vs 3")])

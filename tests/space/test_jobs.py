@@ -20,6 +20,7 @@ import yaml
 from huggingface_hub import HfApi
 
 from hubevo.hub.jobs import CONFIG_ENV, RUN_LABEL, worker_command
+from hubevo.run.scheduler import state_dir
 from space.controls.jobs import BOOK_FILE
 from space.controls.ui import build_app
 from tests.hub_server_jobs import job_container
@@ -85,7 +86,7 @@ def form(**changes) -> dict:
 
 
 def booked(runs: Path) -> list[dict]:
-    path = runs / BOOK_FILE
+    path = state_dir(runs) / BOOK_FILE  # hubevo's state folder, never the runs folder
     return json.loads(path.read_text())["jobs"] if path.exists() else []
 
 
@@ -117,7 +118,8 @@ def test_a_signed_in_user_launches_the_run_as_a_job_under_their_account(space, h
     [entry] = booked(space["runs"])
     assert entry["owner"] == entry["namespace"] == ALICE and entry["run"] == fields["name"]
     assert hub_server.jobs.jobs[entry["job_id"]].namespace == ALICE  # run (and billed) under the user
-    assert ALICE_TOKEN not in (space["runs"] / BOOK_FILE).read_text()
+    assert ALICE_TOKEN not in (state_dir(space["runs"]) / BOOK_FILE).read_text()
+    assert not (space["runs"] / BOOK_FILE).exists()  # the user's runs folder is only read
     assert entry["job_id"] in message
 
     assert hub_server.jobs.wait(entry["job_id"]) == "COMPLETED"

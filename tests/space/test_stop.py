@@ -39,6 +39,7 @@ def wait_until_served(process: subprocess.Popen, port: int, *, timeout_s: float 
 def test_sigterm_removes_the_spaces_temporary_folder_and_ends_cleanly(tmp_path):
     temp, port = tmp_path / "tmp", free_port()
     temp.mkdir()
+    (tmp_path / "runs").mkdir()  # `--runs` names a folder that exists: it is read, never created
     env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("WEBHOOK_SECRET", None)
