@@ -41,10 +41,18 @@ def yaml_where(err: Exception) -> str:
     return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
 
 
+def field_error(item: dict) -> str:
+    """`loc: msg`, without pydantic's "Value error, " and without the field named twice when the message names it
+    (an error raised for a nested field, e.g. `search.options.sigma0: ...` under `search`)."""
+    loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
+    msg = item["msg"].removeprefix("Value error, ")
+    return msg if loc != "(top level)" and msg.startswith(f"{loc}.") else f"{loc}: {msg}"
+
+
 def format_validation_error(err: ValidationError, *, source: str) -> str:
     """Every field error of `err`: one line when there is one, else a header and one line per field."""
     header = f"invalid run config {source}".rstrip()
-    fields = [f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in err.errors()]
+    fields = [field_error(item) for item in err.errors()]
     if len(fields) == 1:
         return f"{header}: {fields[0]}"
     return "\n".join([f"{header}:", *(f"  {field}" for field in fields)])

@@ -35,7 +35,7 @@ def test_an_unknown_tracker_is_named_with_its_close_matches(tmp_path):
     with pytest.raises(ConfigError) as err:
         parse_config({**SPEC, "tracking": ["trackio", "tensorbord"]}, root=tmp_path)
     assert str(err.value).count("\n") == 0
-    assert "tracking.to: Value error, unknown tracker 'tensorbord'. Did you mean tensorboard?" in str(err.value)
+    assert "tracking.to: unknown tracker 'tensorbord'. Did you mean tensorboard?" in str(err.value)
     assert "Known trackers: tensorboard, trackio, wandb" in str(err.value)
 
 
