@@ -70,10 +70,16 @@ def cmd_worker(args) -> int:
     import time
 
     from hubevo.config.load import read_yaml
+    from hubevo.config.mergekit_evolve import convert, is_mergekit_evolve
     from hubevo.run.lock import run_lock
     from hubevo.run.scheduler import Scheduler, run_status
 
     data = read_yaml(Path(args.config), what="run config")  # a file that cannot be read: one line, nothing made
+    if is_mergekit_evolve(data):  # a mergekit-evolve config runs here as under `hubevo evolve`
+        config = Path(args.config).resolve()
+        conversion = convert(data, source=args.config, source_dir=config.parent)
+        print(conversion.summary(args.config), flush=True)
+        data = conversion.data
     sched = Scheduler(Path(args.runs), generation_every_s=args.every, immigrants_every_s=args.immigrants_every,
                       retry_base_s=args.retry_base)
     name = data.get("name", "hubevo")

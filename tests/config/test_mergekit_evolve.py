@@ -171,6 +171,16 @@ def test_hubevo_evolve_refuses_mergekit_options_for_a_hubevo_run_file(tmp_path, 
     assert "mergekit-evolve's options (--max-fevals) apply only to a mergekit-evolve config" in capsys.readouterr().err
 
 
+def test_hubevo_worker_takes_a_mergekit_evolve_config_as_evolve_does(tmp_path, capsys):
+    """The worker converts it first (saying so), then checks its own arguments: a runs folder that is a file."""
+    (tmp_path / "evolve.yml").write_text(yaml.safe_dump(DOCUMENTED))
+    (tmp_path / "runs").write_text("not a folder")
+    assert main(["worker", str(tmp_path / "evolve.yml"), "--runs", str(tmp_path / "runs")]) == 2
+    out, err = capsys.readouterr()
+    assert "as a mergekit-evolve config and converted it in memory to a hubevo run" in out
+    assert err.count("\n") == 1 and "runs" in err and "genome" not in err
+
+
 def test_the_restated_schema_is_mergekits():
     """The tables this module restates (so that it never imports mergekit) match mergekit-evolve's own."""
     from mergekit.evo.config import EvolMergeConfiguration
