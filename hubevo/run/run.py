@@ -107,10 +107,15 @@ class Run:
                                        parents=[self.resolver.load_path(i) for i in self.state.initial],
                                        groups=groups, modules=modules)
 
-    def save(self) -> None:
+    def tick(self) -> float:
+        """Bring the run's clock (`state.elapsed_s`) up to now; returns it."""
         now = time.monotonic()
         self.state.elapsed_s += now - self.started
         self.started = now
+        return self.state.elapsed_s
+
+    def save(self) -> None:
+        self.tick()
         self.state.strategy_state = self.strategy.state_dict() if self.strategy else {}
         save_state(self.state, self.run_dir)
         if self.sync is not None:

@@ -41,7 +41,7 @@ from hubevo.config import RunConfig, load_config, parse_config
 from hubevo.errors import ConfigError, HubevoError, RunLockedError, describe_error, is_transient
 from hubevo.fsio import atomic_write_text, claim_run_folder
 from hubevo.run.lock import run_lock
-from hubevo.state.clock import generations_left, time_left
+from hubevo.state.clock import budget_time_left
 from hubevo.state.runstate import RunState, RunStatus, load_state, load_status
 from hubevo.state.runstate import run_status as status_of
 
@@ -441,11 +441,8 @@ def time_left_of(cfg: RunConfig, status) -> tuple[float, float] | None:
     """(low, high) seconds left from the measured generation times (`hubevo.state.clock`), as the loop's lines say."""
     if status is None or status.generations_done is None:
         return None
-    budget = cfg.budget
-    left = generations_left(generation=status.generations_done, generations=budget.generations,
-                            evaluated=status.evaluated, max_evaluations=budget.max_evaluations,
-                            done=len(status.generation_ends))
-    return time_left(status.generation_ends, generations_left=left)
+    return budget_time_left(cfg.budget, generation=status.generations_done, evaluated=status.evaluated,
+                            ends=status.generation_ends)
 
 
 def run_status(folder: Path, *, running: bool = False) -> dict:

@@ -16,14 +16,13 @@ from hubevo.breed.genome import Individual
 from hubevo.publish.decision import comparison, decision_text, lead_text
 from hubevo.run.run import Run, stop_reason
 from hubevo.selection import ranking
-from hubevo.state.clock import duration_text, generations_left, range_text, time_left
+from hubevo.state.clock import budget_time_left, duration_text, range_text
 from hubevo.state.runstate import RunState
 
 
 def end_generation(run: Run) -> str:
     """Mark the generation's end on the run's clock (saved), and return its summary line."""
-    run.save()
-    run.state.generation_ends[run.state.generation] = run.state.elapsed_s
+    run.state.generation_ends[run.state.generation] = run.tick()
     run.save()
     return summarize(run)
 
@@ -73,13 +72,11 @@ def time_left_text(run: Run) -> str:
 def estimate_left(run: Run) -> tuple[float, float] | None:
     """(low, high) seconds left (`hubevo.state.clock.time_left`); None when the run stops here or has no
     measured generation."""
-    state, budget = run.state, run.cfg.budget
+    state = run.state
     if stop_reason(run):
         return None
-    left = generations_left(generation=state.generation, generations=budget.generations,
-                            evaluated=len(state.evaluations), max_evaluations=budget.max_evaluations,
-                            done=len(state.generation_ends))
-    return time_left(state.generation_ends, generations_left=left, end_s=heldout_seconds(run))
+    return budget_time_left(run.cfg.budget, generation=state.generation, evaluated=len(state.evaluations),
+                            ends=state.generation_ends, end_s=heldout_seconds(run))
 
 
 def heldout_seconds(run: Run) -> float:

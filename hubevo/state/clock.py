@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from hubevo.config import BudgetConfig
+
 
 def duration_text(seconds: float | None) -> str:
     """`42 s`, `3 m 07 s`, `1 h 05 m`; `-` when unknown."""
@@ -71,3 +73,12 @@ def time_left(ends: Mapping[int, float], *, generations_left: float, end_s: floa
     elif len(bred) < 3:  # too few to know the spread: two thirds of the fastest to one and a half the slowest
         low, high = low * 2 / 3, high * 3 / 2
     return generations_left * low + end_s, generations_left * high + end_s
+
+
+def budget_time_left(budget: BudgetConfig, *, generation: int, evaluated: int, ends: Mapping[int, float],
+                     end_s: float = 0.0) -> tuple[float, float] | None:
+    """`time_left` after `generation` ended, for the generations `budget` still holds (`generations_left`): what the
+    loop's lines and the Space's status page both print."""
+    left = generations_left(generation=generation, generations=budget.generations, evaluated=evaluated,
+                            max_evaluations=budget.max_evaluations, done=len(ends))
+    return time_left(ends, generations_left=left, end_s=end_s)
