@@ -11,7 +11,7 @@ field and the fix. It also counts each task's documents, which the sampling plan
 from __future__ import annotations
 
 import difflib
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from hubevo.config import FitnessConfig
 from hubevo.errors import ConfigError
@@ -102,9 +102,11 @@ class TaskCatalog:
             self._doc_count[name] = len(task.eval_docs) if task is not None else 0
         return self._doc_count[name]
 
+    @cached_property
     def example_prompt(self) -> tuple[str | None, str]:
-        """(task, prompt): the first document of the first fitness task that is a task, as lm-eval's `doc_to_text`
-        renders it; (None, "Hello") when none can be rendered (groups only, or a task that fails to load)."""
+        """(task, prompt), loaded once: the first document of the first fitness task that is a task, as lm-eval's
+        `doc_to_text` renders it; (None, "Hello") when none can be rendered (groups only, or a task that fails to
+        load)."""
         for spec in self.cfg.tasks:
             try:
                 task = self.task_manager.load([spec.name])["tasks"].get(spec.name)
@@ -115,12 +117,3 @@ class TaskCatalog:
                 continue
         return None, "Hello"
 
-
-@lru_cache(maxsize=8)
-def _example_prompt(fitness_json: str) -> tuple[str | None, str]:
-    return TaskCatalog(FitnessConfig.model_validate_json(fitness_json)).example_prompt()
-
-
-def example_prompt(cfg: FitnessConfig) -> tuple[str | None, str]:
-    """`TaskCatalog.example_prompt` of a run's fitness tasks, loaded once per process and config."""
-    return _example_prompt(cfg.model_dump_json())

@@ -21,7 +21,6 @@ from typing import Protocol
 from hubevo.breed.genome import Individual
 from hubevo.config import OutputConfig, RunConfig, load_config
 from hubevo.errors import CandidateError, ConfigError
-from hubevo.evaluation.tasks import example_prompt
 from hubevo.execute.runner import CandidateRunner, RunnerSpec
 from hubevo.fsio import atomic_dir, atomic_write_text, check_export_folder, has_weights, mark_export, remove_tree
 from hubevo.publish.cards import Usage, card_comparison, card_verdict, lineage_card
@@ -94,7 +93,7 @@ def write_card(run: RunFolder, ind: Individual, folder: Path, *, home: Path | No
 def usage(run: RunFolder, ind: Individual, *, folder: Path, home: Path) -> Usage:
     """Where the card's snippet loads the model: its survivor repo when pushed, else its absolute folder (with the
     `hubevo export` that writes the weights there, when the folder holds none); a prompt of the fitness task."""
-    task, prompt = example_prompt(run.cfg.fitness)
+    task, prompt = run.rebuild.runner.evaluator.tasks.example_prompt  # the run's own task catalog, loaded once
     if run.resolver.pushes_survivors:
         return Usage(load_from=run.resolver.survivor_repo(ind.id), prompt=prompt, task=task)
     if has_weights(folder):
@@ -108,7 +107,7 @@ def usage(run: RunFolder, ind: Individual, *, folder: Path, home: Path) -> Usage
 
 def copy_adapters(resolver: Resolver, rebuild: LineageRecipe, *, folder: Path) -> None:
     """The LoRA adapters the recipe reads, beside the card (`adapters/<name>`); each adapter's own
-    `base_model_name_or_path` names its parent as the recipe does, not a folder of the run's machine."""
+    `base_model_name_or_path` names its parent as the card's `base_model` does, not a folder of the run's machine."""
     for name, cid in rebuild.adapters.items():
         target = folder / ADAPTERS / name
         if (target / ADAPTER_CONFIG).is_file():
@@ -119,7 +118,8 @@ def copy_adapters(resolver: Resolver, rebuild: LineageRecipe, *, folder: Path) -
                 if file.name.startswith("adapter_"):
                     shutil.copyfile(file, tmp / file.name)
             config = json.loads((tmp / ADAPTER_CONFIG).read_text())
-            config["base_model_name_or_path"] = resolver.state.individuals[resolver.state.individuals[cid].parents[0]].name
+            (parent,) = resolver.state.individuals[cid].parents
+            config["base_model_name_or_path"] = resolver.card_name(parent)
             atomic_write_text(tmp / ADAPTER_CONFIG, json.dumps(config, indent=2))
 
 

@@ -20,7 +20,7 @@ from transformers import AutoModelForCausalLM
 
 from hubevo.demo.runner import demo_config
 from hubevo.errors import CompatibilityError, ConfigError, UnknownNameError
-from hubevo.evaluation.tasks import example_prompt
+from hubevo.evaluation.tasks import TaskCatalog
 from hubevo.publish.export import RECIPE_FILE, export_from_folder
 from hubevo.publish.rebuild import full_folders
 from hubevo.run.loop import evolve
@@ -83,7 +83,7 @@ def test_only_the_champion_keeps_full_weights_and_every_survivor_exports_with_it
         assert without_use_it((exported / "README.md").read_text()) == without_use_it((Path(folder) / "README.md")
                                                                                       .read_text())
         assert f'model_id = "{exported.resolve()}"' in (exported / "README.md").read_text()
-        task, prompt = example_prompt(cfg.fitness)  # a prompt of the run's own fitness task, not "Hello"
+        task, prompt = TaskCatalog(cfg.fitness).example_prompt  # a prompt of the run's own fitness task, not "Hello"
         assert task == cfg.fitness.tasks[0].name and f"tokenizer({json.dumps(prompt)}" in card_text(exported)
         card = ModelCard.load(exported / "README.md")
         parents = [state.individuals[p].name for p in ind.parents]
