@@ -148,28 +148,6 @@ def assert_member_reads_or_is_named(member: ResolvedMember, file: Path) -> None:
         assert_named(err, file, or_names=repr(member.label))
 
 
-@PROPERTY
-@given(data=st.data())
-def test_a_members_config_json_reads_or_is_named(folder, data):
-    valid = (folder / "member" / "config.json").read_bytes()
-    member = _member(folder, "config.json", data.draw(garbage(valid)))
-    try:
-        assert_member_reads_or_is_named(member, member.path / "config.json")
-    finally:
-        shutil.copy(folder / "member" / "config.json", member.path / "config.json")
-
-
-@PROPERTY
-@given(data=st.data())
-def test_a_members_tokenizer_reads_or_is_named(folder, data):
-    valid = (folder / "member" / "tokenizer.json").read_bytes()
-    member = _member(folder, "tokenizer.json", data.draw(garbage(valid)))
-    try:
-        assert_member_reads_or_is_named(member, member.path / "tokenizer.json")
-    finally:
-        shutil.copy(folder / "member" / "tokenizer.json", member.path / "tokenizer.json")
-
-
 def _safetensors(valid: bytes) -> st.SearchStrategy[bytes]:
     """A safetensors file cut short, with random bytes, or with a header entry of another JSON type."""
     length = int.from_bytes(valid[:8], "little")
@@ -185,14 +163,15 @@ def _safetensors(valid: bytes) -> st.SearchStrategy[bytes]:
 
 
 @PROPERTY
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json", "model.safetensors"])
 @given(data=st.data())
-def test_a_members_weights_read_or_are_named(folder, data):
-    valid = (folder / "member" / "model.safetensors").read_bytes()
-    member = _member(folder, "model.safetensors", data.draw(_safetensors(valid)))
+def test_a_members_files_read_or_are_named(folder, name, data):
+    valid = (folder / "member" / name).read_bytes()
+    member = _member(folder, name, data.draw(_safetensors(valid) if name.endswith(".safetensors") else garbage(valid)))
     try:
-        assert_member_reads_or_is_named(member, member.path / "model.safetensors")
+        assert_member_reads_or_is_named(member, member.path / name)
     finally:
-        shutil.copy(folder / "member" / "model.safetensors", member.path / "model.safetensors")
+        shutil.copy(folder / "member" / name, member.path / name)
 
 
 def assert_one_line_each(problems: list[str], file: Path) -> None:
