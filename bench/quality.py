@@ -1,4 +1,4 @@
-"""Search quality and the champion rule against the simple baselines, on the hard demo zoo, over seeds.
+"""Search quality and the champion rule against the simple baselines, on a demo zoo, over seeds.
 
 Two regimes. `user` (the headline) is configured the way a user writes a run file: fitness tasks of
 `--sizes` examples per task (100, 200, 400), no `fitness.validation` (the finals carve a quarter of
@@ -16,11 +16,14 @@ run, so the rules are compared on identical searches.
 Columns: the champion's kind (member / standard / bred) and held-out score, the best member, the
 best standard recipe, merge + fine-tune, the best finalist's held-out, regret (best finalist minus
 champion), fitness - held-out of the champion, the finals' examples per model and the smallest lead
-they could resolve. The goals printed at the end are issue #28's.
+they could resolve; for SLERP children (`m2n2`'s split-point crossover), the champion's per-block t
+(`split`). The goals printed at the end are issue #28's. `--zoo trio` runs on the three-specialist zoo
+(`hubevo.demo.zoo`), whose members each hold one skill of three.
 
     python bench/quality.py --regime user [--sizes 100 200 400] [--seeds 3] [--budgets 24 100]
                             [--prefs both] [--out runs/bench-quality-user]
     python bench/quality.py --regime validation [--searches default ga dfs] [--ceiling 300]
+    python bench/quality.py --zoo trio --sizes 100 --prefs no --searches m2n2 cmaes ga --budgets 100
     python bench/quality.py --replay runs/bench-quality-user [more folders]    # the table from finished runs
 """
 
@@ -36,7 +39,7 @@ import pandas as pd
 import torch
 
 from hubevo.demo.runner import demo_config
-from hubevo.demo.zoo import HEADLINE_TASK, build_zoo
+from hubevo.demo.zoo import build_zoo
 from hubevo.run.loop import evolve, score_heldout
 
 SEARCHES = {  # name -> search section (None: the config's default)
@@ -47,10 +50,29 @@ SEARCHES = {  # name -> search section (None: the config's default)
     "dfs": {"strategy": "dfs"},
     "cmaes-ta": {"strategy": "cmaes", "options": {"method": "task_arithmetic", "layer_granularity": 1}},
     "cmaes-ta-whole": {"strategy": "cmaes", "options": {"method": "task_arithmetic", "layer_granularity": 0}},
+    "m2n2": {"strategy": "m2n2"},
+    "m2n2-nosplit": {"strategy": "m2n2", "options": {"split": False}},
 }
-HEADLINE = HEADLINE_TASK
 RULES = ["evidence", "evidence-margin1", "validation", "fitness"]  # hubevo.selection.ranking's rules, the default first
-SKILLS = {"digits": "demo_digits", "letters": "demo_letters"}
+
+
+def skills(zoo) -> dict[str, str]:
+    """Each specialist's skill -> its fitness task template."""
+    return dict(zip(zoo.specialists, zoo.fitness_tasks, strict=True))
+
+
+def headline(cfg) -> str:
+    """The zoo's combined held-out task among the run's held-out tasks."""
+    return next(t.name for t in cfg.fitness.heldout if t.name.endswith("_combined_heldout"))
+
+
+def split_points(genome) -> str:
+    """A SLERP child's t per gene block (`start-end[.module]:t`); empty for any other recipe."""
+    if getattr(genome, "method", None) != "slerp":
+        return ""
+    if not genome.blocks:
+        return f"t={genome.shared.get('t', 0.5):.2f}"
+    return " ".join(f"{b.start}-{b.end}{'.' + b.module if b.module else ''}:{b.shared['t']:.2f}" for b in genome.blocks)
 
 
 def user_tasks(zoo, folder: Path, sizes: list[int]) -> Path:
@@ -61,7 +83,7 @@ def user_tasks(zoo, folder: Path, sizes: list[int]) -> Path:
     import yaml
 
     folder.mkdir(parents=True, exist_ok=True)
-    for skill, template in SKILLS.items():
+    for skill, template in skills(zoo).items():
         rows = [line for split in ("fitness", "validation")
                 for line in (zoo.tasks_dir / f"{skill}_{split}.jsonl").read_text().splitlines() if line.strip()]
         random.Random(f"user-{skill}").shuffle(rows)
@@ -89,15 +111,15 @@ def run_config(zoo, out: Path, *, search: str, budget: int, seed: int, prefs: bo
     if not prefs:
         data.pop("mutation")
     if size is not None:
-        data = user_config(data, size=size, tasks_dir=tasks_dir, prefs=prefs)
+        data = user_config(data, size=size, tasks_dir=tasks_dir, prefs=prefs, skills=list(skills(zoo)))
     return type(cfg).model_validate(data)
 
 
 NLL_WEIGHT: float | None = None  # --nll-weight: the DPO loss's NLL term (None: hubevo's default)
 
 
-def user_config(data: dict, *, size: int, tasks_dir: Path, prefs: bool) -> dict:
-    fitness = {"tasks": [f"user_{skill}_{size}" for skill in SKILLS], "heldout": data["fitness"]["heldout"],
+def user_config(data: dict, *, size: int, tasks_dir: Path, prefs: bool, skills: list[str]) -> dict:
+    fitness = {"tasks": [f"user_{skill}_{size}" for skill in skills], "heldout": data["fitness"]["heldout"],
                "include_path": [*data["fitness"]["include_path"], str(tasks_dir)]}
     data = {**data, "fitness": fitness, "budget": {"max_evaluations": data["budget"]["max_evaluations"],
                                                    "generations": 10_000},
@@ -126,7 +148,7 @@ def judged(cfg, *, seconds: float, **labels) -> list[dict]:
     state = load_state(cfg.output.dir)
     finalists = [i for i, v in state.validation.items() if v.status == "ok"]
     state = score_heldout(cfg, list(dict.fromkeys([*state.initial, *state.baselines, *finalists])))
-    held = lambda i: state.heldout.get(i, {}).get(HEADLINE, float("nan"))  # noqa: E731
+    held = lambda i: state.heldout.get(i, {}).get(headline(cfg), float("nan"))  # noqa: E731
     plain = [i for i in state.baselines if state.individuals[i].kind != "finetune"]
     tuned = [i for i in state.baselines if i not in plain]
     incumbents = {*state.initial, *state.baselines}
@@ -136,6 +158,7 @@ def judged(cfg, *, seconds: float, **labels) -> list[dict]:
         champion = decision.champion
         kind = "member" if champion in state.initial else "standard" if champion in state.baselines else "bred"
         rows.append({**labels, "rule": rule, "champion": state.individuals[champion].name, "kind": kind,
+                     "split": split_points(state.individuals[champion].genome),
                      "champion_heldout": held(champion),
                      "fitness_minus_heldout": state.evaluations[champion].fitness - held(champion),
                      "best_member": max(held(i) for i in state.initial),
@@ -179,7 +202,7 @@ def main() -> None:
                                                                    "(default: 300 in the validation regime, 0 in the user one)")
     parser.add_argument("--limit", type=int, default=0, help="fitness examples per task; 0: all, as fitness.limit's "
                                                                "default")
-    parser.add_argument("--zoo", default="hard", choices=["fast", "hard"])
+    parser.add_argument("--zoo", default="hard", choices=["fast", "hard", "trio"])
     parser.add_argument("--out", default=None, help="default: runs/bench-quality-<regime>")
     parser.add_argument("--nll-weight", type=float, default=None,
                         help="user regime with preference pairs: the DPO loss's NLL weight (default hubevo's, 1.0)")
@@ -229,7 +252,7 @@ def report(table: pd.DataFrame, *, ceiling: int, top_budget: int) -> None:
     runs["regret"] = runs["best_finalist"] - runs["champion_heldout"]
     cols = ["rule", "search", "size", "budget", "prefs", "seed", "kind", "champion", "champion_heldout", "best_member",
             "best_std", "merge_finetune", "best_finalist", "regret", "fitness_minus_heldout", "finals_examples",
-            "resolvable", "evaluations", "seconds"]
+            "resolvable", "evaluations", "split", "seconds"]
     fmt = lambda v: f"{v:.3f}"  # noqa: E731
     for rule, part in runs.groupby("rule", sort=False):
         print(f"\nrule {rule}:\n" + part[[c for c in cols if c in part]].to_string(index=False, float_format=fmt))

@@ -16,7 +16,7 @@ Bottom to top:
 | seed | 1 seed: members resolved and checked, Hub discovery, immigrants from webhooks |
 | selection | 3 select: the ranking rule and the champion, parent selection, Pareto fronts |
 | state | the run state, its status and events: what `--resume` reads |
-| search | ask/tell strategies over a read-only view of the population: ga, cmaes, dfs, nsga2, random |
+| search | ask/tell strategies over a read-only view of the population: ga, cmaes, dfs, nsga2, random, m2n2 |
 | execute | where candidates run: the runner, the local and Ray backends, racing |
 | publish | 6 publish: survivor folders, cards, tables, exports, the Hub push, the resolver |
 | run | the orchestrator: the loop, its checks and lock, continuous mode, state sync |
@@ -41,7 +41,7 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("hubevo.seed", "1 seed: members resolved and checked, Hub discovery, immigrants from webhooks"),
     ("hubevo.selection", "3 select: the ranking rule and the champion, parent selection, Pareto fronts"),
     ("hubevo.state", "the run state, its status and events: what `--resume` reads"),
-    ("hubevo.search", "ask/tell strategies over a read-only view of the population: ga, cmaes, dfs, nsga2, random"),
+    ("hubevo.search", "ask/tell strategies over a read-only view of the population: ga, cmaes, dfs, nsga2, random, m2n2"),
     ("hubevo.execute", "where candidates run: the runner, the local and Ray backends, racing"),
     ("hubevo.publish", "6 publish: survivor folders, cards, tables, exports, the Hub push, the resolver"),
     ("hubevo.run", "the orchestrator: the loop, its checks and lock, continuous mode, state sync"),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hubevo.breed.genome import Individual, MergeGenome
+from hubevo.breed.genome import GeneBlock, Individual, MergeGenome
 from hubevo.config import CrossoverConfig
 from hubevo.config.methods import MethodInfo, get_method
 from hubevo.errors import ConfigError
@@ -90,3 +90,26 @@ def crossover(
         shared=shared,
         per_parent=per_parent,
     ))
+
+
+def split_point_genome(parents: tuple[str, str], *, w: float, split: int | None, n_layers: int,
+                       modules: Sequence[str] = ()) -> MergeGenome:
+    """M2N2's split-point crossover as a mergekit SLERP: t = w below `split`, 1 - w from it on (None: t = w
+    everywhere, a plain SLERP). `split` counts a layer's parameter groups: `modules` in order, then the rest of
+    the layer, so split point k = layer k // (len(modules) + 1), group k % (len(modules) + 1). Embeddings go with
+    the first layer, the final norm and head with the last (as mergekit plans them)."""
+    if split is None:
+        return MergeGenome(method="slerp", parents=parents, shared={"t": w}, per_parent=({}, {}))
+    per_layer = len(modules) + 1
+    if not 0 < split < n_layers * per_layer:
+        raise ValueError(f"split point {split} is outside the {n_layers * per_layer} parameter groups' inside")
+    layer, group = divmod(split, per_layer)
+    below, above = {"t": w}, {"t": 1.0 - w}
+    blocks = [GeneBlock(start=0, end=layer, shared=below)] if layer > 0 else []
+    if group:  # the split layer: its first `group` module sets below, the rest of it above
+        blocks += [GeneBlock(start=layer, end=layer + 1, module=m, shared=below) for m in modules[:group]]
+        blocks.append(GeneBlock(start=layer, end=layer + 1, shared=above))
+        layer += 1
+    if layer < n_layers:
+        blocks.append(GeneBlock(start=layer, end=n_layers, shared=above))
+    return MergeGenome(method="slerp", parents=parents, blocks=tuple(blocks))

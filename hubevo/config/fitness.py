@@ -45,6 +45,29 @@ class RacingConfig(Frozen):
         return rungs
 
 
+class EstimatorConfig(Frozen):
+    """Cheap fitness: bred candidates scored on part of the fitness sample, their fitness estimated from it."""
+
+    kind: Literal["full", "subset", "anchors", "disagreement"] = Field(
+        "full", description="full: every example of the sample; subset: a seeded random subset per task, corrected "
+                            "by a regression on the candidates scored in full; anchors: the examples an item-response "
+                            "fit on those candidates finds most telling; disagreement: the examples they disagree on "
+                            "most. Members, standard recipes, finals and held-out always score real examples.")
+    examples_per_task: int | None = Field(
+        None, gt=0, description="Examples per task a bred candidate is scored on; default `fraction` of the sample.")
+    fraction: float = Field(0.2, gt=0, le=1, description="Share of each task's fitness sample, without "
+                                                         "`examples_per_task`.")
+    refit_every: int = Field(1, ge=1, description="Generations between refits on the candidates scored in full "
+                                                  "(and, for anchors and disagreement, a new choice of examples).")
+    references: list[Path] = Field(
+        default_factory=list, description="outcomes.parquet files of earlier runs on the same tasks: their candidates "
+                                          "scored in full join this run's references (a warm start).")
+    drift: float | None = Field(
+        0.05, gt=0, allow_inf_nan=False,
+        description="A generation's best estimated candidate whose estimate disagrees with its own audit examples by "
+                    "more than this is scored in full (and becomes a reference); null: never.")
+
+
 class FitnessConfig(Frozen):
     tasks: list[TaskSpec] = Field(min_length=1, description="lm-eval tasks whose weighted mean is the fitness.")
     heldout: list[TaskSpec] = Field(
@@ -84,6 +107,8 @@ class FitnessConfig(Frozen):
         default_factory=dict, description="Passed through to lm-eval's HFLM, which wraps the resident model "
                                           "(max_length, truncation, softmax_dtype, add_bos_token, logits_cache...).")
     racing: RacingConfig | None = Field(None, description="Race candidates over growing samples; None = full samples.")
+    estimator: EstimatorConfig = Field(default_factory=EstimatorConfig,
+                                       description="Cheap fitness for bred candidates (`kind: full`: none).")
     allow_test_sets: bool = Field(
         False, description="Knowingly select on well-known benchmark test sets (refused otherwise).")
 

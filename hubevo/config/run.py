@@ -205,6 +205,8 @@ class RunConfig(Frozen):
         pop, fit, expand = self.population, self.fitness, {"root": root, "expand_vars": expand_vars}
         out_dir = local_path(self.output.dir, field="output.dir", **expand)
         include = [local_path(p, field=f"fitness.include_path.{i}", **expand) for i, p in enumerate(fit.include_path)]
+        warm = [local_path(p, field=f"fitness.estimator.references.{i}", **expand)
+                for i, p in enumerate(fit.estimator.references)]
         return self.model_copy(
             update={
                 "population": pop.model_copy(
@@ -215,7 +217,8 @@ class RunConfig(Frozen):
                         if pop.base_model else None,
                     }
                 ),
-                "fitness": fit.model_copy(update={"include_path": include}),
+                "fitness": fit.model_copy(update={
+                    "include_path": include, "estimator": fit.estimator.model_copy(update={"references": warm})}),
                 "output": self.output.model_copy(update={"dir": out_dir}),
                 "mutation": self.mutation.model_copy(update={"finetune": self._resolved_finetune(**expand)}),
             }

@@ -122,9 +122,27 @@ class NSGA2Options(Frozen):
     parents: int | None = Field(None, ge=2, description="Candidates kept each generation; default half the population.")
 
 
+class M2N2Options(Frozen):
+    """Natural niches (M2N2): an archive under resource competition, attraction mating, split-point SLERP."""
+
+    archive: int = Field(8, ge=2, description="Models kept: a child replaces the archive's weakest by competition "
+                                              "fitness, unless it is itself the weakest.")
+    children: int | None = Field(None, ge=1, description="Children per generation; default budget.population_size.")
+    alpha: float = Field(1.0, ge=0, allow_inf_nan=False, description="Competition's intensity: an example's reward is "
+                                                                      "shared as 1 / (models solving it)^alpha; 0 = none.")
+    split: bool = Field(True, description="Split-point crossover: SLERP at w below a drawn split point and 1 - w "
+                                          "above; false: a plain SLERP at w (the paper's ablation).")
+    modules: list[str] = Field(
+        default_factory=lambda: ["self_attn", "mlp"],
+        description="A layer's parameter groups the split point may fall between (tensor-name substrings, in "
+                    "order; the rest of the layer comes last); []: split between layers only.")
+    finalists: int = Field(2, ge=0, description="The archive's best by competition fitness scored on validation "
+                                                "(they can then be champion).")
+
+
 STRATEGY_OPTIONS: dict[str, type[Frozen]] = {
     "ga": GAOptions, "cmaes": CMAESOptions, "dfs": DFSOptions, "psdfs": PSDFSOptions, "nsga2": NSGA2Options,
-    "random": SpaceOptions,
+    "random": SpaceOptions, "m2n2": M2N2Options,
 }
 
 

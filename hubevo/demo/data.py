@@ -2,6 +2,10 @@
 
 Skill `digits`: sort a string of 4-7 digits, `"5213#"` -> `"1235"`.
 Skill `letters`: sort a string of 4-6 letters, `"dbca>"` -> `"abcd"`.
+Skill `reverse`: reverse a string of 4-6 digits, `"5213#r"` -> `"3125"`.
+Skill `shift`: add one to every digit of 4-6 digits, `"5219#n"` -> `"6320"`.
+The `trio` zoo's three specialists (`digits`, `reverse`, `shift`) read the same strings and answer
+them in three incompatible ways, so a merge of all three interferes.
 General mixture (`copy_digits`, `copy_letters`): copy a string of 3-6 digits or letters,
 `"dbca|"` -> `"dbca"`; it teaches the base the characters and the prompt/answer format.
 
@@ -25,6 +29,8 @@ import numpy as np
 Example = dict[str, str]  # {"prompt": ..., "answer": ...}
 
 SKILLS = ("digits", "letters")
+TRIO_SKILLS = ("digits", "reverse", "shift")
+ALL_SKILLS = tuple(dict.fromkeys(SKILLS + TRIO_SKILLS))
 GENERAL = ("copy_digits", "copy_letters")
 EVAL_SPLITS = ("fitness", "heldout", "validation")
 EVAL_SIZE = 300  # examples per skill in each of `fitness`, `heldout` and `validation`
@@ -38,6 +44,8 @@ _SPECS = {
     "letters": (string.ascii_lowercase, (4, 5, 6), ">", lambda word: "".join(sorted(word))),
     "copy_digits": (string.digits, (3, 4, 5, 6), "|", lambda word: word),
     "copy_letters": (string.ascii_lowercase, (3, 4, 5, 6), "|", lambda word: word),
+    "reverse": (string.digits, (4, 5, 6), "#r", lambda word: word[::-1]),
+    "shift": (string.digits, (4, 5, 6), "#n", lambda word: "".join(str((int(c) + 1) % 10) for c in word)),
 }
 MAX_ANSWER_LENGTH = max(max(lengths) for _, lengths, _, _ in _SPECS.values())
 
@@ -62,8 +70,8 @@ def _sample(name: str, count: int, *, stream: int = 0, exclude: frozenset[str] =
 
 def skill_splits(skill: str) -> dict[str, list[Example]]:
     """Return `{"train", "fitness", "heldout", "validation"}` example lists for one skill (pairwise disjoint)."""
-    if skill not in SKILLS:
-        raise KeyError(f"unknown demo skill {skill!r}; known: {', '.join(SKILLS)}")
+    if skill not in ALL_SKILLS:
+        raise KeyError(f"unknown demo skill {skill!r}; known: {', '.join(ALL_SKILLS)}")
     pool = list(_sample(skill, POOL_SIZE))  # already in random order
     fresh = _sample(skill, EVAL_SIZE, stream=1, exclude=frozenset(example["prompt"] for example in pool))
     return {
@@ -81,9 +89,9 @@ def general_examples(name: str) -> list[Example]:
     return list(_sample(name, GENERAL_SIZE))
 
 
-def combined_heldout() -> list[Example]:
-    """Both skills' held-out examples, interleaved so that any prefix (lm-eval `limit`) is mixed."""
-    parts = [skill_splits(skill)["heldout"] for skill in SKILLS]
+def combined_heldout(skills: tuple[str, ...] = SKILLS) -> list[Example]:
+    """The skills' held-out examples, interleaved so that any prefix (lm-eval `limit`) is mixed."""
+    parts = [skill_splits(skill)["heldout"] for skill in skills]
     return [example for pair in zip(*parts, strict=True) for example in pair]
 
 
@@ -110,9 +118,10 @@ def near_misses(example: Example, *, rng: np.random.Generator) -> list[str]:
 def eval_files() -> dict[str, list[Example]]:
     """Every shipped JSONL file name mapped to its examples."""
     files = {
-        f"{skill}_{split}.jsonl": skill_splits(skill)[split] for skill in SKILLS for split in EVAL_SPLITS
+        f"{skill}_{split}.jsonl": skill_splits(skill)[split] for skill in ALL_SKILLS for split in EVAL_SPLITS
     }
     files["combined_heldout.jsonl"] = combined_heldout()
+    files["trio_combined_heldout.jsonl"] = combined_heldout(TRIO_SKILLS)
     return files
 
 

@@ -15,6 +15,12 @@ entirely and drifts far enough from the base that the skills interfere, so the s
 keep only part of them (uniform linear about 0.71, model_stock about 0.77 mean exact match on
 the fitness sets, where each specialist scores 0.50) and a searched recipe has room to win.
 
+The `trio` recipe has three specialists trained as hard as `hard`'s on three skills over the same digit
+strings (`digits` sorts them, `reverse` reverses them, `shift` adds one to each digit): each member
+holds one skill of three, and a merge of all three interferes, so a model that keeps every skill has
+to be bred from complementary parents. Its tasks are `trio_<skill>` (fitness), `trio_<skill>_validation`,
+`trio_<skill>_heldout` and `trio_combined_heldout`.
+
 A zoo lives in `<cache dir>/<recipe>-seed-<seed>-<key>/`, where the cache dir is the user's
 (`~/.cache/hubevo/zoo`) and the key a content hash of everything that decides the weights (the
 recipe, the code that trains the zoo and makes its data, the torch and transformers releases): a
@@ -79,11 +85,17 @@ SPECIALIST_PHASES = {
 
 
 class ZooRecipe(BaseModel, frozen=True):
-    """How one kind of zoo is trained: the base phase, then one phase per specialist from the base."""
+    """How one kind of zoo is trained: the base phase, then one phase per specialist from the base; its lm-eval
+    tasks are named `<tasks>_<skill>` (fitness), `..._validation`, `..._heldout` and `<tasks>_combined_heldout`."""
 
     name: str
     base: Phase
     specialists: dict[str, Phase]
+    tasks: str = "demo"
+
+    @property
+    def headline(self) -> str:
+        return f"{self.tasks}_combined_heldout"
 
     def key(self) -> str:
         """A content hash of what decides the weights: this recipe, the code that trains the zoo and makes
@@ -102,6 +114,9 @@ ZOO_RECIPES = {
     "fast": ZooRecipe(name="fast", base=BASE_PHASE, specialists=SPECIALIST_PHASES),
     "hard": ZooRecipe(name="hard", base=BASE_PHASE, specialists={
         skill: Phase(mix={skill: 64}, steps=400, lr=2e-3) for skill in ("digits", "letters")}),
+    "trio": ZooRecipe(name="trio", tasks="trio", base=Phase(
+        mix={"copy_digits": 28, "copy_letters": 16, "digits": 4, "reverse": 4, "shift": 4}, steps=400, lr=3e-3),
+        specialists={skill: Phase(mix={skill: 64}, steps=400, lr=2e-3) for skill in data.TRIO_SKILLS}),
 }
 
 
@@ -115,6 +130,7 @@ class Zoo(BaseModel, frozen=True):
     fitness_tasks: list[str]
     heldout_tasks: list[str]
     validation_tasks: list[str]
+    headline: str = HEADLINE_TASK
 
     def weights_hash(self) -> str:
         """sha256 of the members' weight files (base, then the specialists by name)."""
@@ -129,7 +145,7 @@ def default_cache_dir() -> Path:
 
 
 def build_zoo(cache_dir: Path | None = None, *, seed: int = 0, progress: bool = True, recipe: str = "fast") -> Zoo:
-    """Return the `recipe` zoo ("fast" or "hard") for `seed`, training it first unless a complete one is cached."""
+    """Return the `recipe` zoo ("fast", "hard" or "trio") for `seed`, training it first unless a complete one is cached."""
     if recipe not in ZOO_RECIPES:
         raise ConfigError(f"unknown demo zoo {recipe!r}; choose one of {', '.join(ZOO_RECIPES)}")
     spec = ZOO_RECIPES[recipe]
@@ -224,9 +240,10 @@ def _zoo_at(root: Path, spec: ZooRecipe) -> Zoo:
         base=root / "base",
         specialists={skill: root / skill for skill in spec.specialists},
         tasks_dir=root / "tasks",
-        fitness_tasks=list(FITNESS_TASKS),
-        heldout_tasks=list(HELDOUT_TASKS),
-        validation_tasks=list(VALIDATION_TASKS),
+        fitness_tasks=[f"{spec.tasks}_{skill}" for skill in spec.specialists],
+        heldout_tasks=[*(f"{spec.tasks}_{skill}_heldout" for skill in spec.specialists), spec.headline],
+        validation_tasks=[f"{spec.tasks}_{skill}_validation" for skill in spec.specialists],
+        headline=spec.headline,
     )
 
 
@@ -269,7 +286,7 @@ _Pools = dict[str, _Encoded]  # training pool name -> its encoded examples
 
 def _train_zoo(out_dir: Path, *, seed: int, progress: bool, spec: ZooRecipe) -> None:
     tokenizer = build_tokenizer()
-    pools = _pools(tokenizer)
+    pools = _pools(tokenizer, names={name for phase in [spec.base, *spec.specialists.values()] for name in phase.mix})
     total = spec.base.steps + sum(phase.steps for phase in spec.specialists.values())
     bar = tqdm(total=total, disable=not progress, unit="step")
     with _single_thread(), _no_hf_progress_bars(), torch.random.fork_rng(), bar:
@@ -325,8 +342,8 @@ def _lr_factor(step: int, steps: int) -> float:
     return min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
 
 
-def _pools(tokenizer: PreTrainedTokenizerBase) -> _Pools:
-    examples = {skill: data.skill_splits(skill)["train"] for skill in data.SKILLS}
+def _pools(tokenizer: PreTrainedTokenizerBase, *, names: set[str]) -> _Pools:
+    examples = {skill: data.skill_splits(skill)["train"] for skill in data.ALL_SKILLS if skill in names}
     examples |= {name: data.general_examples(name) for name in data.GENERAL}
     length = max(_max_length(pool) for pool in examples.values())
     return {name: _encode(tokenizer, pool, length=length) for name, pool in examples.items()}

@@ -7,5 +7,7 @@
 - `lm_eval_fence`: every use of lm-eval's private API, patched only inside a scoring call;
 - `fitness`: scores read from lm-eval's results and combined into one fitness (pure);
 - `evaluator`: the three scorings of a run (fitness, validation, held-out) over the above;
-- `records`: what an evaluation records (`Evaluation`, per-example outcomes).
+- `records`: what an evaluation records (`Evaluation`, per-example outcomes with their document indices);
+- `outcomes`: several candidates' outcomes aligned on the examples all of them scored (pure);
+- `estimator`, `irt`: cheap fitness, a fitness estimated from part of the sample with its error (pure).
 """

@@ -37,11 +37,11 @@ class Evaluator:
         return SamplingPlan(self.cfg, doc_counts=self.tasks.doc_counts)
 
     def fitness(self, model, tokenizer, *, generation: int, sample: Sample | None = None) -> Scored:
-        """Fitness on `generation`'s sample, with per-example outcomes; or on `sample`, a racing rung's slice of it
-        (its tasks only; a race keeps the rungs' scores, not their outcomes)."""
+        """Fitness on `generation`'s sample, with per-example outcomes; or on `sample`, part of it (a racing rung's
+        slice, a cheap-fitness subset: its tasks only)."""
         if sample is not None:
             tasks = [t for t in self.cfg.tasks if t.name in sample]
-            return self.scorer.score(model, tokenizer, tasks=tasks, samples=sample)
+            return self.scorer.score(model, tokenizer, tasks=tasks, samples=sample, outcomes=True)
         return self.scorer.score(model, tokenizer, tasks=self.cfg.tasks, samples=self.plan.sample_indices(generation),
                                  limit=self.cfg.limit, outcomes=True)
 

@@ -51,10 +51,15 @@ def metric_key(task_results: dict, metric: str) -> str | None:
     return next((k for k in task_results if k == metric or k.startswith(f"{metric},")), None)
 
 
-def task_outcomes(samples: list[dict], *, key: str, weight: float) -> TaskOutcomes | None:
+def task_outcomes(samples: list[dict], *, key: str, weight: float,
+                  docs: Sequence[int] | None = None) -> TaskOutcomes | None:
     """Per-example values of the metric `key` ('name,filter') from lm-eval's logged samples, in document
-    order; None when the samples do not carry it."""
+    order; None when the samples do not carry it. `docs`: the document indices scored (lm-eval numbers the
+    documents of a `samples` selection 0..n-1 in document order)."""
     name, _, filter_key = key.partition(",")
     rows = sorted((s["doc_id"], s[name]) for s in samples if name in s and (not filter_key or s.get("filter") == filter_key))
     values = [float(v) for _, v in rows]
-    return TaskOutcomes(weight=weight, values=values) if values else None
+    if not values:
+        return None
+    indices = sorted(docs)[:len(values)] if docs is not None else [int(i) for i, _ in rows]
+    return TaskOutcomes(weight=weight, values=values, docs=indices)

@@ -18,6 +18,8 @@ class TaskOutcomes(BaseModel):
 
     weight: float
     values: list[float]
+    docs: list[int] | None = Field(None, description="The task's document index of each value; None: the run's "
+                                                      "fixed fitness sample, in document order.")
 
 
 class Evaluation(BaseModel):
@@ -34,6 +36,9 @@ class Evaluation(BaseModel):
                                                  "None: the run's fixed sample.")
     examples: int = 0
     seconds: float = 0.0
+    estimate: str | None = Field(None, description="The `fitness.estimator` kind whose estimate `fitness`, `scores` "
+                                                   "and their errors are (from `outcomes`' examples); None: measured.")
+    drift: float | None = Field(None, description="A model-based estimate's error on its audit examples.")
     outcomes: dict[str, TaskOutcomes] = Field(
         default_factory=dict, description="Per-example values on the examples scored (the fitness sample, or the "
                                           "validation examples), for paired comparisons.")

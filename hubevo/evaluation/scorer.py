@@ -101,16 +101,17 @@ class Scorer:
             stderr = metric_value(results, f"{spec.metric}_stderr")
             if stderr is not None and not math.isnan(stderr):
                 stderrs[spec.name] = stderr
-        per_example = self._outcomes(out, tasks) if outcomes else {}
+        per_example = self._outcomes(out, tasks, samples=samples) if outcomes else {}
         used = sum(len(v) for v in samples.values()) if samples else examples_scored(out, tasks)
         return Scored(fitness=weighted_fitness(scores, tasks), scores=scores, stderrs=stderrs,
                       stderr=weighted_stderr(stderrs, tasks), examples=used, outcomes=per_example)
 
     @staticmethod
-    def _outcomes(out: dict, tasks: Sequence[TaskSpec]) -> dict:
+    def _outcomes(out: dict, tasks: Sequence[TaskSpec], *, samples=None) -> dict:
         weights = sum(t.weight for t in tasks)
         per_example = {spec.name: task_outcomes(out["samples"][spec.name],
                                                 key=metric_key(out["results"][spec.name], spec.metric),
-                                                weight=spec.weight / weights)
+                                                weight=spec.weight / weights,
+                                                docs=samples.get(spec.name) if samples else None)
                        for spec in tasks if spec.name in out.get("samples", {})}
         return {t: v for t, v in per_example.items() if v is not None}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from hubevo.evaluation.plan import Sample
-from hubevo.evaluation.records import Evaluation
+from hubevo.evaluation.records import Evaluation, TaskOutcomes
 from hubevo.execute.runner import CandidateJob
 
 log = logging.getLogger("hubevo")
@@ -55,6 +55,15 @@ class Tally:
     rung: int = 0
     error: str | None = None
     seconds: float = 0.0
+    outcomes: dict[str, TaskOutcomes] = field(default_factory=dict)  # every rung's per-example values, merged
+
+    def keep(self, outcomes: Mapping[str, TaskOutcomes]) -> None:
+        for task, part in outcomes.items():
+            mine = self.outcomes.get(task)
+            pairs = sorted(zip([*(mine.docs if mine else []), *(part.docs or [])],
+                               [*(mine.values if mine else []), *part.values], strict=True))
+            self.outcomes[task] = TaskOutcomes(weight=mine.weight if mine else part.weight,
+                                               values=[v for _, v in pairs], docs=[d for d, _ in pairs])
 
     def add(self, scores: Mapping[str, float], part: Sample, stderrs: Mapping[str, float] | None = None) -> None:
         for task, value in scores.items():
@@ -100,6 +109,7 @@ def successive_halving(
             tally.rung, tally.seconds = rung, tally.seconds + ev.seconds
             if ev.status == "ok":
                 tally.add(ev.scores, part, ev.stderrs)
+                tally.keep(ev.outcomes)
             else:
                 tally.error = ev.reason or "failed"
         alive = [job for job in alive if tallies[job.id].error is None]
@@ -122,7 +132,8 @@ def to_evaluation(cid: str, tally: Tally, *, generation: int, finalist: bool, ru
         return Evaluation(status="failed", reason=tally.error, **common)
     value = fitness(tally.scores)
     if finalist:
-        return Evaluation(status="ok", fitness=value, scores=tally.scores, stderrs=tally.stderrs, **common)
+        return Evaluation(status="ok", fitness=value, scores=tally.scores, stderrs=tally.stderrs,
+                          outcomes=tally.outcomes, **common)
     reason = (f"{RACED_OUT} at rung {tally.rung + 1} of {rungs}: "
               f"fitness estimate {value:.4f} on {tally.examples} examples")
     return Evaluation(status="raced_out", reason=reason, scores=tally.scores, **common)

@@ -16,8 +16,9 @@ RESULTS_TEMPLATE = """---
 # Results of hubevo run `{{ run_name }}`
 
 One row per evaluated candidate in `results.parquet` (fitness, per-task scores, held-out
-scores, merge method, genes, parents and the Hub repo of every pushed model), the family
-tree in `lineage.json` (networkx node-link format) and the run configuration in `config.yaml`.
+scores, merge method, genes, parents and the Hub repo of every pushed model), every per-example
+outcome the run scored in `outcomes.parquet` (candidate, fitness or validation, task, document, value),
+the family tree in `lineage.json` (networkx node-link format) and the run configuration in `config.yaml`.
 
 - generations with survivors: {{ generations }}
 - candidates evaluated: {{ evaluated }}
@@ -65,7 +66,8 @@ def results_card(
 ) -> str:
     data = DatasetCardData(
         tags=["hubevo", "model-merging", "evolution"],
-        configs=[{"config_name": "default", "data_files": "results.parquet"}],
+        configs=[{"config_name": "default", "data_files": "results.parquet"},
+                 {"config_name": "outcomes", "data_files": "outcomes.parquet"}],
     )
     card = DatasetCard.from_template(
         data, template_str=RESULTS_TEMPLATE, repo_id=repo_id, run_name=run_name,

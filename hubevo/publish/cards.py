@@ -24,6 +24,7 @@ from hubevo.evaluation.records import Evaluation
 from hubevo.publish.decision import baseline_bests, decision_text
 from hubevo.publish.lineage_recipe import REBUILD_COMMAND, LineageRecipe
 from hubevo.registry import Registry
+from hubevo.selection.niches import niches
 from hubevo.state.runstate import RunState
 
 CARD_TEMPLATE = """---
@@ -58,7 +59,10 @@ print(tokenizer.decode(model.generate(**inputs, max_new_tokens=32)[0], skip_spec
 {% endfor %}
 Fitness (weighted mean of the fitness tasks): **{{ "%.4f"|format(fitness) }}**. Held-out tasks never
 took part in selection.
-{% if verdict %}
+{% if niche %}
+Its niche in the search's archive (M2N2's resource competition): of the fitness examples, it alone solves
+{{ niche }}; that is why it was kept beside models with a higher mean.
+{% endif %}{% if verdict %}
 ## Champion
 
 {{ verdict }}
@@ -171,14 +175,16 @@ def lineage_card(
     compare: list[Mapping] | None = None,
     license: str | None = None,
     verdict: str | None = None,
+    niche: str | None = None,
 ) -> ModelCard:
     """The model card of a survivor; `parent_refs` name parents as the Hub should show them.
 
     `rebuild` is the mergekit-multi document that rebuilds it from the members
     (`hubevo.publish.lineage_recipe`). `compare` holds the rows of `card_comparison` (this model,
     its parents, the best standard recipe and merge + fine-tune baseline); `license` goes into the
-    card's metadata; `usage` says where the usage snippet loads the model from (default: a
-    folder named like the model) and with which prompt.
+    card's metadata; `niche` the examples it alone solves in an m2n2 archive (`niche_texts`); `usage`
+    says where the usage snippet loads the model from (default: a folder named like the model) and with
+    which prompt.
 
     With `hub_only`, `base_model` keeps only parents that are Hub repo ids (the Hub rejects
     local names); the lineage section still lists every parent.
@@ -212,6 +218,7 @@ def lineage_card(
         rebuild_notes=rebuild.notes() if rebuild else [], rebuild_adapters=bool(rebuild and rebuild.adapters),
         rebuild_command=REBUILD_COMMAND,
         compare_table=compare_markdown(compare, tasks=list(scores)) if compare else None, verdict=verdict,
+        niche=niche,
     )
 
 
@@ -276,3 +283,15 @@ def card_verdict(state: RunState, cid: str) -> str | None:
     if cid in state.validation:
         return f"A finalist, not the champion: {decision_text(state)}."
     return None
+
+
+def niche_texts(state: RunState, *, shown: int = 3) -> dict[str, str]:
+    """For each model of an `m2n2` archive, the fitness examples it alone solves among the archive: "2
+    (user_digits_100:17, user_shift_100:4)", `task:document`. Empty for other strategies."""
+    archive = state.strategy_state.get("archive")
+    if not isinstance(archive, list):  # the GA's per-task archive is a mapping: no niches there
+        return {}
+    found = niches(state.evaluations, [i for i in archive if i in state.evaluations], shown=shown)
+    more = lambda n: ", ..." if n["alone"] > len(n["examples"]) else ""  # noqa: E731
+    return {cid: f"{n['alone']}" + (f" ({', '.join(n['examples'])}{more(n)})" if n["examples"] else "")
+            for cid, n in found.items()}

@@ -23,7 +23,7 @@ from hubevo.config import OutputConfig, RunConfig, load_config
 from hubevo.errors import CandidateError, ConfigError
 from hubevo.execute.runner import CandidateRunner, RunnerSpec
 from hubevo.fsio import atomic_dir, atomic_write_text, check_export_folder, has_weights, mark_export, remove_tree
-from hubevo.publish.cards import Usage, card_comparison, card_verdict, lineage_card
+from hubevo.publish.cards import Usage, card_comparison, card_verdict, lineage_card, niche_texts
 from hubevo.publish.lineage_recipe import ADAPTERS, LineageRecipe, lineage_recipe
 from hubevo.publish.rebuild import Rebuilder
 from hubevo.publish.resolver import Resolver
@@ -84,6 +84,7 @@ def write_card(run: RunFolder, ind: Individual, folder: Path, *, home: Path | No
         training=state.training.get(ind.id), license=run.cfg.publish.license,
         compare=card_comparison(state, ind.id, names=resolver.card_names()),
         usage=usage(run, ind, folder=folder, home=Path(home or folder)), verdict=card_verdict(state, ind.id),
+        niche=niche_texts(state).get(ind.id),
     )
     copy_adapters(resolver, rebuild, folder=folder)
     atomic_write_text(folder / RECIPE_FILE, rebuild.to_yaml())

@@ -44,7 +44,8 @@ from hubevo.state.runstate import RunState
 
 log = logging.getLogger("hubevo")
 
-RESULT_FILES = ("lineage.json", "config.yaml", "champion.json")  # champion.json: the decision, for viewers
+# champion.json: the decision, for viewers; outcomes.parquet: every per-example outcome
+RESULT_FILES = ("lineage.json", "config.yaml", "champion.json", "outcomes.parquet")
 FolderOf = Callable[[str], AbstractContextManager[Path]]  # individual id -> its full model folder, while open
 
 

@@ -1,8 +1,9 @@
 """Stage 6, publish: the results table, the lineage graph and the terminal's leaderboard.
 
 `write_tables` writes `results.parquet` (one row per candidate: genes, scores, survival, the Pareto
-front), `lineage.json` (the family tree the Space draws), `champion.json` (the recorded decision)
-and, at the end of a run, the Pareto plot. The cards are `hubevo.publish.cards`; the Hub push is
+front, an m2n2 archive model's niche, the estimator of an estimated fitness), `outcomes.parquet` (every
+per-example outcome scored), `lineage.json` (the family tree the Space draws), `champion.json` (the
+recorded decision) and, at the end of a run, the Pareto plot. The cards are `hubevo.publish.cards`; the Hub push is
 `hubevo.publish.hub`.
 """
 
@@ -17,11 +18,13 @@ import yaml
 
 from hubevo.breed.genome import Individual
 from hubevo.fsio import atomic_write_bytes, atomic_write_text
-from hubevo.publish.cards import mean_score, mutation_record
+from hubevo.publish.cards import mean_score, mutation_record, niche_texts
 from hubevo.publish.decision import DECISION_FILE, decision_record
 from hubevo.publish.front import plot_front, run_front
 from hubevo.selection import ranking
 from hubevo.state.runstate import RunState
+
+OUTCOMES_FILE = "outcomes.parquet"  # per-example outcomes, beside results.parquet
 
 
 def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:
@@ -29,7 +32,7 @@ def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:
 
     `recipes=False` leaves the `recipe` column empty (a viewer renders one from `state.recipes` when asked)."""
     rows, front, champion = [], run_front(state), state.champion()
-    reigns, survivors = champion_reigns(state), survivor_ids(state)
+    reigns, survivors, niche = champion_reigns(state), survivor_ids(state), niche_texts(state)
     for ev in state.evaluations.values():
         ind = state.individuals[ev.id]
         g = ind.genome
@@ -49,6 +52,7 @@ def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:
             "baseline": state.baselines.get(ev.id),
             "fitness": ev.fitness,
             "fitness_stderr": ev.stderr,
+            "estimate": ev.estimate,  # the fitness estimator's kind when `fitness` is an estimate (cheap fitness)
             "validation": state.validation[ev.id].fitness if ev.id in state.validation else None,
             "validation_stderr": state.validation[ev.id].stderr if ev.id in state.validation else None,
             **{f"fitness/{k}": v for k, v in ev.scores.items()},
@@ -58,6 +62,7 @@ def results_frame(state: RunState, *, recipes: bool = True) -> pd.DataFrame:
             "seconds": ev.seconds,
             "survivor": ev.id in survivors,
             "pareto": ev.id in front,
+            "niche": niche.get(ev.id),
             "champion": ev.id == champion,
             "champion_in": reigns.get(ev.id, []),
             "path": state.saved.get(ev.id),
@@ -158,9 +163,26 @@ def edge_genes(individual: Individual, parent: str, *, weights: Mapping[str, flo
     return {"role": role, **({"weight": round(weight, 4)} if weight is not None else {})}
 
 
+def outcomes_frame(state: RunState) -> pd.DataFrame:
+    """Every per-example outcome the run scored, one row per candidate, scoring, task and document (as lm-eval's
+    `--log_samples` keeps them): `scoring` is `fitness` (its estimate kind, if any, in `estimate`) or `validation`."""
+    rows = []
+    for scoring, evaluations in (("fitness", [*state.rescored, *state.evaluations.values()]),
+                                 ("validation", state.validation.values())):
+        for ev in evaluations:
+            for task, outcome in ev.outcomes.items():
+                docs = outcome.docs if outcome.docs is not None else list(range(len(outcome.values)))
+                rows += [{"id": ev.id, "model": state.individuals[ev.id].name, "evaluated_in": ev.generation,
+                          "scoring": scoring, "estimate": ev.estimate, "task": task, "doc": int(d),
+                          "value": float(v)} for d, v in zip(docs, outcome.values, strict=True)]
+    columns = ["id", "model", "evaluated_in", "scoring", "estimate", "task", "doc", "value"]
+    return pd.DataFrame(rows, columns=columns).drop_duplicates(["id", "scoring", "task", "doc"], keep="last")
+
+
 def write_tables(state: RunState, run_dir: Path) -> None:
     frame = results_frame(state)
     atomic_write_bytes(run_dir / "results.parquet", frame.to_parquet(index=False))
+    atomic_write_bytes(run_dir / OUTCOMES_FILE, outcomes_frame(state).to_parquet(index=False))
     if state.finished:
         plot_front(frame, run_dir / "pareto.png")
     atomic_write_text(run_dir / "lineage.json", json.dumps(lineage_graph(state), indent=1))

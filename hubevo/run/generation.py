@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from hubevo.breed.genome import Individual
 from hubevo.errors import CandidateError
 from hubevo.execute.runner import TRAINING_FILE
+from hubevo.run import estimation
 from hubevo.run.run import Run, stop_reason
 from hubevo.selection import ranking
 from hubevo.state.events import append_event
@@ -40,6 +41,23 @@ def evaluate_generation(run: Run, backend) -> None:
                      status=evaluation.status, fitness=evaluation.fitness, done=done, total=len(todo))
         bar.update()
     bar.close()
+    if estimation.active(run):
+        complete_drifting_leader(run, backend)
+
+
+def complete_drifting_leader(run: Run, backend) -> None:
+    """Score the generation's best estimated candidate on the rest of the sample when its estimate drifted."""
+    leader = estimation.drifting_leader(run)
+    if leader is None or stop_reason(run, within_generation=True):
+        return
+    rest = next(iter(backend.evaluate([run.job(run.state.individuals[leader.id],
+                                               sample=estimation.rest_of_sample(run, leader))])))
+    if rest.status != "ok":
+        log.warning("completing %s failed: %s", run.state.individuals[leader.id].name, rest.reason)
+        return
+    log.info("%s completed in full: its estimate drifted by %+.3f on its audit examples",
+             run.state.individuals[leader.id].name, leader.drift)
+    record(run, estimation.completed(run, leader, rest))
 
 
 def generation_reads(run: Run) -> list[str]:
@@ -60,17 +78,34 @@ def stale(run: Run) -> list[Individual]:
 
 
 def scored(run: Run, backend, todo: list[Individual]):
-    """Evaluations of `todo`: raced over growing samples when `fitness.racing` says so, else in full."""
+    """Evaluations of `todo`: with cheap fitness, the references in full first, then the rest on the estimator's
+    examples, their fitness estimated (`hubevo.run.estimation`); each raced when `fitness.racing` says so."""
+    if not estimation.active(run):
+        yield from measured(run, backend, todo)
+        return
+    yield from measured(run, backend, [ind for ind in todo if estimation.measured_in_full(run, ind)])
+    cheap = [ind for ind in todo if not estimation.measured_in_full(run, ind)]
+    if cheap:
+        est = estimation.current(run)
+        for evaluation in measured(run, backend, cheap, sample=est.items):
+            yield estimation.applied(run, est, evaluation)
+
+
+def measured(run: Run, backend, todo: list[Individual], *, sample=None):
+    """Evaluations of `todo` on `sample` (default the generation's): raced over growing parts of it when
+    `fitness.racing` says so, else on all of it."""
     racing = run.cfg.fitness.racing
     if racing is None:
-        within_budget = (run.job(ind) for ind in todo if not stop_reason(run, within_generation=True))
+        within_budget = (run.job(ind, sample=sample) for ind in todo if not stop_reason(run, within_generation=True))
         return backend.evaluate(within_budget)
     from hubevo.evaluation.fitness import weighted_fitness
     from hubevo.execute.racing import race
 
     tasks = run.cfg.fitness.tasks
-    return race([run.job(ind) for ind in todo], evaluate=backend.evaluate,
-                order=run.runner.evaluator.plan.racing_order(run.state.generation), rungs=racing.rungs,
+    order = run.runner.evaluator.plan.racing_order(run.state.generation)
+    if sample is not None:
+        order = {t: [d for d in docs if d in set(sample[t])] for t, docs in order.items()}
+    return race([run.job(ind) for ind in todo], evaluate=backend.evaluate, order=order, rungs=racing.rungs,
                 keep=racing.keep, min_keep=racing.min_keep, fitness=lambda scores: weighted_fitness(scores, tasks),
                 protect=frozenset(protected(run, todo)))
 

@@ -61,8 +61,22 @@ def check_data_files(cfg: RunConfig) -> None:
         from hubevo.finetune.data import file_problems
 
         problems += file_problems(cfg.mutation.finetune)
+    problems += reference_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def reference_problems(cfg: RunConfig) -> list[str]:
+    """`fitness.estimator.references` must be outcomes tables of runs on at least one of this run's fitness tasks."""
+    from hubevo.run.estimation import read_references
+
+    problems = []
+    for i, path in enumerate(cfg.fitness.estimator.references):
+        try:
+            read_references(path, tasks={t.name for t in cfg.fitness.tasks})
+        except ConfigError as err:
+            problems.append(f"fitness.estimator.references.{i}: {err}")
+    return problems
 
 
 def check_member_files(cfg: RunConfig) -> None:

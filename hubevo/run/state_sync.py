@@ -33,6 +33,7 @@ log = logging.getLogger("hubevo")
 STATE_PREFIX = "state/"
 STATE_PATTERNS = [
     STATE_FILE, "events.jsonl", "config.yaml", "env.json", "results.parquet", "results.csv", "lineage.json",
+    "outcomes.parquet",
     "models/*/README.md", "models/*/recipe.yaml", "candidates/*/training.json",
     # a LoRA child is its parent plus its adapter: without it a resumed job could not rebuild the child
     "candidates/*/adapter_config.json", "candidates/*/adapter_model.safetensors",

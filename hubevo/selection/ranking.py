@@ -49,6 +49,7 @@ from typing import Protocol
 import numpy as np
 
 from hubevo.errors import UnknownNameError
+from hubevo.evaluation.outcomes import aligned, keys
 from hubevo.registry import unknown_name
 
 CHALLENGER_MARGIN = 0.0  # standard errors of its estimated lead a bred finalist needs over the holder
@@ -197,15 +198,31 @@ def by_evidence(fitness: Mapping[str, Scored], finals: Mapping[str, Scored], inc
     if not bred:
         return Decision(champion=holder, rule=rule, holder=holder)
     searched = [i for i in fitness if i not in incumbents]  # every bred candidate: the field the finalists won
-    fit = Paired.of({i: fitness[i] for i in dict.fromkeys([holder, *bred, *searched]) if i in fitness})
-    leads, beta, paired = lead_estimates(val, fit, holder=holder, bred=bred)
+    fits = fitness_groups(fitness, holder=holder, bred=bred, searched=searched)
+    leads, betas, groups = lead_estimates(val, fits, holder=holder, bred=bred)
     point = leads[0]
     k = max(range(len(bred)), key=lambda j: (point[j], -j))
     lead, stderr = float(point[k]), float(np.std(leads[1:, k], ddof=1))
-    examples = val.examples + (fit.examples if paired[k] else 0)
+    examples = val.examples + (groups[k].examples if groups[k] is not None else 0)
     crowned = lead > margin * stderr
     return Decision(champion=bred[k] if crowned else holder, rule=rule, holder=holder, challenger=bred[k],
-                    lead=lead, stderr=stderr, examples=examples, shrink=beta, margin=margin)
+                    lead=lead, stderr=stderr, examples=examples, shrink=betas[k], margin=margin)
+
+
+def fitness_groups(fitness: Mapping[str, Scored], *, holder: str, bred: list[str], searched: list[str]) -> list[Paired]:
+    """The fitness evidence of the bred finalists: the holder, the finalists and every bred candidate on the
+    examples all of them scored (one group when all scored one sample); a finalist left out of it (scored on
+    a cheap-fitness subset of another generation) gets its own: the holder, it, and the candidates scored on
+    its examples."""
+    groups: list[Paired] = []
+    for i in bred:
+        if any(i in g.ids for g in groups):
+            continue
+        order = dict.fromkeys([holder, *(bred if not groups else [i]), *searched])
+        group = Paired.of({j: fitness[j] for j in order if j in fitness}) if holder in fitness else None
+        if group is not None and holder in group.ids and i in group.ids:
+            groups.append(group)
+    return groups
 
 
 RULES: dict[str, Callable[..., Decision]] = {
@@ -237,15 +254,23 @@ class Paired:
 
     @classmethod
     def of(cls, scores: Mapping[str, Scored]) -> Paired | None:
-        """The models whose per-example values are on the same examples as the first one's (it must have some)."""
+        """The models paired with the first one (it must have per-example values) on the examples all of them
+        really scored: the second model sets them (a cheap-fitness subset is paired on its subset, never on
+        estimates), and each later one joins if it keeps at least half of each task's."""
         ids = list(scores)
         first = getattr(scores[ids[0]], "outcomes", None) or {}
         if not first or any(len(o.values) < 2 for o in first.values()):
             return None
-        same = [i for i in ids if comparable(scores[ids[0]], scores[i])]
+        same, common = [ids[0]], {t: set(keys(scores[ids[0]], t)) for t in first}
+        for i in ids[1:]:
+            if not comparable(scores[ids[0]], scores[i]):
+                continue
+            kept = {t: common[t] & set(keys(scores[i], t)) for t in first}
+            if len(same) == 1 or all(len(kept[t]) >= max(2, len(common[t]) / 2) for t in first):
+                same, common = [*same, i], kept
+        table = aligned({i: scores[i] for i in same})
         tasks = sorted(first)
-        values = [np.array([scores[i].outcomes[t].values for i in same], dtype=float) for t in tasks]
-        return cls(ids=same, weights=[first[t].weight for t in tasks], values=values)
+        return cls(ids=same, weights=[first[t].weight for t in tasks], values=[table.values[t] for t in tasks])
 
     def resampled(self, rng: np.random.Generator, draws: int) -> np.ndarray:
         """Scores (draws + 1) x models: the observed ones first, then `draws` per-task bootstrap resamples (the
@@ -264,39 +289,47 @@ class Paired:
 
 
 def comparable(a: Scored, b: Scored) -> bool:
-    """Whether a and b kept per-example values on the same examples (same tasks, counts and sample)."""
+    """Whether a and b kept per-example values on the same tasks, with at least two examples of each in common
+    (values without document indices, from older runs: the same count on the same sample)."""
     first, second = getattr(a, "outcomes", None) or {}, getattr(b, "outcomes", None) or {}
-    return (bool(first) and set(first) == set(second) and getattr(a, "sample", None) == getattr(b, "sample", None)
-            and all(len(first[t].values) == len(second[t].values) for t in first))
+    if not first or set(first) != set(second):
+        return False
+    if any(first[t].docs is None or second[t].docs is None for t in first):
+        return getattr(a, "sample", None) == getattr(b, "sample", None) and all(
+            len(first[t].values) == len(second[t].values) for t in first)
+    return all(len(set(first[t].docs) & set(second[t].docs)) >= 2 for t in first)
 
 
-def lead_estimates(val: Paired, fit: Paired | None, *, holder: str,
-                   bred: list[str]) -> tuple[np.ndarray, float | None, list[bool]]:
-    """Leads over `holder` of the bred finalists, (draws + 1) x len(bred) with the observed ones first; the
-    shrink taken off their fitness leads; which of them had a fitness lead paired with the holder's.
+def lead_estimates(val: Paired, fits: list[Paired], *, holder: str,
+                   bred: list[str]) -> tuple[np.ndarray, list[float | None], list[Paired | None]]:
+    """Leads over `holder` of the bred finalists, (draws + 1) x len(bred) with the observed ones first; for each,
+    the shrink taken off its fitness lead and the group of `fits` its fitness lead was paired in (None: none).
 
     A finalist's lead is its validation lead, blended with its fitness lead less the shrink when that was
     paired, unless the fitness lead exceeds the validation lead by more than twice the error of their
     difference (selection can only make a fitness lead optimistic: one that validation contradicts is not
     trusted; one below its validation lead only tempers a lucky validation draw). The shrink is the
-    winner's curse of the best of every bred candidate on the fitness sample, picked again in each
-    resample (Tibshirani & Tibshirani, 2009).
+    winner's curse of the best of every bred candidate of its group on the fitness sample, picked again in
+    each resample (Tibshirani & Tibshirani, 2009).
     """
     rng = np.random.default_rng(0)  # the same examples drawn every time: a decision is reproducible
     v = val.resampled(rng, BOOTSTRAP)
     lead_v = np.stack([val.column(v, i) - val.column(v, holder) for i in bred], axis=1)
-    paired = [fit is not None and holder in fit.ids and i in fit.ids for i in bred]
-    if not any(paired):
-        return lead_v, None, paired
-    f = fit.resampled(rng, BOOTSTRAP)
-    lead_f = np.stack([fit.column(f, i) - fit.column(f, holder) if ok else lead_v[:, k]
-                       for k, (i, ok) in enumerate(zip(bred, paired, strict=True))], axis=1)
-    beta = winners_curse(f, fit, holder=holder)
-    out = lead_v.copy()
-    for k, ok in enumerate(paired):
-        if ok and not overstated(lead_f[:, k] - beta, lead_v[:, k]):
-            out[:, k] = blend(lead_v[:, k], lead_f[:, k] - beta)
-    return out, beta, paired
+    out, after_validation = lead_v.copy(), rng.bit_generator.state
+    betas: list[float | None] = [None] * len(bred)
+    groups: list[Paired | None] = [None] * len(bred)
+    for fit in fits:
+        rng.bit_generator.state = after_validation  # every group resampled as the first one is
+        f = fit.resampled(rng, BOOTSTRAP)
+        beta = winners_curse(f, fit, holder=holder)
+        for k, i in enumerate(bred):
+            if groups[k] is not None or i not in fit.ids:
+                continue
+            groups[k], betas[k] = fit, beta
+            lead_f = fit.column(f, i) - fit.column(f, holder)
+            if not overstated(lead_f - beta, lead_v[:, k]):
+                out[:, k] = blend(lead_v[:, k], lead_f - beta)
+    return out, betas, groups
 
 
 def winners_curse(scores: np.ndarray, fit: Paired, *, holder: str) -> float:
@@ -333,21 +366,17 @@ def lead_stderr(a: Scored, b: Scored) -> float:
 
 def paired_stderr(a: Scored, b: Scored) -> float | None:
     """Standard error of the fitness difference a - b from the per-example differences on each task (the
-    tasks weighted as in the fitness); None unless both scored the same examples of the same tasks.
+    tasks weighted as in the fitness), on the examples both scored; None unless they share two of each task.
 
     Two models scored on one set of examples agree on most of them, so the paired error is far
     smaller than the two errors combined as if independent: leads of a point become visible."""
     if not comparable(a, b):
         return None
-    first, second = a.outcomes, b.outcomes
+    table = aligned({"a": a, "b": b})
     variance = 0.0
-    for task, mine in first.items():
-        theirs = second[task]
-        if len(mine.values) != len(theirs.values) or len(mine.values) < 2:
-            return None
-        diff = [x - y for x, y in zip(mine.values, theirs.values, strict=True)]
-        mean = sum(diff) / len(diff)
-        variance += mine.weight ** 2 * sum((d - mean) ** 2 for d in diff) / (len(diff) - 1) / len(diff)
+    for task, values in table.values.items():
+        diff = values[0] - values[1]
+        variance += table.weights[task] ** 2 * float(np.var(diff, ddof=1)) / len(diff)
     return math.sqrt(variance)
 
 

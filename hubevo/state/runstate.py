@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from hubevo.breed.genome import Individual
-from hubevo.config import RunConfig
+from hubevo.config import EstimatorConfig, RunConfig
 from hubevo.errors import ConfigError, StateFileError
 from hubevo.evaluation.records import Evaluation
 from hubevo.files import MISSING, file_problem, read_text
@@ -93,7 +93,8 @@ class RunState(BaseModel):
 
 
 # fitness fields added after runs began: at these defaults they leave an older run's hash as it was
-LATER_DEFAULTS = {"dtype": "auto", "hflm_kwargs": {}, "max_batch_size": 64}
+LATER_DEFAULTS = {"dtype": "auto", "hflm_kwargs": {}, "max_batch_size": 64,
+                  "estimator": EstimatorConfig().model_dump(mode="json")}
 
 
 def config_hash(cfg: RunConfig) -> str:

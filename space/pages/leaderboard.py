@@ -5,7 +5,8 @@ Pure functions of `RunData`. Runs are shown one after the other: each run's cham
 for it (`space.data.verdict`) in its `why` cell; then the run's other candidates, best first, ranked within
 the run. The scores come first (fitness and validation with their standard errors, held-out), so they
 stay beside the model name on a narrow screen; every task a shown candidate was scored on has a fitness
-or held-out column. The columns shown and the score sorted by (across runs) are the user's. A model is
+or held-out column; a model of an m2n2 archive shows its niche (the fitness examples it alone solves
+there). The columns shown and the score sorted by (across runs) are the user's. A model is
 picked by a `run/id` key (the pickers' values) or a `run/name` key (what a leaderboard row shows); its
 model cell links to its Hub repo when the run published it.
 """
@@ -24,7 +25,8 @@ from space.data.ranking import best_first, champion_id
 HF_URL = "https://huggingface.co"
 SCORES = ["fitness", "validation", "held-out"]
 LEADERBOARD_COLUMNS = ["model", "fitness", error_column("fitness"), "validation", error_column("validation"),
-                       "held-out", "rank", "run", "generation", "method", "parents", "status", "survivor", "pareto"]
+                       "held-out", "rank", "run", "generation", "method", "parents", "status", "survivor", "pareto",
+                       "niche"]
 WHY = "why"  # the champion's row: the run's recorded reason; after the per-task columns
 ALL = "all"
 BADGE = "★"
@@ -78,10 +80,19 @@ def leaderboard(
         "status": table["status"].to_numpy(),
         "survivor": ["yes" if s is True else "" for s in table["survivor"]],
         "pareto": ["yes" if _is_true(p) else "" for p in table["pareto"]],
+        "niche": niche_cells(table),
         **{c: table[c].map(rounded).to_numpy() for c in task_columns(table)},
         WHY: [reasons[r] if c else "" for r, c in zip(table["run"], table["is_champion"], strict=True)],
     })
     return sorted_by(chosen(shown, columns), sort_by)
+
+
+def niche_cells(table: pd.DataFrame) -> list[str]:
+    """An m2n2 archive model's niche (the fitness examples it alone solves there); empty elsewhere and in tables
+    written before the column existed."""
+    if "niche" not in table.columns:
+        return [""] * len(table)
+    return [n if isinstance(n, str) else "" for n in table["niche"]]
 
 
 def run_rows(run: RunData, *, generation: str | int, query: str, survivors_only: bool) -> pd.DataFrame:

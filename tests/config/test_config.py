@@ -80,7 +80,7 @@ def test_unknown_strategy_and_operator_are_named_with_what_exists(tmp_path):
     with pytest.raises(ConfigError) as err:
         parse_config(minimal(search={"strategy": "annealing"}, mutation={"operators": ["perturb", "ppo"]}),
                      root=tmp_path)
-    assert ("unknown search strategy 'annealing'. Known search strategies: auto, cmaes, dfs, ga, nsga2, psdfs, "
+    assert ("unknown search strategy 'annealing'. Known search strategies: auto, cmaes, dfs, ga, m2n2, nsga2, psdfs, "
             "random") in str(err.value)
     assert "unknown mutation operator 'ppo'. Did you mean dpo? Known mutation operators: dpo, perturb, sft" in str(err.value)
 

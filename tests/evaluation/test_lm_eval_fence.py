@@ -27,9 +27,26 @@ def test_canary_every_name_the_fence_replaces_is_still_what_lm_eval_calls():
     assert list(inspect.signature(lm_eval.utils.apply_template).parameters) == ["template", "doc"]
     assert "utils.apply_template(" in inspect.getsource(lm_eval.api.task)
     assert lm_eval.utils.env.from_string("{{ x | upper }}").render(x="a") == "A"  # the Jinja environment it compiles with
+    assert list(inspect.signature(lm_eval.api.task.Task.doc_iterator).parameters) == [
+        "self", "rank", "limit", "world_size", "samples"]
     replaced = {(module.__name__, name) for module, name, _ in lm_eval_fence.replacements()}
     assert replaced == {("lm_eval.evaluator", "add_env_info"), ("lm_eval.evaluator", "get_git_commit_hash"),
-                        ("lm_eval.api.task", "tqdm"), ("lm_eval.utils", "apply_template")}
+                        ("lm_eval.api.task", "tqdm"), ("lm_eval.utils", "apply_template"),
+                        ("Task", "doc_iterator")}
+
+
+def test_sampled_documents_are_read_alone_in_lm_evals_order_and_numbering(tmp_path):
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from hubevo.demo.zoo import render_tasks
+
+    task = get_task_dict(["demo_digits"], TaskManager(include_path=str(render_tasks(tmp_path))))["demo_digits"]
+    samples = [41, 3, 17, 3, 0]
+    expected = list(task.doc_iterator(samples=samples))
+    with lm_eval_fence.patched():
+        assert list(task.doc_iterator(samples=samples)) == expected
+        assert list(task.doc_iterator(limit=4)) == list(enumerate(task.eval_docs))[:4]
+    assert [doc["prompt"] for _, doc in expected] == [task.eval_docs[i]["prompt"] for i in (0, 3, 17, 41)]
 
 
 def test_canary_the_hflm_members_the_resident_model_reuses_are_still_there():

@@ -37,6 +37,29 @@ def wait_for_generation(proc, run_dir, *, generation: int, timeout: float = 240.
     wait_until(reached, timeout=timeout, every=0.05, what=f"the run to evaluate a candidate of generation {generation}")
 
 
+def killed_mid_generation(cfg, *, config_path, generation: int = 1) -> list[str]:
+    """`hubevo evolve` of `cfg` (written to `config_path`) in another process, SIGKILLed once it has evaluated a
+    candidate of `generation`; returns the command, to run again with `--resume`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    Path(config_path).write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    command = [sys.executable, "-m", "hubevo.cli", "evolve", str(config_path), "--no-progress"]
+    proc = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[2], env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_generation(proc, cfg.output.dir, generation=generation)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return command
+
+
 def wait_job_end(api, job_id: str, *, namespace: str, timeout: float = 30.0) -> str:
     """The stage a Hugging Face Job ended in (COMPLETED, ERROR or CANCELED), once it has ended."""
     def ended() -> str | None:

@@ -5,7 +5,6 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from hubevo.publish.rebuild import full_folders
 from hubevo.run.loop import evolve
 from hubevo.state.events import read_events
 from hubevo.state.runstate import load_state
-from tests.helpers import wait_for_generation
+from tests.helpers import killed_mid_generation
 from tests.helpers.cards import assert_same_weights, rebuild_from_card
 from tests.tiny_models import build_llama
 
@@ -185,16 +184,7 @@ def test_a_run_killed_and_resumed_equals_the_same_config_and_seed_run_without_a_
     no evaluation is repeated, and every fitness and survivor equals the uninterrupted run's (same config, seed)."""
     reference_cfg, reference = finished_run
     cfg = reference_cfg.model_copy(update={"output": reference_cfg.output.model_copy(update={"dir": tmp_path / "killed"})})
-    config_path = tmp_path / "run.yaml"
-    config_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-    command = [sys.executable, "-m", "hubevo.cli", "evolve", str(config_path), "--no-progress"]
-    proc = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_for_generation(proc, cfg.output.dir, generation=1)  # until generation 1 is partly evaluated
-    finally:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    command = killed_mid_generation(cfg, config_path=tmp_path / "run.yaml", generation=1)
     before = load_state(cfg.output.dir)
     assert not before.finished and before.generation == 1
     saved_before = dict(before.saved)

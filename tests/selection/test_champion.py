@@ -228,6 +228,11 @@ def test_a_lead_is_judged_example_by_example_when_both_kept_their_validation_out
     assert ranking.paired_stderr(unpaired, a) is None and unpaired.fitness - a.fitness < ranking.lead_stderr(unpaired, a)
     other = scored("other", better[:399])  # not the same examples: no pairing
     assert ranking.paired_stderr(other, a) is None
+    indexed = lambda e: e.model_copy(update={"outcomes": {"task": e.outcomes["task"].model_copy(  # noqa: E731
+        update={"docs": list(range(len(e.outcomes["task"].values)))})}})
+    subset = scored("subset", better[:80]).model_copy(update={"outcomes": {"task": TaskOutcomes(
+        weight=1.0, values=better[:80], docs=list(range(80)))}})  # a cheap-fitness subset: paired on its 80
+    assert ranking.paired_stderr(subset, indexed(a)) == ranking.paired_stderr(subset, indexed(scored("a80", base[:80])))
 
 
 def test_the_run_records_its_decision_and_the_cards_say_it_in_the_same_words(tied_run):
@@ -244,3 +249,21 @@ def test_the_run_records_its_decision_and_the_cards_say_it_in_the_same_words(tie
     card = ModelCard.load(Path(state.saved[decision.champion]) / "README.md")
     assert f"The run's champion: {decision_text(state)}." in card.text
     assert decision_text(state) in log_text  # the generation summaries
+
+
+def test_finalists_estimated_on_subsets_of_different_generations_each_pair_their_fitness_lead_with_the_holder():
+    import numpy as np
+
+    from hubevo.evaluation.records import Evaluation, TaskOutcomes
+
+    rng = np.random.default_rng(0)
+    truth = {"holder": 0.6, "b1": 0.7, "b2": 0.72, "b3": 0.65}
+    def scored(cid, docs, generation):  # noqa: E306
+        values = (rng.random(400) < truth[cid]).astype(float)[docs].tolist()
+        return Evaluation(id=cid, generation=generation, status="ok", fitness=float(np.mean(values)),
+                          outcomes={"t": TaskOutcomes(weight=1.0, values=values, docs=list(docs))})
+    fitness = {"holder": scored("holder", range(400), 0), "b1": scored("b1", range(0, 80), 1),
+               "b3": scored("b3", range(0, 80), 1), "b2": scored("b2", range(200, 280), 2)}
+    groups = ranking.fitness_groups(fitness, holder="holder", bred=["b1", "b2"], searched=["b1", "b3", "b2"])
+    assert [g.ids for g in groups] == [["holder", "b1", "b3"], ["holder", "b2"]]
+    assert [g.examples for g in groups] == [80, 80]  # each on the examples it really scored, never estimates
