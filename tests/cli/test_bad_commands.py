@@ -225,16 +225,28 @@ def stopped(proc: subprocess.Popen, signum: int) -> tuple[int, str]:
             proc.wait()
 
 
+def stopped_mid_run(world, tmp: Path, signum: int, *, generation: int):
+    """A run signalled once it has evaluated a candidate of `generation`: (exit code, stderr, run file, run folder,
+    generations). A generation of 4 examples is quick, and a busy machine may let the test see it only after the
+    run has ended: then a run twice as long is tried, in a fresh folder."""
+    for generations in (generation + 2, 2 * generation + 4, 4 * generation + 8):
+        folder = tmp / f"g{generations}"
+        folder.mkdir()
+        proc, run_file, run = start_evolve(world, folder, generations=generations)
+        wait_for_generation(proc, run, generation=generation)
+        code, err = stopped(proc, signum)
+        if code != 0:
+            return code, err, run_file, run, generations
+    raise AssertionError("every run ended before the signal reached it")
+
+
 def temp_files(run: Path) -> list[Path]:
     return [p for p in run.rglob(".*") if p.name.endswith((".tmp", ".aside"))]
 
 
 @pytest.mark.slow  # a run stopped during generation 0, then resumed to its end: about 15 s
 def test_ctrl_c_stops_a_run_with_one_line_and_resume_finishes_it(world, tmp_path, capsys):
-    # a generation more than the one it is stopped in: on a busy machine generation 0 can end before the signal
-    proc, run_file, run = start_evolve(world, tmp_path, generations=1)
-    wait_for_generation(proc, run, generation=0)
-    code, err = stopped(proc, signal.SIGINT)
+    code, err, run_file, run, _ = stopped_mid_run(world, tmp_path, signal.SIGINT, generation=0)
     assert code == 130, err
     assert err == "hubevo: stopped (SIGINT); resume with: hubevo evolve run.yaml --no-progress --resume\n", err
     assert temp_files(run) == [] and not load_state(run).finished
@@ -244,9 +256,7 @@ def test_ctrl_c_stops_a_run_with_one_line_and_resume_finishes_it(world, tmp_path
 
 @pytest.mark.slow  # a run stopped during generation 1, moved, then resumed to its end: about 20 s
 def test_sigterm_stops_a_run_with_one_line_and_it_resumes_from_a_moved_folder(world, tmp_path, capsys):
-    proc, run_file, run = start_evolve(world, tmp_path, generations=1)
-    wait_for_generation(proc, run, generation=1)
-    code, err = stopped(proc, signal.SIGTERM)
+    code, err, run_file, run, generations = stopped_mid_run(world, tmp_path, signal.SIGTERM, generation=1)
     assert code == 143, err
     assert err == "hubevo: stopped (SIGTERM); resume with: hubevo evolve run.yaml --no-progress --resume\n", err
     assert temp_files(run) == [] and load_state(run).saved
@@ -257,7 +267,7 @@ def test_sigterm_stops_a_run_with_one_line_and_it_resumes_from_a_moved_folder(wo
     run_file.write_text(yaml.safe_dump({**cfg, "output": {"dir": str(moved)}}))
     assert main(["evolve", str(run_file), "--no-progress", "--resume"]) == 0, capsys.readouterr().err
     state = load_state(moved)
-    assert state.finished and state.generation == 1
+    assert state.finished and state.generation == generations
     assert all(Path(path).is_relative_to(moved) for path in state.saved.values())
     assert not run.exists()
 
