@@ -211,9 +211,10 @@ def start_evolve(world, tmp: Path, *, generations: int) -> tuple[subprocess.Pope
     run_file = tmp / "run.yaml"
     run_file.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # a shell's background job ignores SIGINT, and a child inherits that: the run gets Ctrl-C as a terminal gives it
     proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "hubevo.cli", "evolve", "run.yaml",
-                             "--no-progress"], cwd=tmp,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--no-progress"], cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return proc, run_file, tmp / "run"
 
 

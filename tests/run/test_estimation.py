@@ -90,8 +90,9 @@ def test_a_killed_cheap_run_resumes_into_the_same_run(cheap_run, tmp_path):
     reference_cfg, reference = cheap_run
     cfg = reference_cfg.model_copy(update={"output": reference_cfg.output.model_copy(update={"dir": tmp_path / "k"})})
     command = killed_mid_generation(cfg, config_path=tmp_path / "run.yaml", generation=1)
-    subprocess.run(command + ["--resume"], cwd=REPO, env=os.environ.copy(), check=True, capture_output=True,
-                   timeout=300)
+    resumed = subprocess.run(command + ["--resume"], cwd=REPO, env=os.environ.copy(), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = load_state(cfg.output.dir)
     same = lambda s: {i: (e.fitness, e.estimate, {t: o.docs for t, o in e.outcomes.items()})  # noqa: E731
                       for i, e in s.evaluations.items()}

@@ -189,8 +189,9 @@ def test_a_run_killed_and_resumed_equals_the_same_config_and_seed_run_without_a_
     assert not before.finished and before.generation == 1
     saved_before = dict(before.saved)
 
-    subprocess.run(command + ["--resume"], cwd=REPO, env=os.environ.copy(), check=True, capture_output=True,
-                   timeout=300)
+    resumed = subprocess.run(command + ["--resume"], cwd=REPO, env=os.environ.copy(), capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = load_state(cfg.output.dir)
     assert after.finished
     assert saved_before.items() <= after.saved.items()
