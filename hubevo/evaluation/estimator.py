@@ -168,7 +168,7 @@ class ModelBased(Estimator):
         total, size = len(self.sample[task]), self.size(task)
         if self.reference(task) is None:
             return np.sort(self.rng(task, self.epoch).permutation(total)[:size])
-        audit = self.rng(task, 1).permutation(total)[:max(2, round(AUDIT * size))]
+        audit = self.audit(task)
         return np.sort(np.concatenate([audit, self.chosen(task, size - len(audit), exclude=audit)]))
 
     def audit(self, task: str) -> np.ndarray:

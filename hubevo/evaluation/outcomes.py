@@ -39,6 +39,14 @@ class Aligned:
         return columns, share / share.sum() if share.size else share
 
 
+def merged(first: TaskOutcomes | None, second: TaskOutcomes) -> TaskOutcomes:
+    """Two parts of one task's outcomes (each with document indices) as one, in document order; `first`'s weight."""
+    pairs = sorted(zip([*(first.docs if first else []), *(second.docs or [])],
+                       [*(first.values if first else []), *second.values], strict=True))
+    return TaskOutcomes(weight=first.weight if first else second.weight, values=[v for _, v in pairs],
+                        docs=[d for d, _ in pairs])
+
+
 def keys(evaluation: Evaluation, task: str) -> list:
     """The example keys of `evaluation`'s values on `task`: document indices, or (sample, position) for old records."""
     outcome: TaskOutcomes = evaluation.outcomes[task]

@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from hubevo.evaluation.outcomes import merged
 from hubevo.evaluation.plan import Sample
 from hubevo.evaluation.records import Evaluation, TaskOutcomes
 from hubevo.execute.runner import CandidateJob
@@ -59,11 +60,7 @@ class Tally:
 
     def keep(self, outcomes: Mapping[str, TaskOutcomes]) -> None:
         for task, part in outcomes.items():
-            mine = self.outcomes.get(task)
-            pairs = sorted(zip([*(mine.docs if mine else []), *(part.docs or [])],
-                               [*(mine.values if mine else []), *part.values], strict=True))
-            self.outcomes[task] = TaskOutcomes(weight=mine.weight if mine else part.weight,
-                                               values=[v for _, v in pairs], docs=[d for d, _ in pairs])
+            self.outcomes[task] = merged(self.outcomes.get(task), part)
 
     def add(self, scores: Mapping[str, float], part: Sample, stderrs: Mapping[str, float] | None = None) -> None:
         for task, value in scores.items():

@@ -19,6 +19,7 @@ from pathlib import Path
 from hubevo.errors import ConfigError
 from hubevo.evaluation.estimator import Estimator, estimator
 from hubevo.evaluation.fitness import weighted_fitness, weighted_stderr
+from hubevo.evaluation.outcomes import merged
 from hubevo.evaluation.records import Evaluation, TaskOutcomes
 
 log = logging.getLogger("hubevo")
@@ -41,17 +42,25 @@ def current(run) -> Estimator:
     before = max(epoch * cfg.refit_every, 1)
     sample = run.runner.evaluator.plan.sample_indices(state.generation)
     evaluations = {i: e for i, e in state.evaluations.items() if e.generation < before}
-    for path in cfg.references:  # a warm start: earlier runs' candidates scored in full on these tasks
-        evaluations |= read_references(path, tasks={t.name for t in run.cfg.fitness.tasks})
     key = (epoch, state.generation if run.cfg.fitness.resample else None, tuple(sorted(evaluations)))
     cache = run.__dict__.setdefault("_estimators", {})
     if key not in cache:
         cache.clear()
+        evaluations |= warm_start(run)
         cache[key] = estimator(cfg, sample=sample, evaluations=evaluations, seed=run.cfg.fitness.seed, epoch=epoch)
         refs = cache[key].refs
         log.debug("estimator %s refitted on %d references: %s examples per task", cfg.kind,
                   len(refs.ids) if refs else 0, {t: len(d) for t, d in cache[key].items.items()})
     return cache[key]
+
+
+def warm_start(run) -> dict[str, Evaluation]:
+    """`fitness.estimator.references`: earlier runs' candidates scored in full on these tasks (read once a run)."""
+    if "_warm_start" not in run.__dict__:
+        tasks = {t.name for t in run.cfg.fitness.tasks}
+        run.__dict__["_warm_start"] = {k: e for path in run.cfg.fitness.estimator.references
+                                       for k, e in read_references(path, tasks=tasks).items()}
+    return run.__dict__["_warm_start"]
 
 
 def read_references(path: Path, *, tasks: set[str]) -> dict[str, Evaluation]:
@@ -97,19 +106,16 @@ def applied(run, est: Estimator, ev: Evaluation) -> Evaluation:
 def rest_of_sample(run, ev: Evaluation) -> dict[str, list[int]]:
     """The examples of the generation's sample `ev` was not scored on."""
     sample = run.runner.evaluator.plan.sample_indices(run.state.generation)
-    return {t: [d for d in docs if d not in set(ev.outcomes[t].docs or [])] for t, docs in sample.items()}
+    scored = {t: set(ev.outcomes[t].docs or []) for t in sample}
+    return {t: [d for d in docs if d not in scored[t]] for t, docs in sample.items()}
 
 
 def completed(run, ev: Evaluation, rest: Evaluation) -> Evaluation:
     """An estimated evaluation and its scoring on the rest of the sample, as one measured on all of it."""
     tasks = run.cfg.fitness.tasks
-    outcomes, scores = {}, {}
-    for task, part in ev.outcomes.items():
-        other = rest.outcomes.get(task)
-        pairs = sorted(zip([*(part.docs or []), *(other.docs or [] if other else [])],
-                           [*part.values, *(other.values if other else [])], strict=True))
-        outcomes[task] = TaskOutcomes(weight=part.weight, values=[v for _, v in pairs], docs=[d for d, _ in pairs])
-        scores[task] = sum(v for _, v in pairs) / len(pairs)
+    outcomes = {task: merged(part, rest.outcomes[task]) if task in rest.outcomes else part
+                for task, part in ev.outcomes.items()}
+    scores = {task: sum(o.values) / len(o.values) for task, o in outcomes.items()}
     stderrs = {t: (s * (1 - s) / len(outcomes[t].values)) ** 0.5 for t, s in scores.items()}
     return ev.model_copy(update={
         "fitness": weighted_fitness(scores, tasks), "scores": scores, "stderrs": stderrs,

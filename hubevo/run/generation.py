@@ -83,8 +83,9 @@ def scored(run: Run, backend, todo: list[Individual]):
     if not estimation.active(run):
         yield from measured(run, backend, todo)
         return
-    yield from measured(run, backend, [ind for ind in todo if estimation.measured_in_full(run, ind)])
-    cheap = [ind for ind in todo if not estimation.measured_in_full(run, ind)]
+    full = [estimation.measured_in_full(run, ind) for ind in todo]  # decided before any of them is recorded
+    yield from measured(run, backend, [ind for ind, whole in zip(todo, full, strict=True) if whole])
+    cheap = [ind for ind, whole in zip(todo, full, strict=True) if not whole]
     if cheap:
         est = estimation.current(run)
         for evaluation in measured(run, backend, cheap, sample=est.items):
@@ -104,7 +105,8 @@ def measured(run: Run, backend, todo: list[Individual], *, sample=None):
     tasks = run.cfg.fitness.tasks
     order = run.runner.evaluator.plan.racing_order(run.state.generation)
     if sample is not None:
-        order = {t: [d for d in docs if d in set(sample[t])] for t, docs in order.items()}
+        chosen = {t: set(docs) for t, docs in sample.items()}
+        order = {t: [d for d in docs if d in chosen[t]] for t, docs in order.items()}
     return race([run.job(ind) for ind in todo], evaluate=backend.evaluate, order=order, rungs=racing.rungs,
                 keep=racing.keep, min_keep=racing.min_keep, fitness=lambda scores: weighted_fitness(scores, tasks),
                 protect=frozenset(protected(run, todo)))
